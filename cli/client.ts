@@ -1,0 +1,128 @@
+/**
+ * The REST client the CLI commands share. Errors from the matcher come back as PilothouseError with
+ * the server's code; a matcher that cannot be reached is MATCHER_UNREACHABLE (retryable). An https
+ * matcher is verified against `--ca-file` / PILOTHOUSE_CA_FILE when given (else Node's roots).
+ */
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import { PilothouseError, isErrorCode } from '../shared/errors.ts';
+
+export interface ClientOptions {
+  matcher?: string | undefined;
+  tokenFile?: string | undefined;
+  caFile?: string | undefined;
+}
+
+export const DEFAULT_MATCHER_URL = 'http://127.0.0.1:8080';
+
+export class MatcherClient {
+  readonly baseUrl: string;
+  readonly #token: string;
+  readonly #dispatcher: Dispatcher | undefined;
+
+  constructor(baseUrl: string, token: string, options: { caPem?: string | undefined } = {}) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.#token = token;
+    this.#dispatcher = options.caPem === undefined ? undefined : new Agent({ connect: { ca: options.caPem } });
+  }
+
+  static async fromOptions(options: ClientOptions, env: NodeJS.ProcessEnv = process.env): Promise<MatcherClient> {
+    const base = options.matcher ?? env.PILOTHOUSE_MATCHER ?? DEFAULT_MATCHER_URL;
+    try {
+      const url = new URL(base);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+    } catch {
+      throw new PilothouseError('CONFIG_INVALID', `--matcher must be an http(s) URL, got "${base}"`, {
+        field: 'matcher',
+      });
+    }
+    const caPem = await readCaFile(options.caFile ?? env.PILOTHOUSE_CA_FILE);
+    return new MatcherClient(base, await resolveToken(options.tokenFile, env), { caPem });
+  }
+
+  async json<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T; headers: Record<string, unknown> }> {
+    const response = await this.#send(
+      method,
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+      'application/json',
+    );
+    const text = await response.body.text();
+    const parsed = text ? (JSON.parse(text) as unknown) : null;
+    if (response.statusCode >= 400) throw errorFromResponse(response.statusCode, parsed);
+    return { status: response.statusCode, body: parsed as T, headers: response.headers };
+  }
+
+  /** GET of a binary body (sandboxes), as a stream. */
+  async download(path: string): Promise<Readable> {
+    const response = await this.#send('GET', path, undefined, undefined);
+    if (response.statusCode >= 400) {
+      const text = await response.body.text();
+      throw errorFromResponse(response.statusCode, text ? (JSON.parse(text) as unknown) : null);
+    }
+    return Readable.from(response.body);
+  }
+
+  async #send(method: string, path: string, body: string | undefined, contentType: string | undefined) {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}` };
+    if (contentType && body !== undefined) headers['content-type'] = contentType;
+    try {
+      return await request(`${this.baseUrl}${path}`, {
+        method: method as 'GET',
+        headers,
+        body,
+        ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
+      });
+    } catch (error) {
+      throw new PilothouseError(
+        'MATCHER_UNREACHABLE',
+        `cannot reach the matcher at ${this.baseUrl}: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
+    }
+  }
+}
+
+/** The CA bundle (PEM) that verifies an https matcher; undefined = Node's default roots. */
+export async function readCaFile(file: string | undefined): Promise<string | undefined> {
+  if (file === undefined || file === '') return undefined;
+  try {
+    const pem = await readFile(file, 'utf8');
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no PEM certificate in it');
+    return pem;
+  } catch (error) {
+    throw new PilothouseError('CONFIG_INVALID', `cannot use the CA file ${file}: ${(error as Error).message}`, {
+      field: 'caFile',
+    });
+  }
+}
+
+export async function resolveToken(tokenFile: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+  const file = tokenFile ?? env.PILOTHOUSE_TOKEN_FILE;
+  if (file) {
+    try {
+      const token = (await readFile(file, 'utf8')).trim();
+      if (token) return token;
+    } catch (error) {
+      throw new PilothouseError('CONFIG_INVALID', `cannot read the token file ${file}: ${(error as Error).message}`, {
+        field: 'tokenFile',
+      });
+    }
+    throw new PilothouseError('CONFIG_INVALID', `the token file ${file} is empty`, { field: 'tokenFile' });
+  }
+  if (env.PILOTHOUSE_TOKEN) return env.PILOTHOUSE_TOKEN.trim();
+  throw new PilothouseError('TOKEN_MISSING', 'no token: pass --token-file FILE or set PILOTHOUSE_TOKEN');
+}
+
+function errorFromResponse(status: number, body: unknown): PilothouseError {
+  const error = (body as { error?: { code?: unknown; message?: unknown; field?: unknown } } | null)?.error;
+  const code = isErrorCode(error?.code) ? error.code : status >= 500 ? 'INTERNAL' : 'VALIDATION_FAILED';
+  const message = typeof error?.message === 'string' ? error.message : `HTTP ${status}`;
+  return new PilothouseError(code, message, typeof error?.field === 'string' ? { field: error.field } : {});
+}

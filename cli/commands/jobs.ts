@@ -1,0 +1,226 @@
+/** Client commands on jobs: submit, status, jobs (search), output. */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { PilothouseError } from '../../shared/errors.ts';
+import { JOB_STATUSES } from '../../shared/job/status.ts';
+import type { JobView, JobWithHistory } from '../../shared/job/model.ts';
+import { MatcherClient, type ClientOptions } from '../client.ts';
+import { printJson, table } from '../format.ts';
+import { createProgress } from '../progress.ts';
+import { unpackOutputSandbox } from '../unpack-output.ts';
+
+interface CommonOptions extends ClientOptions {
+  json?: boolean;
+}
+
+/** Adds --matcher, --token-file, --ca-file and --json to a client command. */
+export function clientCommand(name: string, description: string): Command {
+  return new Command(name)
+    .description(description)
+    .option('--matcher <url>', 'matcher base URL (env PILOTHOUSE_MATCHER)', undefined)
+    .option('--token-file <file>', 'file holding a user token (env PILOTHOUSE_TOKEN_FILE or PILOTHOUSE_TOKEN)')
+    .option('--ca-file <file>', 'CA bundle (PEM) that verifies an https matcher (env PILOTHOUSE_CA_FILE)')
+    .option('--json', 'print JSON for scripts', false);
+}
+
+export const SUBMIT_BATCH_SIZE = 1000;
+
+async function readDescriptions(files: string[]): Promise<unknown[]> {
+  const all: unknown[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text =
+        file === '-'
+          ? await new Response(process.stdin as unknown as ReadableStream).text()
+          : await readFile(file, 'utf8');
+    } catch (error) {
+      throw new PilothouseError('CONFIG_INVALID', `cannot read ${file}: ${(error as Error).message}`, {
+        field: 'file',
+      });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw new PilothouseError('BAD_JSON', `${file} is not valid JSON: ${(error as Error).message}`, {
+        field: 'file',
+      });
+    }
+    all.push(...(Array.isArray(parsed) ? parsed : [parsed]));
+  }
+  return all;
+}
+
+export function submitCommand(): Command {
+  return clientCommand('submit', 'submit the jobs described in JSON files (one job or an array each; - reads stdin)')
+    .argument('<files...>', 'job description files')
+    .action(async (files: string[], options: CommonOptions) => {
+      const client = await MatcherClient.fromOptions(options);
+      const descriptions = await readDescriptions(files);
+      const jobIds: number[] = [];
+      const progress =
+        descriptions.length > SUBMIT_BATCH_SIZE ? createProgress('submitting', descriptions.length) : null;
+      // Batches are submitted in order; a refused batch stops the run and says which jobs went in.
+      for (let start = 0; start < descriptions.length; start += SUBMIT_BATCH_SIZE) {
+        const batch = descriptions.slice(start, start + SUBMIT_BATCH_SIZE);
+        try {
+          const { body } = await client.json<{ jobIds: number[] }>('POST', '/api/jobs', batch);
+          jobIds.push(...body.jobIds);
+        } catch (error) {
+          if (error instanceof PilothouseError && error.details.field?.startsWith('[')) {
+            const index = Number(/^\[(\d+)\]/.exec(error.details.field)?.[1] ?? 0) + start;
+            throw new PilothouseError(
+              error.code,
+              `job #${index + 1}: ${error.message} (${jobIds.length} job(s) submitted before it)`,
+              error.details,
+            );
+          }
+          throw error;
+        }
+        progress?.update(jobIds.length);
+      }
+      progress?.finish();
+      if (options.json) printJson({ jobIds });
+      else process.stdout.write(`${jobIds.length === 1 ? 'job' : 'jobs'} ${compactIds(jobIds)} submitted\n`);
+    });
+}
+
+function compactIds(ids: number[]): string {
+  if (ids.length <= 10) return ids.join(' ');
+  return `${ids[0]}..${ids[ids.length - 1]} (${ids.length})`;
+}
+
+export function statusCommand(): Command {
+  return clientCommand('status', 'show jobs with their status (and history with --history)')
+    .argument('<ids...>', 'job ids')
+    .option('--history', 'also print each status change', false)
+    .action(async (ids: string[], options: CommonOptions & { history: boolean }) => {
+      const client = await MatcherClient.fromOptions(options);
+      const jobs: JobWithHistory[] = [];
+      for (const id of ids)
+        jobs.push((await client.json<JobWithHistory>('GET', `/api/jobs/${encodeURIComponent(id)}`)).body);
+      if (options.json) {
+        printJson(jobs.length === 1 ? jobs[0] : jobs);
+        return;
+      }
+      process.stdout.write(`${jobTable(jobs)}\n`);
+      if (options.history) {
+        for (const job of jobs) {
+          process.stdout.write(`\njob ${job.id}\n`);
+          process.stdout.write(
+            `${table(
+              ['time', 'status', 'minor status', 'application status', 'source'],
+              job.history.map((h) => [
+                h.at,
+                h.applied ? h.status : `(${h.status})`,
+                h.minorStatus,
+                h.applicationStatus,
+                h.source,
+              ]),
+            )}\n`,
+          );
+        }
+      }
+    });
+}
+
+function jobTable(jobs: JobView[]): string {
+  return table(
+    ['id', 'status', 'minor status', 'exit', 'site', 'owner', 'name'],
+    jobs.map((j) => [j.id, j.status, j.minorStatus, j.exitCode, j.site, j.owner, j.name]),
+  );
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',')];
+
+export function jobsCommand(): Command {
+  return clientCommand('jobs', 'search jobs (your own unless you administer jobs)')
+    .addOption(new Option('--status <status>', 'filter by status (repeatable, or comma-separated)').argParser(collect))
+    .addOption(new Option('--owner <owner>', 'filter by owner').argParser(collect))
+    .addOption(new Option('--site <site>', 'filter by site').argParser(collect))
+    .option('--page <n>', 'page number', '1')
+    .option('--per-page <n>', 'jobs per page (at most 10000)', '50')
+    .action(
+      async (
+        options: CommonOptions & {
+          status?: string[];
+          owner?: string[];
+          site?: string[];
+          page: string;
+          perPage: string;
+        },
+      ) => {
+        for (const status of options.status ?? []) {
+          if (!(JOB_STATUSES as readonly string[]).includes(status)) {
+            throw new PilothouseError('CONFIG_INVALID', `--status ${status} is not one of ${JOB_STATUSES.join(', ')}`, {
+              field: 'status',
+            });
+          }
+        }
+        const client = await MatcherClient.fromOptions(options);
+        const { body } = await client.json<{ total: number; page: number; perPage: number; jobs: JobView[] }>(
+          'POST',
+          '/api/jobs/search',
+          {
+            ...(options.status && { status: options.status }),
+            ...(options.owner && { owner: options.owner }),
+            ...(options.site && { site: options.site }),
+            page: positiveInt(options.page, 'page'),
+            perPage: positiveInt(options.perPage, 'per-page'),
+            sort: { field: 'id', direction: 'desc' },
+          },
+        );
+        if (options.json) {
+          printJson(body);
+          return;
+        }
+        process.stdout.write(`${jobTable(body.jobs)}\n`);
+        process.stdout.write(`${body.jobs.length} of ${body.total} job(s), page ${body.page}\n`);
+      },
+    );
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new PilothouseError('CONFIG_INVALID', `--${flag} must be a positive integer`, { field: flag });
+  return n;
+}
+
+export function outputCommand(): Command {
+  return clientCommand('output', "download a job's output sandbox and unpack it")
+    .argument('<id>', 'job id')
+    .option('--dir <dir>', 'where to unpack (default ./job-<id>)')
+    .action(async (id: string, options: CommonOptions & { dir?: string }) => {
+      const client = await MatcherClient.fromOptions(options);
+      const dir = path.resolve(options.dir ?? `job-${id}`);
+      const files = await unpackOutputSandbox(await client.download(`/api/jobs/${encodeURIComponent(id)}/output`), dir);
+      if (options.json) printJson({ dir, files });
+      else process.stdout.write(`${files.length} file(s) in ${dir}: ${files.join(' ')}\n`);
+    });
+}
+
+export function killCommand(): Command {
+  return clientCommand('kill', 'kill jobs: Killed at once; a running payload is stopped by its pilot within seconds')
+    .argument('<ids...>', 'job ids')
+    .action(async (ids: string[], options: CommonOptions) => {
+      const client = await MatcherClient.fromOptions(options);
+      const results: { jobId: number; status: string; killed: boolean }[] = [];
+      for (const id of ids) {
+        results.push(
+          (
+            await client.json<{ jobId: number; status: string; killed: boolean }>(
+              'POST',
+              `/api/jobs/${encodeURIComponent(id)}/kill`,
+            )
+          ).body,
+        );
+      }
+      if (options.json) printJson(results);
+      else
+        for (const r of results)
+          process.stdout.write(`job ${r.jobId}: ${r.killed ? 'killed' : `not killed (${r.status})`}\n`);
+    });
+}

@@ -1,0 +1,59 @@
+/** `pilothouse server`: the matcher (token administration is in token.ts). */
+import { Command } from 'commander';
+import { createLogger } from '../../shared/logger.ts';
+import { compileMatcherConfig } from '../../matcher/config.ts';
+import { startMatcher } from '../../matcher/server.ts';
+import { loadSchedulingPolicy } from '../../matcher/matching/scheduling-policy.ts';
+
+export function serverCommand(): Command {
+  return new Command('server')
+    .description('run the matcher (REST API + pilot WebSocket) on a data directory')
+    .requiredOption('--data-dir <dir>', 'where the database, keys, sandboxes and admin.token live')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
+    .option('--db <url>', 'job store: sqlite:PATH (default: DIR/pilothouse.sqlite)')
+    .option('--heartbeat-interval-sec <n>', 'how often pilots send heartbeats', parseFloat)
+    .option('--tls-cert <file>', 'serve https/wss with this certificate (PEM, with its chain)')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--oidc-config <file>', 'trusted external OIDC issuers and their claim mapping (default: DIR/oidc.json)')
+    .option(
+      '--key-rotation-age-sec <n>',
+      'rotate the signing key automatically at this age (default: never)',
+      parseFloat,
+    )
+    .option('--policy <file>', 'scheduling policy JSON: group shares, job-type ranks, running limits, matching delays')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(
+      async (options: {
+        dataDir: string;
+        listen: string;
+        db?: string;
+        heartbeatIntervalSec?: number;
+        tlsCert?: string;
+        tlsKey?: string;
+        oidcConfig?: string;
+        keyRotationAgeSec?: number;
+        policy?: string;
+        logLevel: string;
+      }) => {
+        const config = compileMatcherConfig(options);
+        const policy = await loadSchedulingPolicy(options.policy);
+        const logger = createLogger({ component: 'matcher', level: options.logLevel });
+        const matcher = await startMatcher(config, { logger, policy });
+        process.stderr.write(`matcher listening on ${matcher.url}\nadmin token: ${matcher.adminTokenPath}\n`);
+        await waitForSignal();
+        await matcher.stop();
+      },
+    );
+}
+
+export function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

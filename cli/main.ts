@@ -1,0 +1,51 @@
+/**
+ * `pilothouse`: one command for users, administrators and operators. Each subcommand has --help;
+ * client subcommands take --matcher, --token-file and --json. The only place that exits the process.
+ */
+import { Command, CommanderError } from 'commander';
+import { buildPilotCommand } from '../pilot/cli.ts';
+import { EXIT, reportError } from './exit.ts';
+import { jobsCommand, killCommand, outputCommand, statusCommand, submitCommand } from './commands/jobs.ts';
+import { explainCommand, sitesCommand, taskQueuesCommand } from './commands/matching.ts';
+import { pilotsCommand } from './commands/pilots.ts';
+import { serverCommand } from './commands/server.ts';
+import { tokenCommand } from './commands/token.ts';
+import { demoCommand, upCommand } from './commands/up.ts';
+
+const program = new Command('pilothouse')
+  .description('Pilothouse: pull-based workload management (matcher, pilots, site directors)')
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError()
+  .addCommand(serverCommand())
+  .addCommand(buildPilotCommand())
+  .addCommand(upCommand())
+  .addCommand(demoCommand())
+  .addCommand(submitCommand())
+  .addCommand(statusCommand())
+  .addCommand(jobsCommand())
+  .addCommand(outputCommand())
+  .addCommand(killCommand())
+  .addCommand(explainCommand())
+  .addCommand(taskQueuesCommand())
+  .addCommand(sitesCommand())
+  .addCommand(tokenCommand())
+  .addCommand(pilotsCommand());
+
+// Usage errors in any subcommand must come back here (exit code 2), not end the process inside commander.
+const overrideExits = (command: Command): void => {
+  command.exitOverride();
+  command.commands.forEach(overrideExits);
+};
+overrideExits(program);
+
+try {
+  await program.parseAsync(process.argv);
+  process.exitCode = process.exitCode ?? EXIT.ok;
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    process.exitCode = reportError(error, process.argv.includes('--json'));
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * Matcher options: raw values (flags, environment) are compiled once into MatcherConfig, with
+ * defaults filled in and units in the names. Nothing else in the matcher reads process.env.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { PilothouseError } from '../shared/errors.ts';
+import { MAX_WALL_TIME_SEC } from '../shared/job/description.ts';
+import { readOidcConfig, type OidcConfig } from './auth/oidc.ts';
+import type { PilotCredentialLimits } from './auth/pilot-credentials.ts';
+
+/** Pilots send a heartbeat this often; DIRAC's 30 min made stall detection take 75 min. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
+/** A job token outlives the job's wall time by this much (uploads after the payload ends). */
+export const DEFAULT_JOB_TOKEN_GRACE_SEC = 3_600;
+/** 10,000 jobs of a few KiB each. */
+export const DEFAULT_MAX_SUBMIT_BYTES = 64 * 1024 * 1024;
+/** DiracX caps sandboxes at 100 MiB. */
+export const DEFAULT_MAX_SANDBOX_BYTES = 100 * 1024 * 1024;
+/** How often the in-memory task-queue index is re-read from the store (other replicas, drift). */
+export const DEFAULT_TASK_QUEUE_REFRESH_MS = 5_000;
+/**
+ * The admin token (`<dataDir>/admin.token`): rewritten at start and by the maintenance tick when it has
+ * less than half its life left or its key no longer verifies.
+ */
+export const DEFAULT_ADMIN_TOKEN_TTL_SEC = 7 * 86_400;
+/**
+ * The longest life of any token the matcher signs: a job token covers the longest wall time plus its
+ * grace. It is also how long a key keeps verifying after a rotation (then it is deleted).
+ */
+export const DEFAULT_MAX_TOKEN_TTL_SEC = MAX_WALL_TIME_SEC + DEFAULT_JOB_TOKEN_GRACE_SEC;
+/** How often keys are reloaded, retired keys dropped, expired credentials purged, rotation checked. */
+export const DEFAULT_KEY_MAINTENANCE_INTERVAL_MS = 30_000;
+/** The pilot credential lifetimes (see matcher/auth/pilot-credentials.ts). */
+export const DEFAULT_PILOT_CREDENTIAL_LIMITS: PilotCredentialLimits = {
+  accessTokenTtlSec: 20 * 60,
+  refreshTokenTtlSec: 86_400,
+  maxPilotLifetimeSec: 7 * 86_400,
+  defaultSecretTtlSec: 3 * 86_400,
+  maxSecretTtlSec: 14 * 86_400,
+};
+/** Failed pilot-token exchanges tolerated per address and window before RATE_LIMITED. */
+export const DEFAULT_EXCHANGE_MAX_FAILURES = 20;
+export const DEFAULT_EXCHANGE_FAILURE_WINDOW_MS = 60_000;
+
+export interface RawMatcherConfig {
+  dataDir: string;
+  listen?: string | undefined;
+  db?: string | undefined;
+  heartbeatIntervalSec?: number | undefined;
+  defaultVo?: string | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  /** Default: `<dataDir>/oidc.json` when it exists. */
+  oidcConfig?: string | undefined;
+  /** Rotate the signing key automatically once it is this old (off when absent). */
+  keyRotationAgeSec?: number | undefined;
+}
+
+export interface TlsMaterial {
+  certPath: string;
+  cert: string;
+  key: string;
+}
+
+export interface MatcherConfig {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** SQLite database file. */
+  sqlitePath: string;
+  heartbeatIntervalMs: number;
+  jobTokenGraceSec: number;
+  maxSubmitBytes: number;
+  maxSandboxBytes: number;
+  adminTokenTtlSec: number;
+  taskQueueRefreshMs: number;
+  /** The VO of the admin token written on first start. */
+  defaultVo: string;
+  /** Serve https/wss with this certificate; null = plain http/ws. */
+  tls: TlsMaterial | null;
+  /** External OIDC issuers trusted for user tokens; null = none. */
+  oidc: OidcConfig | null;
+  keyRotationAgeMs: number | null;
+  keyMaintenanceIntervalMs: number;
+  maxTokenTtlSec: number;
+  pilotCredentials: PilotCredentialLimits;
+  exchangeMaxFailures: number;
+  exchangeFailureWindowMs: number;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
+  const port = Number(match?.[2]);
+  if (!match?.[1] || !Number.isInteger(port) || port > 65_535) {
+    throw new PilothouseError('CONFIG_INVALID', `--listen must be HOST:PORT (e.g. 127.0.0.1:8080), got "${listen}"`, {
+      field: 'listen',
+    });
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
+  if (!raw.dataDir) throw new PilothouseError('CONFIG_INVALID', '--data-dir is required', { field: 'dataDir' });
+  const dataDir = path.resolve(raw.dataDir);
+  const { host, port } = parseListen(raw.listen ?? '127.0.0.1:8080');
+  let sqlitePath = path.join(dataDir, 'pilothouse.sqlite');
+  if (raw.db !== undefined) {
+    if (raw.db.startsWith('sqlite:')) sqlitePath = path.resolve(raw.db.slice('sqlite:'.length));
+    else {
+      throw new PilothouseError(
+        'CONFIG_INVALID',
+        `--db must be sqlite:PATH (PostgreSQL is not available yet), got "${raw.db}"`,
+        {
+          field: 'db',
+        },
+      );
+    }
+  }
+  const heartbeatIntervalSec = raw.heartbeatIntervalSec ?? DEFAULT_HEARTBEAT_INTERVAL_MS / 1000;
+  if (!(heartbeatIntervalSec > 0)) {
+    throw new PilothouseError('CONFIG_INVALID', '--heartbeat-interval-sec must be positive', {
+      field: 'heartbeatIntervalSec',
+    });
+  }
+  return {
+    dataDir,
+    host,
+    port,
+    sqlitePath,
+    heartbeatIntervalMs: Math.round(heartbeatIntervalSec * 1000),
+    jobTokenGraceSec: DEFAULT_JOB_TOKEN_GRACE_SEC,
+    maxSubmitBytes: DEFAULT_MAX_SUBMIT_BYTES,
+    maxSandboxBytes: DEFAULT_MAX_SANDBOX_BYTES,
+    adminTokenTtlSec: DEFAULT_ADMIN_TOKEN_TTL_SEC,
+    taskQueueRefreshMs: DEFAULT_TASK_QUEUE_REFRESH_MS,
+    defaultVo: raw.defaultVo ?? 'local',
+    tls: compileTls(raw.tlsCert, raw.tlsKey),
+    oidc: compileOidc(raw.oidcConfig, dataDir),
+    keyRotationAgeMs: compileRotationAge(raw.keyRotationAgeSec),
+    keyMaintenanceIntervalMs: DEFAULT_KEY_MAINTENANCE_INTERVAL_MS,
+    maxTokenTtlSec: DEFAULT_MAX_TOKEN_TTL_SEC,
+    pilotCredentials: DEFAULT_PILOT_CREDENTIAL_LIMITS,
+    exchangeMaxFailures: DEFAULT_EXCHANGE_MAX_FAILURES,
+    exchangeFailureWindowMs: DEFAULT_EXCHANGE_FAILURE_WINDOW_MS,
+  };
+}
+
+function compileTls(certPath: string | undefined, keyPath: string | undefined): TlsMaterial | null {
+  if (certPath === undefined && keyPath === undefined) return null;
+  if (certPath === undefined || keyPath === undefined) {
+    throw new PilothouseError('CONFIG_INVALID', '--tls-cert and --tls-key go together', {
+      field: certPath === undefined ? 'tlsCert' : 'tlsKey',
+    });
+  }
+  const read = (file: string, field: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new PilothouseError('CONFIG_INVALID', `cannot read ${file}: ${(error as Error).message}`, { field });
+    }
+  };
+  const material = { certPath: path.resolve(certPath), cert: read(certPath, 'tlsCert'), key: read(keyPath, 'tlsKey') };
+  try {
+    createSecureContext({ cert: material.cert, key: material.key });
+  } catch (error) {
+    throw new PilothouseError(
+      'CONFIG_INVALID',
+      `--tls-cert/--tls-key: not a usable certificate and matching private key (${(error as Error).message})`,
+      { field: 'tlsCert' },
+    );
+  }
+  return material;
+}
+
+function compileOidc(file: string | undefined, dataDir: string): OidcConfig | null {
+  if (file !== undefined) return readOidcConfig(path.resolve(file));
+  const inDataDir = path.join(dataDir, 'oidc.json');
+  return existsSync(inDataDir) ? readOidcConfig(inDataDir) : null;
+}
+
+function compileRotationAge(seconds: number | undefined): number | null {
+  if (seconds === undefined) return null;
+  if (!Number.isFinite(seconds) || seconds < 60) {
+    throw new PilothouseError('CONFIG_INVALID', '--key-rotation-age-sec must be at least 60', {
+      field: 'keyRotationAgeSec',
+    });
+  }
+  return Math.round(seconds * 1000);
+}

@@ -1,0 +1,173 @@
+/**
+ * A small router over node:http. Every route declares a policy; the router authenticates the bearer
+ * token and checks the policy before the handler runs, so no route can forget authorization
+ * (test/matcher/routes-policy.int.test.ts enumerates the table). Errors become
+ * `{ "error": { code, message, field?, retryable } }` with the code's HTTP status.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { PilothouseError, toPilothouseError } from '../../shared/errors.ts';
+import type { Principal } from '../../shared/auth/claims.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { POLICIES, type PolicyName } from '../auth/policy.ts';
+import type { TokenService } from '../auth/tokens.ts';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface RequestContext {
+  req: IncomingMessage;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** Null only on public routes. */
+  principal: Principal | null;
+  logger: Logger;
+}
+
+export type Reply =
+  | { status: number; json: unknown; headers?: Record<string, string> }
+  | { status: number; stream: Readable; headers: Record<string, string> };
+
+export interface Route {
+  method: HttpMethod;
+  path: string;
+  policy: PolicyName;
+  summary: string;
+  handler(ctx: RequestContext): Promise<Reply>;
+}
+
+interface CompiledRoute extends Route {
+  pattern: RegExp;
+  paramNames: string[];
+}
+
+export class Router {
+  readonly #routes: CompiledRoute[] = [];
+  readonly #tokens: TokenService;
+  readonly #logger: Logger;
+
+  constructor(deps: { tokens: TokenService; logger: Logger }) {
+    this.#tokens = deps.tokens;
+    this.#logger = deps.logger;
+  }
+
+  add(route: Route): void {
+    const paramNames: string[] = [];
+    const source = route.path
+      .split('/')
+      .map((part) => {
+        if (!part.startsWith(':')) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        paramNames.push(part.slice(1));
+        return '([^/]+)';
+      })
+      .join('/');
+    const compiled = { ...route, pattern: new RegExp(`^${source}$`), paramNames };
+    // Static paths win over parameterised ones (GET /api/pilots/connect is not GET /api/pilots/:id),
+    // whatever the registration order: a route is never shadowed by a broader one.
+    const firstWithParams = this.#routes.findIndex((r) => r.paramNames.length > 0);
+    if (paramNames.length === 0 && firstWithParams >= 0) this.#routes.splice(firstWithParams, 0, compiled);
+    else this.#routes.push(compiled);
+  }
+
+  /** The registered routes, for the policy enumeration test and /api/openapi.json. */
+  routes(): readonly Route[] {
+    return this.#routes;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://matcher.invalid');
+    const logger = this.#logger.child({
+      method: req.method,
+      path: url.pathname,
+      remoteAddress: req.socket.remoteAddress,
+    });
+    try {
+      const reply = await this.#dispatch(req, url, logger);
+      await send(res, reply);
+    } catch (thrown) {
+      const error = toPilothouseError(thrown);
+      if (error.code === 'INTERNAL') logger.error({ err: error.cause ?? error }, 'request failed');
+      else if (error.httpStatus === 401 || error.httpStatus === 403 || error.httpStatus === 429) {
+        // Refused credentials are security events: always on record (never the token itself).
+        logger.info({ code: error.code, reason: error.message }, 'request refused');
+      } else logger.debug({ code: error.code }, 'request refused');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      await send(res, { status: error.httpStatus, json: { error: error.toJSON() } });
+    }
+  }
+
+  async #dispatch(req: IncomingMessage, url: URL, logger: Logger): Promise<Reply> {
+    let pathMatched = false;
+    for (const route of this.#routes) {
+      const match = route.pattern.exec(url.pathname);
+      if (!match) continue;
+      pathMatched = true;
+      if (route.method !== req.method) continue;
+      const params: Record<string, string> = {};
+      route.paramNames.forEach((name, index) => {
+        params[name] = decodeURIComponent(match[index + 1] ?? '');
+      });
+      const principal = await this.authenticate(req, route.policy);
+      return route.handler({ req, params, query: url.searchParams, principal, logger });
+    }
+    if (pathMatched) throw new PilothouseError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`);
+    throw new PilothouseError('ROUTE_NOT_FOUND', `no route ${url.pathname}`);
+  }
+
+  /** Verifies the bearer token (unless the policy is public) and checks the route's policy. */
+  async authenticate(req: IncomingMessage, policyName: PolicyName): Promise<Principal | null> {
+    const policy = POLICIES[policyName];
+    if (policy.public) return null;
+    const principal = await this.#tokens.verify(bearerToken(req));
+    policy.check(principal);
+    return principal;
+  }
+}
+
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match) throw new PilothouseError('TOKEN_INVALID', 'the Authorization header must be "Bearer <token>"');
+  return match[1];
+}
+
+async function send(res: ServerResponse, reply: Reply): Promise<void> {
+  if ('json' in reply) {
+    const body = JSON.stringify(reply.json);
+    res.writeHead(reply.status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      ...reply.headers,
+    });
+    res.end(body);
+    return;
+  }
+  res.writeHead(reply.status, reply.headers);
+  await pipeline(reply.stream, res);
+}
+
+/** Reads a JSON body of at most `maxBytes`; BAD_JSON / UNSUPPORTED_MEDIA_TYPE / PAYLOAD_TOO_LARGE otherwise. */
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const contentType = req.headers['content-type'] ?? '';
+  if (!/^application\/json\b/i.test(contentType)) {
+    throw new PilothouseError('UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
+  }
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > maxBytes) throw new PilothouseError('PAYLOAD_TOO_LARGE', `the body exceeds ${maxBytes} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw new PilothouseError('PAYLOAD_TOO_LARGE', `the body exceeds ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    throw new PilothouseError('BAD_JSON', `the body is not valid JSON: ${(error as Error).message}`);
+  }
+}

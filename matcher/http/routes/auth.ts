@@ -1,0 +1,155 @@
+/**
+ * Auth routes: the pilot-token exchange (public, throttled per address, every outcome logged), pilot
+ * secrets minted by service administrators, token revocation, and "who am I".
+ */
+import { z } from 'zod';
+import { parseOrThrow } from '../../../shared/validation.ts';
+import { PilothouseError } from '../../../shared/errors.ts';
+import type { Principal } from '../../../shared/auth/claims.ts';
+import { tokenIdOf } from '../../auth/tokens.ts';
+import { readJsonBody, type Route } from '../router.ts';
+import type { RouteDeps } from './context.ts';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$/;
+const STAMP = /^[A-Za-z0-9_.-]{1,64}$/;
+const name = z.string().regex(NAME, 'letters, digits and _.:@+- (max 128, no wildcard)');
+const stamp = z.string().regex(STAMP, '1-64 letters, digits, _ . -');
+
+const exchangeSchema = z.union([
+  z.strictObject({ pilotStamp: stamp, secret: z.string().min(1).max(256) }),
+  z.strictObject({ pilotStamp: stamp, refreshToken: z.string().min(1).max(256) }),
+]);
+
+const mintSchema = z.strictObject({
+  vo: name,
+  site: name,
+  pilotStamp: stamp,
+  ttlSec: z.int().positive().optional(),
+});
+
+const revokeSchema = z.union([
+  z.strictObject({
+    tokenId: z.string().min(1).max(512),
+    /** When the token expires (ISO); the revocation is kept until then. Default: the longest token life. */
+    expiresAt: z.iso.datetime().optional(),
+    reason: z.string().max(1024).optional(),
+  }),
+  z.strictObject({ token: z.string().min(1).max(16_384), reason: z.string().max(1024).optional() }),
+]);
+
+export function authRoutes(deps: RouteDeps): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/api/auth/pilot-token',
+      policy: 'public',
+      summary:
+        'exchange a one-time pilot secret ({pilotStamp, secret}) or refresh token ({pilotStamp, refreshToken}) for a pilot token and a new refresh token',
+      async handler({ req, logger }) {
+        const remoteAddress = req.socket.remoteAddress ?? 'unknown';
+        deps.exchangeLimiter.check(remoteAddress);
+        try {
+          const request = parseOrThrow(exchangeSchema, await readJsonBody(req, 16 * 1024));
+          const grant = await deps.pilotCredentials.exchange(request, { remoteAddress });
+          return {
+            status: 200,
+            headers: { 'cache-control': 'no-store' },
+            json: {
+              tokenType: 'Bearer',
+              pilotToken: grant.pilotToken,
+              expiresAt: new Date(grant.expiresAtMs).toISOString(),
+              refreshToken: grant.refreshToken,
+              refreshExpiresAt: new Date(grant.refreshExpiresAtMs).toISOString(),
+              pilotStamp: grant.pilotStamp,
+              vo: grant.vo,
+              site: grant.site,
+            },
+          };
+        } catch (thrown) {
+          if (thrown instanceof PilothouseError && thrown.httpStatus < 500) {
+            // A reused credential revoked the whole pilot: its open session must notice at once.
+            if (thrown.code === 'PILOT_SECRET_SPENT') deps.registry.recheckCredentials();
+            deps.exchangeLimiter.recordFailure(remoteAddress);
+            logger.warn({ remoteAddress, code: thrown.code }, 'pilot token exchange refused');
+          }
+          throw thrown;
+        }
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/auth/pilot-secrets',
+      policy: 'serviceAdmin',
+      summary: 'mint a one-time pilot secret for {vo, site, pilotStamp} (only its hash is stored); returned once',
+      async handler({ req, principal }) {
+        const caller = principal as Principal;
+        const request = parseOrThrow(mintSchema, await readJsonBody(req, 16 * 1024));
+        const minted = await deps.pilotCredentials.mintSecret({ ...request, createdBy: caller.subject });
+        return {
+          status: 201,
+          headers: { 'cache-control': 'no-store' },
+          json: {
+            secret: minted.secret,
+            pilotStamp: minted.pilotStamp,
+            vo: minted.vo,
+            site: minted.site,
+            expiresAt: new Date(minted.expiresAtMs).toISOString(),
+          },
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/auth/revoke',
+      policy: 'serviceAdmin',
+      summary: 'revoke a token by id ({tokenId, expiresAt?}) or by value ({token}); refused from the next request on',
+      async handler({ req, principal, logger }) {
+        const caller = principal as Principal;
+        const request = parseOrThrow(revokeSchema, await readJsonBody(req, 64 * 1024));
+        const nowMs = deps.clock.nowMs();
+        const fallbackExpiryMs = nowMs + deps.keys.maxTokenTtlSec * 1000;
+        let tokenId: string;
+        let expiresAtMs: number;
+        if ('token' in request) {
+          const id = tokenIdOf(request.token);
+          tokenId = id.tokenId;
+          expiresAtMs = id.expiresAtMs ?? fallbackExpiryMs;
+        } else {
+          tokenId = request.tokenId;
+          expiresAtMs = request.expiresAt === undefined ? fallbackExpiryMs : Date.parse(request.expiresAt);
+        }
+        const created = await deps.credentials.revokeToken({
+          tokenId,
+          expiresAtMs,
+          reason: request.reason ?? 'revoked by an administrator',
+          revokedBy: caller.subject,
+          atMs: nowMs,
+        });
+        deps.registry.recheckCredentials();
+        logger.warn({ tokenId, revokedBy: caller.subject }, 'token revoked');
+        return { status: 200, json: { tokenId, revoked: true, alreadyRevoked: !created } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/auth/userinfo',
+      policy: 'user',
+      summary: 'who the token says the caller is: user, VO, group, properties, issuer, expiry',
+      async handler({ principal }) {
+        const caller = principal as Principal;
+        return {
+          status: 200,
+          json: {
+            user: caller.subject,
+            vo: caller.vo,
+            group: caller.group,
+            properties: caller.properties,
+            issuer: caller.issuer,
+            tokenId: caller.tokenId,
+            expiresAt: new Date(caller.expiresAtMs).toISOString(),
+          },
+        };
+      },
+    },
+  ];
+}

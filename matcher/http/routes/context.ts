@@ -1,0 +1,40 @@
+import { PilothouseError } from '../../../shared/errors.ts';
+import type { Clock } from '../../../shared/clock.ts';
+import type { Logger } from '../../../shared/logger.ts';
+import type { KeyRing } from '../../auth/key-ring.ts';
+import type { PilotCredentialService } from '../../auth/pilot-credentials.ts';
+import type { TokenService } from '../../auth/tokens.ts';
+import type { CredentialStore } from '../../store/credential-store.ts';
+import type { FailureLimiter } from '../failure-limiter.ts';
+import type { MatchService } from '../../matching/match-service.ts';
+import type { SandboxStore } from '../../sandbox/sandbox-store.ts';
+import type { JobStore } from '../../store/job-store.ts';
+import type { PilotActivityStore } from '../../store/pilot-activity-store.ts';
+import type { PilotRegistry } from '../../ws/pilot-registry.ts';
+
+/** What route handlers may use; built once by the server. */
+export interface RouteDeps {
+  store: JobStore;
+  /** Pilot logs, drain requests, exit records, usage from heartbeats. */
+  pilotActivity: PilotActivityStore;
+  sandboxes: SandboxStore;
+  matchService: MatchService;
+  registry: PilotRegistry;
+  keys: KeyRing;
+  tokens: TokenService;
+  credentials: CredentialStore;
+  pilotCredentials: PilotCredentialService;
+  /** Throttles addresses that keep failing the pilot-token exchange. */
+  exchangeLimiter: FailureLimiter;
+  clock: Clock;
+  logger: Logger;
+  maxSubmitBytes: number;
+}
+
+export function parseId(raw: string | undefined, field: string): number {
+  const id = Number(raw);
+  if (!Number.isSafeInteger(id) || id <= 0 || String(id) !== raw) {
+    throw new PilothouseError('VALIDATION_FAILED', `${field} must be a positive integer`, { field });
+  }
+  return id;
+}

@@ -1,0 +1,166 @@
+/** Job routes: submit, read, search, output. */
+import { z } from 'zod';
+import { parseOrThrow } from '../../../shared/validation.ts';
+import { PilothouseError } from '../../../shared/errors.ts';
+import { isoNow } from '../../../shared/clock.ts';
+import { parseJobDescriptions } from '../../../shared/job/description.ts';
+import { JOB_STATUSES } from '../../../shared/job/status.ts';
+import type { Principal } from '../../../shared/auth/claims.ts';
+import type { JobView } from '../../../shared/job/model.ts';
+import { canSeeJob, isAdministrator, isJobAdministratorFor } from '../../auth/policy.ts';
+import { taskQueueDefinition } from '../../matching/task-queue-key.ts';
+import { SORTABLE_JOB_FIELDS, type JobQuery, type NewJob } from '../../store/job-store.ts';
+import { readJsonBody, type Route } from '../router.ts';
+import { parseId, type RouteDeps } from './context.ts';
+
+export const MAX_PER_PAGE = 10_000;
+
+const oneOrMany = <T extends z.ZodType>(schema: T) =>
+  z.union([schema, z.array(schema).max(10_000)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+
+const searchSchema = z.strictObject({
+  ids: z.array(z.int().positive()).max(10_000).optional(),
+  status: oneOrMany(z.enum(JOB_STATUSES)).optional(),
+  owner: oneOrMany(z.string()).optional(),
+  group: oneOrMany(z.string()).optional(),
+  vo: oneOrMany(z.string()).optional(),
+  site: oneOrMany(z.string()).optional(),
+  jobType: oneOrMany(z.string()).optional(),
+  pilotId: oneOrMany(z.string()).optional(),
+  sort: z
+    .strictObject({ field: z.enum(SORTABLE_JOB_FIELDS), direction: z.enum(['asc', 'desc']).default('asc') })
+    .default({ field: 'id', direction: 'asc' }),
+  page: z.int().min(1).default(1),
+  perPage: z.int().min(1).max(MAX_PER_PAGE).default(100),
+});
+
+export async function loadVisibleJob(
+  deps: RouteDeps,
+  principal: Principal,
+  rawId: string | undefined,
+): Promise<JobView> {
+  const id = parseId(rawId, 'id');
+  const job = await deps.store.getJob(id);
+  if (!job) throw new PilothouseError('JOB_NOT_FOUND', `job ${id} does not exist`, { jobId: id });
+  if (!canSeeJob(principal, job)) throw new PilothouseError('FORBIDDEN', `job ${id} is not yours`, { jobId: id });
+  return job;
+}
+
+/** Narrows a search to what the caller may see: own jobs, the group's when it shares, the VO's for admins. */
+function scopeQuery(principal: Principal, query: JobQuery): JobQuery {
+  if (isAdministrator(principal)) return query;
+  const scoped: JobQuery = { ...query, vos: [principal.vo] };
+  if (isJobAdministratorFor(principal, principal.vo)) return scoped;
+  if (principal.properties.includes('JobSharing')) return { ...scoped, groups: [principal.group] };
+  return { ...scoped, owners: [principal.subject] };
+}
+
+export function jobRoutes(deps: RouteDeps): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/api/jobs',
+      policy: 'submitter',
+      summary: 'submit one job or an array of jobs (all or nothing)',
+      async handler({ req, principal, logger }) {
+        const caller = principal as Principal;
+        const body = await readJsonBody(req, deps.maxSubmitBytes);
+        const descriptions = parseJobDescriptions(body);
+        const ownership = { vo: caller.vo, group: caller.group, owner: caller.subject };
+        for (const [index, description] of descriptions.entries()) {
+          for (const [i, ref] of description.inputSandbox.entries()) {
+            const sandbox = await deps.store.getSandbox(ref.slice('sha256:'.length));
+            if (!sandbox || sandbox.vo !== caller.vo) {
+              const field = `${Array.isArray(body) ? `[${index}].` : ''}inputSandbox[${i}]`;
+              throw new PilothouseError('VALIDATION_FAILED', `input sandbox ${ref} was never uploaded`, { field });
+            }
+          }
+        }
+        const jobs: NewJob[] = descriptions.map((description) => ({
+          ownership,
+          description,
+          taskQueue: taskQueueDefinition(ownership, description, deps.matchService.policy.jobSharing(ownership.group)),
+        }));
+        const { jobIds, taskQueueIds } = await deps.store.submitJobs(jobs, isoNow(deps.clock));
+        logger.info({ count: jobIds.length, owner: caller.subject, vo: caller.vo }, 'jobs submitted');
+        void deps.matchService.jobsSubmitted(taskQueueIds);
+        return { status: 201, json: { jobIds } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/jobs/:id',
+      policy: 'user',
+      summary: 'a job with its status history',
+      async handler({ params, principal }) {
+        const job = await loadVisibleJob(deps, principal as Principal, params.id);
+        return { status: 200, json: { ...job, history: await deps.store.getJobHistory(job.id) } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/jobs/search',
+      policy: 'user',
+      summary: 'search jobs by status, owner, site, group, VO, job type; sorted and paged',
+      async handler({ req, principal }) {
+        const body = parseOrThrow(searchSchema, await readJsonBody(req, 1024 * 1024), 'BAD_QUERY');
+        const query = scopeQuery(principal as Principal, {
+          ...(body.ids && { ids: body.ids }),
+          ...(body.status && { statuses: body.status }),
+          ...(body.owner && { owners: body.owner }),
+          ...(body.group && { groups: body.group }),
+          ...(body.vo && { vos: body.vo }),
+          ...(body.site && { sites: body.site }),
+          ...(body.jobType && { jobTypes: body.jobType }),
+          ...(body.pilotId && { pilotIds: body.pilotId }),
+          sort: body.sort,
+          page: body.page,
+          perPage: body.perPage,
+        });
+        const page = await deps.store.searchJobs(query);
+        const first = (body.page - 1) * body.perPage;
+        const headers: Record<string, string> =
+          page.jobs.length > 0
+            ? { 'content-range': `jobs ${first}-${first + page.jobs.length - 1}/${page.total}` }
+            : {};
+        return {
+          status: 200,
+          headers,
+          json: { total: page.total, page: body.page, perPage: body.perPage, jobs: page.jobs },
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/jobs/:id/kill',
+      policy: 'user',
+      summary: 'kill a job: Killed at once; a running payload is stopped by its pilot',
+      async handler({ params, principal, logger }) {
+        const caller = principal as Principal;
+        const job = await loadVisibleJob(deps, caller, params.id);
+        const outcome = await deps.store.killJob(job.id, isoNow(deps.clock), caller.subject);
+        if (outcome.commandQueued && job.pilotId) deps.registry.notifyCommands(job.pilotId, job.id, job.attempt);
+        logger.info({ jobId: job.id, applied: outcome.applied }, 'job kill requested');
+        return { status: 200, json: { jobId: job.id, status: outcome.status, killed: outcome.applied } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/jobs/:id/output',
+      policy: 'user',
+      summary: "the job's output sandbox (tar.gz)",
+      async handler({ params, principal }) {
+        const job = await loadVisibleJob(deps, principal as Principal, params.id);
+        if (!job.outputSandbox) {
+          throw new PilothouseError('SANDBOX_NOT_FOUND', `job ${job.id} has no output sandbox (status ${job.status})`);
+        }
+        const sha256 = job.outputSandbox.slice('sha256:'.length);
+        return {
+          status: 200,
+          stream: deps.sandboxes.open(sha256),
+          headers: { 'content-type': 'application/gzip', 'x-sandbox': job.outputSandbox },
+        };
+      },
+    },
+  ];
+}

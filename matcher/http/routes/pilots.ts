@@ -1,0 +1,123 @@
+/**
+ * Pilot operations for administrators: read a pilot's shipped log, drain a pilot (it stops taking work
+ * and leaves once its jobs end), and a job's latest resource use as its pilot's heartbeats reported it.
+ * A job administrator acts on the pilots of their VO; a service administrator on every pilot.
+ */
+import { z } from 'zod';
+import { PilothouseError } from '../../../shared/errors.ts';
+import { isoNow } from '../../../shared/clock.ts';
+import type { Principal } from '../../../shared/auth/claims.ts';
+import { isAdministrator } from '../../auth/policy.ts';
+import type { PilotRecord } from '../../store/job-store.ts';
+import { readJsonBody, type Route } from '../router.ts';
+import type { RouteDeps } from './context.ts';
+import { loadVisibleJob } from './jobs.ts';
+
+export const MAX_LOG_PAGE_LINES = 5_000;
+const DEFAULT_LOG_PAGE_LINES = 1_000;
+
+const drainBodySchema = z.strictObject({ reason: z.string().min(1).max(512).optional() });
+
+/** The pilot, if the caller may see it (others' pilots are simply not found). */
+export async function loadVisiblePilot(
+  deps: RouteDeps,
+  principal: Principal,
+  id: string | undefined,
+): Promise<PilotRecord> {
+  const pilot = await deps.store.getPilot(id ?? '');
+  if (!pilot || (!isAdministrator(principal) && pilot.vo !== principal.vo)) {
+    throw new PilothouseError('ROUTE_NOT_FOUND', `no pilot ${id ?? ''}`);
+  }
+  return pilot;
+}
+
+function queryInt(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = query.get(name);
+  if (raw === null || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new PilothouseError('BAD_QUERY', `${name} must be an integer in [${min}, ${max}]`, { field: name });
+  }
+  return value;
+}
+
+export function pilotRoutes(deps: RouteDeps): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/api/pilots/:id/logs',
+      policy: 'jobAdmin',
+      summary: "a pilot's own structured log as it shipped it (?after=SEQ&limit=N, oldest first)",
+      async handler({ params, query, principal }) {
+        const pilot = await loadVisiblePilot(deps, principal as Principal, params.id);
+        const afterSeq = queryInt(query, 'after', 0, 0, Number.MAX_SAFE_INTEGER);
+        const limit = queryInt(query, 'limit', DEFAULT_LOG_PAGE_LINES, 1, MAX_LOG_PAGE_LINES);
+        const [page, activity] = await Promise.all([
+          deps.pilotActivity.readLogs(pilot.id, { afterSeq, limit }),
+          deps.pilotActivity.getActivity(pilot.id),
+        ]);
+        return {
+          status: 200,
+          json: {
+            pilotId: pilot.id,
+            status: pilot.status,
+            lines: page.lines,
+            nextAfter: page.nextAfterSeq,
+            totalLines: activity.logLines,
+            droppedLines: activity.droppedLogLines,
+          },
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/pilots/:id/drain',
+      policy: 'jobAdmin',
+      summary: 'drain a pilot: it takes no more work and exits once its running jobs end',
+      async handler({ req, params, principal, logger }) {
+        const caller = principal as Principal;
+        const pilot = await loadVisiblePilot(deps, caller, params.id);
+        const raw = Number(req.headers['content-length'] ?? 0) > 0 ? await readJsonBody(req, 4096) : {};
+        const parsed = drainBodySchema.safeParse(raw ?? {});
+        if (!parsed.success) {
+          throw new PilothouseError('VALIDATION_FAILED', `reason: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {
+            field: 'reason',
+          });
+        }
+        const reason = parsed.data.reason ?? `drained by ${caller.subject}`;
+        const requestedAt = isoNow(deps.clock);
+        const ended = pilot.status === 'Done' || pilot.status === 'Failed' || pilot.status === 'Aborted';
+        if (!ended)
+          await deps.pilotActivity.requestDrain(pilot.id, { requestedAt, requestedBy: caller.subject, reason });
+        const delivered = !ended && deps.registry.drain(pilot.id, reason);
+        logger.info({ pilotId: pilot.id, delivered, ended }, 'pilot drain requested');
+        return {
+          status: 200,
+          json: {
+            pilotId: pilot.id,
+            status: pilot.status,
+            draining: !ended,
+            delivered,
+            requestedAt: ended ? null : requestedAt,
+            reason,
+          },
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/jobs/:id/usage',
+      policy: 'user',
+      summary:
+        "a job's latest resource use from its pilot's heartbeats (CPU, RSS and peak, wall clock, disk, node load)",
+      async handler({ params, principal }) {
+        const job = await loadVisibleJob(deps, principal as Principal, params.id);
+        const usage = await deps.pilotActivity.getJobUsage(job.id);
+        return {
+          status: 200,
+          json: { jobId: job.id, attempt: job.attempt, usage: usage?.attempt === job.attempt ? usage : null },
+        };
+      },
+    },
+  ];
+}

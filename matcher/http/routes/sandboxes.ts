@@ -1,0 +1,65 @@
+/** Sandbox routes: content-addressed upload and download (users, and jobs with their job token). */
+import { PilothouseError } from '../../../shared/errors.ts';
+import { isoNow } from '../../../shared/clock.ts';
+import type { Principal } from '../../../shared/auth/claims.ts';
+import { liveJobOfToken } from '../../auth/job-tokens.ts';
+import { isJobAdministratorFor } from '../../auth/policy.ts';
+import { parseSandboxRef } from '../../sandbox/sandbox-store.ts';
+import type { Route } from '../router.ts';
+import type { RouteDeps } from './context.ts';
+
+const SANDBOX_CONTENT_TYPES = /^application\/(gzip|x-gzip|x-tar|octet-stream)\b/i;
+
+export function sandboxRoutes(deps: RouteDeps): Route[] {
+  return [
+    {
+      method: 'PUT',
+      path: '/api/sandboxes/:ref',
+      policy: 'userOrJob',
+      summary: 'upload a sandbox (tar.gz) under its sha256; the bytes must hash to it',
+      async handler({ req, params, principal, logger }) {
+        const caller = principal as Principal;
+        const sha256 = parseSandboxRef(params.ref ?? '');
+        if (!SANDBOX_CONTENT_TYPES.test(req.headers['content-type'] ?? '')) {
+          throw new PilothouseError('UNSUPPORTED_MEDIA_TYPE', 'a sandbox is uploaded as application/gzip');
+        }
+        const declared = Number(req.headers['content-length'] ?? NaN);
+        if (declared > deps.sandboxes.maxBytes) {
+          throw new PilothouseError('SANDBOX_TOO_LARGE', `a sandbox holds at most ${deps.sandboxes.maxBytes} bytes`);
+        }
+        const owner = caller.kind === 'job' ? (await liveJobOfToken(deps.store, caller)).owner : caller.subject;
+        const { sizeBytes, created } = await deps.sandboxes.put(sha256, req);
+        await deps.store.recordSandbox({ sha256, sizeBytes, vo: caller.vo, owner, createdAt: isoNow(deps.clock) });
+        logger.info({ sandbox: sha256, sizeBytes, created }, 'sandbox stored');
+        return { status: created ? 201 : 200, json: { sandbox: `sha256:${sha256}`, sizeBytes } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/sandboxes/:ref',
+      policy: 'userOrJob',
+      summary: 'download a sandbox: its owner, a job administrator of its VO, or a job that uses it',
+      async handler({ params, principal }) {
+        const caller = principal as Principal;
+        const ref = params.ref ?? '';
+        const sha256 = parseSandboxRef(ref);
+        const sandbox = await deps.store.getSandbox(sha256);
+        if (!sandbox) throw new PilothouseError('SANDBOX_NOT_FOUND', `no sandbox ${ref}`);
+        let allowed: boolean;
+        if (caller.kind === 'job') {
+          const job = await liveJobOfToken(deps.store, caller);
+          allowed = job.description.inputSandbox.includes(ref) || job.outputSandbox === ref;
+        } else {
+          allowed =
+            isJobAdministratorFor(caller, sandbox.vo) || (sandbox.vo === caller.vo && sandbox.owner === caller.subject);
+        }
+        if (!allowed) throw new PilothouseError('FORBIDDEN', `sandbox ${ref} is not yours`);
+        return {
+          status: 200,
+          stream: deps.sandboxes.open(sha256),
+          headers: { 'content-type': 'application/gzip', 'content-length': String(sandbox.sizeBytes) },
+        };
+      },
+    },
+  ];
+}

@@ -1,0 +1,266 @@
+/**
+ * Turns offers into matches. An offer is checked against the in-memory index of task queues of its VO
+ * (never against individual jobs); the fitting ones are ranked and the best job of the best TQ is
+ * claimed atomically in the store, which also enforces per-site running limits and matching delays.
+ *
+ * Ranking, in order: the site mask (a banned site gets only Test jobs); strict job-type rank; group
+ * fair share; owner fair share inside a group (unless the group shares its jobs); then, inside the
+ * chosen owner's TQs, user priority, how well the job fills the offer, and FIFO.
+ *
+ * An offer with nothing to match is parked; `wake()` (after every submission) pushes a match to parked
+ * offers the moment a fitting job exists — no polling.
+ */
+import type { Logger } from '../../shared/logger.ts';
+import { isoNow, type Clock } from '../../shared/clock.ts';
+import type { JobView } from '../../shared/job/model.ts';
+import type { JobStore, SiteMaskEntry } from '../store/job-store.ts';
+import { FairShare } from './fair-share.ts';
+import { fitScore, fits, grant, viewOffer, type Grant, type Offer, type OfferView } from './fit.ts';
+import type { SchedulingPolicy } from './scheduling-policy.ts';
+import { TaskQueueIndex, type IndexedTaskQueue } from './task-queue-index.ts';
+
+export interface Match {
+  job: JobView;
+  grant: Grant;
+}
+
+export interface ParkedOffer {
+  pilotId: string;
+  offerId: string;
+  offer: Offer;
+  /**
+   * Tries to serve the parked offer now. It runs in the pilot session's own serial queue, so it never
+   * interleaves with that pilot's newer offers; the session unparks the offer when it serves it.
+   */
+  serve(): Promise<void>;
+}
+
+/** Only these job types reach a banned site (DIRAC: the mask forces JobType=Test). */
+export const JOB_TYPES_AT_BANNED_SITES: ReadonlySet<string> = new Set(['Test']);
+
+export class MatchService {
+  readonly #store: JobStore;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #policy: SchedulingPolicy;
+  readonly index = new TaskQueueIndex();
+  readonly #groupShares = new Map<string, FairShare>();
+  readonly #ownerShares = new Map<string, FairShare>();
+  readonly #bannedSites = new Map<string, SiteMaskEntry>();
+  readonly #parked = new Map<string, ParkedOffer>();
+  #waking: Promise<void> | null = null;
+  #wakeAgain = false;
+  /** TQs changed since the last wake pass ('all': consider every TQ). */
+  #woken: Set<number> | 'all' = new Set();
+
+  constructor(deps: { store: JobStore; clock: Clock; logger: Logger; policy: SchedulingPolicy }) {
+    this.#store = deps.store;
+    this.#clock = deps.clock;
+    this.#logger = deps.logger;
+    this.#policy = deps.policy;
+  }
+
+  get policy(): SchedulingPolicy {
+    return this.#policy;
+  }
+
+  /** Loads (or re-reads) TQs and the site mask from the store: at start, then periodically. */
+  async refresh(): Promise<void> {
+    await this.index.load(this.#store);
+    this.#bannedSites.clear();
+    for (const entry of await this.#store.siteMask())
+      if (entry.status === 'Banned') this.#bannedSites.set(entry.site, entry);
+  }
+
+  async setSiteStatus(entry: SiteMaskEntry): Promise<void> {
+    await this.#store.setSiteStatus(entry);
+    if (entry.status === 'Banned') this.#bannedSites.set(entry.site, entry);
+    else this.#bannedSites.delete(entry.site);
+    if (entry.status === 'Active') void this.wake();
+  }
+
+  isBanned(site: string): boolean {
+    return this.#bannedSites.has(site);
+  }
+
+  /** After a submission: re-read the TQs it filled, then serve parked offers. */
+  async jobsSubmitted(taskQueueIds: readonly number[]): Promise<void> {
+    for (const id of taskQueueIds) {
+      const view = await this.#store.getTaskQueue(id);
+      if (view) this.index.upsert(view);
+    }
+    await this.wake(taskQueueIds);
+  }
+
+  /** The TQs this offer could take a job from now (fit, site mask), unranked. */
+  candidates(view: OfferView): IndexedTaskQueue[] {
+    return this.index.withWaitingJobs(view.vo).filter((tq) => this.#mayServe(tq, view));
+  }
+
+  /** The TQ has jobs, is of the offer's VO, passes the site mask and fits the offer. */
+  #mayServe(tq: IndexedTaskQueue, view: OfferView): boolean {
+    if (tq.waitingJobs <= 0 || tq.vo !== view.vo) return false;
+    if (this.#bannedSites.has(view.site) && !JOB_TYPES_AT_BANNED_SITES.has(tq.requirements.jobType)) return false;
+    return fits(tq.requirements, view);
+  }
+
+  /** Claims the best fitting job for the offer, or returns null when nothing fits now. */
+  async findMatch(offer: Offer, pilotId: string): Promise<Match | null> {
+    const view = viewOffer(offer);
+    let candidates = this.candidates(view);
+    while (candidates.length > 0) {
+      const tq = this.#choose(candidates, view);
+      const limit = this.#policy.limitFor(view.site, tq.requirements.jobType);
+      const result = await this.#store.claimFromTaskQueue(tq.id, {
+        pilotId,
+        site: view.site,
+        ce: view.ce,
+        at: isoNow(this.#clock),
+        jobType: tq.requirements.jobType,
+        maxRunning: limit.maxRunning,
+        matchingDelaySec: limit.matchingDelaySec,
+      });
+      this.index.applyStats(result.taskQueue);
+      if (result.job) {
+        const given = grant(tq.requirements, view);
+        this.#charge(tq, given.cores);
+        return { job: result.job, grant: given };
+      }
+      if (result.reason === 'empty') {
+        candidates = candidates.filter((c) => c !== tq);
+      } else {
+        // The limit is per (site, job type): no TQ of this type can be served at this site now.
+        const jobType = tq.requirements.jobType;
+        candidates = candidates.filter((c) => c.requirements.jobType !== jobType);
+      }
+    }
+    return null;
+  }
+
+  #choose(candidates: readonly IndexedTaskQueue[], view: OfferView): IndexedTaskQueue {
+    const policy = this.#policy;
+    let topRank = -Infinity;
+    for (const tq of candidates) topRank = Math.max(topRank, policy.jobTypeRank(tq.requirements.jobType));
+    let pool = candidates.filter((tq) => policy.jobTypeRank(tq.requirements.jobType) === topRank);
+    const vo = view.vo;
+    const group = this.#shares(this.#groupShares, vo).pick(keysOldestFirst(pool, (tq) => tq.group)) as string;
+    pool = pool.filter((tq) => tq.group === group);
+    if (!policy.jobSharing(group)) {
+      const owners = keysOldestFirst(pool, (tq) => tq.owner);
+      const owner = this.#shares(this.#ownerShares, `${vo}\u0000${group}`).pick(owners) as string;
+      pool = pool.filter((tq) => tq.owner === owner);
+    }
+    let best = pool[0] as IndexedTaskQueue;
+    let bestScore = fitScore(best.requirements, view);
+    for (let i = 1; i < pool.length; i += 1) {
+      const tq = pool[i] as IndexedTaskQueue;
+      if (tq.topPriority < best.topPriority) continue;
+      const score = fitScore(tq.requirements, view);
+      const better =
+        tq.topPriority - best.topPriority ||
+        score - bestScore ||
+        (best.nextJobId ?? Infinity) - (tq.nextJobId ?? Infinity);
+      if (better > 0) {
+        best = tq;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  #shares(map: Map<string, FairShare>, key: string): FairShare {
+    let shares = map.get(key);
+    if (!shares) {
+      shares = new FairShare();
+      map.set(key, shares);
+    }
+    return shares;
+  }
+
+  #charge(tq: IndexedTaskQueue, cores: number): void {
+    this.#shares(this.#groupShares, tq.vo).charge(tq.group, this.#policy.groupShare(tq.group), cores);
+    if (!this.#policy.jobSharing(tq.group))
+      this.#shares(this.#ownerShares, `${tq.vo}\u0000${tq.group}`).charge(tq.owner, 1, cores);
+  }
+
+  /** Parks an offer; a newer offer of the same pilot replaces the older one. */
+  park(parked: ParkedOffer): void {
+    this.#parked.delete(parked.pilotId);
+    this.#parked.set(parked.pilotId, parked);
+  }
+
+  /** Removes the pilot's parked offer; true if it was still parked (not yet served). */
+  unpark(pilotId: string, offerId?: string): boolean {
+    const parked = this.#parked.get(pilotId);
+    if (!parked || (offerId !== undefined && parked.offerId !== offerId)) return false;
+    this.#parked.delete(pilotId);
+    return true;
+  }
+
+  isParked(pilotId: string, offerId: string): boolean {
+    return this.#parked.get(pilotId)?.offerId === offerId;
+  }
+
+  parkedOffers(): readonly ParkedOffer[] {
+    return [...this.#parked.values()];
+  }
+
+  /**
+   * Serves parked offers (oldest first) that a change may concern. After a submission only the TQs it
+   * filled are checked against each parked offer — a few fits per idle pilot, not a scan of every TQ —
+   * and offers that none of them fits are skipped without touching the store. Without ids (a site
+   * allowed again, a refresh from the store) every TQ is considered. Calls that arrive while a pass
+   * runs are folded into one more pass, so a burst of submissions costs at most two passes.
+   */
+  wake(taskQueueIds?: readonly number[]): Promise<void> {
+    if (taskQueueIds === undefined || this.#woken === 'all') this.#woken = 'all';
+    else for (const id of taskQueueIds) this.#woken.add(id);
+    if (this.#waking) {
+      this.#wakeAgain = true;
+      return this.#waking;
+    }
+    // `.finally` runs after this assignment even when the passes finish synchronously (no parked
+    // offers): clearing the flag inside the async body would run first and leave it set for ever.
+    this.#waking = this.#wakePasses().finally(() => {
+      this.#waking = null;
+    });
+    return this.#waking;
+  }
+
+  async #wakePasses(): Promise<void> {
+    try {
+      do {
+        this.#wakeAgain = false;
+        const woken = this.#woken;
+        this.#woken = new Set();
+        const changed =
+          woken === 'all' ? null : [...woken].map((id) => this.index.get(id)).filter((tq) => tq !== undefined);
+        for (const parked of [...this.#parked.values()]) {
+          if (this.#parked.get(parked.pilotId) !== parked) continue; // replaced or cancelled meanwhile
+          const view = viewOffer(parked.offer);
+          const concerned =
+            changed === null ? this.candidates(view).length > 0 : changed.some((tq) => this.#mayServe(tq, view));
+          if (concerned) await parked.serve();
+        }
+      } while (this.#wakeAgain);
+    } catch (error) {
+      this.#logger.error({ err: error }, 'waking parked offers failed');
+    }
+  }
+}
+
+/** The distinct keys of the TQs, ordered by their oldest waiting job (FIFO tie-break for fair share). */
+function keysOldestFirst(tqs: readonly IndexedTaskQueue[], keyOf: (tq: IndexedTaskQueue) => string): string[] {
+  const first = tqs[0];
+  if (first === undefined) return [];
+  const firstKey = keyOf(first);
+  if (tqs.every((tq) => keyOf(tq) === firstKey)) return [firstKey]; // the common case: nothing to order
+  const oldest = new Map<string, number>();
+  for (const tq of tqs) {
+    const key = keyOf(tq);
+    const id = tq.nextJobId ?? Infinity;
+    const known = oldest.get(key);
+    if (known === undefined || id < known) oldest.set(key, id);
+  }
+  return [...oldest.keys()].sort((a, b) => (oldest.get(a) as number) - (oldest.get(b) as number));
+}

@@ -1,0 +1,102 @@
+/**
+ * The community's scheduling policy: group shares (DIRAC's JobShare, default 1000) and whether a group
+ * shares its jobs (JobSharing: one entity for the whole group instead of one per owner), strict job-type
+ * ranks, per-site running limits and matching delays per job type. Loaded from a JSON file given to
+ * `pilothouse server --policy FILE`, validated with errors naming the field, compiled once.
+ */
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { parseOrThrow } from '../../shared/validation.ts';
+import { PilothouseError } from '../../shared/errors.ts';
+
+export const DEFAULT_GROUP_SHARE = 1000;
+
+const policySchema = z.strictObject({
+  groups: z
+    .record(
+      z.string().min(1),
+      z.strictObject({
+        share: z.number().positive().default(DEFAULT_GROUP_SHARE),
+        jobSharing: z.boolean().default(false),
+      }),
+    )
+    .default({}),
+  /** Higher rank is served first, strictly; unlisted job types have rank 0. */
+  jobTypeRanks: z.record(z.string().min(1), z.int()).default({}),
+  runningLimits: z
+    .array(
+      z.strictObject({
+        site: z.string().min(1),
+        jobType: z.string().min(1),
+        maxRunning: z.int().min(0),
+      }),
+    )
+    .default([]),
+  matchingDelays: z
+    .array(
+      z.strictObject({
+        site: z.string().min(1),
+        jobType: z.string().min(1),
+        delaySec: z.number().positive(),
+      }),
+    )
+    .default([]),
+});
+
+export type RawSchedulingPolicy = z.input<typeof policySchema>;
+
+export interface SiteJobTypeLimit {
+  maxRunning: number | null;
+  matchingDelaySec: number | null;
+}
+
+export interface SchedulingPolicy {
+  groupShare(group: string): number;
+  jobSharing(group: string): boolean;
+  jobTypeRank(jobType: string): number;
+  /** Limits for (site, job type); '*' in the config matches any site or job type. */
+  limitFor(site: string, jobType: string): SiteJobTypeLimit;
+}
+
+export function compileSchedulingPolicy(raw: unknown, source = 'policy'): SchedulingPolicy {
+  const policy = parseOrThrow(policySchema, raw ?? {}, 'CONFIG_INVALID', source);
+  const key = (site: string, jobType: string): string => `${site}\u0000${jobType}`;
+  const running = new Map(policy.runningLimits.map((l) => [key(l.site, l.jobType), l.maxRunning]));
+  const delays = new Map(policy.matchingDelays.map((d) => [key(d.site, d.jobType), d.delaySec]));
+  const lookup = <T>(map: Map<string, T>, site: string, jobType: string): T | null =>
+    map.get(key(site, jobType)) ??
+    map.get(key(site, '*')) ??
+    map.get(key('*', jobType)) ??
+    map.get(key('*', '*')) ??
+    null;
+  return {
+    groupShare: (group) => policy.groups[group]?.share ?? DEFAULT_GROUP_SHARE,
+    jobSharing: (group) => policy.groups[group]?.jobSharing ?? false,
+    jobTypeRank: (jobType) => policy.jobTypeRanks[jobType] ?? 0,
+    limitFor: (site, jobType) => ({
+      maxRunning: lookup(running, site, jobType),
+      matchingDelaySec: lookup(delays, site, jobType),
+    }),
+  };
+}
+
+export async function loadSchedulingPolicy(file: string | undefined): Promise<SchedulingPolicy> {
+  if (file === undefined) return compileSchedulingPolicy({});
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new PilothouseError('CONFIG_INVALID', `cannot read the policy file ${file}: ${(error as Error).message}`, {
+      field: 'policy',
+    });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new PilothouseError('CONFIG_INVALID', `${file} is not valid JSON: ${(error as Error).message}`, {
+      field: 'policy',
+    });
+  }
+  return compileSchedulingPolicy(raw, file);
+}

@@ -1,0 +1,87 @@
+/**
+ * The matcher's in-memory view of the task queues that have waiting jobs, so an offer is ranked
+ * without touching the store (negative answers cost a scan of a few hundred TQs in memory). The store
+ * stays the truth: a claim returns the TQ's new figures, submissions re-read their TQs, and a periodic
+ * refresh picks up what other matchers sharing the store did.
+ */
+import type { JobStore, TaskQueueStats, TaskQueueView } from '../store/job-store.ts';
+import type { TaskQueueRequirements } from './task-queue-key.ts';
+
+export interface IndexedTaskQueue {
+  id: number;
+  vo: string;
+  group: string;
+  owner: string;
+  requirements: TaskQueueRequirements;
+  waitingJobs: number;
+  topPriority: number;
+  nextJobId: number | null;
+}
+
+export class TaskQueueIndex {
+  readonly #byId = new Map<number, IndexedTaskQueue>();
+  /** Per VO, the TQs that have waiting jobs; rebuilt lazily after a change. */
+  readonly #byVo = new Map<string, IndexedTaskQueue[]>();
+  #dirty = true;
+
+  async load(store: JobStore): Promise<void> {
+    const views = await store.listTaskQueues({});
+    const seen = new Set<number>();
+    for (const view of views) {
+      this.upsert(view);
+      seen.add(view.id);
+    }
+    for (const [id, tq] of this.#byId) if (!seen.has(id)) tq.waitingJobs = 0;
+    this.#dirty = true;
+  }
+
+  upsert(view: TaskQueueView): void {
+    const existing = this.#byId.get(view.id);
+    if (existing) {
+      existing.waitingJobs = view.waitingJobs;
+      existing.topPriority = view.topPriority;
+      existing.nextJobId = view.nextJobId;
+    } else {
+      this.#byId.set(view.id, {
+        id: view.id,
+        vo: view.vo,
+        group: view.group,
+        owner: view.owner,
+        requirements: view.requirements,
+        waitingJobs: view.waitingJobs,
+        topPriority: view.topPriority,
+        nextJobId: view.nextJobId,
+      });
+    }
+    this.#dirty = true;
+  }
+
+  applyStats(stats: TaskQueueStats): void {
+    const tq = this.#byId.get(stats.id);
+    if (!tq) return;
+    const wasWaiting = tq.waitingJobs > 0;
+    tq.waitingJobs = stats.waitingJobs;
+    tq.topPriority = stats.topPriority;
+    tq.nextJobId = stats.nextJobId;
+    if (wasWaiting !== tq.waitingJobs > 0) this.#dirty = true;
+  }
+
+  get(id: number): IndexedTaskQueue | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** TQs of a VO with waiting jobs. */
+  withWaitingJobs(vo: string): readonly IndexedTaskQueue[] {
+    if (this.#dirty) {
+      this.#byVo.clear();
+      for (const tq of this.#byId.values()) {
+        if (tq.waitingJobs <= 0) continue;
+        const list = this.#byVo.get(tq.vo);
+        if (list) list.push(tq);
+        else this.#byVo.set(tq.vo, [tq]);
+      }
+      this.#dirty = false;
+    }
+    return this.#byVo.get(vo) ?? [];
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * Assembles the matcher: key ring and tokens, the job and credential stores, sandboxes, matching, REST
+ * routes and the pilot WebSocket endpoint, on one HTTP (or HTTPS, given a certificate) server.
+ * `startMatcher` returns once it listens; `stop()` closes pilot sessions before the stores, and is
+ * safe to call twice. A maintenance tick reloads keys (rotations and revocations by the CLI), drops
+ * retired keys, rotates on age, purges expired credentials and keeps admin.token valid.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import path from 'node:path';
+import { WebSocketServer } from 'ws';
+import { systemClock, type Clock } from '../shared/clock.ts';
+import { toPilothouseError } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+import { MAX_FRAME_BYTES } from '../shared/protocol/messages.ts';
+import { KeyRing } from './auth/key-ring.ts';
+import { OidcIssuers } from './auth/oidc.ts';
+import { PilotCredentialService } from './auth/pilot-credentials.ts';
+import { TokenService } from './auth/tokens.ts';
+import type { MatcherConfig } from './config.ts';
+import { FailureLimiter } from './http/failure-limiter.ts';
+import { Router } from './http/router.ts';
+import { adminRoutes } from './http/routes/admin.ts';
+import { authRoutes } from './http/routes/auth.ts';
+import type { RouteDeps } from './http/routes/context.ts';
+import { jobReportRoutes } from './http/routes/job-reports.ts';
+import { jobRoutes } from './http/routes/jobs.ts';
+import { pilotRoutes } from './http/routes/pilots.ts';
+import { matchingRoutes } from './http/routes/matching.ts';
+import { sandboxRoutes } from './http/routes/sandboxes.ts';
+import { MatchService } from './matching/match-service.ts';
+import { compileSchedulingPolicy, type SchedulingPolicy } from './matching/scheduling-policy.ts';
+import { SandboxStore } from './sandbox/sandbox-store.ts';
+import type { CredentialStore } from './store/credential-store.ts';
+import type { JobStore } from './store/job-store.ts';
+import { openSqliteCredentialStore } from './store/sqlite/sqlite-credential-store.ts';
+import { openSqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
+import type { PilotActivityStore } from './store/pilot-activity-store.ts';
+import { openSqlitePilotActivityStore } from './store/sqlite/sqlite-pilot-activity-store.ts';
+import { PilotSession } from './ws/pilot-session.ts';
+import { PilotRegistry } from './ws/pilot-registry.ts';
+
+export const PILOT_CONNECT_PATH = '/api/pilots/connect';
+
+export interface RunningMatcher {
+  /** Base URL, e.g. http://127.0.0.1:41234 (https:// with TLS) */
+  url: string;
+  port: number;
+  store: JobStore;
+  matchService: MatchService;
+  credentials: CredentialStore;
+  pilotActivity: PilotActivityStore;
+  tokens: TokenService;
+  pilotCredentials: PilotCredentialService;
+  keys: KeyRing;
+  router: Router;
+  adminTokenPath: string;
+  /** Runs one maintenance tick now (the timer runs it every keyMaintenanceIntervalMs). */
+  maintain(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startMatcher(
+  config: MatcherConfig,
+  deps: { logger: Logger; clock?: Clock; policy?: SchedulingPolicy },
+): Promise<RunningMatcher> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger;
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const keys = await KeyRing.open({
+    dataDir: config.dataDir,
+    clock,
+    maxTokenTtlSec: config.maxTokenTtlSec,
+    logger: logger.child({ module: 'keys' }),
+  });
+  const store = openSqliteJobStore({ path: config.sqlitePath });
+  const credentials = openSqliteCredentialStore({ path: config.sqlitePath });
+  const pilotActivity = openSqlitePilotActivityStore({ path: config.sqlitePath });
+  const externalIssuers = config.oidc ? new OidcIssuers(config.oidc, clock) : undefined;
+  const tokens = new TokenService({ keys, clock, revocations: credentials, externalIssuers });
+  const adminTokenPath = path.join(config.dataDir, 'admin.token');
+  await ensureAdminToken(config, tokens, adminTokenPath, logger);
+  const pilotCredentials = new PilotCredentialService({
+    store: credentials,
+    tokens,
+    clock,
+    logger: logger.child({ module: 'pilot-credentials' }),
+    limits: config.pilotCredentials,
+  });
+  const exchangeLimiter = new FailureLimiter(
+    { maxFailures: config.exchangeMaxFailures, windowMs: config.exchangeFailureWindowMs },
+    clock,
+  );
+  const sandboxes = new SandboxStore(path.join(config.dataDir, 'sandboxes'), config.maxSandboxBytes);
+  const matchService = new MatchService({
+    store,
+    clock,
+    logger: logger.child({ module: 'matching' }),
+    policy: deps.policy ?? compileSchedulingPolicy({}),
+  });
+  await matchService.refresh();
+  // Picks up what other matchers sharing the store did (and heals any drift of the in-memory index).
+  const refreshTimer = setInterval(() => {
+    matchService.refresh().catch((error: unknown) => logger.error({ err: error }, 'refreshing task queues failed'));
+  }, config.taskQueueRefreshMs);
+  refreshTimer.unref();
+
+  const registry = new PilotRegistry();
+  const routeDeps: RouteDeps = {
+    store,
+    pilotActivity,
+    sandboxes,
+    matchService,
+    registry,
+    keys,
+    tokens,
+    credentials,
+    pilotCredentials,
+    exchangeLimiter,
+    clock,
+    logger,
+    maxSubmitBytes: config.maxSubmitBytes,
+  };
+  const router = new Router({ tokens, logger: logger.child({ module: 'http' }) });
+  for (const route of [
+    ...jobRoutes(routeDeps),
+    ...jobReportRoutes(routeDeps),
+    ...sandboxRoutes(routeDeps),
+    ...authRoutes(routeDeps),
+    ...adminRoutes(routeDeps),
+    ...pilotRoutes(routeDeps),
+    ...matchingRoutes(routeDeps),
+  ])
+    router.add(route);
+  router.add({
+    method: 'GET',
+    path: PILOT_CONNECT_PATH,
+    policy: 'pilot',
+    summary: 'the pilot WebSocket (upgrade only)',
+    handler: async () => ({
+      status: 426,
+      json: { error: { code: 'PROTOCOL_VIOLATION', message: 'WebSocket upgrade required' } },
+    }),
+  });
+
+  const sessionDeps = {
+    store,
+    activity: pilotActivity,
+    matchService,
+    registry,
+    tokens,
+    clock,
+    logger: logger.child({ module: 'pilots' }),
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    jobTokenGraceSec: config.jobTokenGraceSec,
+  };
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
+    void router.handle(req, res);
+  };
+  const server: Server = config.tls
+    ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' }, onRequest)
+    : createServer(onRequest);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    void acceptPilot(req, socket, head);
+  });
+
+  async function acceptPilot(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://matcher.invalid');
+    try {
+      if (url.pathname !== PILOT_CONNECT_PATH) {
+        refuseUpgrade(socket, 404, { code: 'ROUTE_NOT_FOUND', message: `no WebSocket at ${url.pathname}` });
+        return;
+      }
+      const principal = await router.authenticate(req, 'pilot');
+      if (!principal) throw new Error('the pilot endpoint cannot be public');
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        new PilotSession(ws, principal, sessionDeps);
+      });
+    } catch (thrown) {
+      const error = toPilothouseError(thrown);
+      refuseUpgrade(socket, error.httpStatus, error.toJSON());
+    }
+  }
+
+  server.listen(config.port, config.host);
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const scheme = config.tls ? 'https' : 'http';
+  const url = `${scheme}://${hostForUrl === '0.0.0.0' ? '127.0.0.1' : hostForUrl}:${port}`;
+  logger.info(
+    { url, dataDir: config.dataDir, tls: config.tls !== null, oidcIssuers: externalIssuers?.size ?? 0 },
+    'matcher listening',
+  );
+
+  if (!config.tls && !/^(127\.|::1$|localhost$)/.test(config.host)) {
+    logger.warn(
+      { host: config.host },
+      'plain http on a non-loopback address: tokens and pilot secrets cross the network in clear (use --tls-cert/--tls-key)',
+    );
+  }
+
+  const maintenanceLogger = logger.child({ module: 'maintenance' });
+  let maintaining: Promise<void> | null = null;
+  const maintain = (): Promise<void> => {
+    maintaining ??= (async () => {
+      try {
+        const { rotated, dropped } = await keys.maintain(config.keyRotationAgeMs);
+        const purged = await credentials.purgeExpired(clock.nowMs());
+        if (rotated || dropped.length > 0 || purged.credentials > 0 || purged.revokedTokens > 0) {
+          maintenanceLogger.info({ rotated: rotated?.kid, dropped, purged }, 'credential maintenance');
+        }
+        await ensureAdminToken(config, tokens, adminTokenPath, maintenanceLogger);
+      } catch (error) {
+        maintenanceLogger.error({ err: error }, 'credential maintenance failed');
+      } finally {
+        maintaining = null;
+      }
+    })();
+    return maintaining;
+  };
+  const maintenanceTimer = setInterval(() => void maintain(), config.keyMaintenanceIntervalMs);
+  maintenanceTimer.unref();
+
+  let stopping: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    store,
+    matchService,
+    credentials,
+    pilotActivity,
+    tokens,
+    pilotCredentials,
+    keys,
+    router,
+    adminTokenPath,
+    maintain,
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(maintenanceTimer);
+        await maintaining;
+        clearInterval(refreshTimer);
+        for (const client of wss.clients) client.close(1001, 'matcher shutting down');
+        wss.close();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await store.close();
+        await credentials.close();
+        await pilotActivity.close();
+        logger.info('matcher stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+function refuseUpgrade(socket: Duplex, status: number, error: object): void {
+  const body = JSON.stringify({ error });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Error'}\r\n` +
+      'Content-Type: application/json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}
+
+/**
+ * Keeps `<dataDir>/admin.token` (mode 0600) usable: written on first start, and rewritten when it no
+ * longer verifies (expired, key revoked or dropped, token revoked) or has less than half its life left.
+ */
+async function ensureAdminToken(
+  config: MatcherConfig,
+  tokens: TokenService,
+  adminTokenPath: string,
+  logger: Logger,
+): Promise<void> {
+  const existing = await readFile(adminTokenPath, 'utf8').catch(() => null);
+  if (existing !== null) {
+    try {
+      const principal = await tokens.verify(existing.trim());
+      const halfLifeMs = (config.adminTokenTtlSec * 1000) / 2;
+      if (principal.expiresAtMs - Date.now() > halfLifeMs) return;
+    } catch {
+      // not valid any more: replaced below
+    }
+  }
+  const token = await tokens.issue({
+    kind: 'user',
+    subject: 'admin',
+    vo: config.defaultVo,
+    group: 'admin',
+    properties: ['NormalUser', 'JobAdministrator', 'ServiceAdministrator'],
+    ttlSec: config.adminTokenTtlSec,
+  });
+  const temp = `${adminTokenPath}.${randomUUID().slice(0, 8)}.tmp`;
+  await writeFile(temp, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  await rename(temp, adminTokenPath);
+  logger.info({ path: adminTokenPath, renewed: existing !== null }, 'admin token written');
+}

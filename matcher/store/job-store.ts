@@ -1,0 +1,185 @@
+/**
+ * The job store: the semantic operations the matcher needs, nothing SQL-shaped. Implemented for
+ * SQLite (embedded default) and, later, PostgreSQL (several matcher replicas); one conformance suite
+ * (test/conformance/job-store.suite.ts) runs against every implementation. Async even where the
+ * backend is synchronous, so callers do not depend on which one they have.
+ */
+import type { JobDescription } from '../../shared/job/description.ts';
+import type { JobHistoryEntry, JobOwnership, JobStatusReport, JobView } from '../../shared/job/model.ts';
+import type { JobStatus } from '../../shared/job/status.ts';
+import type { JobCommand, NodeInfo } from '../../shared/protocol/messages.ts';
+import type { TaskQueueDefinition, TaskQueueRequirements } from '../matching/task-queue-key.ts';
+
+export interface NewJob {
+  ownership: JobOwnership;
+  description: JobDescription;
+  taskQueue: TaskQueueDefinition;
+}
+
+export interface TaskQueueView extends JobOwnership {
+  id: number;
+  requirements: TaskQueueRequirements;
+  waitingJobs: number;
+  /** Highest user priority among its waiting jobs. */
+  topPriority: number;
+  /** The job this TQ gives next (highest priority, then oldest): FIFO tie-break across TQs. */
+  nextJobId: number | null;
+  createdAt: string;
+}
+
+export interface ClaimRequest {
+  pilotId: string;
+  site: string;
+  ce: string | null;
+  at: string;
+  /** The TQ's job type, for the per-site limits. */
+  jobType: string;
+  /** Jobs of this type already held at this site at which no more are matched (null: no limit). */
+  maxRunning: number | null;
+  /** After a match of this type at this site, no other for this long (null: no delay). */
+  matchingDelaySec: number | null;
+}
+
+/** A TQ's waiting jobs after a claim, so that an in-memory index stays exact without a query. */
+export interface TaskQueueStats {
+  id: number;
+  waitingJobs: number;
+  topPriority: number;
+  nextJobId: number | null;
+}
+
+export type ClaimResult =
+  | { job: JobView; taskQueue: TaskQueueStats }
+  | { job: null; reason: 'empty' | 'running-limit' | 'matching-delay'; taskQueue: TaskQueueStats };
+
+export interface SubmitResult {
+  jobIds: number[];
+  /** The TQs the jobs were filed into (each once). */
+  taskQueueIds: number[];
+}
+
+export const SITE_STATUSES = ['Active', 'Banned'] as const;
+export type SiteStatus = (typeof SITE_STATUSES)[number];
+
+export interface SiteMaskEntry {
+  site: string;
+  status: SiteStatus;
+  reason: string;
+  changedBy: string;
+  changedAt: string;
+}
+
+export const SORTABLE_JOB_FIELDS = ['id', 'submittedAt', 'lastUpdateAt', 'status', 'priority'] as const;
+export type SortableJobField = (typeof SORTABLE_JOB_FIELDS)[number];
+
+export interface JobQuery {
+  ids?: number[];
+  statuses?: JobStatus[];
+  owners?: string[];
+  groups?: string[];
+  vos?: string[];
+  sites?: string[];
+  jobTypes?: string[];
+  pilotIds?: string[];
+  sort: { field: SortableJobField; direction: 'asc' | 'desc' };
+  page: number;
+  perPage: number;
+}
+
+export interface JobPage {
+  total: number;
+  jobs: JobView[];
+}
+
+export interface StatusOutcome {
+  applied: boolean;
+  status: JobStatus;
+  /** True when the same report (same attempt and sequence) was already recorded: a replay. */
+  duplicate: boolean;
+}
+
+export interface HeartbeatSample {
+  cpuSec: number;
+  rssMB: number;
+  wallSec: number;
+}
+
+export const PILOT_STATUSES = ['Submitted', 'Waiting', 'Running', 'Done', 'Failed', 'Aborted', 'Unknown'] as const;
+export type PilotStatus = (typeof PILOT_STATUSES)[number];
+
+export interface PilotRecord {
+  id: string;
+  vo: string;
+  site: string;
+  ce: string | null;
+  queue: string | null;
+  status: PilotStatus;
+  statusReason: string;
+  node: NodeInfo | null;
+  pilotVersion: string | null;
+  connectedAt: string | null;
+  lastSeenAt: string | null;
+  jobsMatched: number;
+}
+
+export interface PilotHello {
+  id: string;
+  vo: string;
+  site: string;
+  ce: string | null;
+  queue: string | null;
+  node: NodeInfo;
+  pilotVersion: string;
+  at: string;
+}
+
+export interface SandboxRecord {
+  sha256: string;
+  sizeBytes: number;
+  vo: string;
+  owner: string;
+  createdAt: string;
+}
+
+export interface JobStore {
+  /** Stores jobs with their history (Received → Checking → Waiting) and files them into TQs; all or nothing. */
+  submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult>;
+  getJob(id: number): Promise<JobView | null>;
+  getJobHistory(id: number): Promise<JobHistoryEntry[]>;
+  searchJobs(query: JobQuery): Promise<JobPage>;
+  /** TQs that have waiting jobs, optionally of one VO. */
+  listTaskQueues(filter: { vo?: string }): Promise<TaskQueueView[]>;
+  getTaskQueue(id: number): Promise<TaskQueueView | null>;
+  /**
+   * Atomically takes the best waiting job of a TQ for a pilot (Waiting → Matched), unless the TQ is
+   * empty or the site's running limit or matching delay for the job type forbids it.
+   */
+  claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult>;
+  /** Jobs held by pilots at a site, by job type (what running limits count). */
+  runningAtSite(site: string): Promise<Record<string, number>>;
+  setSiteStatus(entry: SiteMaskEntry): Promise<void>;
+  /** Sites that were ever banned or allowed, with their current status. Sites never mentioned are Active. */
+  siteMask(): Promise<SiteMaskEntry[]>;
+  /**
+   * Applies one report about one attempt through the state machine and records it in the history.
+   * `reportKey` makes replays idempotent: a report with a key already recorded changes nothing.
+   * Throws JOB_NOT_FOUND, or ATTEMPT_MISMATCH when the attempt is not the job's current one.
+   */
+  reportStatus(jobId: number, attempt: number, report: JobStatusReport, reportKey?: string): Promise<StatusOutcome>;
+  /**
+   * Kills a job: Killed at once (the state machine then refuses the pilot's later reports), and, when a
+   * pilot holds it, a kill command for its current attempt, delivered once with the next heartbeat or push.
+   */
+  killJob(jobId: number, at: string, source: string): Promise<StatusOutcome & { commandQueued: boolean }>;
+  /** The commands pending for that attempt, marked sent (each is delivered once). */
+  takePendingCommands(jobId: number, attempt: number, at: string): Promise<JobCommand[]>;
+  /** Records a heartbeat and returns the commands pending for that attempt (each delivered once). */
+  recordHeartbeat(jobId: number, attempt: number, sample: HeartbeatSample, at: string): Promise<JobCommand[]>;
+  recordPilotHello(hello: PilotHello): Promise<void>;
+  setPilotStatus(id: string, status: PilotStatus, reason: string, at: string): Promise<void>;
+  getPilot(id: string): Promise<PilotRecord | null>;
+  /** Records an uploaded sandbox; a second upload of the same bytes keeps the first owner. */
+  recordSandbox(sandbox: SandboxRecord): Promise<void>;
+  getSandbox(sha256: string): Promise<SandboxRecord | null>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,165 @@
+/**
+ * SQLite schema, as ordered migrations compiled into the program (nothing reads SQL files at run
+ * time). A migration is never edited once released: add a new one.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'jobs, task queues, history, commands, pilots, sandboxes',
+    sql: `
+      CREATE TABLE task_queues (
+        id INTEGER PRIMARY KEY,
+        tq_key TEXT NOT NULL UNIQUE,
+        vo TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        requirements TEXT NOT NULL,
+        waiting_jobs INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX task_queues_with_waiting ON task_queues (vo) WHERE waiting_jobs > 0;
+
+      CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        vo TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        job_type TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        task_queue_id INTEGER REFERENCES task_queues (id),
+        status TEXT NOT NULL,
+        minor_status TEXT NOT NULL DEFAULT '',
+        application_status TEXT NOT NULL DEFAULT 'Unknown',
+        exit_code INTEGER,
+        site TEXT,
+        ce TEXT,
+        pilot_id TEXT,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        submitted_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        last_update_at TEXT NOT NULL,
+        heartbeat_at TEXT,
+        cpu_sec REAL,
+        rss_mb REAL,
+        wall_sec REAL,
+        output_sandbox TEXT
+      );
+      CREATE INDEX jobs_by_status ON jobs (status);
+      CREATE INDEX jobs_by_owner ON jobs (vo, owner, status);
+      CREATE INDEX jobs_by_site ON jobs (site, status);
+      CREATE INDEX jobs_by_pilot ON jobs (pilot_id);
+
+      -- Waiting jobs only: a claim deletes the row (one winner, like DIRAC's tq_Jobs).
+      CREATE TABLE tq_jobs (
+        job_id INTEGER PRIMARY KEY,
+        tq_id INTEGER NOT NULL REFERENCES task_queues (id),
+        priority INTEGER NOT NULL
+      );
+      CREATE INDEX tq_jobs_pick ON tq_jobs (tq_id, priority DESC, job_id);
+
+      CREATE TABLE job_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id INTEGER NOT NULL REFERENCES jobs (id),
+        attempt INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        minor_status TEXT NOT NULL,
+        application_status TEXT NOT NULL,
+        source TEXT NOT NULL,
+        applied INTEGER NOT NULL,
+        report_key TEXT
+      );
+      CREATE INDEX job_history_by_job ON job_history (job_id, id);
+      CREATE UNIQUE INDEX job_history_report_key ON job_history (job_id, report_key) WHERE report_key IS NOT NULL;
+
+      CREATE TABLE job_commands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id INTEGER NOT NULL REFERENCES jobs (id),
+        attempt INTEGER NOT NULL,
+        command TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        sent_at TEXT
+      );
+      CREATE INDEX job_commands_pending ON job_commands (job_id, attempt) WHERE sent_at IS NULL;
+
+      CREATE TABLE pilots (
+        id TEXT PRIMARY KEY,
+        vo TEXT NOT NULL,
+        site TEXT NOT NULL,
+        ce TEXT,
+        queue TEXT,
+        status TEXT NOT NULL,
+        status_reason TEXT NOT NULL DEFAULT '',
+        node TEXT,
+        pilot_version TEXT,
+        connected_at TEXT,
+        last_seen_at TEXT,
+        jobs_matched INTEGER NOT NULL DEFAULT 0
+      );
+
+      CREATE TABLE sandboxes (
+        sha256 TEXT PRIMARY KEY,
+        size_bytes INTEGER NOT NULL,
+        vo TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_access_at TEXT NOT NULL
+      );
+    `,
+  },
+  {
+    version: 2,
+    name: 'site mask, per-site activity (running limits, matching delays), TQ job order index',
+    sql: `
+      CREATE TABLE site_mask (
+        site TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        changed_by TEXT NOT NULL,
+        changed_at TEXT NOT NULL
+      );
+      CREATE TABLE site_mask_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        changed_by TEXT NOT NULL,
+        changed_at TEXT NOT NULL
+      );
+      -- Jobs held by pilots per (site, job type), kept in the claim and status transactions, so running
+      -- limits hold for every matcher that shares this store.
+      CREATE TABLE site_activity (
+        site TEXT NOT NULL,
+        job_type TEXT NOT NULL,
+        running INTEGER NOT NULL DEFAULT 0,
+        last_match_at TEXT,
+        PRIMARY KEY (site, job_type)
+      );
+      CREATE INDEX tq_jobs_fifo ON tq_jobs (tq_id, job_id);
+    `,
+  },
+  {
+    version: 3,
+    name: 'job indexes without status columns: a status change touches one index, not three',
+    sql: `
+      DROP INDEX jobs_by_owner;
+      DROP INDEX jobs_by_site;
+      CREATE INDEX jobs_by_owner ON jobs (vo, owner);
+      CREATE INDEX jobs_by_site ON jobs (site);
+    `,
+  },
+  {
+    version: 4,
+    name: 'drop tq_jobs_fifo: task queues are ordered by the job they give next (tq_jobs_pick)',
+    sql: `DROP INDEX tq_jobs_fifo;`,
+  },
+];

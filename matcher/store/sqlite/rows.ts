@@ -1,0 +1,103 @@
+/** Row ↔ domain mapping for the SQLite store (snake_case columns, JSON text columns). */
+import type { JobHistoryEntry, JobView } from '../../../shared/job/model.ts';
+import type { JobStatus } from '../../../shared/job/status.ts';
+import type { NodeInfo } from '../../../shared/protocol/messages.ts';
+import type { PilotRecord, PilotStatus, TaskQueueView } from '../job-store.ts';
+import type { TaskQueueRequirements } from '../../matching/task-queue-key.ts';
+
+export interface JobRow {
+  id: number;
+  vo: string;
+  grp: string;
+  owner: string;
+  name: string;
+  job_type: string;
+  priority: number;
+  description: string;
+  task_queue_id: number | null;
+  status: string;
+  minor_status: string;
+  application_status: string;
+  exit_code: number | null;
+  site: string | null;
+  ce: string | null;
+  pilot_id: string | null;
+  attempt: number;
+  submitted_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  last_update_at: string;
+  heartbeat_at: string | null;
+  output_sandbox: string | null;
+}
+
+export function jobFromRow(row: JobRow): JobView {
+  return {
+    id: row.id,
+    vo: row.vo,
+    group: row.grp,
+    owner: row.owner,
+    name: row.name,
+    jobType: row.job_type,
+    priority: row.priority,
+    status: row.status as JobStatus,
+    minorStatus: row.minor_status,
+    applicationStatus: row.application_status,
+    exitCode: row.exit_code,
+    site: row.site,
+    ce: row.ce,
+    pilotId: row.pilot_id,
+    attempt: row.attempt,
+    taskQueueId: row.task_queue_id,
+    submittedAt: row.submitted_at,
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+    lastUpdateAt: row.last_update_at,
+    heartbeatAt: row.heartbeat_at,
+    outputSandbox: row.output_sandbox,
+    description: JSON.parse(row.description) as JobView['description'],
+  };
+}
+
+export function historyFromRow(row: Record<string, unknown>): JobHistoryEntry {
+  return {
+    at: String(row.at),
+    status: row.status as JobStatus,
+    minorStatus: String(row.minor_status),
+    applicationStatus: String(row.application_status),
+    source: String(row.source),
+    applied: Boolean(row.applied),
+  };
+}
+
+export function taskQueueFromRow(row: Record<string, unknown>): TaskQueueView {
+  return {
+    id: Number(row.id),
+    vo: String(row.vo),
+    group: String(row.grp),
+    owner: String(row.owner),
+    requirements: JSON.parse(String(row.requirements)) as TaskQueueRequirements,
+    waitingJobs: Number(row.waiting_jobs),
+    topPriority: row.top_priority === null ? 0 : Number(row.top_priority),
+    nextJobId: row.next_job_id === null ? null : Number(row.next_job_id),
+    createdAt: String(row.created_at),
+  };
+}
+
+export function pilotFromRow(row: Record<string, unknown>): PilotRecord {
+  const text = (value: unknown): string | null => (value === null || value === undefined ? null : String(value));
+  return {
+    id: String(row.id),
+    vo: String(row.vo),
+    site: String(row.site),
+    ce: text(row.ce),
+    queue: text(row.queue),
+    status: row.status as PilotStatus,
+    statusReason: String(row.status_reason),
+    node: row.node ? (JSON.parse(String(row.node)) as NodeInfo) : null,
+    pilotVersion: text(row.pilot_version),
+    connectedAt: text(row.connected_at),
+    lastSeenAt: text(row.last_seen_at),
+    jobsMatched: Number(row.jobs_matched),
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * CredentialStore on SQLite, on the same database file as the job store but with its own connection
+ * and its own migration table (versions from 100), so the two evolve independently. Spending a
+ * credential is one IMMEDIATE transaction: two exchanges of one secret, even from two processes,
+ * cannot both succeed.
+ */
+import Database from 'better-sqlite3';
+import type {
+  CredentialStore,
+  NewPilotCredential,
+  PilotCredential,
+  PilotCredentialKind,
+  SpendOutcome,
+  TokenRevocation,
+} from '../credential-store.ts';
+import type { Migration } from './migrations.ts';
+
+export const CREDENTIAL_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 100,
+    name: 'pilot credentials (hashed secrets and refresh tokens), revoked token ids',
+    sql: `
+      CREATE TABLE pilot_credentials (
+        hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('secret', 'refresh')),
+        vo TEXT NOT NULL,
+        site TEXT NOT NULL,
+        pilot_stamp TEXT NOT NULL,
+        family TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        family_expires_at_ms INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        spent_at_ms INTEGER,
+        access_token_id TEXT,
+        access_expires_at_ms INTEGER
+      );
+      CREATE INDEX pilot_credentials_by_family ON pilot_credentials (family);
+      CREATE INDEX pilot_credentials_by_expiry ON pilot_credentials (expires_at_ms);
+
+      CREATE TABLE revoked_tokens (
+        token_id TEXT PRIMARY KEY,
+        expires_at_ms INTEGER NOT NULL,
+        revoked_at_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_by TEXT NOT NULL
+      );
+      CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires_at_ms);
+    `,
+  },
+];
+
+interface CredentialRow {
+  hash: string;
+  kind: PilotCredentialKind;
+  vo: string;
+  site: string;
+  pilot_stamp: string;
+  family: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+  family_expires_at_ms: number;
+  created_by: string;
+  spent_at_ms: number | null;
+  access_token_id: string | null;
+  access_expires_at_ms: number | null;
+}
+
+function fromRow(row: CredentialRow): PilotCredential {
+  return {
+    hash: row.hash,
+    kind: row.kind,
+    vo: row.vo,
+    site: row.site,
+    pilotStamp: row.pilot_stamp,
+    family: row.family,
+    createdAtMs: row.created_at_ms,
+    expiresAtMs: row.expires_at_ms,
+    familyExpiresAtMs: row.family_expires_at_ms,
+    createdBy: row.created_by,
+    spentAtMs: row.spent_at_ms,
+    accessTokenId: row.access_token_id,
+    accessExpiresAtMs: row.access_expires_at_ms,
+  };
+}
+
+export function openSqliteCredentialStore(options: { path: string }): SqliteCredentialStore {
+  const db = new Database(options.path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return new SqliteCredentialStore(db);
+}
+
+function migrate(db: Database.Database): void {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS credential_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+  );
+  db.transaction(() => {
+    const applied = new Set(
+      db
+        .prepare('SELECT version FROM credential_migrations')
+        .all()
+        .map((row) => (row as { version: number }).version),
+    );
+    for (const migration of CREDENTIAL_MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      db.exec(migration.sql);
+      db.prepare('INSERT INTO credential_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        migration.version,
+        migration.name,
+        new Date().toISOString(),
+      );
+    }
+  }).immediate();
+}
+
+export class SqliteCredentialStore implements CredentialStore {
+  readonly #db: Database.Database;
+  readonly #sql;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#sql = {
+      insertCredential: db.prepare(`
+        INSERT INTO pilot_credentials (hash, kind, vo, site, pilot_stamp, family, created_at_ms, expires_at_ms,
+          family_expires_at_ms, created_by, access_token_id, access_expires_at_ms)
+        VALUES (@hash, @kind, @vo, @site, @pilotStamp, @family, @createdAtMs, @expiresAtMs, @familyExpiresAtMs,
+          @createdBy, @accessTokenId, @accessExpiresAtMs)`),
+      credential: db.prepare('SELECT * FROM pilot_credentials WHERE hash = ? AND kind = ?'),
+      spend: db.prepare('UPDATE pilot_credentials SET spent_at_ms = ? WHERE hash = ? AND spent_at_ms IS NULL'),
+      family: db.prepare('SELECT * FROM pilot_credentials WHERE family = ?'),
+      spendFamily: db.prepare('UPDATE pilot_credentials SET spent_at_ms = ? WHERE family = ? AND spent_at_ms IS NULL'),
+      revoke: db.prepare(`
+        INSERT INTO revoked_tokens (token_id, expires_at_ms, revoked_at_ms, reason, revoked_by)
+        VALUES (@tokenId, @expiresAtMs, @atMs, @reason, @revokedBy) ON CONFLICT (token_id) DO NOTHING`),
+      isRevoked: db.prepare('SELECT 1 FROM revoked_tokens WHERE token_id = ?').pluck(),
+      purgeCredentials: db.prepare(
+        'DELETE FROM pilot_credentials WHERE expires_at_ms <= ? AND (access_expires_at_ms IS NULL OR access_expires_at_ms <= ?)',
+      ),
+      purgeRevoked: db.prepare('DELETE FROM revoked_tokens WHERE expires_at_ms <= ?'),
+    };
+  }
+
+  async addPilotCredential(credential: NewPilotCredential): Promise<void> {
+    this.#sql.insertCredential.run(credential);
+  }
+
+  async spendPilotCredential(
+    hash: string,
+    kind: PilotCredentialKind,
+    pilotStamp: string,
+    atMs: number,
+  ): Promise<SpendOutcome> {
+    return this.#db
+      .transaction((): SpendOutcome => {
+        const row = this.#sql.credential.get(hash, kind) as CredentialRow | undefined;
+        if (!row) return { outcome: 'unknown' };
+        const credential = fromRow(row);
+        if (credential.spentAtMs !== null) return { outcome: 'already-spent', credential };
+        if (atMs >= credential.expiresAtMs) return { outcome: 'expired', credential };
+        if (credential.pilotStamp !== pilotStamp) return { outcome: 'wrong-stamp', credential };
+        this.#sql.spend.run(atMs, hash);
+        return { outcome: 'spent', credential: { ...credential, spentAtMs: atMs } };
+      })
+      .immediate();
+  }
+
+  async revokePilotFamily(family: string, atMs: number, reason: string): Promise<string[]> {
+    return this.#db
+      .transaction(() => {
+        const members = (this.#sql.family.all(family) as CredentialRow[]).map(fromRow);
+        this.#sql.spendFamily.run(atMs, family);
+        const revoked: string[] = [];
+        for (const member of members) {
+          if (member.accessTokenId === null || member.accessExpiresAtMs === null) continue;
+          if (member.accessExpiresAtMs <= atMs) continue;
+          this.#sql.revoke.run({
+            tokenId: member.accessTokenId,
+            expiresAtMs: member.accessExpiresAtMs,
+            atMs,
+            reason,
+            revokedBy: 'matcher',
+          });
+          revoked.push(member.accessTokenId);
+        }
+        return revoked;
+      })
+      .immediate();
+  }
+
+  async revokeToken(revocation: TokenRevocation): Promise<boolean> {
+    return this.#sql.revoke.run(revocation).changes > 0;
+  }
+
+  async isTokenRevoked(tokenId: string): Promise<boolean> {
+    return this.#sql.isRevoked.get(tokenId) !== undefined;
+  }
+
+  async purgeExpired(atMs: number): Promise<{ credentials: number; revokedTokens: number }> {
+    return {
+      credentials: this.#sql.purgeCredentials.run(atMs, atMs).changes,
+      revokedTokens: this.#sql.purgeRevoked.run(atMs).changes,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}

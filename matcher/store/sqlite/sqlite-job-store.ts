@@ -1,0 +1,505 @@
+/**
+ * JobStore on SQLite (better-sqlite3, WAL): the embedded default. better-sqlite3 is synchronous, so a
+ * transaction runs to completion without interleaving inside this process; `BEGIN IMMEDIATE` makes
+ * claims safe against other processes that open the same file.
+ */
+import Database from 'better-sqlite3';
+import { PilothouseError } from '../../../shared/errors.ts';
+import { ACTIVE_STATUSES, canTransition, FINAL_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
+import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
+import type { JobCommand } from '../../../shared/protocol/messages.ts';
+import type {
+  ClaimRequest,
+  ClaimResult,
+  SiteMaskEntry,
+  SubmitResult,
+  TaskQueueStats,
+  HeartbeatSample,
+  JobPage,
+  JobQuery,
+  JobStore,
+  NewJob,
+  PilotHello,
+  PilotRecord,
+  PilotStatus,
+  SandboxRecord,
+  StatusOutcome,
+  TaskQueueView,
+} from '../job-store.ts';
+import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { WriteBatcher } from './write-batcher.ts';
+import { historyFromRow, jobFromRow, pilotFromRow, taskQueueFromRow, type JobRow } from './rows.ts';
+
+const SORT_COLUMNS = {
+  id: 'id',
+  submittedAt: 'submitted_at',
+  lastUpdateAt: 'last_update_at',
+  status: 'status',
+  priority: 'priority',
+} as const;
+
+export interface SqliteJobStoreOptions {
+  /** File path, or ':memory:'. */
+  path: string;
+}
+
+export function openSqliteJobStore(options: SqliteJobStoreOptions): SqliteJobStore {
+  const db = new Database(options.path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes, fast commits
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  // A claim touches index pages spread over a large file (870k waiting jobs ≈ 1 GB with history):
+  // keep them in SQLite's own cache instead of re-reading them through syscalls.
+  db.pragma('cache_size = -131072'); // KiB: 128 MiB
+  db.pragma('mmap_size = 268435456');
+  migrate(db);
+  return new SqliteJobStore(db);
+}
+
+function migrate(db: Database.Database): void {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+  );
+  const applied = new Set(
+    db
+      .prepare('SELECT version FROM schema_migrations')
+      .all()
+      .map((row) => (row as { version: number }).version),
+  );
+  for (const migration of SQLITE_MIGRATIONS) {
+    if (applied.has(migration.version)) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        migration.version,
+        migration.name,
+        new Date().toISOString(),
+      );
+    }).immediate();
+  }
+}
+
+export class SqliteJobStore implements JobStore {
+  readonly #db: Database.Database;
+  readonly #sql;
+  readonly #writes: WriteBatcher;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#writes = new WriteBatcher(db);
+    this.#sql = {
+      findTq: db.prepare('SELECT id FROM task_queues WHERE tq_key = ?').pluck(),
+      insertTq: db.prepare(
+        'INSERT INTO task_queues (tq_key, vo, grp, owner, requirements, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      insertJob: db.prepare(`
+        INSERT INTO jobs (vo, grp, owner, name, job_type, priority, description, task_queue_id, status, minor_status,
+                          submitted_at, last_update_at)
+        VALUES (@vo, @grp, @owner, @name, @jobType, @priority, @description, @tqId, 'Waiting', 'Pilot Agent Submission',
+                @at, @at)`),
+      insertHistory: db.prepare(`
+        INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied, report_key)
+        VALUES (@jobId, @attempt, @at, @status, @minorStatus, @applicationStatus, @source, @applied, @reportKey)`),
+      enqueue: db.prepare('INSERT INTO tq_jobs (job_id, tq_id, priority) VALUES (?, ?, ?)'),
+      countWaiting: db.prepare('UPDATE task_queues SET waiting_jobs = waiting_jobs + ? WHERE id = ?'),
+      getJob: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+      history: db.prepare('SELECT * FROM job_history WHERE job_id = ? ORDER BY id'),
+      hasReport: db.prepare('SELECT 1 FROM job_history WHERE job_id = ? AND report_key = ?').pluck(),
+      pickJob: db.prepare('SELECT job_id FROM tq_jobs WHERE tq_id = ? ORDER BY priority DESC, job_id LIMIT 1').pluck(),
+      dequeue: db.prepare('DELETE FROM tq_jobs WHERE job_id = ? RETURNING tq_id').pluck(),
+      markMatched: db.prepare(`
+        UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
+                        site = @site, ce = @ce, pilot_id = @pilotId, last_update_at = @at
+        WHERE id = @jobId AND status = 'Waiting'
+        RETURNING *`),
+      waitingOf: db.prepare('SELECT waiting_jobs FROM task_queues WHERE id = ?').pluck(),
+      // The job a TQ gives next (highest priority, then oldest): one seek of tq_jobs_pick.
+      head: db.prepare('SELECT priority, job_id FROM tq_jobs WHERE tq_id = ? ORDER BY priority DESC, job_id LIMIT 1'),
+      countWaitingReturning: db
+        .prepare('UPDATE task_queues SET waiting_jobs = waiting_jobs + ? WHERE id = ? RETURNING waiting_jobs')
+        .pluck(),
+      activity: db.prepare('SELECT running, last_match_at FROM site_activity WHERE site = ? AND job_type = ?'),
+      activityMatched: db.prepare(`
+        INSERT INTO site_activity (site, job_type, running, last_match_at) VALUES (?, ?, 1, ?)
+        ON CONFLICT (site, job_type) DO UPDATE SET running = running + 1, last_match_at = excluded.last_match_at`),
+      activityReleased: db.prepare(
+        'UPDATE site_activity SET running = max(0, running - 1) WHERE site = ? AND job_type = ?',
+      ),
+      runningAtSite: db.prepare('SELECT job_type, running FROM site_activity WHERE site = ? AND running > 0'),
+      upsertSiteMask: db.prepare(`
+        INSERT INTO site_mask (site, status, reason, changed_by, changed_at) VALUES (@site, @status, @reason, @changedBy, @changedAt)
+        ON CONFLICT (site) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+          changed_by = excluded.changed_by, changed_at = excluded.changed_at`),
+      logSiteMask: db.prepare(`
+        INSERT INTO site_mask_log (site, status, reason, changed_by, changed_at) VALUES (@site, @status, @reason, @changedBy, @changedAt)`),
+      siteMask: db.prepare('SELECT * FROM site_mask ORDER BY site'),
+      taskQueues: db.prepare(`
+        SELECT tq.*, (SELECT priority FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS top_priority,
+               (SELECT job_id FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS next_job_id
+        FROM task_queues tq WHERE tq.waiting_jobs > 0 ORDER BY tq.id`),
+      taskQueuesOfVo: db.prepare(`
+        SELECT tq.*, (SELECT priority FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS top_priority,
+               (SELECT job_id FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS next_job_id
+        FROM task_queues tq WHERE tq.waiting_jobs > 0 AND tq.vo = ? ORDER BY tq.id`),
+      taskQueue: db.prepare(`
+        SELECT tq.*, (SELECT priority FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS top_priority,
+               (SELECT job_id FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS next_job_id
+        FROM task_queues tq WHERE tq.id = ?`),
+      insertHeartbeat: db.prepare(`
+        UPDATE jobs SET heartbeat_at = @at, cpu_sec = @cpuSec, rss_mb = @rssMB, wall_sec = @wallSec
+        WHERE id = @jobId AND attempt = @attempt`),
+      pendingCommands: db.prepare(
+        'SELECT id, command FROM job_commands WHERE job_id = ? AND attempt = ? AND sent_at IS NULL ORDER BY id',
+      ),
+      markCommandSent: db.prepare('UPDATE job_commands SET sent_at = ? WHERE id = ?'),
+      insertCommand: db.prepare('INSERT INTO job_commands (job_id, attempt, command, created_at) VALUES (?, ?, ?, ?)'),
+      upsertPilot: db.prepare(`
+        INSERT INTO pilots (id, vo, site, ce, queue, status, status_reason, node, pilot_version, connected_at, last_seen_at)
+        VALUES (@id, @vo, @site, @ce, @queue, 'Running', 'connected', @node, @pilotVersion, @at, @at)
+        ON CONFLICT (id) DO UPDATE SET status = 'Running', status_reason = 'connected', node = excluded.node,
+          pilot_version = excluded.pilot_version, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at`),
+      setPilotStatus: db.prepare('UPDATE pilots SET status = ?, status_reason = ?, last_seen_at = ? WHERE id = ?'),
+      // Jobs matched are counted from the jobs (indexed by pilot), not kept in a counter every claim updates.
+      getPilot: db.prepare(
+        'SELECT *, (SELECT count(*) FROM jobs WHERE jobs.pilot_id = pilots.id) AS jobs_matched FROM pilots WHERE id = ?',
+      ),
+      insertSandbox: db.prepare(`
+        INSERT INTO sandboxes (sha256, size_bytes, vo, owner, created_at, last_access_at)
+        VALUES (@sha256, @sizeBytes, @vo, @owner, @createdAt, @createdAt)
+        ON CONFLICT (sha256) DO UPDATE SET last_access_at = excluded.last_access_at`),
+      getSandbox: db.prepare('SELECT * FROM sandboxes WHERE sha256 = ?'),
+      applyStatus: db.prepare(`
+        UPDATE jobs SET status = @status, minor_status = @minorStatus, application_status = @applicationStatus,
+          exit_code = coalesce(@exitCode, exit_code), output_sandbox = coalesce(@outputSandbox, output_sandbox),
+          started_at = CASE WHEN @status = 'Running' THEN coalesce(started_at, @at) ELSE started_at END,
+          ended_at = CASE WHEN @isFinal THEN coalesce(ended_at, @at) ELSE ended_at END,
+          heartbeat_at = CASE WHEN @fromPilot THEN @at ELSE heartbeat_at END,
+          last_update_at = @at
+        WHERE id = @jobId`),
+    };
+  }
+
+  async submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult> {
+    const sql = this.#sql;
+    return this.#db
+      .transaction((): SubmitResult => {
+        const tqIds = new Map<string, number>();
+        const ids: number[] = [];
+        for (const job of jobs) {
+          const tq = job.taskQueue;
+          let tqId = tqIds.get(tq.key) ?? (sql.findTq.get(tq.key) as number | undefined);
+          if (tqId === undefined) {
+            tqId = Number(
+              sql.insertTq.run(tq.key, tq.vo, tq.group, tq.owner, JSON.stringify(tq.requirements), at).lastInsertRowid,
+            );
+          }
+          tqIds.set(tq.key, tqId);
+          const jobId = Number(
+            sql.insertJob.run({
+              vo: job.ownership.vo,
+              grp: job.ownership.group,
+              owner: job.ownership.owner,
+              name: job.description.name,
+              jobType: job.description.jobType,
+              priority: job.description.priority,
+              description: JSON.stringify(job.description),
+              tqId,
+              at,
+            }).lastInsertRowid,
+          );
+          const history = (status: JobStatus, minorStatus: string, source: string): void => {
+            sql.insertHistory.run({
+              jobId,
+              attempt: 1,
+              at,
+              status,
+              minorStatus,
+              applicationStatus: 'Unknown',
+              source,
+              applied: 1,
+              reportKey: null,
+            });
+          };
+          history('Received', 'Job accepted', 'JobManager');
+          history('Checking', 'JobSanity', 'JobSanity');
+          history('Waiting', 'Pilot Agent Submission', 'JobScheduling');
+          sql.enqueue.run(jobId, tqId, job.description.priority);
+          sql.countWaiting.run(1, tqId);
+          ids.push(jobId);
+        }
+        return { jobIds: ids, taskQueueIds: [...new Set(tqIds.values())] };
+      })
+      .immediate();
+  }
+
+  async getJob(id: number): Promise<JobView | null> {
+    const row = this.#sql.getJob.get(id) as JobRow | undefined;
+    return row ? jobFromRow(row) : null;
+  }
+
+  async getJobHistory(id: number): Promise<JobHistoryEntry[]> {
+    return this.#sql.history.all(id).map((row) => historyFromRow(row as Record<string, unknown>));
+  }
+
+  async searchJobs(query: JobQuery): Promise<JobPage> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const inList = (column: string, values: readonly unknown[] | undefined): void => {
+      if (values === undefined) return;
+      if (values.length === 0) {
+        where.push('0'); // an empty filter matches nothing, never everything (DIRAC PR#3697)
+        return;
+      }
+      where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
+      params.push(...values);
+    };
+    inList('id', query.ids);
+    inList('status', query.statuses);
+    inList('owner', query.owners);
+    inList('grp', query.groups);
+    inList('vo', query.vos);
+    inList('site', query.sites);
+    inList('job_type', query.jobTypes);
+    inList('pilot_id', query.pilotIds);
+    const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    const total = this.#db
+      .prepare(`SELECT count(*) FROM jobs ${whereSql}`)
+      .pluck()
+      .get(...params) as number;
+    const order = `${SORT_COLUMNS[query.sort.field]} ${query.sort.direction === 'desc' ? 'DESC' : 'ASC'}, id ASC`;
+    const rows = this.#db
+      .prepare(`SELECT * FROM jobs ${whereSql} ORDER BY ${order} LIMIT ? OFFSET ?`)
+      .all(...params, query.perPage, (query.page - 1) * query.perPage) as JobRow[];
+    return { total, jobs: rows.map(jobFromRow) };
+  }
+
+  async listTaskQueues(filter: { vo?: string }): Promise<TaskQueueView[]> {
+    const rows = filter.vo === undefined ? this.#sql.taskQueues.all() : this.#sql.taskQueuesOfVo.all(filter.vo);
+    return rows.map((row) => taskQueueFromRow(row as Record<string, unknown>));
+  }
+
+  async getTaskQueue(id: number): Promise<TaskQueueView | null> {
+    const row = this.#sql.taskQueue.get(id) as Record<string, unknown> | undefined;
+    return row ? taskQueueFromRow(row) : null;
+  }
+
+  async claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
+    const sql = this.#sql;
+    return this.#writes.write((): ClaimResult => {
+      const limited = claim.maxRunning !== null || claim.matchingDelaySec !== null;
+      const activity = limited
+        ? (sql.activity.get(claim.site, claim.jobType) as { running: number; last_match_at: string | null } | undefined)
+        : undefined;
+      if (claim.maxRunning !== null && (activity?.running ?? 0) >= claim.maxRunning) {
+        return { job: null, reason: 'running-limit', taskQueue: this.#tqStats(taskQueueId) };
+      }
+      if (
+        claim.matchingDelaySec !== null &&
+        activity?.last_match_at &&
+        Date.parse(claim.at) - Date.parse(activity.last_match_at) < claim.matchingDelaySec * 1000
+      ) {
+        return { job: null, reason: 'matching-delay', taskQueue: this.#tqStats(taskQueueId) };
+      }
+      for (;;) {
+        const jobId = sql.pickJob.get(taskQueueId) as number | undefined;
+        if (jobId === undefined) return { job: null, reason: 'empty', taskQueue: this.#tqStats(taskQueueId) };
+        sql.dequeue.run(jobId);
+        const waitingJobs = sql.countWaitingReturning.get(-1, taskQueueId) as number;
+        const row = sql.markMatched.get({
+          jobId,
+          site: claim.site,
+          ce: claim.ce,
+          pilotId: claim.pilotId,
+          at: claim.at,
+        }) as JobRow | undefined;
+        if (!row) continue; // left Waiting by another path; drop it from the TQ and go on
+        sql.insertHistory.run({
+          jobId,
+          attempt: row.attempt,
+          at: claim.at,
+          status: 'Matched',
+          minorStatus: 'Assigned',
+          applicationStatus: 'Unknown',
+          source: 'Matcher',
+          applied: 1,
+          reportKey: null,
+        });
+        sql.activityMatched.run(claim.site, row.job_type, claim.at);
+        return { job: jobFromRow(row), taskQueue: this.#tqStats(taskQueueId, waitingJobs) };
+      }
+    });
+  }
+
+  /** A TQ's figures after a claim; the waiting count is passed when the claim already knows it. */
+  #tqStats(id: number, waitingJobs?: number): TaskQueueStats {
+    const head = this.#sql.head.get(id) as { priority: number; job_id: number } | undefined;
+    return {
+      id,
+      waitingJobs: waitingJobs ?? (this.#sql.waitingOf.get(id) as number | undefined) ?? 0,
+      topPriority: head?.priority ?? 0,
+      nextJobId: head?.job_id ?? null,
+    };
+  }
+
+  async runningAtSite(site: string): Promise<Record<string, number>> {
+    const rows = this.#sql.runningAtSite.all(site) as { job_type: string; running: number }[];
+    return Object.fromEntries(rows.map((row) => [row.job_type, row.running]));
+  }
+
+  async setSiteStatus(entry: SiteMaskEntry): Promise<void> {
+    this.#db.transaction(() => {
+      this.#sql.upsertSiteMask.run(entry);
+      this.#sql.logSiteMask.run(entry);
+    })();
+  }
+
+  async siteMask(): Promise<SiteMaskEntry[]> {
+    return (this.#sql.siteMask.all() as Record<string, string>[]).map((row) => ({
+      site: String(row.site),
+      status: row.status as SiteMaskEntry['status'],
+      reason: String(row.reason),
+      changedBy: String(row.changed_by),
+      changedAt: String(row.changed_at),
+    }));
+  }
+
+  async reportStatus(
+    jobId: number,
+    attempt: number,
+    report: JobStatusReport,
+    reportKey?: string,
+  ): Promise<StatusOutcome> {
+    return this.#writes.write(() => this.#reportStatusSync(jobId, attempt, report, reportKey));
+  }
+
+  #reportStatusSync(jobId: number, attempt: number, report: JobStatusReport, reportKey?: string): StatusOutcome {
+    const sql = this.#sql;
+    const row = sql.getJob.get(jobId) as JobRow | undefined;
+    if (!row) throw new PilothouseError('JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    const current = row.status as JobStatus;
+    if (row.attempt !== attempt) {
+      throw new PilothouseError('ATTEMPT_MISMATCH', `job ${jobId} is at attempt ${row.attempt}, not ${attempt}`, {
+        jobId,
+        attempt: row.attempt,
+      });
+    }
+    if (reportKey !== undefined && sql.hasReport.get(jobId, reportKey) !== undefined) {
+      return { applied: false, status: current, duplicate: true };
+    }
+    const next = report.status ?? current;
+    const applied = canTransition(current, next);
+    const minorStatus = report.minorStatus ?? (next === current ? row.minor_status : '');
+    const applicationStatus = report.applicationStatus ?? row.application_status;
+    sql.insertHistory.run({
+      jobId,
+      attempt,
+      at: report.at,
+      status: next,
+      minorStatus,
+      applicationStatus,
+      source: applied ? report.source : `${report.source} (SM)`,
+      applied: applied ? 1 : 0,
+      reportKey: reportKey ?? null,
+    });
+    if (!applied) return { applied: false, status: current, duplicate: false };
+    if (current === 'Waiting' && next !== 'Waiting') {
+      const tqId = sql.dequeue.get(jobId) as number | undefined;
+      if (tqId !== undefined) sql.countWaiting.run(-1, tqId);
+    }
+    if (ACTIVE_STATUSES.has(current) && !ACTIVE_STATUSES.has(next) && row.site !== null) {
+      sql.activityReleased.run(row.site, row.job_type);
+    }
+    const isFinal = FINAL_STATUSES.has(next);
+    sql.applyStatus.run({
+      jobId,
+      status: next,
+      minorStatus,
+      applicationStatus,
+      exitCode: report.exitCode ?? null,
+      outputSandbox: report.outputSandbox ?? null,
+      at: report.at,
+      isFinal: isFinal ? 1 : 0,
+      fromPilot: report.source.startsWith('Pilot') ? 1 : 0,
+    });
+    return { applied: true, status: next, duplicate: false };
+  }
+
+  async killJob(jobId: number, at: string, source: string): Promise<StatusOutcome & { commandQueued: boolean }> {
+    return this.#writes.write(() => {
+      const row = this.#sql.getJob.get(jobId) as JobRow | undefined;
+      if (!row) throw new PilothouseError('JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+      const held = ACTIVE_STATUSES.has(row.status as JobStatus);
+      const outcome = this.#reportStatusSync(jobId, row.attempt, {
+        status: 'Killed',
+        minorStatus: 'Marked for termination',
+        at,
+        source,
+      });
+      const commandQueued = outcome.applied && held;
+      if (commandQueued) this.#sql.insertCommand.run(jobId, row.attempt, 'kill', at);
+      return { ...outcome, commandQueued };
+    });
+  }
+
+  async takePendingCommands(jobId: number, attempt: number, at: string): Promise<JobCommand[]> {
+    return this.#writes.write(() => this.#takeCommandsSync(jobId, attempt, at));
+  }
+
+  #takeCommandsSync(jobId: number, attempt: number, at: string): JobCommand[] {
+    const pending = this.#sql.pendingCommands.all(jobId, attempt) as { id: number; command: string }[];
+    for (const command of pending) this.#sql.markCommandSent.run(at, command.id);
+    return pending.map((command) => ({ jobId, attempt, command: command.command as JobCommand['command'] }));
+  }
+
+  async recordHeartbeat(jobId: number, attempt: number, sample: HeartbeatSample, at: string): Promise<JobCommand[]> {
+    return this.#writes.write((): JobCommand[] => {
+      this.#sql.insertHeartbeat.run({ jobId, attempt, at, ...sample });
+      return this.#takeCommandsSync(jobId, attempt, at);
+    });
+  }
+
+  async recordPilotHello(hello: PilotHello): Promise<void> {
+    this.#sql.upsertPilot.run({
+      id: hello.id,
+      vo: hello.vo,
+      site: hello.site,
+      ce: hello.ce,
+      queue: hello.queue,
+      node: JSON.stringify(hello.node),
+      pilotVersion: hello.pilotVersion,
+      at: hello.at,
+    });
+  }
+
+  async setPilotStatus(id: string, status: PilotStatus, reason: string, at: string): Promise<void> {
+    this.#sql.setPilotStatus.run(status, reason, at, id);
+  }
+
+  async getPilot(id: string): Promise<PilotRecord | null> {
+    const row = this.#sql.getPilot.get(id) as Record<string, unknown> | undefined;
+    return row ? pilotFromRow(row) : null;
+  }
+
+  async recordSandbox(sandbox: SandboxRecord): Promise<void> {
+    this.#sql.insertSandbox.run(sandbox);
+  }
+
+  async getSandbox(sha256: string): Promise<SandboxRecord | null> {
+    const row = this.#sql.getSandbox.get(sha256) as Record<string, unknown> | undefined;
+    if (!row) return null;
+    return {
+      sha256: String(row.sha256),
+      sizeBytes: Number(row.size_bytes),
+      vo: String(row.vo),
+      owner: String(row.owner),
+      createdAt: String(row.created_at),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (!this.#db.open) return;
+    this.#writes.flushNow();
+    this.#db.close();
+  }
+}

@@ -1,0 +1,384 @@
+/**
+ * One pilot's WebSocket session. Frames are handled strictly one after another (a promise chain), and
+ * serving a parked offer runs in the same chain, so a pilot's offers, reports and pushed matches never
+ * interleave. A pilot may only report on jobs it holds, and only for their current attempt.
+ */
+import type { WebSocket } from 'ws';
+import { PilothouseError, toPilothouseError } from '../../shared/errors.ts';
+import { isoNow, type Clock } from '../../shared/clock.ts';
+import type { Principal } from '../../shared/auth/claims.ts';
+import type { Logger } from '../../shared/logger.ts';
+import {
+  encodeMessage,
+  parsePilotMessage,
+  type JobCommand,
+  type MatcherMessageBody,
+  type PilotMessage,
+} from '../../shared/protocol/messages.ts';
+import { assertPilotMayBe, canPilotReportOn, checkPilotMessage } from '../auth/policy.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import type { Offer } from '../matching/fit.ts';
+import type { Match, MatchService } from '../matching/match-service.ts';
+import type { JobStore } from '../store/job-store.ts';
+import type { JobUsageSample, PilotActivityStore } from '../store/pilot-activity-store.ts';
+import type { CommandReceiver, PilotRegistry } from './pilot-registry.ts';
+import { statusReportKey } from './report-key.ts';
+
+export interface PilotSessionDeps {
+  store: JobStore;
+  /** Pilot logs, drain requests, exit records, node and job usage from heartbeats. */
+  activity: PilotActivityStore;
+  matchService: MatchService;
+  registry: PilotRegistry;
+  tokens: TokenService;
+  clock: Clock;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+  /** Job tokens outlive the job's wall time by this much; the server also kills them when the attempt ends. */
+  jobTokenGraceSec: number;
+}
+
+const MAX_PROTOCOL_VIOLATIONS = 10;
+/** How long an open session trusts its last credential check (revocations reach it within this). */
+export const SESSION_RECHECK_MS = 1_000;
+
+type Hello = Extract<PilotMessage, { type: 'hello' }>;
+
+export class PilotSession implements CommandReceiver {
+  readonly #socket: WebSocket;
+  readonly #principal: Principal;
+  readonly #deps: PilotSessionDeps;
+  #logger: Logger;
+  #hello: Hello | null = null;
+  #pilotId = '';
+  #matchesSent = 0;
+  #violations = 0;
+  #authorizedUntilMs = 0;
+  #chain: Promise<void> = Promise.resolve();
+  #closed = false;
+  #saidBye = false;
+
+  constructor(socket: WebSocket, principal: Principal, deps: PilotSessionDeps) {
+    this.#socket = socket;
+    this.#principal = principal;
+    this.#deps = deps;
+    this.#logger = deps.logger.child({ vo: principal.vo });
+    socket.on('message', (data, isBinary) => {
+      const frame = isBinary ? '' : String(data);
+      this.#enqueue(() => this.#onFrame(frame));
+    });
+    socket.on('close', () => this.#enqueue(() => this.#onClose()));
+    socket.on('error', (error) => this.#logger.warn({ err: error }, 'pilot socket error'));
+  }
+
+  #enqueue(task: () => Promise<void>): void {
+    this.#chain = this.#chain.then(task).catch((error: unknown) => {
+      this.#logger.error({ err: error }, 'pilot session task failed');
+    });
+  }
+
+  #send(body: MatcherMessageBody): void {
+    if (this.#socket.readyState === this.#socket.OPEN) this.#socket.send(encodeMessage(body));
+  }
+
+  async #onFrame(frame: string): Promise<void> {
+    let message: PilotMessage;
+    try {
+      message = parsePilotMessage(frame);
+    } catch (thrown) {
+      const error = toPilothouseError(thrown);
+      this.#send({ type: 'error', code: error.code, message: error.message });
+      this.#violations += 1;
+      if (error.code === 'PROTOCOL_VERSION' || this.#violations >= MAX_PROTOCOL_VIOLATIONS) {
+        this.#socket.close(1008, error.code);
+      }
+      return;
+    }
+    const ref = 'ref' in message ? message.ref : undefined;
+    try {
+      await this.#dispatch(message);
+    } catch (thrown) {
+      const error = toPilothouseError(thrown);
+      if (error.code === 'INTERNAL') this.#logger.error({ err: error.cause ?? error }, 'pilot message failed');
+      this.#send({ type: 'error', code: error.code, message: error.message, ...(ref !== undefined && { ref }) });
+    }
+  }
+
+  async #dispatch(message: PilotMessage): Promise<void> {
+    // Every message: the token the session was opened with must still be good (not revoked, its key
+    // neither revoked nor dropped), and the message type must pass its policy.
+    if (!(await this.#stillAuthorized())) return;
+    checkPilotMessage(this.#principal, message.type, this.#hello !== null);
+    if (message.type === 'hello') return this.#onHello(message);
+    if (!this.#hello) throw new PilothouseError('PROTOCOL_VIOLATION', 'the first message must be hello');
+    switch (message.type) {
+      case 'offer':
+        return this.#onOffer(message.offerId, message.matchSeq, { ...this.#placement(), resources: message.resources });
+      case 'offer.cancel':
+        this.#deps.matchService.unpark(this.#pilotId, message.offerId);
+        this.#send({ type: 'offer.cancelled', offerId: message.offerId });
+        return;
+      case 'job.status':
+        return this.#onJobStatus(message);
+      case 'heartbeat':
+        return this.#onHeartbeat(message);
+      case 'log':
+        return this.#onLog(message);
+      case 'bye': {
+        this.#saidBye = true;
+        this.#deps.matchService.unpark(this.#pilotId);
+        const at = isoNow(this.#deps.clock);
+        await this.#deps.store.setPilotStatus(this.#pilotId, 'Done', message.reason, at);
+        await this.#deps.activity.recordExit(this.#pilotId, {
+          at,
+          reason: message.reason,
+          jobsRun: message.jobsRun ?? null,
+          jobsFailed: message.jobsFailed ?? null,
+        });
+        this.#logger.info(
+          { reason: message.reason, jobsRun: message.jobsRun, jobsFailed: message.jobsFailed },
+          'pilot said bye',
+        );
+        this.#socket.close(1000, 'bye');
+        return;
+      }
+    }
+  }
+
+  #placement(): Omit<Offer, 'resources'> {
+    const hello = this.#hello as Hello;
+    return { vo: this.#principal.vo, site: hello.site, ce: hello.ce, queue: hello.queue };
+  }
+
+  /** Closes the session (1008) once its token is revoked, or its signing key revoked or dropped. */
+  recheckCredentials(): void {
+    this.#authorizedUntilMs = 0;
+  }
+
+  async #stillAuthorized(): Promise<boolean> {
+    // A busy pilot sends many frames a second: re-checking its credential once per interval bounds how
+    // late a revocation reaches an open session, without a key-directory stat and a store read per frame.
+    const nowMs = this.#deps.clock.nowMs();
+    if (nowMs < this.#authorizedUntilMs) return true;
+    try {
+      await this.#deps.tokens.assertStillValid(this.#principal);
+      this.#authorizedUntilMs = nowMs + SESSION_RECHECK_MS;
+      return true;
+    } catch (thrown) {
+      const error = toPilothouseError(thrown);
+      if (error.code === 'INTERNAL') throw error;
+      this.#logger.warn({ code: error.code }, 'pilot session closed: its token is no longer valid');
+      this.#send({ type: 'error', code: error.code, message: error.message });
+      this.#socket.close(1008, error.code);
+      return false;
+    }
+  }
+
+  async #onHello(hello: Hello): Promise<void> {
+    if (this.#hello) throw new PilothouseError('PROTOCOL_VIOLATION', 'hello was already said');
+    try {
+      assertPilotMayBe(this.#principal, hello.pilotStamp, hello.site);
+      // A generic token must not take over the stamp of another VO's pilot (and its jobs).
+      const known = await this.#deps.store.getPilot(hello.pilotStamp);
+      if (known && known.vo !== this.#principal.vo) {
+        throw new PilothouseError('FORBIDDEN', `pilot ${hello.pilotStamp} belongs to another VO`);
+      }
+    } catch (thrown) {
+      const error = toPilothouseError(thrown);
+      if (error.code === 'INTERNAL') throw error;
+      this.#logger.warn({ pilotStamp: hello.pilotStamp, site: hello.site, code: error.code }, 'pilot hello refused');
+      this.#send({ type: 'error', code: error.code, message: error.message });
+      this.#socket.close(1008, error.code);
+      return;
+    }
+    this.#hello = hello;
+    this.#pilotId = hello.pilotStamp;
+    this.#logger = this.#deps.logger.child({ pilotId: this.#pilotId, site: hello.site, vo: this.#principal.vo });
+    await this.#deps.store.recordPilotHello({
+      id: this.#pilotId,
+      vo: this.#principal.vo,
+      site: hello.site,
+      ce: hello.ce,
+      queue: hello.queue,
+      node: hello.node,
+      pilotVersion: hello.pilotVersion,
+      at: isoNow(this.#deps.clock),
+    });
+    this.#deps.registry.register(this.#pilotId, this);
+    this.#logger.info({ node: hello.node }, 'pilot connected');
+    this.#send({ type: 'welcome', pilotId: this.#pilotId, heartbeatIntervalMs: this.#deps.heartbeatIntervalMs });
+    // A drain asked for while the pilot was away (or before a matcher restart) is delivered now.
+    const activity = await this.#deps.activity.getActivity(this.#pilotId);
+    if (activity.drain !== null && activity.exit === null) this.#send({ type: 'drain', reason: activity.drain.reason });
+  }
+
+  async #onOffer(offerId: string, matchSeq: number, offer: Offer): Promise<void> {
+    // The pilot built this offer before seeing our latest match: its resources are out of date.
+    // It re-offers after every match, so dropping the stale offer loses nothing.
+    if (matchSeq < this.#matchesSent) return;
+    const { matchService } = this.#deps;
+    matchService.unpark(this.#pilotId);
+    const match = await matchService.findMatch(offer, this.#pilotId);
+    if (match) {
+      await this.#sendMatch(offerId, match);
+      return;
+    }
+    matchService.park({
+      pilotId: this.#pilotId,
+      offerId,
+      offer,
+      serve: () =>
+        new Promise<void>((resolve) => {
+          this.#enqueue(async () => {
+            try {
+              if (this.#closed || !matchService.isParked(this.#pilotId, offerId)) return;
+              const pushed = await matchService.findMatch(offer, this.#pilotId);
+              if (!pushed) return;
+              matchService.unpark(this.#pilotId, offerId);
+              await this.#sendMatch(offerId, pushed);
+            } finally {
+              resolve();
+            }
+          });
+        }),
+    });
+    this.#send({ type: 'parked', offerId });
+  }
+
+  async #sendMatch(offerId: string, match: Match): Promise<void> {
+    const { job, grant } = match;
+    const jobToken = await this.#deps.tokens.issue({
+      kind: 'job',
+      subject: `job:${job.id}:${job.attempt}`,
+      vo: job.vo,
+      group: job.group,
+      properties: [],
+      jobId: job.id,
+      attempt: job.attempt,
+      ttlSec: job.description.requirements.wallTimeSec + this.#deps.jobTokenGraceSec,
+    });
+    this.#matchesSent += 1;
+    this.#logger.info({ jobId: job.id, attempt: job.attempt, cores: grant.cores }, 'job matched');
+    this.#send({
+      type: 'match',
+      offerId,
+      matchSeq: this.#matchesSent,
+      job: {
+        jobId: job.id,
+        attempt: job.attempt,
+        owner: job.owner,
+        group: job.group,
+        vo: job.vo,
+        description: job.description,
+        cores: grant.cores,
+        memoryMB: grant.memoryMB,
+        gpuIds: grant.gpuIds,
+        jobToken,
+      },
+    });
+  }
+
+  /** Only the pilot holding the job may report on it. */
+  async #assertHolds(jobId: number): Promise<void> {
+    const job = await this.#deps.store.getJob(jobId);
+    if (!job || !canPilotReportOn(this.#principal, this.#pilotId, job)) {
+      throw new PilothouseError('FORBIDDEN', `job ${jobId} is not held by pilot ${this.#pilotId}`, { jobId });
+    }
+  }
+
+  async #onJobStatus(message: Extract<PilotMessage, { type: 'job.status' }>): Promise<void> {
+    await this.#assertHolds(message.jobId);
+    const at = new Date(message.at).toISOString();
+    const outcome = await this.#deps.store.reportStatus(
+      message.jobId,
+      message.attempt,
+      {
+        status: message.status,
+        minorStatus: message.minorStatus,
+        applicationStatus: message.applicationStatus,
+        exitCode: message.exitCode,
+        outputSandbox: message.outputSandbox,
+        at,
+        source: 'Pilot',
+      },
+      statusReportKey({ ...message, at }),
+    );
+    if (!outcome.applied && !outcome.duplicate) {
+      this.#logger.warn(
+        { jobId: message.jobId, status: message.status, current: outcome.status },
+        'status update refused by state machine',
+      );
+    }
+    this.#send({ type: 'ack', ref: message.ref });
+  }
+
+  async #onHeartbeat(message: Extract<PilotMessage, { type: 'heartbeat' }>): Promise<void> {
+    const at = isoNow(this.#deps.clock);
+    // A heartbeat replayed after a reconnect carries when it was sampled (never later than now).
+    const sampledAt =
+      message.at !== undefined && Date.parse(message.at) < Date.parse(at) ? new Date(message.at).toISOString() : at;
+    const commands: JobCommand[] = [];
+    const usage: JobUsageSample[] = [];
+    for (const sample of message.jobs) {
+      const job = await this.#deps.store.getJob(sample.jobId);
+      if (!job || !canPilotReportOn(this.#principal, this.#pilotId, job) || job.attempt !== sample.attempt) continue;
+      const { cpuSec, rssMB, wallSec } = sample;
+      commands.push(
+        ...(await this.#deps.store.recordHeartbeat(sample.jobId, sample.attempt, { cpuSec, rssMB, wallSec }, at)),
+      );
+      usage.push({
+        jobId: sample.jobId,
+        attempt: sample.attempt,
+        at: sampledAt,
+        cpuSec,
+        rssMB,
+        wallSec,
+        diskMB: sample.diskMB ?? null,
+      });
+    }
+    const node =
+      message.node === undefined
+        ? null
+        : { at: sampledAt, load1: message.node.load1, diskFreeMB: message.node.diskFreeMB };
+    if (node !== null || usage.length > 0) await this.#deps.activity.recordHeartbeat(this.#pilotId, node, usage);
+    this.#send({ type: 'ack', ref: message.ref });
+    if (commands.length > 0) this.#send({ type: 'commands', commands });
+  }
+
+  /** The pilot's own log lines: stored once per seq (a replay is acked and changes nothing). */
+  async #onLog(message: Extract<PilotMessage, { type: 'log' }>): Promise<void> {
+    const outcome = await this.#deps.activity.appendLogs(
+      this.#pilotId,
+      message.lines,
+      message.dropped ?? 0,
+      isoNow(this.#deps.clock),
+    );
+    if (outcome.overCap > 0) this.#logger.warn({ overCap: outcome.overCap }, 'pilot log cap reached: lines dropped');
+    this.#send({ type: 'ack', ref: message.ref });
+  }
+
+  deliverDrain(reason: string): void {
+    this.#enqueue(async () => {
+      if (!this.#closed) this.#send({ type: 'drain', reason });
+    });
+  }
+
+  deliverPendingCommands(jobId: number, attempt: number): void {
+    this.#enqueue(async () => {
+      const commands = await this.#deps.store.takePendingCommands(jobId, attempt, isoNow(this.#deps.clock));
+      if (commands.length > 0) this.#send({ type: 'commands', commands });
+    });
+  }
+
+  async #onClose(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#hello) return;
+    this.#deps.matchService.unpark(this.#pilotId);
+    this.#deps.registry.unregister(this.#pilotId, this);
+    if (!this.#saidBye) {
+      await this.#deps.store.setPilotStatus(this.#pilotId, 'Running', 'disconnected', isoNow(this.#deps.clock));
+      this.#logger.info('pilot disconnected');
+    }
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * What this worker node has: cores, memory, GPUs, free disk in the working area, OS, kernel,
+ * platform (architecture and x86-64 level), CPU model, and a quick CPU-power figure. Core and memory
+ * numbers are the smallest of what the hardware reports and what the pilot may use (CPU affinity,
+ * cgroup v2 limits), so a pilot inside a batch slot or a container does not oversell it.
+ */
+import os from 'node:os';
+import { readFile, statfs } from 'node:fs/promises';
+import { execa } from 'execa';
+import si from 'systeminformation';
+import type { NodeInfo } from '../shared/protocol/messages.ts';
+import { runCpuBenchmark } from './cpu-power.ts';
+import { probeGpus, type CommandRunner, type ProbedGpu } from './gpu-probe.ts';
+import { detectPlatform } from './platform-detect.ts';
+
+/** cgroup v2 `cpu.max` ("max 100000" or "<quota> <period>") as a core count, or null. */
+export function parseCpuMax(text: string): number | null {
+  const [quota, period] = text.trim().split(/\s+/);
+  if (quota === undefined || period === undefined || quota === 'max') return null;
+  const cores = Number(quota) / Number(period);
+  return Number.isFinite(cores) && cores > 0 ? Math.max(1, Math.ceil(cores)) : null;
+}
+
+/** cgroup v2 `memory.max` ("max" or bytes) in MiB, or null. */
+export function parseMemoryMax(text: string): number | null {
+  const value = text.trim();
+  if (value === 'max' || !/^\d+$/.test(value)) return null;
+  return Math.floor(Number(value) / (1024 * 1024));
+}
+
+async function readCgroup(file: string): Promise<string | null> {
+  try {
+    return await readFile(`/sys/fs/cgroup/${file}`, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? text.slice(0, max) : text;
+}
+
+/** Runs a node tool with a time limit; stdout, or null when the tool is missing, fails or hangs. */
+export const runTool: CommandRunner = async (command, args) => {
+  try {
+    const result = await execa(command, [...args], { timeout: 10_000, reject: false, stdin: 'ignore', stripFinalNewline: false });
+    return result.exitCode === 0 && typeof result.stdout === 'string' ? result.stdout : null;
+  } catch {
+    return null;
+  }
+};
+
+/** Free space of the file system holding `dir`, MB (for unprivileged users: what they may write). */
+export async function freeDiskMB(dir: string): Promise<number | null> {
+  try {
+    const stats = await statfs(dir);
+    return Math.floor((stats.bavail * stats.bsize) / (1024 * 1024));
+  } catch {
+    return null;
+  }
+}
+
+export interface ProbeOptions {
+  /** The pilot's working area (its free disk is measured). */
+  workdir: string;
+  env: NodeJS.ProcessEnv;
+  /** A declared CPU power (skips the benchmark), or null to measure. `false`: neither. */
+  cpuPower: number | null | false;
+  /** Skip the GPU tools (the operator declared the node has none). */
+  skipGpus: boolean;
+}
+
+export interface NodeProbe {
+  node: NodeInfo;
+  /** Cores of the hardware, before affinity and cgroup limits (a slot that has them all is the whole node). */
+  hardwareCores: number;
+  /** Whether a cgroup or CPU affinity limits what the pilot may use. */
+  restricted: boolean;
+  gpus: ProbedGpu[];
+}
+
+export async function probeNode(options: ProbeOptions): Promise<NodeProbe> {
+  const [cpu, mem, osInfo, cpuMax, memoryMax, cpuinfo, gpus, diskFree] = await Promise.all([
+    si.cpu().catch(() => null),
+    si.mem().catch(() => null),
+    si.osInfo().catch(() => null),
+    readCgroup('cpu.max'),
+    readCgroup('memory.max'),
+    readFile('/proc/cpuinfo', 'utf8').catch(() => null),
+    options.skipGpus
+      ? Promise.resolve([])
+      : probeGpus({ run: runTool, graphics: async () => (await si.graphics()).controllers, env: options.env }).catch(() => []),
+    freeDiskMB(options.workdir),
+  ]);
+  const hardwareCores = Math.max(1, cpu?.cores ?? os.cpus().length);
+  const cgroupCores = cpuMax === null ? null : parseCpuMax(cpuMax);
+  const coreLimits = [hardwareCores, os.availableParallelism(), cgroupCores];
+  const cores = Math.max(1, Math.min(...coreLimits.filter((n): n is number => typeof n === 'number' && n > 0)));
+  const totalMB = Math.floor((mem?.total ?? os.totalmem()) / (1024 * 1024));
+  const cgroupMB = memoryMax === null ? null : parseMemoryMax(memoryMax);
+  const memoryMB = cgroupMB === null ? totalMB : Math.min(totalMB, cgroupMB);
+  const osName = osInfo ? [osInfo.distro, osInfo.release].filter((part) => part !== '').join(' ') : `${os.type()} ${os.release()}`;
+  const cpuModel = cpu ? [cpu.manufacturer, cpu.brand].filter((part) => part !== '').join(' ') : (os.cpus()[0]?.model ?? 'unknown');
+  const cpuPower = options.cpuPower === false ? null : (options.cpuPower ?? runCpuBenchmark().power);
+  return {
+    node: {
+      hostname: clip(osInfo?.hostname || os.hostname(), 255),
+      cores: Math.min(cores, 100_000),
+      memoryMB: Math.max(0, memoryMB),
+      os: clip(osName || os.platform(), 255),
+      arch: clip(os.arch(), 64),
+      cpuModel: clip(cpuModel || 'unknown', 255),
+      kernel: clip(osInfo?.kernel || os.release(), 255),
+      platform: detectPlatform(process.arch, cpuinfo),
+      cpuPower: cpuPower !== null && cpuPower > 0 ? cpuPower : null,
+      gpus: gpus.slice(0, 64),
+      diskFreeMB: diskFree,
+    },
+    hardwareCores,
+    restricted: cores < hardwareCores || (cgroupMB !== null && cgroupMB < totalMB),
+    gpus,
+  };
+}

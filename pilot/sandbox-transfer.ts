@@ -1,0 +1,140 @@
+/**
+ * Moving sandboxes between the pilot and the matcher over HTTP (undici), authenticated with the
+ * job's token. Downloads are streamed to a file, capped and checked against their sha256; uploads
+ * stream a file. Network errors and 5xx/408/429 answers are retried with backoff (at least `attempts`
+ * times, and for `retryWindowMs`, so that a matcher restart does not cost a job its output); other
+ * answers are final.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { request, type Dispatcher } from 'undici';
+import type { Logger } from '../shared/logger.ts';
+import { backoffDelayMs, delay, type BackoffOptions } from '../shared/backoff.ts';
+import { PilothouseError, type ErrorCode } from '../shared/errors.ts';
+
+export interface SandboxTransfer {
+  /** Downloads `ref` (sha256:<hex>) into `destFile` and verifies it. */
+  download(ref: string, jobToken: string, destFile: string, signal?: AbortSignal): Promise<void>;
+  /** Uploads `file`, whose checksum is `ref`. */
+  upload(file: string, ref: string, jobToken: string, signal?: AbortSignal): Promise<void>;
+}
+
+export interface HttpSandboxTransferOptions {
+  matcherUrl: string;
+  maxDownloadBytes: number;
+  /** Tries per transfer, the first one included... */
+  attempts: number;
+  /** ...and retryable failures keep being retried until this long after the first try. */
+  retryWindowMs?: number;
+  backoff: BackoffOptions;
+  logger: Logger;
+  /** An undici dispatcher that trusts the --ca-file bundle (https matchers); default: the global one. */
+  dispatcher?: Dispatcher | undefined;
+}
+
+const SHA256_REF = /^sha256:[0-9a-f]{64}$/;
+
+export class HttpSandboxTransfer implements SandboxTransfer {
+  readonly #options: HttpSandboxTransferOptions;
+
+  constructor(options: HttpSandboxTransferOptions) {
+    this.#options = options;
+  }
+
+  async download(ref: string, jobToken: string, destFile: string, signal?: AbortSignal): Promise<void> {
+    if (!SHA256_REF.test(ref)) throw new PilothouseError('VALIDATION_FAILED', `bad sandbox reference ${ref}`);
+    await this.#withRetries('download', ref, signal, async () => {
+      const response = await request(this.#url(ref), {
+        method: 'GET',
+        headers: { authorization: `Bearer ${jobToken}` },
+        ...(signal === undefined ? {} : { signal }),
+        ...(this.#options.dispatcher && { dispatcher: this.#options.dispatcher }),
+      });
+      if (response.statusCode !== 200) {
+        await response.body.dump();
+        throw httpError(response.statusCode, `GET sandbox ${ref}`);
+      }
+      const hash = createHash('sha256');
+      let bytes = 0;
+      const max = this.#options.maxDownloadBytes;
+      const meter = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          bytes += chunk.length;
+          if (bytes > max) {
+            callback(new PilothouseError('SANDBOX_TOO_LARGE', `sandbox ${ref} exceeds ${max} bytes`));
+            return;
+          }
+          hash.update(chunk);
+          callback(null, chunk);
+        },
+      });
+      await pipeline(response.body, meter, createWriteStream(destFile));
+      const actual = `sha256:${hash.digest('hex')}`;
+      if (actual !== ref) {
+        throw new PilothouseError('SANDBOX_CHECKSUM_MISMATCH', `sandbox ${ref} downloaded with checksum ${actual}`);
+      }
+    });
+  }
+
+  async upload(file: string, ref: string, jobToken: string, signal?: AbortSignal): Promise<void> {
+    await this.#withRetries('upload', ref, signal, async () => {
+      const { size } = await stat(file);
+      const response = await request(this.#url(ref), {
+        method: 'PUT',
+        headers: {
+          authorization: `Bearer ${jobToken}`,
+          'content-type': 'application/gzip',
+          'content-length': String(size),
+        },
+        body: createReadStream(file),
+        ...(signal === undefined ? {} : { signal }),
+        ...(this.#options.dispatcher && { dispatcher: this.#options.dispatcher }),
+      });
+      await response.body.dump();
+      if (response.statusCode !== 200 && response.statusCode !== 201) {
+        throw httpError(response.statusCode, `PUT sandbox ${ref}`);
+      }
+    });
+  }
+
+  #url(ref: string): string {
+    return `${this.#options.matcherUrl}/api/sandboxes/${ref}`;
+  }
+
+  async #withRetries(operation: string, ref: string, signal: AbortSignal | undefined, attempt: () => Promise<void>): Promise<void> {
+    const giveUpAt = Date.now() + (this.#options.retryWindowMs ?? 0);
+    for (let tries = 1; ; tries += 1) {
+      try {
+        await attempt();
+        return;
+      } catch (thrown) {
+        const error = asTransferError(thrown);
+        if (signal?.aborted || !error.retryable || (tries >= this.#options.attempts && Date.now() >= giveUpAt)) throw error;
+        const delayMs = backoffDelayMs(tries - 1, this.#options.backoff);
+        this.#options.logger.warn({ operation, ref, tries, delayMs, code: error.code, err: error.message }, 'sandbox transfer retry');
+        await delay(delayMs, signal);
+      }
+    }
+  }
+}
+
+function httpError(status: number, what: string): PilothouseError {
+  const code: ErrorCode =
+    status === 401 ? 'TOKEN_INVALID'
+    : status === 403 ? 'FORBIDDEN'
+    : status === 404 ? 'SANDBOX_NOT_FOUND'
+    : status === 413 ? 'SANDBOX_TOO_LARGE'
+    : status === 408 || status === 429 || status >= 500 ? 'MATCHER_UNREACHABLE'
+    : 'VALIDATION_FAILED';
+  return new PilothouseError(code, `${what}: HTTP ${status}`, { httpStatus: status });
+}
+
+function asTransferError(thrown: unknown): PilothouseError {
+  if (thrown instanceof PilothouseError) return thrown;
+  const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+  // Anything that is not an answer from the matcher (refused, reset, timeout) is worth another try.
+  return new PilothouseError('MATCHER_UNREACHABLE', error.message, {}, { cause: error });
+}

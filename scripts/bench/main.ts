@@ -1,0 +1,76 @@
+/**
+ * `npm run bench [-- --scenario matching|pilot|all] [--jobs N] [--pilots N] [--duration-sec N]`
+ * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
+ * Needs `npm run build` first (it runs the shipped dist/ artifacts).
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { benchMatching } from './matching.ts';
+import { machineDescription } from './machine.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'all' },
+    jobs: { type: 'string', default: '870000' },
+    pilots: { type: 'string', default: '32' },
+    'duration-sec': { type: 'string', default: '15' },
+    probes: { type: 'string', default: '100' },
+  },
+});
+const scenario = values.scenario ?? 'all';
+if (!['matching', 'pilot', 'all'].includes(scenario)) {
+  console.error(`--scenario must be matching, pilot or all (got ${scenario})`);
+  process.exit(2);
+}
+if (!existsSync(path.join(root, 'dist', 'cli.mjs'))) {
+  console.error('dist/ is missing: run npm run build first');
+  process.exit(2);
+}
+const progress = (message: string): void => {
+  process.stderr.write(`[bench] ${message}\n`);
+};
+const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+const header = (title: string): string =>
+  `## ${title}\n\nMeasured ${new Date().toISOString().slice(0, 10)} with \`${command}\` on:\n\n${machineDescription()}\n\n`;
+
+async function replaceSection(name: string, body: string): Promise<void> {
+  const file = path.join(root, 'BENCHMARKS.md');
+  const begin = `<!-- bench:${name}:begin -->`;
+  const end = `<!-- bench:${name}:end -->`;
+  let text = existsSync(file)
+    ? await readFile(file, 'utf8')
+    : '# Benchmarks\n\nFigures from `npm run bench` (medians and ratios measured side by side in one run; these machines are noisy).\n';
+  const block = `${begin}\n${body.trim()}\n${end}`;
+  const at = text.indexOf(begin);
+  text = at >= 0 ? text.slice(0, at) + block + text.slice(text.indexOf(end) + end.length) : `${text.trimEnd()}\n\n${block}\n`;
+  await writeFile(file, text);
+}
+
+if (scenario === 'matching' || scenario === 'all') {
+  const result = await benchMatching({
+    jobs: Number(values.jobs),
+    pilots: Number(values.pilots),
+    durationSec: Number(values['duration-sec']),
+    probes: Number(values.probes),
+    progress,
+  });
+  await replaceSection('matching', header('Matching') + result.markdown);
+  progress('matching figures written to BENCHMARKS.md');
+  process.stdout.write(`${result.markdown}\n`);
+}
+if (scenario === 'pilot' || scenario === 'all') {
+  const pilotBench = path.join(root, 'scripts', 'bench', 'pilot.ts');
+  if (existsSync(pilotBench)) {
+    const { benchPilot } = (await import(pilotBench)) as { benchPilot(): Promise<string> };
+    const markdown = await benchPilot();
+    await replaceSection('pilot', markdown);
+    process.stdout.write(`${markdown}\n`);
+  } else if (scenario === 'pilot') {
+    console.error('scripts/bench/pilot.ts is not there yet');
+    process.exit(2);
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The pilot bundle benchmark: dist/pilot.mjs's size (raw and gzipped: what a site director ships per
+ * pilot) and its start-up time, from process start to the first offer reaching a real matcher started
+ * in this process (port 0, fresh data directory). Each run is a fresh `node dist/pilot.mjs` with its
+ * own working directory; the time is taken when the matcher handles that pilot's first offer. Runs
+ * are sequential (one pilot at a time) and the median is reported, with the spread. Two baselines in
+ * the same run: `--help` (loading and parsing the bundle only) and a pilot with a declared
+ * `--cpu-power` (no CPU benchmark), so the probe's share is visible.
+ *
+ *   npm run bench -- --scenario pilot        (PILOT_BENCH_RUNS=N to change the number of runs, default 15)
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { silentLogger } from '../../shared/logger.ts';
+import { compileMatcherConfig } from '../../matcher/config.ts';
+import { startMatcher } from '../../matcher/server.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BUNDLE = path.join(root, 'dist', 'pilot.mjs');
+
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  p90: number;
+}
+
+function spread(samples: readonly number[]): Spread {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
+  return { median: at(0.5), min: sorted[0] ?? NaN, max: sorted.at(-1) ?? NaN, p90: at(0.9) };
+}
+
+const ms = (value: number): string => `${Math.round(value)} ms`;
+
+function machine(): string {
+  const cpus = os.cpus();
+  return [
+    `- CPU: ${cpus[0]?.model ?? 'unknown'} × ${cpus.length}`,
+    `- memory: ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    `- OS: ${os.type()} ${os.release()} (${os.arch()})`,
+    `- Node.js: ${process.version}`,
+  ].join('\n');
+}
+
+async function timeHelp(): Promise<number> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [BUNDLE, '--help'], { stdio: 'ignore' });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`pilot.mjs --help exited ${code}`);
+  return performance.now() - started;
+}
+
+export async function benchPilot(options: { runs?: number; progress?: (message: string) => void } = {}): Promise<string> {
+  const runs = options.runs ?? Number(process.env['PILOT_BENCH_RUNS'] ?? 15);
+  const progress = options.progress ?? ((message: string) => process.stderr.write(`[bench:pilot] ${message}\n`));
+  if (!existsSync(BUNDLE)) throw new Error('dist/pilot.mjs is missing: run npm run build first');
+  const bytes = await readFile(BUNDLE);
+  const { size } = await stat(BUNDLE);
+  const gzipped = gzipSync(bytes, { level: 9 }).length;
+
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-pilot-'));
+  const matcher = await startMatcher(compileMatcherConfig({ dataDir, listen: '127.0.0.1:0' }), { logger: silentLogger() });
+  // The moment the matcher handles each pilot's first offer.
+  const firstOffer = new Map<string, number>();
+  const waiting = new Map<string, () => void>();
+  const matchService = matcher.matchService;
+  const findMatch = matchService.findMatch.bind(matchService);
+  matchService.findMatch = (async (...args: Parameters<typeof findMatch>) => {
+    const pilotId = args[1];
+    if (!firstOffer.has(pilotId)) {
+      firstOffer.set(pilotId, performance.now());
+      waiting.get(pilotId)?.();
+    }
+    return findMatch(...args);
+  }) as typeof matchService.findMatch;
+
+  const token = await matcher.tokens.issue({
+    kind: 'pilot',
+    subject: 'bench',
+    vo: 'local',
+    group: 'local_pilot',
+    properties: ['GenericPilot'],
+    site: '*',
+    ttlSec: 3600,
+  });
+  const work = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-work-'));
+  const tokenFile = path.join(work, 'pilot.token');
+  await writeFile(tokenFile, token, { mode: 0o600 });
+
+  const startOnce = async (stamp: string, extra: string[]): Promise<number> => {
+    const reached = new Promise<void>((resolve) => waiting.set(stamp, resolve));
+    const started = performance.now();
+    const child = spawn(
+      process.execPath,
+      [BUNDLE, '--matcher', matcher.url, '--token-file', tokenFile, '--stamp', stamp, '--site', 'Bench.site', '--workdir', path.join(work, stamp), '--drain-file', 'none', '--idle-timeout-sec', '600', '--log-level', 'warn', ...extra],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = once(child, 'exit');
+    await Promise.race([reached, exited.then(() => Promise.reject(new Error(`pilot ${stamp} exited before offering: ${stderr}`)))]);
+    const elapsed = (firstOffer.get(stamp) as number) - started;
+    child.kill('SIGTERM'); // idle: it cancels its parked offer, says bye and exits
+    await exited;
+    return elapsed;
+  };
+
+  try {
+    progress(`bundle ${(size / 1024).toFixed(0)} KiB; ${runs} runs of each start-up variant`);
+    await startOnce('warm-up', []); // fills the page cache; not counted
+    const help: number[] = [];
+    const full: number[] = [];
+    const declared: number[] = [];
+    for (let i = 0; i < runs; i += 1) {
+      help.push(await timeHelp());
+      full.push(await startOnce(`bench-${i}`, []));
+      declared.push(await startOnce(`bench-declared-${i}`, ['--cpu-power', '10']));
+    }
+    const h = spread(help);
+    const f = spread(full);
+    const d = spread(declared);
+    progress(`first offer: median ${ms(f.median)} (declared CPU power: ${ms(d.median)}); --help ${ms(h.median)}`);
+    return [
+      '## Pilot bundle',
+      '',
+      `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench -- --scenario pilot\` (${runs} runs of each, one pilot at a time, after one warm-up run) on:`,
+      '',
+      machine(),
+      '',
+      '| | |',
+      '|---|---|',
+      `| \`dist/pilot.mjs\` size | ${(size / 1024).toFixed(0)} KiB (${size.toLocaleString('en')} bytes), ${(gzipped / 1024).toFixed(0)} KiB gzipped; one file, no native module |`,
+      `| start-up, process start → first offer at the matcher | **median ${ms(f.median)}** (min ${ms(f.min)}, p90 ${ms(f.p90)}, max ${ms(f.max)}) |`,
+      `| same, CPU power declared (\`--cpu-power\`, no benchmark) | median ${ms(d.median)} (min ${ms(d.min)}, p90 ${ms(d.p90)}) |`,
+      `| \`node dist/pilot.mjs --help\` (load and parse the bundle only) | median ${ms(h.median)} (min ${ms(h.min)}, p90 ${ms(h.p90)}) |`,
+      '',
+      'Start-up covers Node starting, loading the bundle, probing the node (cores, memory, GPUs, disk, platform,',
+      'the ~0.1 s CPU-power benchmark), asking the batch system for time left, opening the WebSocket, hello and',
+      'welcome, and the first offer. The matcher runs in the benchmark process on the same machine.',
+    ].join('\n');
+  } finally {
+    await matcher.stop();
+    await rm(dataDir, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.stdout.write(`${await benchPilot()}\n`);
+}

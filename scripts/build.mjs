@@ -1,0 +1,66 @@
+// Builds the two shipped artifacts with esbuild:
+//  - dist/pilot.mjs: the pilot, ONE self-contained ESM file (no node_modules beside it on a worker node);
+//  - dist/cli.mjs:   the `pilothouse` command; dependencies stay external and load from node_modules.
+import { build } from 'esbuild';
+import { chmod, stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+
+// CommonJS dependencies inside an ESM bundle call require('os') and friends; without a real
+// `require` they fail at runtime with "Dynamic require of x is not supported" (esbuild #1921).
+const requireShim = [
+  "import { createRequire as __phCreateRequire } from 'node:module';",
+  'const require = __phCreateRequire(import.meta.url);',
+].join('\n');
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  keepNames: true, // error class names must survive: stack traces come back from remote nodes
+  sourcemap: false,
+  logLevel: quiet ? 'warning' : 'info',
+  absWorkingDir: root,
+};
+
+await build({
+  ...common,
+  entryPoints: ['pilot/main.ts'],
+  outfile: 'dist/pilot.mjs',
+  banner: { js: `#!/usr/bin/env node\n${requireShim}` },
+  legalComments: 'eof',
+  // Server-only native modules must never reach a worker node.
+  external: [],
+  plugins: [forbidPackages(['better-sqlite3', 'pg', 'node-cron'])],
+});
+
+await build({
+  ...common,
+  entryPoints: ['cli/main.ts'],
+  outfile: 'dist/cli.mjs',
+  packages: 'external',
+  banner: { js: '#!/usr/bin/env node' },
+});
+
+await chmod(path.join(root, 'dist/pilot.mjs'), 0o755);
+await chmod(path.join(root, 'dist/cli.mjs'), 0o755);
+if (!quiet) {
+  const { size } = await stat(path.join(root, 'dist/pilot.mjs'));
+  console.log(`dist/pilot.mjs: ${(size / 1024).toFixed(0)} KiB`);
+}
+
+function forbidPackages(names) {
+  return {
+    name: 'forbid-server-packages',
+    setup(b) {
+      const filter = new RegExp(`^(${names.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})($|/)`);
+      b.onResolve({ filter }, (args) => ({
+        errors: [{ text: `${args.path} may not be bundled into the pilot (imported by ${args.importer})` }],
+      }));
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * Every error that crosses a boundary (HTTP answer, WebSocket frame, CLI exit) carries a stable `code`
+ * from this registry. Clients branch on codes, never on message text. `retryable` says whether the same
+ * request may succeed later unchanged; `httpStatus` is what the REST API answers with.
+ * docs/errors.md lists the same codes; test/shared/errors.test.ts keeps the two in step.
+ */
+export const ERROR_CODES = {
+  BAD_JSON: { httpStatus: 400, retryable: false, summary: 'the request body is not valid JSON' },
+  VALIDATION_FAILED: { httpStatus: 400, retryable: false, summary: 'a field is missing, unknown or of the wrong type' },
+  BAD_QUERY: { httpStatus: 400, retryable: false, summary: 'a search filter, sort or page parameter is not valid' },
+  UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false, summary: 'the request body has the wrong content type' },
+  PAYLOAD_TOO_LARGE: { httpStatus: 413, retryable: false, summary: 'the request body exceeds its size limit' },
+  TOKEN_MISSING: { httpStatus: 401, retryable: false, summary: 'no bearer token was presented' },
+  TOKEN_INVALID: {
+    httpStatus: 401,
+    retryable: false,
+    summary: 'the token is malformed, badly signed or not for this matcher',
+  },
+  TOKEN_EXPIRED: { httpStatus: 401, retryable: false, summary: 'the token has expired' },
+  TOKEN_REVOKED: {
+    httpStatus: 401,
+    retryable: false,
+    summary: 'the token, or the key that signed it, has been revoked',
+  },
+  TOKEN_ATTEMPT_ENDED: {
+    httpStatus: 401,
+    retryable: false,
+    summary: 'the job token belongs to an attempt that has ended (finished, killed or rescheduled)',
+  },
+  PILOT_SECRET_INVALID: {
+    httpStatus: 401,
+    retryable: false,
+    summary: 'the pilot secret or refresh token is unknown, expired, or not for this pilot stamp',
+  },
+  PILOT_SECRET_SPENT: {
+    httpStatus: 401,
+    retryable: false,
+    summary: 'the one-time pilot secret or refresh token was already used; its pilot is revoked',
+  },
+  FORBIDDEN: { httpStatus: 403, retryable: false, summary: 'the token does not allow this action on this object' },
+  ROUTE_NOT_FOUND: { httpStatus: 404, retryable: false, summary: 'no such API route' },
+  RATE_LIMITED: {
+    httpStatus: 429,
+    retryable: true,
+    summary: 'too many failed attempts from this address; retry later',
+  },
+  METHOD_NOT_ALLOWED: { httpStatus: 405, retryable: false, summary: 'the route exists but not for this HTTP method' },
+  JOB_NOT_FOUND: { httpStatus: 404, retryable: false, summary: 'no job with this id (or not visible to the caller)' },
+  SANDBOX_NOT_FOUND: { httpStatus: 404, retryable: false, summary: 'no sandbox with this checksum' },
+  SANDBOX_CHECKSUM_MISMATCH: {
+    httpStatus: 400,
+    retryable: false,
+    summary: 'uploaded bytes do not hash to the announced sha256',
+  },
+  SANDBOX_UNSAFE: {
+    httpStatus: 400,
+    retryable: false,
+    summary: 'a sandbox archive holds an entry that would escape its directory',
+  },
+  SANDBOX_TOO_LARGE: { httpStatus: 413, retryable: false, summary: 'a sandbox exceeds its size limit' },
+  ATTEMPT_MISMATCH: {
+    httpStatus: 409,
+    retryable: false,
+    summary: 'the report names an attempt that is not the current one',
+  },
+  PROTOCOL_VIOLATION: {
+    httpStatus: 400,
+    retryable: false,
+    summary: 'a WebSocket frame is not a valid protocol message',
+  },
+  PROTOCOL_VERSION: { httpStatus: 400, retryable: false, summary: 'the peer speaks an unsupported protocol version' },
+  MATCHER_UNREACHABLE: { httpStatus: 503, retryable: true, summary: 'the matcher could not be reached' },
+  IDP_UNAVAILABLE: {
+    httpStatus: 503,
+    retryable: true,
+    summary: "a trusted identity provider's keys (JWKS) could not be fetched",
+  },
+  STORE_UNAVAILABLE: { httpStatus: 503, retryable: true, summary: 'the job store is unavailable' },
+  SHUTTING_DOWN: { httpStatus: 503, retryable: true, summary: 'the matcher is shutting down' },
+  CONFIG_INVALID: {
+    httpStatus: 400,
+    retryable: false,
+    summary: 'a command-line option or configuration value is not valid',
+  },
+  INTERNAL: { httpStatus: 500, retryable: true, summary: 'an unexpected internal error' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+const BRAND = Symbol.for('pilothouse.error');
+
+export interface ErrorDetails {
+  /** Dotted path of the offending field, e.g. `jobs[3].requirements.cores.min`. */
+  field?: string;
+  [key: string]: unknown;
+}
+
+/** The one error class of the project. The brand keeps `instanceof` working across bundle copies. */
+export class PilothouseError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PilothouseError';
+    this.code = code;
+    this.details = details;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].httpStatus;
+  }
+
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; retryable: boolean } & ErrorDetails {
+    return { code: this.code, message: this.message, retryable: this.retryable, ...this.details };
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+/** Turns whatever was thrown into an Error so that its fields can be read safely. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(typeof thrown === 'string' ? thrown : JSON.stringify(thrown));
+}
+
+/** Wraps anything that is not already a PilothouseError as INTERNAL, keeping the cause. */
+export function toPilothouseError(thrown: unknown): PilothouseError {
+  if (thrown instanceof PilothouseError) return thrown;
+  const error = coerceError(thrown);
+  return new PilothouseError('INTERNAL', error.message, {}, { cause: error });
+}

@@ -1,0 +1,354 @@
+/**
+ * One behavioural suite for every JobStore implementation. Each implementation's test file calls
+ * `jobStoreSuite(name, openStore)` with a factory that returns a fresh, empty store.
+ */
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import type { JobStore } from '../../matcher/store/job-store.ts';
+import { PilothouseError } from '../../shared/errors.ts';
+import { alice, bob, carol, newJob } from '../helpers/jobs.ts';
+
+const T0 = '2026-01-01T00:00:00.000Z';
+const at = (seconds: number): string => new Date(Date.parse(T0) + seconds * 1000).toISOString();
+const claimAt = (pilotId: string, seconds = 1) => ({
+  pilotId,
+  site: 'Site.A',
+  ce: 'ce1',
+  at: at(seconds),
+  jobType: 'User',
+  maxRunning: null,
+  matchingDelaySec: null,
+});
+
+export function jobStoreSuite(name: string, openStore: () => Promise<JobStore>): void {
+  describe(`JobStore conformance: ${name}`, () => {
+    let store: JobStore;
+    beforeEach(async () => {
+      store = await openStore();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it('submit stores jobs Waiting with the history Received → Checking → Waiting', async () => {
+      const {
+        jobIds: [id],
+      } = await store.submitJobs([newJob(alice)], T0);
+      const job = await store.getJob(id as number);
+      assert.equal(job?.status, 'Waiting');
+      assert.equal(job?.owner, 'alice');
+      assert.equal(job?.attempt, 1);
+      const history = await store.getJobHistory(id as number);
+      assert.deepEqual(
+        history.map((h) => h.status),
+        ['Received', 'Checking', 'Waiting'],
+      );
+      assert.ok(history.every((h) => h.applied));
+    });
+
+    it('jobs with equal owner and requirements share a task queue; different ones do not', async () => {
+      const { jobIds: ids } = await store.submitJobs(
+        [newJob(alice), newJob(alice), newJob(bob), newJob(alice, { requirements: { cores: { min: 2 } } })],
+        T0,
+      );
+      const jobs = await Promise.all(ids.map((id) => store.getJob(id)));
+      const tqs = jobs.map((job) => job?.taskQueueId);
+      assert.equal(tqs[0], tqs[1]);
+      assert.notEqual(tqs[0], tqs[2]);
+      assert.notEqual(tqs[0], tqs[3]);
+      const listed = await store.listTaskQueues({ vo: 'vo-a' });
+      assert.equal(listed.length, 3);
+      assert.equal(listed.find((tq) => tq.id === tqs[0])?.waitingJobs, 2);
+    });
+
+    it('listTaskQueues filters by VO and omits empty queues', async () => {
+      await store.submitJobs([newJob(alice), newJob(carol)], T0);
+      assert.deepEqual(
+        (await store.listTaskQueues({ vo: 'vo-b' })).map((tq) => tq.owner),
+        ['carol'],
+      );
+      const [tq] = await store.listTaskQueues({ vo: 'vo-b' });
+      await store.claimFromTaskQueue(tq?.id as number, claimAt('p1'));
+      assert.deepEqual(await store.listTaskQueues({ vo: 'vo-b' }), []);
+    });
+
+    it('claim takes the highest priority job first, then the oldest, and sets Matched', async () => {
+      const { jobIds: ids } = await store.submitJobs(
+        [newJob(alice, { priority: 1 }), newJob(alice, { priority: 5 }), newJob(alice, { priority: 1 })],
+        T0,
+      );
+      const jobs = await Promise.all(ids.map((id) => store.getJob(id)));
+      // Different priorities are different descriptions but the same TQ definition (priority is not a requirement).
+      assert.equal(jobs[0]?.taskQueueId, jobs[1]?.taskQueueId);
+      const tqId = jobs[0]?.taskQueueId as number;
+      const order: number[] = [];
+      for (let i = 0; i < 3; i += 1)
+        order.push((await store.claimFromTaskQueue(tqId, claimAt(`p${i}`))).job?.id as number);
+      assert.deepEqual(order, [ids[1], ids[0], ids[2]]);
+      assert.equal((await store.claimFromTaskQueue(tqId, claimAt('p9'))).job, null);
+      const matched = await store.getJob(ids[1] as number);
+      assert.equal(matched?.status, 'Matched');
+      assert.equal(matched?.minorStatus, 'Assigned');
+      assert.equal(matched?.pilotId, 'p0');
+      assert.equal(matched?.site, 'Site.A');
+    });
+
+    it('concurrent claims never hand one job out twice', async () => {
+      const { jobIds: ids } = await store.submitJobs(
+        Array.from({ length: 50 }, () => newJob(alice)),
+        T0,
+      );
+      const tqId = (await store.getJob(ids[0] as number))?.taskQueueId as number;
+      const claims = await Promise.all(
+        Array.from({ length: 80 }, (_, i) => store.claimFromTaskQueue(tqId, claimAt(`p${i}`))),
+      );
+      const won = claims.filter((claim) => claim.job !== null).map((claim) => claim.job?.id);
+      assert.equal(won.length, 50);
+      assert.equal(new Set(won).size, 50);
+    });
+
+    it('status reports follow the state machine; a refused one is recorded but not applied', async () => {
+      const {
+        jobIds: [id],
+      } = await store.submitJobs([newJob(alice)], T0);
+      const jobId = id as number;
+      const tqId = (await store.getJob(jobId))?.taskQueueId as number;
+      await store.claimFromTaskQueue(tqId, claimAt('p1'));
+      const running = await store.reportStatus(jobId, 1, {
+        status: 'Running',
+        minorStatus: 'Application',
+        at: at(2),
+        source: 'Pilot',
+      });
+      assert.deepEqual(running, { applied: true, status: 'Running', duplicate: false });
+      const bogus = await store.reportStatus(jobId, 1, { status: 'Waiting', at: at(3), source: 'Pilot' });
+      assert.deepEqual(bogus, { applied: false, status: 'Running', duplicate: false });
+      await store.reportStatus(jobId, 1, {
+        status: 'Done',
+        minorStatus: 'Execution Complete',
+        exitCode: 0,
+        at: at(4),
+        source: 'Pilot',
+      });
+      const job = await store.getJob(jobId);
+      assert.equal(job?.status, 'Done');
+      assert.equal(job?.exitCode, 0);
+      assert.equal(job?.startedAt, at(2));
+      assert.equal(job?.endedAt, at(4));
+      const history = await store.getJobHistory(jobId);
+      const refused = history.find((h) => h.status === 'Waiting' && !h.applied);
+      assert.ok(refused, 'the refused update is in the history');
+      assert.equal(refused.source, 'Pilot (SM)');
+    });
+
+    it('a replayed report (same key) changes nothing', async () => {
+      const {
+        jobIds: [id],
+      } = await store.submitJobs([newJob(alice)], T0);
+      const jobId = id as number;
+      await store.claimFromTaskQueue((await store.getJob(jobId))?.taskQueueId as number, claimAt('p1'));
+      const report = { status: 'Running' as const, minorStatus: 'Application', at: at(2), source: 'Pilot' };
+      await store.reportStatus(jobId, 1, report, 'k1');
+      const again = await store.reportStatus(jobId, 1, report, 'k1');
+      assert.equal(again.duplicate, true);
+      assert.equal((await store.getJobHistory(jobId)).filter((h) => h.status === 'Running').length, 1);
+    });
+
+    it('reports on another attempt or an unknown job are refused with stable codes', async () => {
+      const {
+        jobIds: [id],
+      } = await store.submitJobs([newJob(alice)], T0);
+      await assert.rejects(
+        store.reportStatus(id as number, 2, { status: 'Running', at: at(1), source: 'Pilot' }),
+        (error: unknown) => {
+          return error instanceof PilothouseError && error.code === 'ATTEMPT_MISMATCH';
+        },
+      );
+      await assert.rejects(
+        store.reportStatus(999_999, 1, { status: 'Running', at: at(1), source: 'Pilot' }),
+        (error: unknown) => {
+          return error instanceof PilothouseError && error.code === 'JOB_NOT_FOUND';
+        },
+      );
+    });
+
+    it('killing a waiting job removes it from its task queue', async () => {
+      const {
+        jobIds: [id],
+      } = await store.submitJobs([newJob(alice)], T0);
+      const jobId = id as number;
+      await store.reportStatus(jobId, 1, {
+        status: 'Killed',
+        minorStatus: 'Marked for termination',
+        at: at(1),
+        source: 'JobManager',
+      });
+      assert.deepEqual(await store.listTaskQueues({}), []);
+      assert.equal((await store.getJob(jobId))?.status, 'Killed');
+    });
+
+    it('search filters by status, owner and site, sorts and pages', async () => {
+      const { jobIds: ids } = await store.submitJobs([newJob(alice), newJob(alice), newJob(bob), newJob(carol)], T0);
+      await store.claimFromTaskQueue((await store.getJob(ids[2] as number))?.taskQueueId as number, claimAt('p1'));
+      const base = { sort: { field: 'id' as const, direction: 'asc' as const }, page: 1, perPage: 10 };
+      assert.deepEqual(
+        (await store.searchJobs({ ...base, owners: ['alice'] })).jobs.map((j) => j.id),
+        ids.slice(0, 2),
+      );
+      assert.deepEqual(
+        (await store.searchJobs({ ...base, statuses: ['Matched'] })).jobs.map((j) => j.id),
+        [ids[2]],
+      );
+      assert.deepEqual(
+        (await store.searchJobs({ ...base, sites: ['Site.A'] })).jobs.map((j) => j.id),
+        [ids[2]],
+      );
+      const page2 = await store.searchJobs({ ...base, sort: { field: 'id', direction: 'desc' }, page: 2, perPage: 3 });
+      assert.equal(page2.total, 4);
+      assert.deepEqual(
+        page2.jobs.map((j) => j.id),
+        [ids[0]],
+      );
+      assert.equal((await store.searchJobs({ ...base, owners: [] })).total, 0, 'an empty filter matches nothing');
+    });
+
+    it('killing a running job queues one kill command for its attempt, delivered once', async () => {
+      const {
+        jobIds: [id],
+      } = await store.submitJobs([newJob(alice)], T0);
+      const jobId = id as number;
+      await store.claimFromTaskQueue((await store.getJob(jobId))?.taskQueueId as number, claimAt('p1'));
+      await store.reportStatus(jobId, 1, { status: 'Running', at: at(2), source: 'Pilot' });
+      const sample = { cpuSec: 1, rssMB: 10, wallSec: 2 };
+      assert.deepEqual(await store.recordHeartbeat(jobId, 1, sample, at(3)), []);
+      assert.equal((await store.getJob(jobId))?.heartbeatAt, at(3));
+      const killed = await store.killJob(jobId, at(4), 'alice');
+      assert.deepEqual(killed, { applied: true, status: 'Killed', duplicate: false, commandQueued: true });
+      assert.deepEqual(await store.recordHeartbeat(jobId, 1, sample, at(5)), [{ jobId, attempt: 1, command: 'kill' }]);
+      assert.deepEqual(await store.takePendingCommands(jobId, 1, at(6)), [], 'a command is delivered once');
+      // The pilot's report after the kill does not resurrect the job (DIRAC#5849's lesson).
+      const late = await store.reportStatus(jobId, 1, {
+        status: 'Failed',
+        minorStatus: 'Received Kill signal',
+        at: at(7),
+        source: 'Pilot',
+      });
+      assert.equal(late.applied, false);
+      assert.equal((await store.getJob(jobId))?.status, 'Killed');
+    });
+
+    it('killing a waiting job queues no command; killing a finished job is refused', async () => {
+      const {
+        jobIds: [waiting, done],
+      } = await store.submitJobs([newJob(alice), newJob(bob)], T0);
+      assert.equal((await store.killJob(waiting as number, at(1), 'alice')).commandQueued, false);
+      await store.reportStatus(done as number, 1, { status: 'Killed', at: at(1), source: 'x' });
+      const again = await store.killJob(done as number, at(2), 'bob');
+      assert.equal(again.status, 'Killed');
+      await assert.rejects(
+        store.killJob(424242, at(2), 'bob'),
+        (e: unknown) => e instanceof PilothouseError && e.code === 'JOB_NOT_FOUND',
+      );
+    });
+
+    it('a claim returns the TQ figures after it, and reports an empty TQ', async () => {
+      const { jobIds, taskQueueIds } = await store.submitJobs([newJob(alice, { priority: 3 }), newJob(alice)], T0);
+      assert.equal(taskQueueIds.length, 1);
+      const tqId = taskQueueIds[0] as number;
+      const first = await store.claimFromTaskQueue(tqId, claimAt('p1'));
+      assert.equal(first.job?.id, jobIds[0]);
+      assert.deepEqual(first.taskQueue, { id: tqId, waitingJobs: 1, topPriority: 1, nextJobId: jobIds[1] });
+      await store.claimFromTaskQueue(tqId, claimAt('p2'));
+      const empty = await store.claimFromTaskQueue(tqId, claimAt('p3'));
+      assert.deepEqual(empty, {
+        job: null,
+        reason: 'empty',
+        taskQueue: { id: tqId, waitingJobs: 0, topPriority: 0, nextJobId: null },
+      });
+    });
+
+    it('per-site running limits count held jobs and free a slot when a job ends', async () => {
+      const { jobIds, taskQueueIds } = await store.submitJobs([newJob(alice), newJob(alice), newJob(alice)], T0);
+      const tqId = taskQueueIds[0] as number;
+      const limited = { ...claimAt('p1'), maxRunning: 2 };
+      assert.ok((await store.claimFromTaskQueue(tqId, limited)).job);
+      assert.ok((await store.claimFromTaskQueue(tqId, limited)).job);
+      const third = await store.claimFromTaskQueue(tqId, limited);
+      assert.equal(third.job, null);
+      assert.equal(third.job === null && third.reason, 'running-limit');
+      assert.deepEqual(await store.runningAtSite('Site.A'), { User: 2 });
+      assert.ok((await store.claimFromTaskQueue(tqId, { ...limited, site: 'Site.B' })).job, 'the limit is per site');
+      await store.reportStatus(jobIds[0] as number, 1, { status: 'Failed', at: at(5), source: 'Pilot' });
+      assert.deepEqual(await store.runningAtSite('Site.A'), { User: 1 });
+    });
+
+    it('a matching delay spaces matches of a job type at a site', async () => {
+      const { taskQueueIds } = await store.submitJobs([newJob(alice), newJob(alice), newJob(alice)], T0);
+      const tqId = taskQueueIds[0] as number;
+      const delayed = (seconds: number) => ({ ...claimAt('p1', seconds), matchingDelaySec: 10 });
+      assert.ok((await store.claimFromTaskQueue(tqId, delayed(0))).job);
+      const early = await store.claimFromTaskQueue(tqId, delayed(5));
+      assert.equal(early.job === null && early.reason, 'matching-delay');
+      assert.ok((await store.claimFromTaskQueue(tqId, delayed(11))).job);
+    });
+
+    it('the site mask keeps the latest status per site', async () => {
+      await store.setSiteStatus({
+        site: 'Site.B',
+        status: 'Banned',
+        reason: 'downtime',
+        changedBy: 'admin',
+        changedAt: at(1),
+      });
+      await store.setSiteStatus({
+        site: 'Site.A',
+        status: 'Banned',
+        reason: 'black hole',
+        changedBy: 'admin',
+        changedAt: at(2),
+      });
+      await store.setSiteStatus({
+        site: 'Site.B',
+        status: 'Active',
+        reason: 'back',
+        changedBy: 'admin',
+        changedAt: at(3),
+      });
+      assert.deepEqual(
+        (await store.siteMask()).map((e) => [e.site, e.status, e.reason]),
+        [
+          ['Site.A', 'Banned', 'black hole'],
+          ['Site.B', 'Active', 'back'],
+        ],
+      );
+    });
+
+    it('pilots are recorded on hello and keep their last status', async () => {
+      const node = { hostname: 'wn1', cores: 8, memoryMB: 16_000, os: 'linux', arch: 'x86_64', cpuModel: 'cpu' };
+      await store.recordPilotHello({
+        id: 'p1',
+        vo: 'vo-a',
+        site: 'Site.A',
+        ce: null,
+        queue: null,
+        node,
+        pilotVersion: '0.1.0',
+        at: T0,
+      });
+      await store.setPilotStatus('p1', 'Done', 'idle', at(60));
+      const pilot = await store.getPilot('p1');
+      assert.equal(pilot?.status, 'Done');
+      assert.equal(pilot?.statusReason, 'idle');
+      assert.deepEqual(pilot?.node, node);
+      assert.equal(await store.getPilot('nope'), null);
+    });
+
+    it('sandboxes are recorded once, keeping the first owner', async () => {
+      const sha = 'a'.repeat(64);
+      await store.recordSandbox({ sha256: sha, sizeBytes: 10, vo: 'vo-a', owner: 'alice', createdAt: T0 });
+      await store.recordSandbox({ sha256: sha, sizeBytes: 10, vo: 'vo-a', owner: 'bob', createdAt: at(1) });
+      assert.equal((await store.getSandbox(sha))?.owner, 'alice');
+      assert.equal(await store.getSandbox('b'.repeat(64)), null);
+    });
+  });
+}

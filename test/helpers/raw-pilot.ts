@@ -1,0 +1,86 @@
+/** A scripted pilot speaking the raw protocol over a real WebSocket: tests await frames, never sleep. */
+import WebSocket from 'ws';
+import { once } from 'node:events';
+import {
+  encodeMessage,
+  parseMatcherMessage,
+  type MatcherMessage,
+  type PilotMessageBody,
+} from '../../shared/protocol/messages.ts';
+
+export const NODE = {
+  hostname: 'wn-test',
+  cores: 4,
+  memoryMB: 8192,
+  os: 'linux',
+  arch: 'x86_64',
+  cpuModel: 'test cpu',
+};
+
+export class RawPilot {
+  readonly ws: WebSocket;
+  readonly #inbox: MatcherMessage[] = [];
+  readonly #waiters: { types: readonly string[]; resolve: (m: MatcherMessage) => void }[] = [];
+
+  constructor(url: string, token: string, options: { ca?: string } = {}) {
+    this.ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/pilots/connect`, {
+      headers: { authorization: `Bearer ${token}` },
+      ...(options.ca !== undefined && { ca: options.ca }),
+    });
+    this.ws.on('message', (data) => {
+      const message = parseMatcherMessage(String(data));
+      const index = this.#waiters.findIndex((w) => w.types.includes(message.type));
+      if (index >= 0) this.#waiters.splice(index, 1)[0]?.resolve(message);
+      else this.#inbox.push(message);
+    });
+  }
+
+  static async connect(
+    url: string,
+    token: string,
+    hello: { stamp: string; site?: string },
+    options: { ca?: string } = {},
+  ): Promise<RawPilot> {
+    const pilot = new RawPilot(url, token, options);
+    await once(pilot.ws, 'open');
+    pilot.send({
+      type: 'hello',
+      pilotStamp: hello.stamp,
+      pilotVersion: 'test',
+      site: hello.site ?? 'Site.A',
+      ce: 'ce1',
+      queue: 'q1',
+      node: NODE,
+    });
+    await pilot.next('welcome');
+    return pilot;
+  }
+
+  send(body: PilotMessageBody): void {
+    this.ws.send(encodeMessage(body));
+  }
+
+  sendRaw(frame: string): void {
+    this.ws.send(frame);
+  }
+
+  /** The next frame of one of these types (earlier frames of other types stay queued). */
+  next<T extends MatcherMessage['type']>(...types: T[]): Promise<Extract<MatcherMessage, { type: T }>> {
+    const index = this.#inbox.findIndex((m) => (types as string[]).includes(m.type));
+    if (index >= 0) return Promise.resolve(this.#inbox.splice(index, 1)[0] as Extract<MatcherMessage, { type: T }>);
+    return new Promise((resolve) => this.#waiters.push({ types, resolve: resolve as (m: MatcherMessage) => void }));
+  }
+
+  pending(type: MatcherMessage['type']): number {
+    return this.#inbox.filter((m) => m.type === type).length;
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    const closed = once(this.ws, 'close');
+    this.ws.close();
+    await closed;
+  }
+}
+
+export const resources = (cores = 1) => ({ cores, memoryMB: 4096, wallTimeSec: null, tags: [] as string[] });

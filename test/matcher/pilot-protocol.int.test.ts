@@ -1,0 +1,209 @@
+/** The pilot protocol against a real matcher over a real WebSocket on port 0. */
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
+import { RawPilot, resources } from '../helpers/raw-pilot.ts';
+
+describe('pilot protocol', () => {
+  let m: TestMatcher;
+  const pilots: RawPilot[] = [];
+  const connect = async (stamp: string, site = 'Site.A') => {
+    const pilot = await RawPilot.connect(m.url, await m.pilotToken('local'), { stamp, site });
+    pilots.push(pilot);
+    return pilot;
+  };
+  const submit = async (jobs: unknown) => (await m.api('POST', '/api/jobs', { json: jobs })).body.jobIds as number[];
+
+  beforeEach(async () => {
+    m = await startTestMatcher();
+  });
+  afterEach(async () => {
+    await Promise.all(pilots.splice(0).map((p) => p.close()));
+    await m.close();
+  });
+
+  it('an idle offer is parked and the next fitting submission is pushed to it at once', async () => {
+    const pilot = await connect('p1');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources(2) });
+    assert.equal((await pilot.next('parked')).offerId, 'o1');
+    const [jobId] = await submit({
+      executable: 'echo',
+      arguments: ['hi'],
+      requirements: { cores: { min: 1, max: 4 } },
+    });
+    const match = await pilot.next('match');
+    assert.equal(match.offerId, 'o1');
+    assert.equal(match.matchSeq, 1);
+    assert.equal(match.job.jobId, jobId);
+    assert.equal(match.job.attempt, 1);
+    assert.equal(match.job.cores, 2, 'granted up to cores.max, within the offer');
+    assert.equal(match.job.description.executable, 'echo');
+    const job = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+    assert.equal(job.status, 'Matched');
+    assert.equal(job.pilotId, 'p1');
+    assert.equal(job.site, 'Site.A');
+  });
+
+  it('a job that does not fit the parked offer is not pushed to it', async () => {
+    const pilot = await connect('p1');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources(1) });
+    await pilot.next('parked');
+    await submit({ executable: 'big', requirements: { cores: { min: 8 } } });
+    await submit({ executable: 'small' });
+    const match = await pilot.next('match');
+    assert.equal(match.job.description.executable, 'small');
+  });
+
+  it('status reports are acknowledged by ref and drive the job to Done with its history', async () => {
+    const [jobId] = await submit({ executable: 'echo' });
+    const pilot = await connect('p1');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    const { job } = await pilot.next('match');
+    const report = (ref: number, status: string, minorStatus: string, extra = {}) =>
+      pilot.send({
+        type: 'job.status',
+        ref,
+        jobId: job.jobId,
+        attempt: job.attempt,
+        at: new Date().toISOString(),
+        status: status as 'Running',
+        minorStatus,
+        ...extra,
+      });
+    report(1, 'Running', 'Application');
+    assert.equal((await pilot.next('ack')).ref, 1);
+    report(2, 'Completing', 'Application Finished Successfully');
+    assert.equal((await pilot.next('ack')).ref, 2);
+    report(3, 'Done', 'Execution Complete', { exitCode: 0 });
+    assert.equal((await pilot.next('ack')).ref, 3);
+    const body = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+    assert.equal(body.status, 'Done');
+    assert.equal(body.exitCode, 0);
+    assert.deepEqual(
+      body.history.map((h: { status: string }) => h.status),
+      ['Received', 'Checking', 'Waiting', 'Matched', 'Running', 'Completing', 'Done'],
+    );
+    assert.ok(body.startedAt && body.endedAt);
+  });
+
+  it('a pilot may not report on a job it does not hold, nor on another attempt', async () => {
+    const [jobId] = await submit({ executable: 'echo' });
+    const holder = await connect('holder');
+    holder.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    await holder.next('match');
+    const intruder = await connect('intruder');
+    intruder.send({
+      type: 'job.status',
+      ref: 7,
+      jobId: jobId as number,
+      attempt: 1,
+      at: new Date().toISOString(),
+      status: 'Failed',
+    });
+    const refused = await intruder.next('error');
+    assert.equal(refused.code, 'FORBIDDEN');
+    assert.equal(refused.ref, 7);
+    holder.send({
+      type: 'job.status',
+      ref: 8,
+      jobId: jobId as number,
+      attempt: 2,
+      at: new Date().toISOString(),
+      status: 'Running',
+    });
+    assert.equal((await holder.next('error')).code, 'ATTEMPT_MISMATCH');
+    assert.equal((await m.api('GET', `/api/jobs/${jobId}`)).body.status, 'Matched');
+  });
+
+  it('an offer built before the latest match is stale and dropped', async () => {
+    await submit([{ executable: 'a' }, { executable: 'b' }]);
+    const pilot = await connect('p1');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources(2) });
+    await pilot.next('match');
+    pilot.send({ type: 'offer', offerId: 'stale', matchSeq: 0, resources: resources(2) });
+    pilot.send({ type: 'offer', offerId: 'fresh', matchSeq: 1, resources: resources(1) });
+    const second = await pilot.next('match');
+    assert.equal(second.offerId, 'fresh');
+    assert.equal(pilot.pending('match') + pilot.pending('parked'), 0);
+  });
+
+  it('a kill reaches the pilot holding the job at once, fenced by attempt', async () => {
+    const [jobId] = await submit({ executable: 'sleep', arguments: ['100'] });
+    const pilot = await connect('p1');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    await pilot.next('match');
+    pilot.send({
+      type: 'job.status',
+      ref: 1,
+      jobId: jobId as number,
+      attempt: 1,
+      at: new Date().toISOString(),
+      status: 'Running',
+    });
+    await pilot.next('ack');
+    const kill = await m.api('POST', `/api/jobs/${jobId}/kill`);
+    assert.equal(kill.status, 200);
+    assert.equal(kill.body.status, 'Killed');
+    const { commands } = await pilot.next('commands');
+    assert.deepEqual(commands, [{ jobId, attempt: 1, command: 'kill' }]);
+    pilot.send({
+      type: 'heartbeat',
+      ref: 2,
+      jobs: [{ jobId: jobId as number, attempt: 1, cpuSec: 1, rssMB: 1, wallSec: 1 }],
+    });
+    await pilot.next('ack');
+    assert.equal(pilot.pending('commands'), 0, 'the command is delivered once');
+  });
+
+  it('malformed frames get PROTOCOL_VIOLATION; a foreign protocol version closes the socket', async () => {
+    const pilot = await connect('p1');
+    pilot.sendRaw('not json');
+    assert.equal((await pilot.next('error')).code, 'PROTOCOL_VIOLATION');
+    pilot.sendRaw(JSON.stringify({ type: 'offer', v: 1, offerId: 'x' }));
+    assert.equal((await pilot.next('error')).code, 'PROTOCOL_VIOLATION');
+    const closed = once(pilot.ws, 'close');
+    pilot.sendRaw(JSON.stringify({ type: 'bye', v: 99, reason: 'x' }));
+    assert.equal((await pilot.next('error')).code, 'PROTOCOL_VERSION');
+    const [code] = await closed;
+    assert.equal(code, 1008);
+  });
+
+  it('a pilot token bound to a site cannot say hello from another site', async () => {
+    const token = await m.pilotToken('local', 'Site.A');
+    const pilot = new RawPilot(m.url, token);
+    pilots.push(pilot);
+    await once(pilot.ws, 'open');
+    pilot.send({
+      type: 'hello',
+      pilotStamp: 'p9',
+      pilotVersion: 't',
+      site: 'Site.B',
+      ce: null,
+      queue: null,
+      node: { hostname: 'h', cores: 1, memoryMB: 1, os: 'l', arch: 'x', cpuModel: 'c' },
+    });
+    assert.equal((await pilot.next('error')).code, 'FORBIDDEN');
+  });
+
+  it('concurrent pilots never receive the same job', async () => {
+    const ids = await submit(Array.from({ length: 60 }, (_, i) => ({ executable: `job${i}` })));
+    const fleet = await Promise.all(Array.from({ length: 6 }, (_, i) => connect(`p${i}`)));
+    const received: number[] = [];
+    await Promise.all(
+      fleet.map(async (pilot) => {
+        for (let seq = 0; ; seq += 1) {
+          pilot.send({ type: 'offer', offerId: `o${seq}`, matchSeq: seq, resources: resources() });
+          const answer = await pilot.next('match', 'parked');
+          if (answer.type === 'parked') return;
+          received.push(answer.job.jobId);
+        }
+      }),
+    );
+    assert.equal(received.length, ids.length);
+    assert.deepEqual(
+      [...received].sort((a, b) => a - b),
+      ids,
+    );
+  });
+});

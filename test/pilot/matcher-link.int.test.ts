@@ -1,0 +1,234 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { silentLogger } from '../../shared/logger.ts';
+import type { PilothouseError } from '../../shared/errors.ts';
+import { WsMatcherLink, type JobStatusBody, type LinkInbound } from '../../pilot/matcher-link.ts';
+import { MiniMatcher } from './mini-matcher.ts';
+import { matchedJob } from './fakes.ts';
+
+const node = { hostname: 'wn01', cores: 4, memoryMB: 8000, os: 'Linux', arch: 'x64', cpuModel: 'cpu' };
+const links: WsMatcherLink[] = [];
+const matchers: MiniMatcher[] = [];
+
+after(async () => {
+  await Promise.all(links.map((link) => link.close('test over')));
+  await Promise.all(matchers.map((matcher) => matcher.close()));
+});
+
+async function setup(autoWelcome = true): Promise<{ matcher: MiniMatcher; link: WsMatcherLink }> {
+  const matcher = new MiniMatcher();
+  matchers.push(matcher);
+  const base = await matcher.listen();
+  if (autoWelcome) {
+    matcher.on('frame', (frame, session) => {
+      if (frame.type === 'hello') session.send({ type: 'welcome', pilotId: 'pilot-7', heartbeatIntervalMs: 60_000 });
+    });
+  }
+  const link = new WsMatcherLink({
+    connectUrl: `${base.replace('http', 'ws')}/api/pilots/connect`,
+    token: 'pilot-token',
+    hello: { pilotStamp: 'stamp-1', pilotVersion: '0.1.0', site: 'Test.site', ce: null, queue: null, node },
+    logger: silentLogger(),
+    backoff: { initialDelayMs: 5, maxDelayMs: 20, jitter: 0 },
+  });
+  links.push(link);
+  return { matcher, link };
+}
+
+const report = (jobId: number, minorStatus: string): JobStatusBody => ({
+  jobId,
+  attempt: 1,
+  at: new Date(0).toISOString(),
+  minorStatus,
+});
+
+test('says hello with the bearer token, is welcomed, sends offers and reports, delivers matches', async () => {
+  const { matcher, link } = await setup();
+  const hello = matcher.next('hello');
+  const connected = once(link, 'connected');
+  link.start();
+  const [helloFrame, session] = await hello;
+  assert.equal(session.authorization, 'Bearer pilot-token');
+  assert.deepEqual(helloFrame, {
+    type: 'hello',
+    v: 1,
+    pilotStamp: 'stamp-1',
+    pilotVersion: '0.1.0',
+    site: 'Test.site',
+    ce: null,
+    queue: null,
+    node,
+  });
+  assert.equal((await connected)[0].pilotId, 'pilot-7');
+  assert.equal(link.connected, true);
+
+  const offer = matcher.next('offer');
+  assert.equal(link.sendOffer('o1', 0, { cores: 4, memoryMB: 8000, wallTimeSec: null, tags: [] }), true);
+  assert.equal((await offer)[0].offerId, 'o1');
+
+  const message = once(link, 'message') as Promise<[LinkInbound]>;
+  session.send({ type: 'match', offerId: 'o1', matchSeq: 1, job: matchedJob(3) });
+  const [inbound] = await message;
+  assert.equal(inbound.type, 'match');
+
+  const status = matcher.next('job.status');
+  link.report(report(3, 'Job Initialization'));
+  const [statusFrame] = await status;
+  assert.equal(statusFrame.ref, 1);
+  assert.equal(link.pendingReports, 1);
+  const drained = once(link, 'drained');
+  session.send({ type: 'ack', ref: statusFrame.ref });
+  await drained;
+  assert.equal(link.pendingReports, 0);
+
+  const bye = matcher.next('bye');
+  await link.close('idle');
+  assert.equal((await bye)[0].reason, 'idle');
+});
+
+test('after a drop it reconnects, says hello again and replays unacked reports in order', async () => {
+  const { matcher, link } = await setup();
+  const connected = once(link, 'connected');
+  link.start();
+  await connected;
+  const first = matcher.next('job.status');
+  link.report(report(1, 'a'));
+  link.report(report(1, 'b'));
+  const [, firstSession] = await first;
+
+  const disconnected = once(link, 'disconnected');
+  const reconnected = once(link, 'connected');
+  const helloAgain = matcher.next('hello');
+  firstSession.socket.terminate();
+  await disconnected;
+  assert.equal(link.connected, false);
+  link.report(report(1, 'c')); // queued while disconnected
+  assert.equal((await helloAgain)[0].pilotStamp, 'stamp-1');
+  await reconnected;
+
+  // Wait for the three replayed reports on the new connection.
+  const replayed: { ref: number; minorStatus?: string }[] = [];
+  await new Promise<void>((resolve) => {
+    const onFrame = (frame: { type: string; ref?: number; minorStatus?: string }): void => {
+      if (frame.type !== 'job.status') return;
+      replayed.push({ ref: frame.ref ?? -1, minorStatus: frame.minorStatus });
+      if (replayed.length === 3) {
+        matcher.off('frame', onFrame);
+        resolve();
+      }
+    };
+    matcher.on('frame', onFrame);
+  });
+  assert.deepEqual(replayed, [
+    { ref: 1, minorStatus: 'a' },
+    { ref: 2, minorStatus: 'b' },
+    { ref: 3, minorStatus: 'c' },
+  ]);
+  assert.equal(link.pendingReports, 3);
+  const drained = once(link, 'drained');
+  const session = matcher.sessions.at(-1);
+  assert.notEqual(session, firstSession);
+  for (const ref of [2, 1, 3]) session?.send({ type: 'ack', ref });
+  await drained;
+  assert.equal(link.pendingReports, 0);
+  assert.equal(matcher.upgrades, 2);
+});
+
+test('a 401 on upgrade is fatal: no reconnect', async () => {
+  const { matcher, link } = await setup();
+  matcher.refuseWith = 401;
+  const fatal = once(link, 'fatal') as Promise<[PilothouseError]>;
+  link.start();
+  const [error] = await fatal;
+  assert.equal(error.code, 'TOKEN_INVALID');
+  assert.match(error.message, /401/);
+  assert.equal(link.connected, false);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(matcher.upgrades, 1);
+});
+
+test('a 503 on upgrade is retried', async () => {
+  const { matcher, link } = await setup();
+  matcher.refuseWith = 503;
+  const retry = once(link, 'reconnecting');
+  link.start();
+  await retry;
+  matcher.refuseWith = null;
+  await once(link, 'connected');
+  assert.ok(matcher.upgrades >= 2);
+});
+
+test('a refused report is dropped when the code is final, replayed on a new connection when retryable', async () => {
+  const { matcher, link } = await setup();
+  const connected = once(link, 'connected');
+  link.start();
+  await connected;
+  const first = matcher.next('job.status');
+  link.report(report(1, 'final'));
+  const [, session] = await first;
+  const drained = once(link, 'drained');
+  session.send({ type: 'error', code: 'ATTEMPT_MISMATCH', message: 'old attempt', ref: 1 });
+  await drained;
+  assert.equal(link.pendingReports, 0);
+
+  const sent = matcher.next('job.status');
+  link.report(report(2, 'retry me'));
+  const [frame] = await sent;
+  const replay = matcher.next('job.status');
+  session.send({ type: 'error', code: 'STORE_UNAVAILABLE', message: 'busy', ref: frame.ref });
+  const [replayed] = await replay;
+  assert.equal(replayed.minorStatus, 'retry me');
+  assert.equal(matcher.upgrades, 2, 'replayed on a new connection');
+});
+
+test('a frame with another protocol version is fatal', async () => {
+  const { matcher, link } = await setup(false);
+  matcher.on('frame', (frame, session) => {
+    if (frame.type === 'hello')
+      session.socket.send(JSON.stringify({ type: 'welcome', v: 99, pilotId: 'x', heartbeatIntervalMs: 1000 }));
+  });
+  const fatal = once(link, 'fatal') as Promise<[PilothouseError]>;
+  link.start();
+  assert.equal((await fatal)[0].code, 'PROTOCOL_VERSION');
+});
+
+test('a match this pilot cannot read is surfaced with its job, other bad frames are ignored', async () => {
+  const { matcher, link } = await setup();
+  const connected = once(link, 'connected');
+  link.start();
+  await connected;
+  const session = matcher.sessions.at(-1);
+  const message = once(link, 'message') as Promise<[LinkInbound]>;
+  session?.socket.send('{"type":"parked"}'); // invalid, not a match: ignored
+  const job = { ...matchedJob(4, { attempt: 2 }), description: { ...matchedJob(4).description, executable: 42 } };
+  session?.socket.send(JSON.stringify({ type: 'match', v: 1, offerId: 'o9', matchSeq: 3, job }));
+  const [inbound] = await message;
+  assert.equal(inbound.type, 'match.unreadable');
+  assert.deepEqual(inbound.type === 'match.unreadable' && [inbound.offerId, inbound.matchSeq, inbound.jobId, inbound.attempt], ['o9', 3, 4, 2]);
+  assert.match(inbound.type === 'match.unreadable' ? inbound.reason : '', /executable/);
+});
+
+test('a match from a newer matcher is read leniently: unknown fields at any depth are dropped', async () => {
+  const { matcher, link } = await setup();
+  const connected = once(link, 'connected');
+  link.start();
+  await connected;
+  const message = once(link, 'message') as Promise<[LinkInbound]>;
+  const base = matchedJob(6, { description: { executable: 'true', requirements: { cores: { min: 2, max: 4 } } } });
+  const description = {
+    ...base.description,
+    shinyNewField: true,
+    requirements: { ...base.description.requirements, futureRule: 'x', cores: { min: 2, max: 4, preferred: 3 } },
+  };
+  matcher.sessions.at(-1)?.socket.send(
+    JSON.stringify({ type: 'match', v: 1, offerId: 'o1', matchSeq: 1, futureTop: 1, job: { ...base, description, futureGrant: {} } }),
+  );
+  const [inbound] = await message;
+  assert.equal(inbound.type, 'match');
+  if (inbound.type !== 'match') return;
+  assert.equal('shinyNewField' in inbound.job.description, false);
+  assert.equal('futureRule' in inbound.job.description.requirements, false);
+  assert.deepEqual(inbound.job.description.requirements.cores, { min: 2, max: 4 });
+  assert.equal('futureGrant' in inbound.job, false);
+});
