@@ -415,5 +415,6 @@ test("heartbeats carry the node's load and free disk when the pilot knows them",
   h.link.welcome('pilot-1', 5);
   assert.deepEqual((await beat).node, { load1: 1.5, diskFreeMB: 1234 });
   h.loop.terminate();
+  h.link.deliver({ type: 'offer.cancelled', offerId: 'offer-1' });
   await exited;
 });
