@@ -88,7 +88,12 @@ export interface MatcherConfig {
   pilotCredentials: PilotCredentialLimits;
   exchangeMaxFailures: number;
   exchangeFailureWindowMs: number;
+  /** The WAL is checkpointed on a worker thread (see WalCheckpointer). */
+  walCheckpoint: { intervalMs: number; restartAboveFrames: number; holdTimeoutMs: number };
 }
+
+/** Passive checkpoints every 50 ms; a catch-up once the WAL passes 8192 pages (32 MiB at 4 KiB). */
+export const DEFAULT_WAL_CHECKPOINT = { intervalMs: 50, restartAboveFrames: 8192, holdTimeoutMs: 1000 } as const;
 
 export function parseListen(listen: string): { host: string; port: number } {
   const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
@@ -135,6 +140,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     maxSandboxBytes: DEFAULT_MAX_SANDBOX_BYTES,
     adminTokenTtlSec: DEFAULT_ADMIN_TOKEN_TTL_SEC,
     taskQueueRefreshMs: DEFAULT_TASK_QUEUE_REFRESH_MS,
+    walCheckpoint: { ...DEFAULT_WAL_CHECKPOINT },
     defaultVo: raw.defaultVo ?? 'local',
     tls: compileTls(raw.tlsCert, raw.tlsKey),
     oidc: compileOidc(raw.oidcConfig, dataDir),

@@ -41,6 +41,7 @@ import { openSqliteCredentialStore } from './store/sqlite/sqlite-credential-stor
 import { openSqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 import type { PilotActivityStore } from './store/pilot-activity-store.ts';
 import { openSqlitePilotActivityStore } from './store/sqlite/sqlite-pilot-activity-store.ts';
+import { WalCheckpointer } from './store/sqlite/wal-checkpointer.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
 
@@ -77,9 +78,17 @@ export async function startMatcher(
     maxTokenTtlSec: config.maxTokenTtlSec,
     logger: logger.child({ module: 'keys' }),
   });
-  const store = openSqliteJobStore({ path: config.sqlitePath });
-  const credentials = openSqliteCredentialStore({ path: config.sqlitePath });
-  const pilotActivity = openSqlitePilotActivityStore({ path: config.sqlitePath });
+  // Every connection of this process leaves checkpoints to the checkpointer's worker thread.
+  const sqlite = { path: config.sqlitePath, autoCheckpoint: false };
+  const store = openSqliteJobStore(sqlite);
+  const credentials = openSqliteCredentialStore(sqlite);
+  const pilotActivity = openSqlitePilotActivityStore(sqlite);
+  const checkpointer = new WalCheckpointer({
+    path: config.sqlitePath,
+    gate: store.writeGate,
+    logger: logger.child({ module: 'wal-checkpointer' }),
+    ...config.walCheckpoint,
+  });
   const externalIssuers = config.oidc ? new OidcIssuers(config.oidc, clock) : undefined;
   const tokens = new TokenService({ keys, clock, revocations: credentials, externalIssuers });
   const adminTokenPath = path.join(config.dataDir, 'admin.token');
@@ -251,6 +260,7 @@ export async function startMatcher(
         wss.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await checkpointer.stop();
         await store.close();
         await credentials.close();
         await pilotActivity.close();

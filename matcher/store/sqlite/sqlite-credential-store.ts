@@ -13,6 +13,7 @@ import type {
   SpendOutcome,
   TokenRevocation,
 } from '../credential-store.ts';
+import { openSqliteConnection } from './open-database.ts';
 import type { Migration } from './migrations.ts';
 
 export const CREDENTIAL_MIGRATIONS: readonly Migration[] = [
@@ -84,11 +85,11 @@ function fromRow(row: CredentialRow): PilotCredential {
   };
 }
 
-export function openSqliteCredentialStore(options: { path: string }): SqliteCredentialStore {
-  const db = new Database(options.path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+export function openSqliteCredentialStore(options: { path: string; autoCheckpoint?: boolean }): SqliteCredentialStore {
+  const db = openSqliteConnection({
+    path: options.path,
+    ...(options.autoCheckpoint === undefined ? {} : { autoCheckpoint: options.autoCheckpoint }),
+  });
   migrate(db);
   return new SqliteCredentialStore(db);
 }

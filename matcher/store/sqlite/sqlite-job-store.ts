@@ -28,6 +28,8 @@ import type {
 } from '../job-store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { WriteBatcher } from './write-batcher.ts';
+import { openSqliteConnection } from './open-database.ts';
+import type { WriteGate } from './wal-checkpointer.ts';
 import { historyFromRow, jobFromRow, pilotFromRow, taskQueueFromRow, type JobRow } from './rows.ts';
 
 const SORT_COLUMNS = {
@@ -41,18 +43,20 @@ const SORT_COLUMNS = {
 export interface SqliteJobStoreOptions {
   /** File path, or ':memory:'. */
   path: string;
+  /** False when a WalCheckpointer runs for the file in this process (see openSqliteConnection). */
+  autoCheckpoint?: boolean;
 }
 
 export function openSqliteJobStore(options: SqliteJobStoreOptions): SqliteJobStore {
-  const db = new Database(options.path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes, fast commits
+  const db = openSqliteConnection({
+    path: options.path,
+    ...(options.autoCheckpoint === undefined ? {} : { autoCheckpoint: options.autoCheckpoint }),
+    // A claim touches index pages spread over a large file (870k waiting jobs ≈ 1 GB with history):
+    // keep them in SQLite's own cache instead of re-reading them through syscalls.
+    cacheMiB: 128,
+    mmapBytes: 256 * 1024 * 1024,
+  });
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  // A claim touches index pages spread over a large file (870k waiting jobs ≈ 1 GB with history):
-  // keep them in SQLite's own cache instead of re-reading them through syscalls.
-  db.pragma('cache_size = -131072'); // KiB: 128 MiB
-  db.pragma('mmap_size = 268435456');
   migrate(db);
   return new SqliteJobStore(db);
 }
@@ -495,6 +499,11 @@ export class SqliteJobStore implements JobStore {
       owner: String(row.owner),
       createdAt: String(row.created_at),
     };
+  }
+
+  /** Holds and releases this store's group commits (for the WAL checkpointer). */
+  get writeGate(): WriteGate {
+    return this.#writes;
   }
 
   async close(): Promise<void> {

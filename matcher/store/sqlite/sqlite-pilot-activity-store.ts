@@ -15,6 +15,7 @@ import type {
   PilotExitRecord,
   PilotLogPage,
 } from '../pilot-activity-store.ts';
+import { openSqliteConnection } from './open-database.ts';
 import type { Migration } from './migrations.ts';
 
 /** A pilot that logs more than this keeps its first lines; the rest are counted as dropped. */
@@ -68,11 +69,12 @@ export const PILOT_ACTIVITY_MIGRATIONS: readonly Migration[] = [
 export function openSqlitePilotActivityStore(options: {
   path: string;
   maxLogLinesPerPilot?: number;
+  autoCheckpoint?: boolean;
 }): SqlitePilotActivityStore {
-  const db = new Database(options.path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+  const db = openSqliteConnection({
+    path: options.path,
+    ...(options.autoCheckpoint === undefined ? {} : { autoCheckpoint: options.autoCheckpoint }),
+  });
   migrate(db);
   return new SqlitePilotActivityStore(db, options.maxLogLinesPerPilot ?? DEFAULT_MAX_LOG_LINES_PER_PILOT);
 }

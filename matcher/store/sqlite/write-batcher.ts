@@ -5,6 +5,9 @@
  * write of the group throws, the group is rolled back and every write is retried alone, so one failing
  * write (a stale attempt, say) fails only itself, each caller gets its own result, and no write is ever
  * seen half-done.
+ *
+ * A hold (from the WAL checkpointer) keeps writes queued, not run, until it is released: with no
+ * writer for a moment the checkpointer can catch up with the whole WAL, so SQLite starts it afresh.
  */
 import type Database from 'better-sqlite3';
 
@@ -18,6 +21,7 @@ export class WriteBatcher {
   readonly #db: Database.Database;
   #pending: PendingWrite[] = [];
   #scheduled = false;
+  #held = false;
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -34,8 +38,23 @@ export class WriteBatcher {
     });
   }
 
+  /** Queued writes wait (they are not lost) until release(). */
+  hold(): void {
+    this.#held = true;
+  }
+
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    if (this.#pending.length > 0 && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
   #flush(): void {
     this.#scheduled = false;
+    if (this.#held) return; // release() schedules the flush
     const batch = this.#pending;
     this.#pending = [];
     if (batch.length === 0) return;
@@ -58,8 +77,9 @@ export class WriteBatcher {
     batch.forEach((pending, index) => pending.resolve(results[index]));
   }
 
-  /** Runs what is queued now (before closing the database). */
+  /** Runs what is queued now, hold or not (before closing the database). */
   flushNow(): void {
+    this.#held = false;
     this.#flush();
   }
 }
