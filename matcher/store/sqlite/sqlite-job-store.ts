@@ -105,21 +105,23 @@ export class SqliteJobStore implements JobStore {
       insertHistory: db.prepare(`
         INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied, report_key)
         VALUES (@jobId, @attempt, @at, @status, @minorStatus, @applicationStatus, @source, @applied, @reportKey)`),
-      enqueue: db.prepare('INSERT INTO tq_jobs (job_id, tq_id, priority) VALUES (?, ?, ?)'),
       countWaiting: db.prepare('UPDATE task_queues SET waiting_jobs = waiting_jobs + ? WHERE id = ?'),
       getJob: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       history: db.prepare('SELECT * FROM job_history WHERE job_id = ? ORDER BY id'),
       hasReport: db.prepare('SELECT 1 FROM job_history WHERE job_id = ? AND report_key = ?').pluck(),
-      pickJob: db.prepare('SELECT job_id FROM tq_jobs WHERE tq_id = ? ORDER BY priority DESC, job_id LIMIT 1').pluck(),
-      dequeue: db.prepare('DELETE FROM tq_jobs WHERE job_id = ? RETURNING tq_id').pluck(),
-      markMatched: db.prepare(`
+      // The claim itself: the TQ's next job (highest priority, then oldest; one seek of jobs_waiting)
+      // becomes Matched, which also takes it out of jobs_waiting.
+      claimNext: db.prepare(`
         UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
                         site = @site, ce = @ce, pilot_id = @pilotId, last_update_at = @at
-        WHERE id = @jobId AND status = 'Waiting'
+        WHERE id = (SELECT id FROM jobs WHERE task_queue_id = @taskQueueId AND status = 'Waiting'
+                    ORDER BY priority DESC, id LIMIT 1)
         RETURNING *`),
       waitingOf: db.prepare('SELECT waiting_jobs FROM task_queues WHERE id = ?').pluck(),
-      // The job a TQ gives next (highest priority, then oldest): one seek of tq_jobs_pick.
-      head: db.prepare('SELECT priority, job_id FROM tq_jobs WHERE tq_id = ? ORDER BY priority DESC, job_id LIMIT 1'),
+      // The job a TQ gives next (highest priority, then oldest): one seek of jobs_waiting.
+      head: db.prepare(
+        "SELECT priority, id AS job_id FROM jobs WHERE task_queue_id = ? AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1",
+      ),
       countWaitingReturning: db
         .prepare('UPDATE task_queues SET waiting_jobs = waiting_jobs + ? WHERE id = ? RETURNING waiting_jobs')
         .pluck(),
@@ -139,16 +141,16 @@ export class SqliteJobStore implements JobStore {
         INSERT INTO site_mask_log (site, status, reason, changed_by, changed_at) VALUES (@site, @status, @reason, @changedBy, @changedAt)`),
       siteMask: db.prepare('SELECT * FROM site_mask ORDER BY site'),
       taskQueues: db.prepare(`
-        SELECT tq.*, (SELECT priority FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS top_priority,
-               (SELECT job_id FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS next_job_id
+        SELECT tq.*, (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
+               (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
         FROM task_queues tq WHERE tq.waiting_jobs > 0 ORDER BY tq.id`),
       taskQueuesOfVo: db.prepare(`
-        SELECT tq.*, (SELECT priority FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS top_priority,
-               (SELECT job_id FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS next_job_id
+        SELECT tq.*, (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
+               (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
         FROM task_queues tq WHERE tq.waiting_jobs > 0 AND tq.vo = ? ORDER BY tq.id`),
       taskQueue: db.prepare(`
-        SELECT tq.*, (SELECT priority FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS top_priority,
-               (SELECT job_id FROM tq_jobs WHERE tq_id = tq.id ORDER BY priority DESC, job_id LIMIT 1) AS next_job_id
+        SELECT tq.*, (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
+               (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
         FROM task_queues tq WHERE tq.id = ?`),
       insertHeartbeat: db.prepare(`
         UPDATE jobs SET heartbeat_at = @at, cpu_sec = @cpuSec, rss_mb = @rssMB, wall_sec = @wallSec
@@ -228,7 +230,6 @@ export class SqliteJobStore implements JobStore {
           history('Received', 'Job accepted', 'JobManager');
           history('Checking', 'JobSanity', 'JobSanity');
           history('Waiting', 'Pilot Agent Submission', 'JobScheduling');
-          sql.enqueue.run(jobId, tqId, job.description.priority);
           sql.countWaiting.run(1, tqId);
           ids.push(jobId);
         }
@@ -305,33 +306,28 @@ export class SqliteJobStore implements JobStore {
       ) {
         return { job: null, reason: 'matching-delay', taskQueue: this.#tqStats(taskQueueId) };
       }
-      for (;;) {
-        const jobId = sql.pickJob.get(taskQueueId) as number | undefined;
-        if (jobId === undefined) return { job: null, reason: 'empty', taskQueue: this.#tqStats(taskQueueId) };
-        sql.dequeue.run(jobId);
-        const waitingJobs = sql.countWaitingReturning.get(-1, taskQueueId) as number;
-        const row = sql.markMatched.get({
-          jobId,
-          site: claim.site,
-          ce: claim.ce,
-          pilotId: claim.pilotId,
-          at: claim.at,
-        }) as JobRow | undefined;
-        if (!row) continue; // left Waiting by another path; drop it from the TQ and go on
-        sql.insertHistory.run({
-          jobId,
-          attempt: row.attempt,
-          at: claim.at,
-          status: 'Matched',
-          minorStatus: 'Assigned',
-          applicationStatus: 'Unknown',
-          source: 'Matcher',
-          applied: 1,
-          reportKey: null,
-        });
-        sql.activityMatched.run(claim.site, row.job_type, claim.at);
-        return { job: jobFromRow(row), taskQueue: this.#tqStats(taskQueueId, waitingJobs) };
-      }
+      const row = sql.claimNext.get({
+        taskQueueId,
+        site: claim.site,
+        ce: claim.ce,
+        pilotId: claim.pilotId,
+        at: claim.at,
+      }) as JobRow | undefined;
+      if (!row) return { job: null, reason: 'empty', taskQueue: this.#tqStats(taskQueueId) };
+      const waitingJobs = sql.countWaitingReturning.get(-1, taskQueueId) as number;
+      sql.insertHistory.run({
+        jobId: row.id,
+        attempt: row.attempt,
+        at: claim.at,
+        status: 'Matched',
+        minorStatus: 'Assigned',
+        applicationStatus: 'Unknown',
+        source: 'Matcher',
+        applied: 1,
+        reportKey: null,
+      });
+      sql.activityMatched.run(claim.site, row.job_type, claim.at);
+      return { job: jobFromRow(row), taskQueue: this.#tqStats(taskQueueId, waitingJobs) };
     });
   }
 
@@ -407,9 +403,9 @@ export class SqliteJobStore implements JobStore {
       reportKey: reportKey ?? null,
     });
     if (!applied) return { applied: false, status: current, duplicate: false };
-    if (current === 'Waiting' && next !== 'Waiting') {
-      const tqId = sql.dequeue.get(jobId) as number | undefined;
-      if (tqId !== undefined) sql.countWaiting.run(-1, tqId);
+    // Leaving Waiting takes the job out of jobs_waiting (applyStatus below); its TQ counts one less.
+    if (current === 'Waiting' && next !== 'Waiting' && row.task_queue_id !== null) {
+      sql.countWaiting.run(-1, row.task_queue_id);
     }
     if (ACTIVE_STATUSES.has(current) && !ACTIVE_STATUSES.has(next) && row.site !== null) {
       sql.activityReleased.run(row.site, row.job_type);
