@@ -71,11 +71,15 @@ export interface TokenServiceDeps {
   externalIssuers?: OidcIssuers | undefined;
 }
 
+/** How long issuing trusts its last look at the key directory. */
+export const SIGNER_RECHECK_MS = 1_000;
+
 export class TokenService {
   readonly #keys: KeyRing;
   readonly #clock: Clock;
   readonly #revocations: RevocationList | undefined;
   readonly #external: OidcIssuers | undefined;
+  #signerCheckedAtMs = -Infinity;
 
   constructor(deps: TokenServiceDeps) {
     this.#keys = deps.keys;
@@ -90,7 +94,15 @@ export class TokenService {
 
   /** Signs with the current key; refuses a lifetime above what the key may sign (its retire delay). */
   async issueWithId(request: TokenRequest): Promise<IssuedToken> {
-    await this.#keys.refresh();
+    // Every match mints a job token, so issuing re-reads the key directory at most once per
+    // SIGNER_RECHECK_MS. Signing with a key rotated or revoked a moment ago is harmless: a rotated key
+    // verifies while it retires, and tokens of a revoked key are refused where they are verified
+    // (verification re-reads the directory every time).
+    const nowMs = this.#clock.nowMs();
+    if (nowMs - this.#signerCheckedAtMs >= SIGNER_RECHECK_MS) {
+      await this.#keys.refresh();
+      this.#signerCheckedAtMs = nowMs;
+    }
     const key = this.#keys.signer();
     if (!Number.isInteger(request.ttlSec) || request.ttlSec <= 0 || request.ttlSec > key.maxTokenTtlSec) {
       throw new PilothouseError(

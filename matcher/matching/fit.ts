@@ -96,25 +96,45 @@ function cpuWorkSeconds(req: TaskQueueRequirements, offer: OfferView, cores: num
 }
 
 export function fits(req: TaskQueueRequirements, offer: OfferView): boolean {
-  // Cheap and most discriminating checks first: most TQs fail on numbers, sites or tags, and never
-  // reach the platform and GPU checks.
-  if (offer.cores < req.coresMin) return false;
-  if (req.wholeNode && !offer.wholeNode) return false;
-  if (memoryNeededMB(req, req.coresMin) > offer.memoryMB) return false;
-  if (offer.wallTimeSec !== null && offer.wallTimeSec < req.wallTimeSec) return false;
+  return fitsResources(req, offer) && fitsPlacement(req, offer);
+}
+
+/**
+ * The checks that depend only on where the offer comes from and what it declares (site, CE, tags,
+ * platform): the same for every offer of a pilot, so the matcher caches their outcome per offer shape
+ * (see placementKey).
+ */
+export function fitsPlacement(req: TaskQueueRequirements, offer: OfferView): boolean {
   if (req.sites.length > 0 && !req.sites.includes(offer.site)) return false;
   if (req.bannedSites.length > 0 && req.bannedSites.includes(offer.site)) return false;
   if (req.ces.length > 0 && (offer.ce === null || !req.ces.includes(offer.ce))) return false;
   for (const tag of req.tags) if (!offer.tags.has(tag)) return false;
   for (const tag of offer.requiredTags) if (!req.tags.includes(tag)) return false;
+  if (req.platform !== null) {
+    const wanted = parsePlatform(req.platform);
+    if (!wanted || !offer.platform || !platformRuns(offer.platform, wanted)) return false;
+  }
+  return true;
+}
+
+/** Everything fitsPlacement depends on, as one string. */
+export function placementKey(offer: Offer): string {
+  const r = offer.resources;
+  const tags = r.tags.length > 1 ? [...r.tags].sort() : r.tags;
+  return [offer.vo, offer.site, offer.ce ?? '', r.platform ?? '', tags.join('\u0001'), (r.requiredTags ?? []).join('\u0001')].join('\u0000');
+}
+
+/** The checks on what the offer has left (cores, memory, time, disk, GPUs): they change after every match. */
+export function fitsResources(req: TaskQueueRequirements, offer: OfferView): boolean {
+  // Cheap and most discriminating checks first.
+  if (offer.cores < req.coresMin) return false;
+  if (req.wholeNode && !offer.wholeNode) return false;
+  if (memoryNeededMB(req, req.coresMin) > offer.memoryMB) return false;
+  if (offer.wallTimeSec !== null && offer.wallTimeSec < req.wallTimeSec) return false;
   if (req.diskMB !== null && (offer.diskMB === null || offer.diskMB < req.diskMB)) return false;
   if (req.cpuWork !== null) {
     const seconds = cpuWorkSeconds(req, offer, req.coresMin);
     if (seconds === null || (offer.wallTimeSec !== null && seconds > offer.wallTimeSec)) return false;
-  }
-  if (req.platform !== null) {
-    const wanted = parsePlatform(req.platform);
-    if (!wanted || !offer.platform || !platformRuns(offer.platform, wanted)) return false;
   }
   if (req.gpusMin > 0 && fittingGpus(req, offer).length < req.gpusMin) return false;
   return true;

@@ -15,7 +15,18 @@ import { isoNow, type Clock } from '../../shared/clock.ts';
 import type { JobView } from '../../shared/job/model.ts';
 import type { JobStore, SiteMaskEntry } from '../store/job-store.ts';
 import { FairShare } from './fair-share.ts';
-import { fitScore, fits, grant, viewOffer, type Grant, type Offer, type OfferView } from './fit.ts';
+import {
+  fitScore,
+  fits,
+  fitsPlacement,
+  fitsResources,
+  grant,
+  placementKey,
+  viewOffer,
+  type Grant,
+  type Offer,
+  type OfferView,
+} from './fit.ts';
 import type { SchedulingPolicy } from './scheduling-policy.ts';
 import { TaskQueueIndex, type IndexedTaskQueue } from './task-queue-index.ts';
 
@@ -35,6 +46,9 @@ export interface ParkedOffer {
   serve(): Promise<void>;
 }
 
+/** Offer shapes remembered at once (pilots × sites × tag sets); the cache starts over beyond that. */
+const MAX_CACHED_PLACEMENTS = 4096;
+
 /** Only these job types reach a banned site (DIRAC: the mask forces JobType=Test). */
 export const JOB_TYPES_AT_BANNED_SITES: ReadonlySet<string> = new Set(['Test']);
 
@@ -48,6 +62,13 @@ export class MatchService {
   readonly #ownerShares = new Map<string, FairShare>();
   readonly #bannedSites = new Map<string, SiteMaskEntry>();
   readonly #parked = new Map<string, ParkedOffer>();
+  /**
+   * Per offer shape (placementKey): the VO's TQs that pass the placement checks and the site mask. A
+   * pilot's offers differ only in what is left of its slot, so an offer re-checks only resources.
+   * An entry holds while the index's list for the VO and the site mask are the ones it was made from.
+   */
+  readonly #placements = new Map<string, { from: readonly IndexedTaskQueue[]; maskVersion: number; tqs: IndexedTaskQueue[] }>();
+  #maskVersion = 0;
   #waking: Promise<void> | null = null;
   #wakeAgain = false;
   /** TQs changed since the last wake pass ('all': consider every TQ). */
@@ -70,12 +91,14 @@ export class MatchService {
     this.#bannedSites.clear();
     for (const entry of await this.#store.siteMask())
       if (entry.status === 'Banned') this.#bannedSites.set(entry.site, entry);
+    this.#maskVersion += 1;
   }
 
   async setSiteStatus(entry: SiteMaskEntry): Promise<void> {
     await this.#store.setSiteStatus(entry);
     if (entry.status === 'Banned') this.#bannedSites.set(entry.site, entry);
     else this.#bannedSites.delete(entry.site);
+    this.#maskVersion += 1;
     if (entry.status === 'Active') void this.wake();
   }
 
@@ -93,21 +116,38 @@ export class MatchService {
   }
 
   /** The TQs this offer could take a job from now (fit, site mask), unranked. */
-  candidates(view: OfferView): IndexedTaskQueue[] {
-    return this.index.withWaitingJobs(view.vo).filter((tq) => this.#mayServe(tq, view));
+  candidates(offer: Offer, view: OfferView = viewOffer(offer)): IndexedTaskQueue[] {
+    const placed = this.#placedFor(offer, view);
+    const candidates: IndexedTaskQueue[] = [];
+    for (const tq of placed) if (tq.waitingJobs > 0 && fitsResources(tq.requirements, view)) candidates.push(tq);
+    return candidates;
+  }
+
+  #placedFor(offer: Offer, view: OfferView): readonly IndexedTaskQueue[] {
+    const from = this.index.withWaitingJobs(view.vo);
+    const key = placementKey(offer);
+    const cached = this.#placements.get(key);
+    if (cached && cached.from === from && cached.maskVersion === this.#maskVersion) return cached.tqs;
+    const tqs = from.filter((tq) => this.#passesMask(tq, view) && fitsPlacement(tq.requirements, view));
+    if (this.#placements.size >= MAX_CACHED_PLACEMENTS) this.#placements.clear();
+    this.#placements.set(key, { from, maskVersion: this.#maskVersion, tqs });
+    return tqs;
+  }
+
+  #passesMask(tq: IndexedTaskQueue, view: OfferView): boolean {
+    return !this.#bannedSites.has(view.site) || JOB_TYPES_AT_BANNED_SITES.has(tq.requirements.jobType);
   }
 
   /** The TQ has jobs, is of the offer's VO, passes the site mask and fits the offer. */
   #mayServe(tq: IndexedTaskQueue, view: OfferView): boolean {
     if (tq.waitingJobs <= 0 || tq.vo !== view.vo) return false;
-    if (this.#bannedSites.has(view.site) && !JOB_TYPES_AT_BANNED_SITES.has(tq.requirements.jobType)) return false;
-    return fits(tq.requirements, view);
+    return this.#passesMask(tq, view) && fits(tq.requirements, view);
   }
 
   /** Claims the best fitting job for the offer, or returns null when nothing fits now. */
   async findMatch(offer: Offer, pilotId: string): Promise<Match | null> {
     const view = viewOffer(offer);
-    let candidates = this.candidates(view);
+    let candidates = this.candidates(offer, view);
     while (candidates.length > 0) {
       const tq = this.#choose(candidates, view);
       const limit = this.#policy.limitFor(view.site, tq.requirements.jobType);
@@ -239,7 +279,9 @@ export class MatchService {
           if (this.#parked.get(parked.pilotId) !== parked) continue; // replaced or cancelled meanwhile
           const view = viewOffer(parked.offer);
           const concerned =
-            changed === null ? this.candidates(view).length > 0 : changed.some((tq) => this.#mayServe(tq, view));
+            changed === null
+              ? this.candidates(parked.offer, view).length > 0
+              : changed.some((tq) => this.#mayServe(tq, view));
           if (concerned) await parked.serve();
         }
       } while (this.#wakeAgain);

@@ -36,23 +36,20 @@ export class TaskQueueIndex {
   }
 
   upsert(view: TaskQueueView): void {
-    const existing = this.#byId.get(view.id);
-    if (existing) {
-      existing.waitingJobs = view.waitingJobs;
-      existing.topPriority = view.topPriority;
-      existing.nextJobId = view.nextJobId;
-    } else {
-      this.#byId.set(view.id, {
-        id: view.id,
-        vo: view.vo,
-        group: view.group,
-        owner: view.owner,
-        requirements: view.requirements,
-        waitingJobs: view.waitingJobs,
-        topPriority: view.topPriority,
-        nextJobId: view.nextJobId,
-      });
+    if (this.#byId.has(view.id)) {
+      this.applyStats(view);
+      return;
     }
+    this.#byId.set(view.id, {
+      id: view.id,
+      vo: view.vo,
+      group: view.group,
+      owner: view.owner,
+      requirements: view.requirements,
+      waitingJobs: view.waitingJobs,
+      topPriority: view.topPriority,
+      nextJobId: view.nextJobId,
+    });
     this.#dirty = true;
   }
 
@@ -70,7 +67,10 @@ export class TaskQueueIndex {
     return this.#byId.get(id);
   }
 
-  /** TQs of a VO with waiting jobs. */
+  /**
+   * TQs of a VO with waiting jobs. The array stays the same object until a TQ joins or leaves the list
+   * (callers may cache what they derive from it).
+   */
   withWaitingJobs(vo: string): readonly IndexedTaskQueue[] {
     if (this.#dirty) {
       this.#byVo.clear();

@@ -104,6 +104,33 @@ describe('match service', () => {
     assert.equal((await rig.service.findMatch(offerAt('Bad'), 'p'))?.job.id, user);
   });
 
+  it('offers of one shape reuse their placement checks, yet see a new TQ, a mask change and a TQ that emptied', async () => {
+    rig = await matchRig();
+    const shape = offerAt('Good', { tags: ['os:a', 'cvmfs'] });
+    const sameShapeOtherOrder = offerAt('Good', { tags: ['cvmfs', 'os:a'] });
+    assert.equal(await rig.service.findMatch(shape, 'p'), null, 'nothing waiting yet');
+    // A TQ created after the shape was first seen is found by the next offer of that shape.
+    const [tagged] = await rig.submit(own('g', 'o'), [{ requirements: { tags: ['os:a'] } }]);
+    assert.equal((await rig.service.findMatch(sameShapeOtherOrder, 'p'))?.job.id, tagged);
+    // The TQ is now empty: it is no candidate, and a new job of it makes it one again.
+    assert.deepEqual(rig.service.candidates(shape), []);
+    const [again] = await rig.submit(own('g', 'o'), [{ requirements: { tags: ['os:a'] } }]);
+    assert.deepEqual(
+      rig.service.candidates(shape).map((tq) => tq.id),
+      [(await rig.store.getJob(again as number))?.taskQueueId],
+    );
+    // Banning the site drops the cached User TQ; allowing it again brings it back.
+    const change = (status: 'Banned' | 'Active') =>
+      rig.service.setSiteStatus({ site: 'Good', status, reason: 'test', changedBy: 'admin', changedAt: new Date().toISOString() });
+    await change('Banned');
+    assert.equal(await rig.service.findMatch(shape, 'p'), null);
+    await change('Active');
+    assert.equal((await rig.service.findMatch(shape, 'p'))?.job.id, again);
+    // A different shape (a tag missing) never reuses the first one's list.
+    await rig.submit(own('g', 'o'), [{ requirements: { tags: ['os:a'] } }]);
+    assert.equal(await rig.service.findMatch(offerAt('Good', { tags: ['cvmfs'] }), 'p'), null);
+  });
+
   it('per-site running limits per job type hold, and other job types still match', async () => {
     rig = await matchRig({ runningLimits: [{ site: 'S', jobType: 'MCSimulation', maxRunning: 2 }] });
     await rig.submit(own('g', 'o'), many(5, { jobType: 'MCSimulation' }));

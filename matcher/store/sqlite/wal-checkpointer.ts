@@ -42,6 +42,9 @@ export interface CheckpointPass {
   held: boolean;
 }
 
+/** Unheld passes repeat (up to 8 in a row) until at most this many frames are left for the held one. */
+const HOLD_AT_MOST_FRAMES = 256;
+
 type FromWorker =
   | { type: 'pass'; walFrames: number; checkpointedFrames: number; held: boolean }
   | { type: 'hold' }
@@ -64,11 +67,20 @@ function pass(held) {
     return null;
   }
 }
+let catchUps = 0;
 function tick() {
   timer = null;
   const result = pass(false);
-  if (result && result.log >= workerData.restartAboveFrames) parentPort.postMessage({ type: 'hold' });
-  else timer = setTimeout(tick, workerData.intervalMs);
+  if (!result || result.log < workerData.restartAboveFrames) {
+    timer = setTimeout(tick, workerData.intervalMs);
+  } else if (result.log - result.checkpointed > workerData.holdAtMostFrames && catchUps < 8) {
+    // Writes landed during the pass: another unheld pass first, so the held one is short.
+    catchUps += 1;
+    timer = setImmediate(tick);
+  } else {
+    catchUps = 0;
+    parentPort.postMessage({ type: 'hold' });
+  }
 }
 parentPort.on('message', (message) => {
   if (message === 'held') {
@@ -76,7 +88,7 @@ parentPort.on('message', (message) => {
     parentPort.postMessage({ type: 'released' });
     timer = setTimeout(tick, workerData.intervalMs);
   } else if (message === 'stop') {
-    if (timer) clearTimeout(timer);
+    if (timer) { clearTimeout(timer); clearImmediate(timer); }
     db.close();
     parentPort.close();
   }
@@ -88,6 +100,8 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
   readonly #worker: Worker;
   readonly #options: WalCheckpointerOptions;
   #holdTimer: NodeJS.Timeout | null = null;
+  #holdStartedMs = 0;
+  #longestHoldMs = 0;
   #holds = 0;
   #failuresLogged = 0;
 
@@ -102,6 +116,7 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
         path: options.path,
         intervalMs: options.intervalMs,
         restartAboveFrames: options.restartAboveFrames,
+        holdAtMostFrames: HOLD_AT_MOST_FRAMES,
       },
     });
     this.#worker.unref();
@@ -124,6 +139,7 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
         return;
       case 'hold':
         this.#holds += 1;
+        this.#holdStartedMs = performance.now();
         this.#options.gate.hold();
         this.#holdTimer = setTimeout(() => {
           this.#options.logger.warn({ holdTimeoutMs: this.#options.holdTimeoutMs }, 'WAL catch-up took too long: writes resumed');
@@ -146,7 +162,10 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
   }
 
   #release(): void {
-    if (this.#holdTimer) clearTimeout(this.#holdTimer);
+    if (this.#holdTimer) {
+      clearTimeout(this.#holdTimer);
+      this.#longestHoldMs = Math.max(this.#longestHoldMs, performance.now() - this.#holdStartedMs);
+    }
     this.#holdTimer = null;
     this.#options.gate.release();
   }
@@ -154,6 +173,10 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
   /** Stops the worker (the last connection to close checkpoints what is left). */
   async stop(): Promise<void> {
     this.#release();
+    this.#options.logger.info(
+      { holds: this.#holds, longestHoldMs: Math.round(this.#longestHoldMs * 10) / 10 },
+      'WAL checkpointer stopped',
+    );
     this.#worker.postMessage('stop');
     await new Promise<void>((resolve) => {
       const done = setTimeout(() => void this.#worker.terminate().then(() => resolve()), 2000);
