@@ -23,7 +23,11 @@ export async function readApplicationStatus(file: string): Promise<string | null
     const length = Math.min(size, TAIL_BYTES);
     const buffer = Buffer.alloc(length);
     await handle.read(buffer, 0, length, size - length);
-    const lines = buffer.toString('utf8').split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '');
+    const lines = buffer
+      .toString('utf8')
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter((line) => line !== '');
     const last = lines.at(-1);
     return last === undefined ? null : last.slice(0, MAX_APP_STATUS_CHARS);
   } catch {

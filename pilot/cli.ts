@@ -43,12 +43,32 @@ export function buildPilotCommand(): Command {
     .option('--required-tags <a,b>', 'only jobs carrying all these tags may come')
     .option('--idle-timeout-sec <n>', 'exit after this long without jobs', String(DEFAULT_IDLE_TIMEOUT_SEC))
     .option('--drain-file <path>', "while this file exists take no work and leave ('none': off)", DEFAULT_DRAIN_FILE)
-    .option('--drain-grace-sec <n>', 'after a drain (SIGTERM, drain file, matcher), running jobs may finish within this', String(DEFAULT_DRAIN_GRACE_SEC))
-    .option('--stall-timeout-sec <n>', 'stop a job that makes no CPU progress for this long (0: off)', String(DEFAULT_STALL_TIMEOUT_SEC))
-    .option('--stall-min-cpu-percent <p>', 'CPU use (percent of one core) below which a job counts as stalled', String(DEFAULT_STALL_MIN_CPU_PERCENT))
+    .option(
+      '--drain-grace-sec <n>',
+      'after a drain (SIGTERM, drain file, matcher), running jobs may finish within this',
+      String(DEFAULT_DRAIN_GRACE_SEC),
+    )
+    .option(
+      '--stall-timeout-sec <n>',
+      'stop a job that makes no CPU progress for this long (0: off)',
+      String(DEFAULT_STALL_TIMEOUT_SEC),
+    )
+    .option(
+      '--stall-min-cpu-percent <p>',
+      'CPU use (percent of one core) below which a job counts as stalled',
+      String(DEFAULT_STALL_MIN_CPU_PERCENT),
+    )
     .option('--memory-limit-policy <p>', "a job above its memory: 'kill', 'warn' or 'off'", 'kill')
-    .option('--min-disk-free-mb <n>', 'below this much free disk the job that wrote the most is stopped', String(DEFAULT_MIN_FREE_DISK_MB))
-    .option('--watchdog-interval-sec <n>', 'how often running jobs are sampled and checked', String(DEFAULT_WATCHDOG_INTERVAL_SEC))
+    .option(
+      '--min-disk-free-mb <n>',
+      'below this much free disk the job that wrote the most is stopped',
+      String(DEFAULT_MIN_FREE_DISK_MB),
+    )
+    .option(
+      '--watchdog-interval-sec <n>',
+      'how often running jobs are sampled and checked',
+      String(DEFAULT_WATCHDOG_INTERVAL_SEC),
+    )
     .option('--kill-grace-sec <n>', 'SIGTERM first, SIGKILL after this', String(DEFAULT_KILL_GRACE_MS / 1000))
     .option('--max-input-sandbox-mb <n>', 'refuse input sandboxes larger than this (download)')
     .option('--max-unpacked-mb <n>', 'refuse input sandboxes that unpack to more than this')

@@ -165,7 +165,11 @@ export interface PilotConfig {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$/;
 const STAMP = /^[A-Za-z0-9_.-]{1,64}$/;
 
-export function compilePilotConfig(raw: RawPilotOptions, env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): PilotConfig {
+export function compilePilotConfig(
+  raw: RawPilotOptions,
+  env: NodeJS.ProcessEnv = {},
+  cwd = process.cwd(),
+): PilotConfig {
   // A path prefix (a matcher behind a reverse proxy) is kept for both REST and WebSocket routes.
   const matcherUrl = parseMatcherUrl(raw.matcher).toString().replace(/\/+$/, '');
   const connectUrl = `${matcherUrl.replace(/^http/, 'ws')}/api/pilots/connect`;
@@ -182,7 +186,8 @@ export function compilePilotConfig(raw: RawPilotOptions, env: NodeJS.ProcessEnv 
     workdir: path.resolve(cwd, nonEmpty('--workdir', raw.workdir ?? DEFAULT_WORKDIR)),
     coresLimit: raw.cores === undefined ? null : parseInteger('--cores', raw.cores, 1, 100_000),
     memoryMBLimit: raw.memoryMb === undefined ? null : parseInteger('--memory-mb', raw.memoryMb, 1, 1 << 30),
-    wallTimeSec: raw.wallTimeSec === undefined ? null : parseInteger('--wall-time-sec', raw.wallTimeSec, 1, 10 * 365 * 86_400),
+    wallTimeSec:
+      raw.wallTimeSec === undefined ? null : parseInteger('--wall-time-sec', raw.wallTimeSec, 1, 10 * 365 * 86_400),
     tags: parseTags(raw.tags),
     requiredTags: parseTags(raw.requiredTags, '--required-tags'),
     platform: raw.platform === undefined ? null : parsePlatformOption(raw.platform),
@@ -192,24 +197,53 @@ export function compilePilotConfig(raw: RawPilotOptions, env: NodeJS.ProcessEnv 
     cpuPower: raw.cpuPower === undefined ? null : parsePositive('--cpu-power', raw.cpuPower),
     drainFile: parseDrainFile(raw.drainFile, cwd),
     drainFilePollMs: DEFAULT_DRAIN_FILE_POLL_MS,
-    drainGraceMs: 1000 * (raw.drainGraceSec === undefined ? DEFAULT_DRAIN_GRACE_SEC : parseInteger('--drain-grace-sec', raw.drainGraceSec, 0, 30 * 86_400)),
-    stallTimeoutMs: 1000 * (raw.stallTimeoutSec === undefined ? DEFAULT_STALL_TIMEOUT_SEC : parseInteger('--stall-timeout-sec', raw.stallTimeoutSec, 0, 30 * 86_400)),
-    stallMinCpuRatio: (raw.stallMinCpuPercent === undefined ? DEFAULT_STALL_MIN_CPU_PERCENT : parsePercent('--stall-min-cpu-percent', raw.stallMinCpuPercent)) / 100,
+    drainGraceMs:
+      1000 *
+      (raw.drainGraceSec === undefined
+        ? DEFAULT_DRAIN_GRACE_SEC
+        : parseInteger('--drain-grace-sec', raw.drainGraceSec, 0, 30 * 86_400)),
+    stallTimeoutMs:
+      1000 *
+      (raw.stallTimeoutSec === undefined
+        ? DEFAULT_STALL_TIMEOUT_SEC
+        : parseInteger('--stall-timeout-sec', raw.stallTimeoutSec, 0, 30 * 86_400)),
+    stallMinCpuRatio:
+      (raw.stallMinCpuPercent === undefined
+        ? DEFAULT_STALL_MIN_CPU_PERCENT
+        : parsePercent('--stall-min-cpu-percent', raw.stallMinCpuPercent)) / 100,
     memoryLimitPolicy: parseChoice('--memory-limit-policy', raw.memoryLimitPolicy ?? 'kill', MEMORY_LIMIT_POLICIES),
-    minFreeDiskMB: raw.minDiskFreeMb === undefined ? DEFAULT_MIN_FREE_DISK_MB : parseInteger('--min-disk-free-mb', raw.minDiskFreeMb, 0, 1 << 30),
-    watchdogIntervalMs: 1000 * (raw.watchdogIntervalSec === undefined ? DEFAULT_WATCHDOG_INTERVAL_SEC : parseInteger('--watchdog-interval-sec', raw.watchdogIntervalSec, 1, 3600)),
+    minFreeDiskMB:
+      raw.minDiskFreeMb === undefined
+        ? DEFAULT_MIN_FREE_DISK_MB
+        : parseInteger('--min-disk-free-mb', raw.minDiskFreeMb, 0, 1 << 30),
+    watchdogIntervalMs:
+      1000 *
+      (raw.watchdogIntervalSec === undefined
+        ? DEFAULT_WATCHDOG_INTERVAL_SEC
+        : parseInteger('--watchdog-interval-sec', raw.watchdogIntervalSec, 1, 3600)),
     diskCheckIntervalMs: DEFAULT_DISK_CHECK_INTERVAL_MS,
     timeLeftRefreshMs: DEFAULT_TIME_LEFT_REFRESH_MS,
     slotEndMarginMs: DEFAULT_SLOT_END_MARGIN_MS,
     transferRetryWindowMs: DEFAULT_TRANSFER_RETRY_WINDOW_MS,
-    idleTimeoutMs: 1000 * (raw.idleTimeoutSec === undefined ? DEFAULT_IDLE_TIMEOUT_SEC : parseInteger('--idle-timeout-sec', raw.idleTimeoutSec, 0, 30 * 86_400)),
+    idleTimeoutMs:
+      1000 *
+      (raw.idleTimeoutSec === undefined
+        ? DEFAULT_IDLE_TIMEOUT_SEC
+        : parseInteger('--idle-timeout-sec', raw.idleTimeoutSec, 0, 30 * 86_400)),
     keepWorkdirs: raw.keepWorkdirs === true,
     logLevel: parseLogLevel(raw.logLevel),
     offerWallTimeMarginSec: DEFAULT_OFFER_WALL_TIME_MARGIN_SEC,
     minOfferWallTimeSec: DEFAULT_MIN_OFFER_WALL_TIME_SEC,
-    killGraceMs: raw.killGraceSec === undefined ? DEFAULT_KILL_GRACE_MS : 1000 * parseInteger('--kill-grace-sec', raw.killGraceSec, 0, 3600),
+    killGraceMs:
+      raw.killGraceSec === undefined
+        ? DEFAULT_KILL_GRACE_MS
+        : 1000 * parseInteger('--kill-grace-sec', raw.killGraceSec, 0, 3600),
     appStatusPollMs: DEFAULT_APP_STATUS_POLL_MS,
-    maxOutputSandboxBytes: megabytes('--max-output-sandbox-mb', raw.maxOutputSandboxMb, DEFAULT_MAX_OUTPUT_SANDBOX_BYTES),
+    maxOutputSandboxBytes: megabytes(
+      '--max-output-sandbox-mb',
+      raw.maxOutputSandboxMb,
+      DEFAULT_MAX_OUTPUT_SANDBOX_BYTES,
+    ),
     maxInputSandboxBytes: megabytes('--max-input-sandbox-mb', raw.maxInputSandboxMb, DEFAULT_MAX_INPUT_SANDBOX_BYTES),
     maxUnpackedBytes: megabytes('--max-unpacked-mb', raw.maxUnpackedMb, DEFAULT_MAX_UNPACKED_BYTES),
     maxUnpackedEntries: DEFAULT_MAX_UNPACKED_ENTRIES,
@@ -226,7 +260,8 @@ function invalid(field: string, message: string): PilothouseError {
 }
 
 function parseMatcherUrl(value: string | undefined): URL {
-  if (value === undefined || value.trim() === '') throw invalid('--matcher', 'the matcher URL is required (e.g. https://matcher.example.org:8443)');
+  if (value === undefined || value.trim() === '')
+    throw invalid('--matcher', 'the matcher URL is required (e.g. https://matcher.example.org:8443)');
   let url: URL;
   try {
     url = new URL(value.trim());
@@ -248,7 +283,10 @@ function readToken(tokenFile: string | undefined, env: NodeJS.ProcessEnv): strin
     try {
       token = readFileSync(tokenFile, 'utf8');
     } catch (error) {
-      throw invalid('--token-file', `cannot read ${tokenFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      throw invalid(
+        '--token-file',
+        `cannot read ${tokenFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
     }
     token = token.trim();
     if (token === '') throw invalid('--token-file', `${tokenFile} is empty`);
@@ -263,19 +301,29 @@ function readToken(tokenFile: string | undefined, env: NodeJS.ProcessEnv): strin
 }
 
 /** --token-file (or PILOTHOUSE_TOKEN), or --secret-file: a secret is bound to one stamp, so it needs --stamp. */
-function readCredential(raw: RawPilotOptions, env: NodeJS.ProcessEnv): { pilotToken: string | null; pilotSecret: string | null } {
+function readCredential(
+  raw: RawPilotOptions,
+  env: NodeJS.ProcessEnv,
+): { pilotToken: string | null; pilotSecret: string | null } {
   if (raw.secretFile === undefined) return { pilotToken: readToken(raw.tokenFile, env), pilotSecret: null };
   if (raw.tokenFile !== undefined) throw invalid('--secret-file', 'give --token-file or --secret-file, not both');
   if ((raw.stamp ?? env['PILOTHOUSE_PILOT_STAMP'] ?? '') === '') {
-    throw invalid('--secret-file', 'a pilot secret is bound to one pilot: give its --stamp (or PILOTHOUSE_PILOT_STAMP)');
+    throw invalid(
+      '--secret-file',
+      'a pilot secret is bound to one pilot: give its --stamp (or PILOTHOUSE_PILOT_STAMP)',
+    );
   }
   let secret: string;
   try {
     secret = readFileSync(raw.secretFile, 'utf8').trim();
   } catch (error) {
-    throw invalid('--secret-file', `cannot read ${raw.secretFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw invalid(
+      '--secret-file',
+      `cannot read ${raw.secretFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
   }
-  if (secret === '' || /\s/.test(secret)) throw invalid('--secret-file', `${raw.secretFile} must hold one secret (one word)`);
+  if (secret === '' || /\s/.test(secret))
+    throw invalid('--secret-file', `${raw.secretFile} must hold one secret (one word)`);
   return { pilotToken: null, pilotSecret: secret };
 }
 
@@ -297,7 +345,8 @@ function parseStamp(value: string | undefined): string {
 }
 
 function parseName(field: string, value: string): string {
-  if (!NAME.test(value)) throw invalid(field, `'${value}' must be 1-128 letters, digits and _.:@+- (starting with a letter or digit)`);
+  if (!NAME.test(value))
+    throw invalid(field, `'${value}' must be 1-128 letters, digits and _.:@+- (starting with a letter or digit)`);
   return value;
 }
 
@@ -315,27 +364,35 @@ function parseInteger(field: string, value: string, min: number, max: number): n
 
 function parseTags(value: string | undefined, field = '--tags'): string[] {
   if (value === undefined) return [];
-  const tags = value.split(',').map((tag) => tag.trim()).filter((tag) => tag !== '');
+  const tags = value
+    .split(',')
+    .map((tag) => tag.trim())
+    .filter((tag) => tag !== '');
   for (const tag of tags) parseName(field, tag);
   return [...new Set(tags)];
 }
 
 function parsePlatformOption(value: string): string {
   if (!PLATFORM_PATTERN.test(value)) {
-    throw invalid('--platform', `'${value}' is not ARCH or ARCH-vLEVEL (e.g. x86_64-v3; ARCH: x86_64, aarch64, ppc64le, riscv64)`);
+    throw invalid(
+      '--platform',
+      `'${value}' is not ARCH or ARCH-vLEVEL (e.g. x86_64-v3; ARCH: x86_64, aarch64, ppc64le, riscv64)`,
+    );
   }
   return value.includes('-v') ? value : `${value}-v1`;
 }
 
 function parsePositive(field: string, value: string): number {
   const n = Number(value.trim());
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1e6) throw invalid(field, `'${value}' is not a positive number`);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1e6)
+    throw invalid(field, `'${value}' is not a positive number`);
   return n;
 }
 
 function parsePercent(field: string, value: string): number {
   const n = Number(value.trim());
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 100) throw invalid(field, `'${value}' is not a percentage in [0, 100]`);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 100)
+    throw invalid(field, `'${value}' is not a percentage in [0, 100]`);
   return n;
 }
 

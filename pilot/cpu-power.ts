@@ -37,7 +37,10 @@ export interface BenchmarkResult {
  * Runs the loop twice (the first pass warms the JIT and lets a variable-speed CPU ramp up, as DB12
  * ignores its iteration 0) and times the second in process CPU time.
  */
-export function runCpuBenchmark(iterations = DEFAULT_BENCHMARK_ITERATIONS, random: () => number = Math.random): BenchmarkResult {
+export function runCpuBenchmark(
+  iterations = DEFAULT_BENCHMARK_ITERATIONS,
+  random: () => number = Math.random,
+): BenchmarkResult {
   let sum = 0;
   let sumSquares = 0;
   const pass = (n: number): void => {
@@ -54,5 +57,5 @@ export function runCpuBenchmark(iterations = DEFAULT_BENCHMARK_ITERATIONS, rando
   const cpuSec = Math.max((used.user + used.system) / 1e6, 1e-6);
   // Keep the moments alive so that the loop cannot be optimised away.
   if (!Number.isFinite(sum + sumSquares)) throw new Error('benchmark diverged');
-  return { power: Math.round(((iterations / cpuSec) * CPU_POWER_CALIBRATION) * 10) / 10, iterations, cpuSec };
+  return { power: Math.round((iterations / cpuSec) * CPU_POWER_CALIBRATION * 10) / 10, iterations, cpuSec };
 }

@@ -50,12 +50,16 @@ export function parseRocmSmi(text: string): ProbedGpu[] {
   if (typeof doc !== 'object' || doc === null) return [];
   const cards = Object.entries(doc as Record<string, unknown>)
     .map(([key, value]) => ({ index: /^card(\d+)$/.exec(key)?.[1], value }))
-    .filter((card): card is { index: string; value: Record<string, unknown> } => card.index !== undefined && typeof card.value === 'object' && card.value !== null)
+    .filter(
+      (card): card is { index: string; value: Record<string, unknown> } =>
+        card.index !== undefined && typeof card.value === 'object' && card.value !== null,
+    )
     .sort((a, b) => Number(a.index) - Number(b.index));
   return cards.map(({ index, value }) => {
     const field = (...names: string[]): string | undefined => {
       for (const [key, v] of Object.entries(value)) {
-        if (names.some((name) => key.toLowerCase() === name.toLowerCase()) && v !== null && String(v).trim() !== '') return String(v).trim();
+        if (names.some((name) => key.toLowerCase() === name.toLowerCase()) && v !== null && String(v).trim() !== '')
+          return String(v).trim();
       }
       return undefined;
     };
@@ -64,7 +68,10 @@ export function parseRocmSmi(text: string): ProbedGpu[] {
     return {
       id: index,
       vendor: 'AMD',
-      model: (field('Card Series', 'Card series', 'Marketing Name', 'Card model', 'Card SKU') ?? 'AMD GPU').slice(0, 255),
+      model: (field('Card Series', 'Card series', 'Marketing Name', 'Card model', 'Card SKU') ?? 'AMD GPU').slice(
+        0,
+        255,
+      ),
       memoryMB: Number.isFinite(bytes) ? Math.floor(bytes / (1024 * 1024)) : 0,
       ...(uuid === undefined ? {} : { uuid: uuid.slice(0, 128) }),
     };
@@ -83,11 +90,20 @@ export function gpusFromGraphics(controllers: readonly GraphicsController[]): Pr
   const gpus: ProbedGpu[] = [];
   for (const controller of controllers) {
     const vendorText = `${controller.vendor ?? ''} ${controller.model ?? ''}`;
-    const vendor = /nvidia/i.test(vendorText) ? 'NVIDIA' : /\bamd\b|advanced micro devices|\bati\b/i.test(vendorText) ? 'AMD' : null;
+    const vendor = /nvidia/i.test(vendorText)
+      ? 'NVIDIA'
+      : /\bamd\b|advanced micro devices|\bati\b/i.test(vendorText)
+        ? 'AMD'
+        : null;
     if (vendor === null) continue;
     const vram = typeof controller.vram === 'number' && controller.vram > 0 ? Math.floor(controller.vram) : 0;
     if (vendor === 'AMD' && vram > 0 && vram < 1024) continue; // an integrated or management chip
-    gpus.push({ id: String(gpus.length), vendor, model: (controller.model ?? 'unknown').slice(0, 255), memoryMB: vram });
+    gpus.push({
+      id: String(gpus.length),
+      vendor,
+      model: (controller.model ?? 'unknown').slice(0, 255),
+      memoryMB: vram,
+    });
   }
   return gpus;
 }
@@ -98,13 +114,27 @@ export function gpusFromGraphics(controllers: readonly GraphicsController[]): Pr
  */
 export function restrictToVisible(gpus: readonly ProbedGpu[], visible: string | undefined): ProbedGpu[] {
   if (visible === undefined) return [...gpus];
-  const tokens = visible.split(',').map((token) => token.trim()).filter((token) => token !== '');
+  const tokens = visible
+    .split(',')
+    .map((token) => token.trim())
+    .filter((token) => token !== '');
   if (tokens.length === 0 || tokens.some((token) => token === 'NoDevFiles' || token === '-1')) return [];
   return tokens.map((token, position) => {
-    const known = gpus.find((gpu) => gpu.id === token || gpu.uuid === token || (gpu.uuid !== undefined && token.startsWith('GPU-') && gpu.uuid.startsWith(token)));
+    const known = gpus.find(
+      (gpu) =>
+        gpu.id === token ||
+        gpu.uuid === token ||
+        (gpu.uuid !== undefined && token.startsWith('GPU-') && gpu.uuid.startsWith(token)),
+    );
     // Inside a device cgroup the tools may renumber what they see: fall back to the same position.
     const base = known ?? gpus[position];
-    return { id: token, vendor: base?.vendor ?? 'unknown', model: base?.model ?? 'unknown', memoryMB: base?.memoryMB ?? 0, ...(base?.uuid ? { uuid: base.uuid } : {}) };
+    return {
+      id: token,
+      vendor: base?.vendor ?? 'unknown',
+      model: base?.model ?? 'unknown',
+      memoryMB: base?.memoryMB ?? 0,
+      ...(base?.uuid ? { uuid: base.uuid } : {}),
+    };
   });
 }
 
@@ -115,15 +145,22 @@ export interface GpuProbeDeps {
 }
 
 export async function probeGpus(deps: GpuProbeDeps): Promise<ProbedGpu[]> {
-  const [nvidia, amd] = await Promise.all([deps.run('nvidia-smi', NVIDIA_SMI_ARGS), deps.run('rocm-smi', ROCM_SMI_ARGS)]);
+  const [nvidia, amd] = await Promise.all([
+    deps.run('nvidia-smi', NVIDIA_SMI_ARGS),
+    deps.run('rocm-smi', ROCM_SMI_ARGS),
+  ]);
   const nvidiaGpus = nvidia === null ? [] : parseNvidiaSmi(nvidia);
   const amdGpus = amd === null ? [] : parseRocmSmi(amd);
   // One vendor per node: both runtimes number their devices from 0, so mixing them would clash.
   if (nvidiaGpus.length > 0) return restrictToVisible(nvidiaGpus, deps.env['CUDA_VISIBLE_DEVICES']);
-  if (amdGpus.length > 0) return restrictToVisible(amdGpus, deps.env['ROCR_VISIBLE_DEVICES'] ?? deps.env['HIP_VISIBLE_DEVICES']);
+  if (amdGpus.length > 0)
+    return restrictToVisible(amdGpus, deps.env['ROCR_VISIBLE_DEVICES'] ?? deps.env['HIP_VISIBLE_DEVICES']);
   // No vendor tool: the PCI view (model and memory may be vague, the count is right).
   const fromPci = gpusFromGraphics(await deps.graphics().catch(() => []));
-  return restrictToVisible(fromPci, deps.env['CUDA_VISIBLE_DEVICES'] ?? deps.env['ROCR_VISIBLE_DEVICES'] ?? deps.env['HIP_VISIBLE_DEVICES']);
+  return restrictToVisible(
+    fromPci,
+    deps.env['CUDA_VISIBLE_DEVICES'] ?? deps.env['ROCR_VISIBLE_DEVICES'] ?? deps.env['HIP_VISIBLE_DEVICES'],
+  );
 }
 
 /** The environment that shows a job only its GPUs (every runtime's variable; empty = none). */

@@ -24,7 +24,13 @@ import type { HeartbeatJob } from './matcher-link.ts';
 import { selectOutputFiles } from './output-files.ts';
 import { readAllProcesses, terminateTree, treeOf, treeUsage, usageOf } from './process-tree.ts';
 import { freeDiskMB } from './probe.ts';
-import { diskFullVictim, directoryUsageMB, JobWatch, type MemoryLimitPolicy, type WatchdogVerdict } from './watchdog.ts';
+import {
+  diskFullVictim,
+  directoryUsageMB,
+  JobWatch,
+  type MemoryLimitPolicy,
+  type WatchdogVerdict,
+} from './watchdog.ts';
 import { packSandbox, sha256File, unpackSandbox, type UnpackLimits } from './sandbox-archive.ts';
 import type { SandboxTransfer } from './sandbox-transfer.ts';
 
@@ -280,12 +286,16 @@ class JobExecution implements RunningJob {
     this.done = this.#run()
       .catch((error: unknown) => {
         this.#logger.error({ err: error }, 'job runner failed');
-        return this.#finish({ status: 'Failed', minorStatus: MINOR.internal }, { applicationStatus: truncate(String(error)) });
+        return this.#finish(
+          { status: 'Failed', minorStatus: MINOR.internal },
+          { applicationStatus: truncate(String(error)) },
+        );
       })
       .then(async (outcome) => {
         // Nothing is left behind (DIRAC's CleanUpFlag), except the directory of a job whose output
         // could not be uploaded: its files are the only copy.
-        if (!options.keepWorkdirs && !this.#keepDir) await rm(this.#dir, { recursive: true, force: true }).catch(() => {});
+        if (!options.keepWorkdirs && !this.#keepDir)
+          await rm(this.#dir, { recursive: true, force: true }).catch(() => {});
         return outcome;
       });
   }
@@ -304,7 +314,14 @@ class JobExecution implements RunningJob {
       sample = { cpuSec: tree.cpuSec, rssMB: tree.rssMB, diskMB: 0 };
     }
     sample ??= { cpuSec: 0, rssMB: 0, diskMB: 0 };
-    return { jobId: this.jobId, attempt: this.attempt, cpuSec: sample.cpuSec, rssMB: sample.rssMB, wallSec, diskMB: sample.diskMB };
+    return {
+      jobId: this.jobId,
+      attempt: this.attempt,
+      cpuSec: sample.cpuSec,
+      rssMB: sample.rssMB,
+      wallSec,
+      diskMB: sample.diskMB,
+    };
   }
 
   /** The watchdog's sample of this job (from a snapshot of all processes) and its verdict. */
@@ -322,7 +339,10 @@ class JobExecution implements RunningJob {
   /** The working area is (nearly) full and this job wrote the most. */
   diskFull(freeMB: number, minFreeMB: number): void {
     if (this.#stopReason !== null || this.#payloadEnded) return;
-    this.#logger.warn({ freeMB, minFreeMB, usedMB: this.#lastSample?.diskMB }, 'disk full: stopping the job that wrote the most');
+    this.#logger.warn(
+      { freeMB, minFreeMB, usedMB: this.#lastSample?.diskMB },
+      'disk full: stopping the job that wrote the most',
+    );
     this.#stop('disk');
   }
 
@@ -338,7 +358,10 @@ class JobExecution implements RunningJob {
         this.#stop('memory');
         return;
       case 'stalled':
-        this.#logger.warn({ cpuSec: verdict.cpuSec, windowSec: verdict.windowSec }, 'job made no CPU progress: stopping it');
+        this.#logger.warn(
+          { cpuSec: verdict.cpuSec, windowSec: verdict.windowSec },
+          'job made no CPU progress: stopping it',
+        );
         this.#stop('stalled');
         return;
     }
@@ -350,7 +373,10 @@ class JobExecution implements RunningJob {
     // A limit stop still uploads the output sandbox; the other reasons cut every transfer short.
     if (!LIMIT_STOPS.has(reason)) this.#abort.abort(new Error(`job stopped: ${reason}`));
     if (this.#pid !== null && this.#killing === null && !this.#payloadEnded) {
-      this.#killing = terminateTree(this.#pid, reason === 'pilot-terminated' ? Math.min(this.#options.killGraceMs, 2_000) : this.#options.killGraceMs);
+      this.#killing = terminateTree(
+        this.#pid,
+        reason === 'pilot-terminated' ? Math.min(this.#options.killGraceMs, 2_000) : this.#options.killGraceMs,
+      );
     }
   }
 
@@ -368,7 +394,10 @@ class JobExecution implements RunningJob {
       } catch (error) {
         if (this.#stopReason !== null) return this.#stoppedOutcome();
         this.#logger.warn({ err: errorMessage(error) }, 'input sandbox failed');
-        return this.#finish({ status: 'Failed', minorStatus: MINOR.inputFailed }, { applicationStatus: truncate(errorMessage(error)) });
+        return this.#finish(
+          { status: 'Failed', minorStatus: MINOR.inputFailed },
+          { applicationStatus: truncate(errorMessage(error)) },
+        );
       }
     }
     if (this.#stopReason !== null) return this.#stoppedOutcome();
@@ -376,7 +405,10 @@ class JobExecution implements RunningJob {
     const exit = await this.#runPayload();
     if (exit.kind === 'not-started') {
       return this.#finish(
-        { status: 'Failed', minorStatus: exit.code === 'ENOENT' || exit.code === 'EACCES' ? MINOR.notFound : MINOR.notStarted },
+        {
+          status: 'Failed',
+          minorStatus: exit.code === 'ENOENT' || exit.code === 'EACCES' ? MINOR.notFound : MINOR.notStarted,
+        },
         { applicationStatus: truncate(exit.message) },
       );
     }
@@ -397,7 +429,10 @@ class JobExecution implements RunningJob {
       this.#report({ minorStatus: MINOR.uploadingOutput });
       failed = {
         status: 'Failed',
-        minorStatus: exit.exitCode !== null ? `${MINOR.finishedErrors} (exit code ${exit.exitCode})` : `${MINOR.finishedErrors} (killed by ${exit.signal ?? 'a signal'})`,
+        minorStatus:
+          exit.exitCode !== null
+            ? `${MINOR.finishedErrors} (exit code ${exit.exitCode})`
+            : `${MINOR.finishedErrors} (killed by ${exit.signal ?? 'a signal'})`,
         ...(exit.exitCode === null ? {} : { exitCode: exit.exitCode }),
       };
     }
@@ -412,7 +447,10 @@ class JobExecution implements RunningJob {
       // After a limit stop, the limit is the job's story; the failed upload is in the pilot's log.
       if (limit !== null) return this.#finish(failed, { applicationStatus: truncate(errorMessage(error)) });
       const exitCode = exit.exitCode === null ? {} : { exitCode: exit.exitCode };
-      return this.#finish({ status: 'Failed', minorStatus: MINOR.outputFailed, ...exitCode }, { applicationStatus: truncate(errorMessage(error)) });
+      return this.#finish(
+        { status: 'Failed', minorStatus: MINOR.outputFailed, ...exitCode },
+        { applicationStatus: truncate(errorMessage(error)) },
+      );
     }
     const outputSandbox = upload.ref;
     const missing = upload.missing.length === 0 ? '' : ` (missing: ${truncate(upload.missing.join(', '), 900)})`;
@@ -428,16 +466,22 @@ class JobExecution implements RunningJob {
   #stoppedOutcome(extra: StatusUpdate = {}): JobOutcome {
     const reason = this.#stopReason;
     const minorStatus =
-      reason === 'pilot-terminated' ? MINOR.pilotTerminated
-      : reason === 'drain-timeout' ? MINOR.drainTimeout
-      : reason === 'command' || reason === null ? MINOR.killed
-      : LIMIT_MINOR[reason];
+      reason === 'pilot-terminated'
+        ? MINOR.pilotTerminated
+        : reason === 'drain-timeout'
+          ? MINOR.drainTimeout
+          : reason === 'command' || reason === null
+            ? MINOR.killed
+            : LIMIT_MINOR[reason];
     return this.#finish({ status: 'Failed', minorStatus }, extra);
   }
 
   #finish(outcome: JobOutcome, extra: StatusUpdate = {}): JobOutcome {
     this.#report({ ...extra, ...outcome });
-    this.#logger.info({ status: outcome.status, minorStatus: outcome.minorStatus, exitCode: outcome.exitCode }, 'job finished');
+    this.#logger.info(
+      { status: outcome.status, minorStatus: outcome.minorStatus, exitCode: outcome.exitCode },
+      'job finished',
+    );
     return outcome;
   }
 
@@ -499,7 +543,11 @@ class JobExecution implements RunningJob {
       if (wallTimer !== null) clearTimeout(wallTimer);
       if (appTimer !== null) clearInterval(appTimer);
       if (this.#pid === null) {
-        return { kind: 'not-started', code: result.code ?? 'UNKNOWN', message: `cannot execute ${description.executable}: ${result.originalMessage ?? result.shortMessage}` };
+        return {
+          kind: 'not-started',
+          code: result.code ?? 'UNKNOWN',
+          message: `cannot execute ${description.executable}: ${result.originalMessage ?? result.shortMessage}`,
+        };
       }
       // Whatever the payload left behind in its group goes with it.
       await (this.#killing ?? Promise.resolve());

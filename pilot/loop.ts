@@ -58,7 +58,8 @@ export interface PilotLoopDeps {
  * site's drain file appeared), `drain-command` (an administrator drained it through the matcher),
  * `time-left` (too little time left for any job), `terminated` (second SIGTERM), `link-failed`.
  */
-export type ExitReason = 'idle' | 'drained' | 'drain-file' | 'drain-command' | 'time-left' | 'terminated' | 'link-failed';
+export type ExitReason =
+  'idle' | 'drained' | 'drain-file' | 'drain-command' | 'time-left' | 'terminated' | 'link-failed';
 export type DrainReason = Extract<ExitReason, 'drained' | 'drain-file' | 'drain-command'>;
 
 export interface PilotExit {
@@ -233,7 +234,10 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
         for (const command of message.commands) {
           const job = this.#jobs.get(jobKey(command.jobId, command.attempt));
           if (job === undefined) {
-            this.#logger.warn({ jobId: command.jobId, attempt: command.attempt, command: command.command }, 'command for unknown job ignored');
+            this.#logger.warn(
+              { jobId: command.jobId, attempt: command.attempt, command: command.command },
+              'command for unknown job ignored',
+            );
             continue;
           }
           job.kill('command');
@@ -275,7 +279,8 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
       gpuIds: job.gpuIds ?? [],
       diskMB: req.diskMB ?? 0,
     };
-    if (!this.#slot.allocate(key, holding)) logger.warn({ ...holding, free: this.#slot.free() }, 'match exceeds free resources');
+    if (!this.#slot.allocate(key, holding))
+      logger.warn({ ...holding, free: this.#slot.free() }, 'match exceeds free resources');
     this.#timers.clear('idle');
     this.#jobsRun += 1;
     const running = this.#runner.start(
@@ -284,7 +289,10 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
       this.#logger,
     );
     this.#jobs.set(key, running);
-    logger.info({ cores: job.cores, memoryMB: holding.memoryMB, gpus: holding.gpuIds, matchSeq: this.#matchSeq }, 'job matched');
+    logger.info(
+      { cores: job.cores, memoryMB: holding.memoryMB, gpus: holding.gpuIds, matchSeq: this.#matchSeq },
+      'job matched',
+    );
     this.emit('job-started', { jobId: job.jobId, attempt: job.attempt, cores: job.cores });
     if (this.#reason === 'terminated' || this.#reason === 'link-failed') running.kill('pilot-terminated');
     void running.done.then((outcome) => this.#onJobDone(key, job, outcome));
@@ -368,7 +376,10 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
     const candidates = [untilEndMs, drainGrace].filter((ms): ms is number => typeof ms === 'number');
     if (candidates.length === 0) return;
     const graceMs = Math.max(0, Math.min(...candidates));
-    this.#logger.info({ reason, graceSec: Math.round(graceMs / 1000), runningJobs: this.#jobs.size }, 'running jobs may finish within the grace time');
+    this.#logger.info(
+      { reason, graceSec: Math.round(graceMs / 1000), runningJobs: this.#jobs.size },
+      'running jobs may finish within the grace time',
+    );
     this.#timers.once('grace', graceMs, () => {
       if (this.#jobs.size === 0) return;
       this.#logger.warn({ runningJobs: this.#jobs.size }, 'grace time over: killing running jobs');
@@ -400,7 +411,15 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
     this.#link.off('drained', this.#checkDone);
     this.#link.off('fatal', this.#onFatal);
     // Logged before the bye, so that the line is shipped with the rest of the pilot's log.
-    this.#logger.info({ reason: this.#reason, jobsRun: this.#jobsRun, jobsFailed: this.#jobsFailed, undeliveredReports: this.#link.pendingReports }, 'pilot finished');
+    this.#logger.info(
+      {
+        reason: this.#reason,
+        jobsRun: this.#jobsRun,
+        jobsFailed: this.#jobsFailed,
+        undeliveredReports: this.#link.pendingReports,
+      },
+      'pilot finished',
+    );
     await this.#link.close(this.#reason, { jobsRun: this.#jobsRun, jobsFailed: this.#jobsFailed });
     const exit: PilotExit = {
       reason: this.#reason,

@@ -49,7 +49,10 @@ export interface UnreadableMatch {
 }
 /** Frames the loop acts on (acks and report errors are consumed by the link itself). */
 export type LinkInbound =
-  | Extract<MatcherMessage, { type: 'match' | 'parked' | 'no-match' | 'offer.cancelled' | 'commands' | 'drain' | 'error' }>
+  | Extract<
+      MatcherMessage,
+      { type: 'match' | 'parked' | 'no-match' | 'offer.cancelled' | 'commands' | 'drain' | 'error' }
+    >
   | UnreadableMatch;
 
 export interface LinkEvents {
@@ -203,7 +206,10 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   /** Queues one line of the pilot's own log for the matcher. */
   log(line: string): void {
     const text = line.endsWith('\n') ? line.slice(0, -1) : line;
-    this.#logLines.push({ seq: ++this.#logSeq, line: text.length > MAX_LOG_LINE_CHARS ? `${text.slice(0, MAX_LOG_LINE_CHARS)}...` : text });
+    this.#logLines.push({
+      seq: ++this.#logSeq,
+      line: text.length > MAX_LOG_LINE_CHARS ? `${text.slice(0, MAX_LOG_LINE_CHARS)}...` : text,
+    });
     const excess = this.#logLines.length - this.#options.maxLogLines;
     if (excess > 0) {
       // Never drop lines of the batch in flight: its ack removes exactly that prefix.
@@ -249,8 +255,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
         },
         (error: unknown) => {
           if (this.#stopped) return;
-          const fatal =
-            error instanceof PilothouseError ? error : new PilothouseError('TOKEN_INVALID', String(error));
+          const fatal = error instanceof PilothouseError ? error : new PilothouseError('TOKEN_INVALID', String(error));
           this.#stopped = true;
           this.#logger.error({ code: fatal.code, err: fatal.message }, 'matcher link failed');
           this.emit('fatal', fatal);
@@ -303,7 +308,10 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
         );
         return;
       }
-      this.#logger.warn({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'connection error');
+      this.#logger.warn(
+        { err: { message: error.message, code: (error as NodeJS.ErrnoException).code } },
+        'connection error',
+      );
     });
     socket.on('close', (code, reasonBuffer) => {
       if (socket !== this.#socket) return;
@@ -335,11 +343,15 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     try {
       message = parseMatcherMessage(frame);
     } catch (error) {
-      const failure = error instanceof PilothouseError ? error : new PilothouseError('PROTOCOL_VIOLATION', String(error));
+      const failure =
+        error instanceof PilothouseError ? error : new PilothouseError('PROTOCOL_VIOLATION', String(error));
       if (failure.code === 'PROTOCOL_VERSION') return failure;
       const unreadable = this.#welcomed ? salvageMatch(frame, failure.message) : null;
       if (unreadable !== null) {
-        this.#logger.error({ jobId: unreadable.jobId, attempt: unreadable.attempt, err: failure.message }, 'unreadable match');
+        this.#logger.error(
+          { jobId: unreadable.jobId, attempt: unreadable.attempt, err: failure.message },
+          'unreadable match',
+        );
         this.emit('message', unreadable);
         return null;
       }
@@ -393,7 +405,13 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     const beat = this.#pendingHeartbeat;
     this.#pendingHeartbeat = null;
     if (beat !== null) {
-      this.#sendNow({ type: 'heartbeat', ref: this.#nextRef++, jobs: beat.jobs, at: beat.at, ...(beat.node === undefined ? {} : { node: beat.node }) });
+      this.#sendNow({
+        type: 'heartbeat',
+        ref: this.#nextRef++,
+        jobs: beat.jobs,
+        at: beat.at,
+        ...(beat.node === undefined ? {} : { node: beat.node }),
+      });
     }
     this.#logInflight = null;
     this.#sendLogBatch();
@@ -407,7 +425,8 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     const lines: { seq: number; line: string }[] = [];
     let chars = 0;
     for (const entry of this.#logLines) {
-      if (lines.length >= MAX_LOG_BATCH_LINES || (lines.length > 0 && chars + entry.line.length > MAX_LOG_BATCH_CHARS)) break;
+      if (lines.length >= MAX_LOG_BATCH_LINES || (lines.length > 0 && chars + entry.line.length > MAX_LOG_BATCH_CHARS))
+        break;
       lines.push(entry);
       chars += entry.line.length + 32;
     }

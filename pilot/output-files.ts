@@ -115,6 +115,8 @@ export async function selectOutputFiles(jobDir: string, patterns: readonly strin
     for (const match of matches) selected.add(match);
   }
   // A directory and a file inside it would be packed twice: keep the directory only.
-  const files = [...selected].filter((file) => ![...selected].some((other) => other !== file && file.startsWith(`${other}/`)));
+  const files = [...selected].filter(
+    (file) => ![...selected].some((other) => other !== file && file.startsWith(`${other}/`)),
+  );
   return { files, missing, refused };
 }

@@ -34,7 +34,12 @@ const X86_64_LEVELS: readonly (readonly string[])[] = [
 /** The first `flags` line of /proc/cpuinfo as a set (every core of a node lists the same flags). */
 export function cpuFlags(cpuinfo: string): Set<string> {
   const line = /^flags\s*:\s*(.*)$/m.exec(cpuinfo);
-  return new Set((line?.[1] ?? '').trim().split(/\s+/).filter((flag) => flag !== ''));
+  return new Set(
+    (line?.[1] ?? '')
+      .trim()
+      .split(/\s+/)
+      .filter((flag) => flag !== ''),
+  );
 }
 
 /** The highest x86-64 level whose features are all present (and all below it): 1..4. */

@@ -43,7 +43,12 @@ function clip(text: string, max: number): string {
 /** Runs a node tool with a time limit; stdout, or null when the tool is missing, fails or hangs. */
 export const runTool: CommandRunner = async (command, args) => {
   try {
-    const result = await execa(command, [...args], { timeout: 10_000, reject: false, stdin: 'ignore', stripFinalNewline: false });
+    const result = await execa(command, [...args], {
+      timeout: 10_000,
+      reject: false,
+      stdin: 'ignore',
+      stripFinalNewline: false,
+    });
     return result.exitCode === 0 && typeof result.stdout === 'string' ? result.stdout : null;
   } catch {
     return null;
@@ -89,7 +94,9 @@ export async function probeNode(options: ProbeOptions): Promise<NodeProbe> {
     readFile('/proc/cpuinfo', 'utf8').catch(() => null),
     options.skipGpus
       ? Promise.resolve([])
-      : probeGpus({ run: runTool, graphics: async () => (await si.graphics()).controllers, env: options.env }).catch(() => []),
+      : probeGpus({ run: runTool, graphics: async () => (await si.graphics()).controllers, env: options.env }).catch(
+          () => [],
+        ),
     freeDiskMB(options.workdir),
   ]);
   const hardwareCores = Math.max(1, cpu?.cores ?? os.cpus().length);
@@ -99,8 +106,12 @@ export async function probeNode(options: ProbeOptions): Promise<NodeProbe> {
   const totalMB = Math.floor((mem?.total ?? os.totalmem()) / (1024 * 1024));
   const cgroupMB = memoryMax === null ? null : parseMemoryMax(memoryMax);
   const memoryMB = cgroupMB === null ? totalMB : Math.min(totalMB, cgroupMB);
-  const osName = osInfo ? [osInfo.distro, osInfo.release].filter((part) => part !== '').join(' ') : `${os.type()} ${os.release()}`;
-  const cpuModel = cpu ? [cpu.manufacturer, cpu.brand].filter((part) => part !== '').join(' ') : (os.cpus()[0]?.model ?? 'unknown');
+  const osName = osInfo
+    ? [osInfo.distro, osInfo.release].filter((part) => part !== '').join(' ')
+    : `${os.type()} ${os.release()}`;
+  const cpuModel = cpu
+    ? [cpu.manufacturer, cpu.brand].filter((part) => part !== '').join(' ')
+    : (os.cpus()[0]?.model ?? 'unknown');
   const cpuPower = options.cpuPower === false ? null : (options.cpuPower ?? runCpuBenchmark().power);
   return {
     node: {

@@ -51,7 +51,10 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
   }
   const startMs = systemClock.nowMs();
   const logTee = new LogTee(pino.destination({ fd: 2, sync: true }));
-  const logger = createLogger({ component: 'pilot', level: config.logLevel, destination: logTee }).child({ pilotStamp: config.pilotStamp, site: config.site });
+  const logger = createLogger({ component: 'pilot', level: config.logLevel, destination: logTee }).child({
+    pilotStamp: config.pilotStamp,
+    site: config.site,
+  });
   if (config.drainFile !== null && existsSync(config.drainFile)) {
     // DIRAC's JobAgent stops the same way: the node is being drained, so take nothing.
     logger.warn({ drainFile: config.drainFile }, 'drain file present: not starting');
@@ -82,9 +85,14 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
   const plan = planSlot(probe, config, features, startMs);
   for (const warning of plan.warnings) logger.warn(warning);
   const slot = new Slot(plan.options);
-  const batchEnd = (ends: typeof slotEnds): number | null => ends.find((end) => end.source !== 'configured')?.endsAtMs ?? null;
+  const batchEnd = (ends: typeof slotEnds): number | null =>
+    ends.find((end) => end.source !== 'configured')?.endsAtMs ?? null;
   slot.setBatchEnd(batchEnd(slotEnds));
-  slot.observeDisk(probe.node.diskFreeMB === null || probe.node.diskFreeMB === undefined ? null : Math.max(0, probe.node.diskFreeMB - config.minFreeDiskMB));
+  slot.observeDisk(
+    probe.node.diskFreeMB === null || probe.node.diskFreeMB === undefined
+      ? null
+      : Math.max(0, probe.node.diskFreeMB - config.minFreeDiskMB),
+  );
   const batch = detectBatchSystem(env);
   const endsAt = slot.endsAtMs();
   const node = {
@@ -96,7 +104,13 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
   logger.info(
     {
       node,
-      slot: { cores: slot.totalCores, memoryMB: slot.totalMemoryMB, gpus: slot.gpus.map((gpu) => gpu.id), diskMB: plan.options.diskMB, wholeNode: plan.options.wholeNode },
+      slot: {
+        cores: slot.totalCores,
+        memoryMB: slot.totalMemoryMB,
+        gpus: slot.gpus.map((gpu) => gpu.id),
+        diskMB: plan.options.diskMB,
+        wholeNode: plan.options.wholeNode,
+      },
       timeLeft: slotEnds,
       version: PILOT_VERSION,
     },
@@ -130,7 +144,14 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     connectUrl: config.connectUrl,
     token: () => credentials.token(),
     ca: config.caPem,
-    hello: { pilotStamp: config.pilotStamp, pilotVersion: PILOT_VERSION, site: config.site, ce: config.ce, queue: config.queue, node },
+    hello: {
+      pilotStamp: config.pilotStamp,
+      pilotVersion: PILOT_VERSION,
+      site: config.site,
+      ce: config.ce,
+      queue: config.queue,
+      node,
+    },
     logger,
     backoff: config.reconnectBackoff,
   });
@@ -151,7 +172,10 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
       diskCheckIntervalMs: config.diskCheckIntervalMs,
     },
     onNodeSample: (sample) => {
-      slot.observeDisk(sample.freeDiskMB === null ? null : Math.max(0, sample.freeDiskMB - config.minFreeDiskMB), sample.usedByJobMB);
+      slot.observeDisk(
+        sample.freeDiskMB === null ? null : Math.max(0, sample.freeDiskMB - config.minFreeDiskMB),
+        sample.usedByJobMB,
+      );
     },
     keepWorkdirs: config.keepWorkdirs,
     killGraceMs: config.killGraceMs,
@@ -179,7 +203,10 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     clock: systemClock,
     logger,
     config,
-    nodeStatus: () => ({ load1: Math.round((os.loadavg()[0] ?? 0) * 100) / 100, diskFreeMB: runner.nodeSample().freeDiskMB ?? idleDiskFreeMB }),
+    nodeStatus: () => ({
+      load1: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
+      diskFreeMB: runner.nodeSample().freeDiskMB ?? idleDiskFreeMB,
+    }),
   });
 
   // The slot's end, asked again now and then (a batch system may extend or cut it, MJF may announce a shutdown).
@@ -188,7 +215,8 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
       .then((ends) => {
         const before = slot.endsAtMs();
         slot.setBatchEnd(batchEnd(ends));
-        if (slot.endsAtMs() !== before) logger.info({ timeLeft: ends, timeLeftSec: slot.timeLeftSec(systemClock.nowMs()) }, 'slot end changed');
+        if (slot.endsAtMs() !== before)
+          logger.info({ timeLeft: ends, timeLeftSec: slot.timeLeftSec(systemClock.nowMs()) }, 'slot end changed');
       })
       .catch((error: unknown) => logger.warn({ err: error }, 'time left refresh failed'));
   }, config.timeLeftRefreshMs);

@@ -64,18 +64,24 @@ export async function inspectArchive(file: string, destDir: string, limits: Unpa
 
   const check = (entry: tar.ReadEntry): void => {
     entries += 1;
-    if (entries > limits.maxEntries) throw new PilothouseError('SANDBOX_TOO_LARGE', `sandbox holds more than ${limits.maxEntries} entries`);
-    if (!ALLOWED_TYPES.has(entry.type)) throw unsafe(`entry ${entry.path} is a ${entry.type}, not a file, directory or link`, entry.path);
+    if (entries > limits.maxEntries)
+      throw new PilothouseError('SANDBOX_TOO_LARGE', `sandbox holds more than ${limits.maxEntries} entries`);
+    if (!ALLOWED_TYPES.has(entry.type))
+      throw unsafe(`entry ${entry.path} is a ${entry.type}, not a file, directory or link`, entry.path);
     const segments = entrySegments(entry.path);
     if (FILE_TYPES.has(entry.type)) {
       bytes += entry.size ?? 0;
-      if (bytes > limits.maxBytes) throw new PilothouseError('SANDBOX_TOO_LARGE', `sandbox unpacks to more than ${limits.maxBytes} bytes`);
+      if (bytes > limits.maxBytes)
+        throw new PilothouseError('SANDBOX_TOO_LARGE', `sandbox unpacks to more than ${limits.maxBytes} bytes`);
     }
     paths.push(segments);
     if (entry.type === 'SymbolicLink' || entry.type === 'Link') {
       const target = entry.linkpath ?? '';
       if (target === '' || target.startsWith('/') || target.includes('\0')) {
-        throw unsafe(`link ${entry.path} points to ${target === '' ? 'nothing' : target}, outside the sandbox`, entry.path);
+        throw unsafe(
+          `link ${entry.path} points to ${target === '' ? 'nothing' : target}, outside the sandbox`,
+          entry.path,
+        );
       }
       // A symlink's target is relative to the link's directory, a hard link's to the archive root.
       const base = entry.type === 'SymbolicLink' ? segments.slice(0, -1) : [];
@@ -102,7 +108,12 @@ export async function inspectArchive(file: string, destDir: string, limits: Unpa
     const message = (error as Error).message;
     // node-tar stops a gzip stream that inflates more than 1000-fold: a compression bomb.
     if (/decompression ratio/i.test(message)) {
-      throw new PilothouseError('SANDBOX_TOO_LARGE', `sandbox is a compression bomb (${message})`, {}, { cause: error });
+      throw new PilothouseError(
+        'SANDBOX_TOO_LARGE',
+        `sandbox is a compression bomb (${message})`,
+        {},
+        { cause: error },
+      );
     }
     throw new PilothouseError('SANDBOX_UNSAFE', `not a readable tar.gz archive: ${message}`, {}, { cause: error });
   }
@@ -120,7 +131,8 @@ export async function inspectArchive(file: string, destDir: string, limits: Unpa
   for (const segments of paths) {
     for (let i = 1; i < segments.length; i += 1) {
       const prefix = segments.slice(0, i).join('/');
-      if (await isSymlink(prefix)) throw unsafe(`entry ${segments.join('/')} would be written through symlink ${prefix}`, segments.join('/'));
+      if (await isSymlink(prefix))
+        throw unsafe(`entry ${segments.join('/')} would be written through symlink ${prefix}`, segments.join('/'));
     }
   }
   // Link targets are resolved step by step: they must stay inside and not pass through a symlink.
@@ -129,7 +141,8 @@ export async function inspectArchive(file: string, destDir: string, limits: Unpa
     const steps = link.target.split('/').filter((segment) => segment !== '' && segment !== '.');
     for (const [index, step] of steps.entries()) {
       if (step === '..') {
-        if (stack.length === 0) throw unsafe(`link ${link.entry} points to ${link.target}, outside the sandbox`, link.entry);
+        if (stack.length === 0)
+          throw unsafe(`link ${link.entry} points to ${link.target}, outside the sandbox`, link.entry);
         stack.pop();
         continue;
       }

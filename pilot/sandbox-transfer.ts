@@ -104,7 +104,12 @@ export class HttpSandboxTransfer implements SandboxTransfer {
     return `${this.#options.matcherUrl}/api/sandboxes/${ref}`;
   }
 
-  async #withRetries(operation: string, ref: string, signal: AbortSignal | undefined, attempt: () => Promise<void>): Promise<void> {
+  async #withRetries(
+    operation: string,
+    ref: string,
+    signal: AbortSignal | undefined,
+    attempt: () => Promise<void>,
+  ): Promise<void> {
     const giveUpAt = Date.now() + (this.#options.retryWindowMs ?? 0);
     for (let tries = 1; ; tries += 1) {
       try {
@@ -112,9 +117,13 @@ export class HttpSandboxTransfer implements SandboxTransfer {
         return;
       } catch (thrown) {
         const error = asTransferError(thrown);
-        if (signal?.aborted || !error.retryable || (tries >= this.#options.attempts && Date.now() >= giveUpAt)) throw error;
+        if (signal?.aborted || !error.retryable || (tries >= this.#options.attempts && Date.now() >= giveUpAt))
+          throw error;
         const delayMs = backoffDelayMs(tries - 1, this.#options.backoff);
-        this.#options.logger.warn({ operation, ref, tries, delayMs, code: error.code, err: error.message }, 'sandbox transfer retry');
+        this.#options.logger.warn(
+          { operation, ref, tries, delayMs, code: error.code, err: error.message },
+          'sandbox transfer retry',
+        );
         await delay(delayMs, signal);
       }
     }
@@ -123,12 +132,17 @@ export class HttpSandboxTransfer implements SandboxTransfer {
 
 function httpError(status: number, what: string): PilothouseError {
   const code: ErrorCode =
-    status === 401 ? 'TOKEN_INVALID'
-    : status === 403 ? 'FORBIDDEN'
-    : status === 404 ? 'SANDBOX_NOT_FOUND'
-    : status === 413 ? 'SANDBOX_TOO_LARGE'
-    : status === 408 || status === 429 || status >= 500 ? 'MATCHER_UNREACHABLE'
-    : 'VALIDATION_FAILED';
+    status === 401
+      ? 'TOKEN_INVALID'
+      : status === 403
+        ? 'FORBIDDEN'
+        : status === 404
+          ? 'SANDBOX_NOT_FOUND'
+          : status === 413
+            ? 'SANDBOX_TOO_LARGE'
+            : status === 408 || status === 429 || status >= 500
+              ? 'MATCHER_UNREACHABLE'
+              : 'VALIDATION_FAILED';
   return new PilothouseError(code, `${what}: HTTP ${status}`, { httpStatus: status });
 }
 

@@ -36,7 +36,12 @@ function smallest(...values: (number | null | undefined)[]): number | null {
   return known.length === 0 ? null : Math.min(...known);
 }
 
-export function planSlot(probe: NodeProbe, declared: SlotDeclarations, features: JobFeatureLimits, startMs: number): SlotPlan {
+export function planSlot(
+  probe: NodeProbe,
+  declared: SlotDeclarations,
+  features: JobFeatureLimits,
+  startMs: number,
+): SlotPlan {
   const warnings: string[] = [];
   const cores = Math.max(1, declared.coresLimit ?? smallest(probe.node.cores, features.cores) ?? 1);
   const memoryMB = Math.max(0, declared.memoryMBLimit ?? smallest(probe.node.memoryMB, features.memoryMB) ?? 0);
@@ -58,10 +63,13 @@ export function planSlot(probe: NodeProbe, declared: SlotDeclarations, features:
     warnings.push(`--cores ${declared.coresLimit} declares more cores than the ${probe.node.cores} the probe found`);
   }
   if (declared.memoryMBLimit !== null && declared.memoryMBLimit > probe.node.memoryMB) {
-    warnings.push(`--memory-mb ${declared.memoryMBLimit} declares more memory than the ${probe.node.memoryMB} MB the probe found`);
+    warnings.push(
+      `--memory-mb ${declared.memoryMBLimit} declares more memory than the ${probe.node.memoryMB} MB the probe found`,
+    );
   }
   const wholeNode = declared.wholeNode;
-  if (wholeNode && probe.restricted) warnings.push('--whole-node, but a cgroup or CPU affinity limits this pilot to part of the node');
+  if (wholeNode && probe.restricted)
+    warnings.push('--whole-node, but a cgroup or CPU affinity limits this pilot to part of the node');
 
   return {
     options: {

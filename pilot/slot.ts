@@ -36,9 +36,7 @@ export interface SlotHolding {
 
 /** Why no offer can be made: nothing free right now, or never again (time is up). */
 export type OfferVerdict =
-  | { kind: 'offer'; resources: OfferResources }
-  | { kind: 'full' }
-  | { kind: 'time-up'; timeLeftSec: number };
+  { kind: 'offer'; resources: OfferResources } | { kind: 'full' } | { kind: 'time-up'; timeLeftSec: number };
 
 export class Slot {
   readonly #options: SlotOptions;
@@ -111,7 +109,8 @@ export class Slot {
       return;
     }
     let promised = 0;
-    for (const [key, holding] of this.#holdings) promised += Math.max(0, (holding.diskMB ?? 0) - (usedByJobMB.get(key) ?? 0));
+    for (const [key, holding] of this.#holdings)
+      promised += Math.max(0, (holding.diskMB ?? 0) - (usedByJobMB.get(key) ?? 0));
     this.#observedFreeDiskMB = Math.max(0, Math.floor(freeMB - promised));
   }
 

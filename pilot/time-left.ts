@@ -24,7 +24,8 @@ export interface BatchInfo {
 
 /** Which batch system started this process, from the variables each one sets. */
 export function detectBatchSystem(env: NodeJS.ProcessEnv): BatchInfo {
-  if (env['SLURM_JOB_ID'] ?? env['SLURM_JOBID']) return { system: 'slurm', jobId: env['SLURM_JOB_ID'] ?? env['SLURM_JOBID'] ?? null };
+  if (env['SLURM_JOB_ID'] ?? env['SLURM_JOBID'])
+    return { system: 'slurm', jobId: env['SLURM_JOB_ID'] ?? env['SLURM_JOBID'] ?? null };
   if (env['_CONDOR_JOB_AD']) return { system: 'htcondor', jobId: env['CONDOR_JOBID'] ?? env['HTCONDOR_JOBID'] ?? null };
   if (env['PBS_JOBID']) return { system: 'pbs', jobId: env['PBS_JOBID'] };
   if (env['LSB_JOBID']) return { system: 'lsf', jobId: env['LSB_JOBID'] };
@@ -72,7 +73,8 @@ export function htcondorEnd(ad: Map<string, string>, fallbackStartMs: number): n
     const value = ad.get(name.toLowerCase());
     return value !== undefined && /^\d+(\.\d+)?$/.test(value) ? Number(value) : null;
   };
-  const limitSec = number('MaxRuntime') ?? ((minutes) => (minutes === null ? null : minutes * 60))(number('MaxWallTimeMins'));
+  const limitSec =
+    number('MaxRuntime') ?? ((minutes) => (minutes === null ? null : minutes * 60))(number('MaxWallTimeMins'));
   if (limitSec === null || limitSec <= 0) return null;
   const startSec = number('JobCurrentStartDate') ?? number('JobStartDate');
   return (startSec === null ? fallbackStartMs : startSec * 1000) + limitSec * 1000;
@@ -90,9 +92,15 @@ export function parseQstatTimeLeft(text: string): number | null {
 }
 
 /** WLCG job/machine features: the earliest of jobstart+wall_limit, shutdowntime_job, shutdowntime. */
-export function mjfEnd(features: { jobstartSecs?: number; wallLimitSecs?: number; shutdowntimeJob?: number; shutdowntime?: number }): number | null {
+export function mjfEnd(features: {
+  jobstartSecs?: number;
+  wallLimitSecs?: number;
+  shutdowntimeJob?: number;
+  shutdowntime?: number;
+}): number | null {
   const ends: number[] = [];
-  if (features.wallLimitSecs !== undefined && features.jobstartSecs !== undefined) ends.push((features.jobstartSecs + features.wallLimitSecs) * 1000);
+  if (features.wallLimitSecs !== undefined && features.jobstartSecs !== undefined)
+    ends.push((features.jobstartSecs + features.wallLimitSecs) * 1000);
   if (features.shutdowntimeJob !== undefined) ends.push(features.shutdowntimeJob * 1000);
   if (features.shutdowntime !== undefined) ends.push(features.shutdowntime * 1000);
   return ends.length === 0 ? null : Math.min(...ends);
@@ -144,7 +152,8 @@ export interface TimeLeftDeps {
 export async function findSlotEnds(deps: TimeLeftDeps): Promise<SlotEnd[]> {
   const { env, run, nowMs } = deps;
   const ends: SlotEnd[] = [];
-  if (deps.configuredWallTimeSec !== null) ends.push({ source: 'configured', endsAtMs: deps.startMs + deps.configuredWallTimeSec * 1000 });
+  if (deps.configuredWallTimeSec !== null)
+    ends.push({ source: 'configured', endsAtMs: deps.startMs + deps.configuredWallTimeSec * 1000 });
 
   const slurmJob = env['SLURM_JOB_ID'] ?? env['SLURM_JOBID'];
   if (slurmJob) {

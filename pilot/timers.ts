@@ -10,10 +10,13 @@ export class NamedTimers<Name extends string> {
     this.clear(name);
     this.#timers.set(
       name,
-      setTimeout(() => {
-        this.#timers.delete(name);
-        callback();
-      }, Math.max(0, delayMs)),
+      setTimeout(
+        () => {
+          this.#timers.delete(name);
+          callback();
+        },
+        Math.max(0, delayMs),
+      ),
     );
   }
 

@@ -63,7 +63,8 @@ export class JobWatch {
       const windowStart = sample.atMs - limits.stallTimeoutMs;
       // Keep the newest sample at or before the window start (the baseline) and everything after it.
       let baseline = -1;
-      for (let i = 0; i < this.#samples.length; i += 1) if ((this.#samples[i] as UsageSample).atMs <= windowStart) baseline = i;
+      for (let i = 0; i < this.#samples.length; i += 1)
+        if ((this.#samples[i] as UsageSample).atMs <= windowStart) baseline = i;
       if (baseline > 0) this.#samples = this.#samples.slice(baseline);
       const first = this.#samples[0] as UsageSample;
       if (baseline >= 0) {
@@ -77,7 +78,11 @@ export class JobWatch {
 }
 
 /** When the working area runs out of disk: which job to stop (the one that wrote the most), or null. */
-export function diskFullVictim(freeMB: number | null, minFreeMB: number, usedByJobMB: ReadonlyMap<string, number>): string | null {
+export function diskFullVictim(
+  freeMB: number | null,
+  minFreeMB: number,
+  usedByJobMB: ReadonlyMap<string, number>,
+): string | null {
   if (freeMB === null || freeMB >= minFreeMB || usedByJobMB.size === 0) return null;
   let victim: string | null = null;
   let most = -1;

@@ -13,11 +13,7 @@ export function firstIssue(error: z.ZodError): { field: string; message: string 
   // A union reports its branches' issues relative to itself: keep the union's own path in front.
   const inner = outer.code === 'invalid_union' ? outer.errors.flat()[0] : undefined;
   const issue = inner ?? outer;
-  const path = [
-    ...(inner ? outer.path : []),
-    ...issue.path,
-    ...(issue.code === 'unrecognized_keys' ? issue.keys : []),
-  ];
+  const path = [...(inner ? outer.path : []), ...issue.path, ...(issue.code === 'unrecognized_keys' ? issue.keys : [])];
   return { field: path.map(String).join('.'), message: issue.message };
 }
 

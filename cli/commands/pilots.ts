@@ -62,9 +62,26 @@ interface LogPage {
   droppedLines: number;
 }
 
-const PINO_LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const PINO_LEVELS: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 /** Fields every pilot line carries; the rest are the line's own context. */
-const COMMON_FIELDS = new Set(['level', 'time', 'msg', 'component', 'pilotStamp', 'site', 'pilotId', 'pid', 'hostname']);
+const COMMON_FIELDS = new Set([
+  'level',
+  'time',
+  'msg',
+  'component',
+  'pilotStamp',
+  'site',
+  'pilotId',
+  'pid',
+  'hostname',
+]);
 const ENDED_STATUSES = new Set(['Done', 'Failed', 'Aborted']);
 
 /** One pino JSON line as `time LEVEL message key=value...` (lines that are not JSON print as they are). */
@@ -76,7 +93,8 @@ export function formatPilotLogLine(line: string): string {
     return line;
   }
   if (typeof record !== 'object' || record === null) return line;
-  const level = typeof record.level === 'number' ? (PINO_LEVELS[record.level] ?? String(record.level)) : String(record.level ?? '');
+  const level =
+    typeof record.level === 'number' ? (PINO_LEVELS[record.level] ?? String(record.level)) : String(record.level ?? '');
   const extras = Object.entries(record)
     .filter(([name]) => !COMMON_FIELDS.has(name))
     .map(([name, value]) => `${name}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
@@ -90,7 +108,8 @@ function pilotPath(id: string): string {
 function positiveInt(value: string | undefined, field: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new PilothouseError('CONFIG_INVALID', `--${field} must be a whole number`, { field });
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new PilothouseError('CONFIG_INVALID', `--${field} must be a whole number`, { field });
   return n;
 }
 
@@ -123,7 +142,10 @@ function logsCommand(): Command {
         for (;;) {
           const pageSize = Math.min(1000, left);
           if (pageSize <= 0) return;
-          const { body } = await client.json<LogPage>('GET', `${pilotPath(pilotId)}/logs?after=${after}&limit=${pageSize}`);
+          const { body } = await client.json<LogPage>(
+            'GET',
+            `${pilotPath(pilotId)}/logs?after=${after}&limit=${pageSize}`,
+          );
           for (const entry of body.lines) {
             process.stdout.write(options.json ? `${entry.line}\n` : `${formatPilotLogLine(entry.line)}\n`);
           }

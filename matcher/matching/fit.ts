@@ -121,7 +121,14 @@ export function fitsPlacement(req: TaskQueueRequirements, offer: OfferView): boo
 export function placementKey(offer: Offer): string {
   const r = offer.resources;
   const tags = r.tags.length > 1 ? [...r.tags].sort() : r.tags;
-  return [offer.vo, offer.site, offer.ce ?? '', r.platform ?? '', tags.join('\u0001'), (r.requiredTags ?? []).join('\u0001')].join('\u0000');
+  return [
+    offer.vo,
+    offer.site,
+    offer.ce ?? '',
+    r.platform ?? '',
+    tags.join('\u0001'),
+    (r.requiredTags ?? []).join('\u0001'),
+  ].join('\u0000');
 }
 
 /** The checks on what the offer has left (cores, memory, time, disk, GPUs): they change after every match. */

@@ -67,7 +67,10 @@ export class MatchService {
    * pilot's offers differ only in what is left of its slot, so an offer re-checks only resources.
    * An entry holds while the index's list for the VO and the site mask are the ones it was made from.
    */
-  readonly #placements = new Map<string, { from: readonly IndexedTaskQueue[]; maskVersion: number; tqs: IndexedTaskQueue[] }>();
+  readonly #placements = new Map<
+    string,
+    { from: readonly IndexedTaskQueue[]; maskVersion: number; tqs: IndexedTaskQueue[] }
+  >();
   #maskVersion = 0;
   #waking: Promise<void> | null = null;
   #wakeAgain = false;

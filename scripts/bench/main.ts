@@ -46,7 +46,10 @@ async function replaceSection(name: string, body: string): Promise<void> {
     : '# Benchmarks\n\nFigures from `npm run bench` (medians and ratios measured side by side in one run; these machines are noisy).\n';
   const block = `${begin}\n${body.trim()}\n${end}`;
   const at = text.indexOf(begin);
-  text = at >= 0 ? text.slice(0, at) + block + text.slice(text.indexOf(end) + end.length) : `${text.trimEnd()}\n\n${block}\n`;
+  text =
+    at >= 0
+      ? text.slice(0, at) + block + text.slice(text.indexOf(end) + end.length)
+      : `${text.trimEnd()}\n\n${block}\n`;
   await writeFile(file, text);
 }
 

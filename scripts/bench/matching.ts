@@ -38,7 +38,11 @@ export interface MatchingBenchResult {
 }
 
 /** Fills the store directly (not over HTTP), in batches, with the production-shaped population. */
-async function populate(dbPath: string, totalJobs: number, progress: (m: string) => void): Promise<{ taskQueues: number; seconds: number }> {
+async function populate(
+  dbPath: string,
+  totalJobs: number,
+  progress: (m: string) => void,
+): Promise<{ taskQueues: number; seconds: number }> {
   const store = openSqliteJobStore({ path: dbPath });
   const started = process.hrtime.bigint();
   const population = buildPopulation(totalJobs);
@@ -67,9 +71,13 @@ async function populate(dbPath: string, totalJobs: number, progress: (m: string)
 async function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
   // PH_BENCH_PROFILE=DIR writes a V8 CPU profile of the matcher there (for finding hot spots).
   const profile = process.env.PH_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PH_BENCH_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...profile, CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -88,7 +96,9 @@ async function token(dataDir: string, args: string[]): Promise<string> {
 }
 
 function rssMB(pid: number): Promise<number> {
-  return readFile(`/proc/${pid}/status`, 'utf8').then((status) => Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+  return readFile(`/proc/${pid}/status`, 'utf8').then(
+    (status) => Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024,
+  );
 }
 
 /** A WebSocket pilot that resolves each frame it waits for; never sleeps. */
@@ -125,7 +135,17 @@ class SimPilot {
     await once(this.ws, 'open');
     const node = { hostname: stamp, cores: 8, memoryMB: 16_000, os: 'linux', arch: 'x86_64', cpuModel: 'bench' };
     const welcome = this.next();
-    this.ws.send(encodeMessage({ type: 'hello', pilotStamp: stamp, pilotVersion: 'bench', site, ce: `ce.${site}`, queue: 'q', node }));
+    this.ws.send(
+      encodeMessage({
+        type: 'hello',
+        pilotStamp: stamp,
+        pilotVersion: 'bench',
+        site,
+        ce: `ce.${site}`,
+        queue: 'q',
+        node,
+      }),
+    );
     await welcome;
   }
 
@@ -143,7 +163,9 @@ function pilotResources(random: () => number): OfferResources {
 
 /** Raw WebSocket round trips/s against an echo server answering with a match-sized frame. */
 async function rawWebSocketRate(clients: number, durationSec: number): Promise<number> {
-  const server = spawn(process.execPath, [path.join(root, 'scripts', 'bench', 'ws-echo-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(process.execPath, [path.join(root, 'scripts', 'bench', 'ws-echo-server.mjs')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const [line] = (await once(server.stdout!, 'data')) as [Buffer];
   const port = Number(line.toString().trim());
   const frame = encodeMessage({
@@ -177,7 +199,9 @@ export async function benchMatching(options: MatchingBenchOptions): Promise<Matc
   try {
     options.progress(`populating ${options.jobs} waiting jobs`);
     const population = await populate(path.join(dataDir, 'pilothouse.sqlite'), options.jobs, options.progress);
-    options.progress(`populated ${population.taskQueues} task queues in ${fmt(population.seconds)} s; starting the matcher`);
+    options.progress(
+      `populated ${population.taskQueues} task queues in ${fmt(population.seconds)} s; starting the matcher`,
+    );
     const { child, url } = await startServer(dataDir);
     const pid = child.pid as number;
     const rssAfterStart = await rssMB(pid);
@@ -204,7 +228,10 @@ export async function benchMatching(options: MatchingBenchOptions): Promise<Matc
     }, 250);
     const deadline = Date.now() + options.durationSec * 1000;
     const started = process.hrtime.bigint();
-    const ticker = setInterval(() => options.progress(`${matches} matches, ${misses} parked, ${probeLatenciesMs.length} probes`), 1000);
+    const ticker = setInterval(
+      () => options.progress(`${matches} matches, ${misses} parked, ${probeLatenciesMs.length} probes`),
+      1000,
+    );
     const load = Promise.all(
       pilots.map(async (pilot) => {
         const resources = pilotResources(random);
@@ -225,7 +252,13 @@ export async function benchMatching(options: MatchingBenchOptions): Promise<Matc
     // tagged bench:probe, so it parks; each probe job is submitted over REST and pushed to it.
     const probeJob = { executable: '/bin/true', requirements: { tags: ['bench:probe'], wallTimeSec: 600 } };
     for (let i = 0; i < options.probes && Date.now() < deadline - 200; i += 1) {
-      const answer = await probe.offer({ cores: 1, memoryMB: 2000, wallTimeSec: 3600, tags: ['bench:probe'], requiredTags: ['bench:probe'] });
+      const answer = await probe.offer({
+        cores: 1,
+        memoryMB: 2000,
+        wallTimeSec: 3600,
+        tags: ['bench:probe'],
+        requiredTags: ['bench:probe'],
+      });
       if (answer.type !== 'parked') throw new Error(`the probe pilot should park, got ${answer.type}`);
       const pushed = probe.next();
       const t0 = process.hrtime.bigint();
@@ -234,7 +267,8 @@ export async function benchMatching(options: MatchingBenchOptions): Promise<Matc
         headers: { authorization: `Bearer ${userToken}`, 'content-type': 'application/json' },
         body: JSON.stringify(probeJob),
       });
-      if (response.status !== 201) throw new Error(`probe submission failed: ${response.status} ${await response.text()}`);
+      if (response.status !== 201)
+        throw new Error(`probe submission failed: ${response.status} ${await response.text()}`);
       const match = await pushed;
       if (match.type === 'match') probeLatenciesMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }

@@ -34,7 +34,8 @@ interface Spread {
 
 function spread(samples: readonly number[]): Spread {
   const sorted = [...samples].sort((a, b) => a - b);
-  const at = (p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
+  const at = (p: number): number =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
   return { median: at(0.5), min: sorted[0] ?? NaN, max: sorted.at(-1) ?? NaN, p90: at(0.9) };
 }
 
@@ -58,7 +59,9 @@ async function timeHelp(): Promise<number> {
   return performance.now() - started;
 }
 
-export async function benchPilot(options: { runs?: number; progress?: (message: string) => void } = {}): Promise<string> {
+export async function benchPilot(
+  options: { runs?: number; progress?: (message: string) => void } = {},
+): Promise<string> {
   const runs = options.runs ?? Number(process.env['PILOT_BENCH_RUNS'] ?? 15);
   const progress = options.progress ?? ((message: string) => process.stderr.write(`[bench:pilot] ${message}\n`));
   if (!existsSync(BUNDLE)) throw new Error('dist/pilot.mjs is missing: run npm run build first');
@@ -67,7 +70,9 @@ export async function benchPilot(options: { runs?: number; progress?: (message: 
   const gzipped = gzipSync(bytes, { level: 9 }).length;
 
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-pilot-'));
-  const matcher = await startMatcher(compileMatcherConfig({ dataDir, listen: '127.0.0.1:0' }), { logger: silentLogger() });
+  const matcher = await startMatcher(compileMatcherConfig({ dataDir, listen: '127.0.0.1:0' }), {
+    logger: silentLogger(),
+  });
   // The moment the matcher handles each pilot's first offer.
   const firstOffer = new Map<string, number>();
   const waiting = new Map<string, () => void>();
@@ -100,13 +105,35 @@ export async function benchPilot(options: { runs?: number; progress?: (message: 
     const started = performance.now();
     const child = spawn(
       process.execPath,
-      [BUNDLE, '--matcher', matcher.url, '--token-file', tokenFile, '--stamp', stamp, '--site', 'Bench.site', '--workdir', path.join(work, stamp), '--drain-file', 'none', '--idle-timeout-sec', '600', '--log-level', 'warn', ...extra],
+      [
+        BUNDLE,
+        '--matcher',
+        matcher.url,
+        '--token-file',
+        tokenFile,
+        '--stamp',
+        stamp,
+        '--site',
+        'Bench.site',
+        '--workdir',
+        path.join(work, stamp),
+        '--drain-file',
+        'none',
+        '--idle-timeout-sec',
+        '600',
+        '--log-level',
+        'warn',
+        ...extra,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = once(child, 'exit');
-    await Promise.race([reached, exited.then(() => Promise.reject(new Error(`pilot ${stamp} exited before offering: ${stderr}`)))]);
+    await Promise.race([
+      reached,
+      exited.then(() => Promise.reject(new Error(`pilot ${stamp} exited before offering: ${stderr}`))),
+    ]);
     const elapsed = (firstOffer.get(stamp) as number) - started;
     child.kill('SIGTERM'); // idle: it cancels its parked offer, says bye and exits
     await exited;

@@ -73,7 +73,12 @@ export function buildPopulation(totalJobs: number, seed = 42): PopulationTaskQue
         ? { vo: 'lhcb', group: 'lhcb_calib', owner: pick(['calib1', 'calib2', 'calib3']) }
         : { vo: 'lhcb', group: 'lhcb_user', owner: pick(users) };
     const siteRoll = random();
-    const sites = siteRoll < 0.7 ? [] : siteRoll < 0.9 ? Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(SITES)) : [];
+    const sites =
+      siteRoll < 0.7
+        ? []
+        : siteRoll < 0.9
+          ? Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(SITES))
+          : [];
     const bannedSites = siteRoll >= 0.9 ? [pick(SITES)] : [];
     const coreRoll = random();
     const cores = coreRoll < 0.85 ? { min: 1, max: 1 } : coreRoll < 0.95 ? { min: 1, max: 8 } : { min: 8, max: 8 };

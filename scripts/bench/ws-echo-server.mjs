@@ -7,7 +7,16 @@ const reply = JSON.stringify({
   v: 1,
   offerId: 'o1',
   matchSeq: 1,
-  job: { jobId: 1, attempt: 1, owner: 'lbprods', group: 'lhcb_mc', vo: 'lhcb', cores: 1, jobToken: 'x'.repeat(400), description: { executable: '/bin/true', arguments: [], environment: {}, padding: 'y'.repeat(500) } },
+  job: {
+    jobId: 1,
+    attempt: 1,
+    owner: 'lbprods',
+    group: 'lhcb_mc',
+    vo: 'lhcb',
+    cores: 1,
+    jobToken: 'x'.repeat(400),
+    description: { executable: '/bin/true', arguments: [], environment: {}, padding: 'y'.repeat(500) },
+  },
 });
 const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
 server.on('connection', (ws) => ws.on('message', () => ws.send(reply)));

@@ -45,15 +45,26 @@ export const requirementsSchema = z
     /** The job wants a whole node to itself: it is given every core of a pilot that has nothing else running. */
     wholeNode: z.boolean().default(false),
     /** Memory for the whole job, MB; added to memoryPerCoreMB × cores when both are given. */
-    memoryMB: z.int().min(1).max(16 * 1024 * 1024).optional(),
-    memoryPerCoreMB: z.int().min(1).max(1024 * 1024).optional(),
+    memoryMB: z
+      .int()
+      .min(1)
+      .max(16 * 1024 * 1024)
+      .optional(),
+    memoryPerCoreMB: z
+      .int()
+      .min(1)
+      .max(1024 * 1024)
+      .optional(),
     gpus: gpusSchema.optional(),
     wallTimeSec: z.int().min(1).max(MAX_WALL_TIME_SEC).default(DEFAULT_WALL_TIME_SEC),
     /** Normalised CPU work (power units × core-seconds, DB12-style); checked against time left × the pilot's CPU power. */
     cpuWork: z.number().positive().max(1e12).optional(),
     platform: z
       .string()
-      .regex(PLATFORM_PATTERN, 'platform is ARCH or ARCH-vLEVEL, e.g. x86_64-v2 (ARCH: x86_64, aarch64, ppc64le, riscv64)')
+      .regex(
+        PLATFORM_PATTERN,
+        'platform is ARCH or ARCH-vLEVEL, e.g. x86_64-v2 (ARCH: x86_64, aarch64, ppc64le, riscv64)',
+      )
       .optional(),
     /** Scratch disk in the job's working directory, MB. */
     diskMB: z.int().min(1).optional(),

@@ -35,10 +35,14 @@ export function dropUnknownKeys(schema: z.ZodType, value: unknown): unknown {
     case 'pipe':
       return def.in ? dropUnknownKeys(def.in, value) : value;
     case 'array':
-      return Array.isArray(value) && def.element ? value.map((item) => dropUnknownKeys(def.element as z.ZodType, item)) : value;
+      return Array.isArray(value) && def.element
+        ? value.map((item) => dropUnknownKeys(def.element as z.ZodType, item))
+        : value;
     case 'record':
       if (!isPlainObject(value) || !def.valueType) return value;
-      return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, dropUnknownKeys(def.valueType as z.ZodType, item)]));
+      return Object.fromEntries(
+        Object.entries(value).map(([key, item]) => [key, dropUnknownKeys(def.valueType as z.ZodType, item)]),
+      );
     case 'object': {
       if (!isPlainObject(value) || !def.shape) return value;
       const out: Record<string, unknown> = {};

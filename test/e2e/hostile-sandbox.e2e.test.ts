@@ -19,7 +19,9 @@ import { rawTarGz, type RawEntry } from '../pilot/tar-fixtures.ts';
 
 /** Text that does not compress much (hex of random bytes). */
 function randomText(chars: number): string {
-  return randomBytes(Math.ceil(chars / 2)).toString('hex').slice(0, chars);
+  return randomBytes(Math.ceil(chars / 2))
+    .toString('hex')
+    .slice(0, chars);
 }
 
 describe('pilot agent - hostile input sandboxes', () => {
@@ -37,7 +39,20 @@ describe('pilot agent - hostile input sandboxes', () => {
     pilot = await spawnPilot({
       matcherUrl: m.url,
       token: await m.pilotToken('local'),
-      args: ['--site', 'Hostile.site', '--cores', '1', '--workdir', workdir, '--max-unpacked-mb', '4', '--drain-file', 'none', '--idle-timeout-sec', '600'],
+      args: [
+        '--site',
+        'Hostile.site',
+        '--cores',
+        '1',
+        '--workdir',
+        workdir,
+        '--max-unpacked-mb',
+        '4',
+        '--drain-file',
+        'none',
+        '--idle-timeout-sec',
+        '600',
+      ],
     });
   });
   after(async () => {
@@ -109,7 +124,12 @@ describe('pilot agent - hostile input sandboxes', () => {
       const ref = await upload(hostile.entries());
       const marker = path.join(root, `ran-${createHash('sha1').update(hostile.name).digest('hex').slice(0, 8)}`);
       const submitted = await m.api('POST', '/api/jobs', {
-        json: { executable: 'touch', arguments: [marker], inputSandbox: [ref], requirements: { sites: ['Hostile.site'] } },
+        json: {
+          executable: 'touch',
+          arguments: [marker],
+          inputSandbox: [ref],
+          requirements: { sites: ['Hostile.site'] },
+        },
       });
       assert.equal(submitted.status, 201, JSON.stringify(submitted.body));
       const [id] = submitted.body.jobIds as number[];

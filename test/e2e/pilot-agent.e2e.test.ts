@@ -42,7 +42,10 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
   async function shutdown(pilot: PilotProcess): Promise<void> {
     if (pilot.child.exitCode !== null || pilot.child.signalCode !== null) return;
     pilot.child.kill('SIGTERM');
-    await Promise.race([waitFor(async () => pilot.log().includes('"msg":"drain requested"'), 'drain logged', 10_000), pilot.exited]);
+    await Promise.race([
+      waitFor(async () => pilot.log().includes('"msg":"drain requested"'), 'drain logged', 10_000),
+      pilot.exited,
+    ]);
     if (pilot.child.exitCode === null && pilot.child.signalCode === null) pilot.child.kill('SIGTERM');
     await pilot.exited;
   }
@@ -51,7 +54,17 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     const pilot = await spawnPilot({
       matcherUrl: m.url,
       token: pilotToken,
-      args: ['--site', site, '--stamp', site.replaceAll('.', '-'), '--idle-timeout-sec', '600', '--drain-file', 'none', ...args],
+      args: [
+        '--site',
+        site,
+        '--stamp',
+        site.replaceAll('.', '-'),
+        '--idle-timeout-sec',
+        '600',
+        '--drain-file',
+        'none',
+        ...args,
+      ],
     });
     pilots.push(pilot);
     return pilot;
@@ -88,7 +101,11 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
 
   it('a job over its wall time is killed: Failed / Job has exceeded maximum wall clock time', async () => {
     await startPilot('Wall.site', ['--cores', '1', '--kill-grace-sec', '1']);
-    const [id] = await submit({ executable: 'sleep', arguments: ['300'], requirements: { wallTimeSec: 2, sites: ['Wall.site'] } });
+    const [id] = await submit({
+      executable: 'sleep',
+      arguments: ['300'],
+      requirements: { wallTimeSec: 2, sites: ['Wall.site'] },
+    });
     const job = await waitStatus(id as number, ['Failed', 'Done']);
     assert.equal(job.status, 'Failed');
     assert.equal(job.minorStatus, 'Job has exceeded maximum wall clock time');
@@ -96,7 +113,8 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
 
   it('a job over its memory is killed by the watchdog: Failed / Job has exceeded its memory limit', async () => {
     await startPilot('Memory.site', ['--cores', '1', '--watchdog-interval-sec', '1', '--kill-grace-sec', '1']);
-    const hog = 'const held = []; for (let i = 0; i < 30; i += 1) held.push(Buffer.alloc(10 * 1024 * 1024, 1)); setInterval(() => held.length, 1000);';
+    const hog =
+      'const held = []; for (let i = 0; i < 30; i += 1) held.push(Buffer.alloc(10 * 1024 * 1024, 1)); setInterval(() => held.length, 1000);';
     const [id] = await submit({
       executable: process.execPath,
       arguments: ['-e', hog],
@@ -108,7 +126,16 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
   });
 
   it('a job that makes no CPU progress is stopped as stalled', async () => {
-    await startPilot('Stall.site', ['--cores', '1', '--watchdog-interval-sec', '1', '--stall-timeout-sec', '3', '--kill-grace-sec', '1']);
+    await startPilot('Stall.site', [
+      '--cores',
+      '1',
+      '--watchdog-interval-sec',
+      '1',
+      '--stall-timeout-sec',
+      '3',
+      '--kill-grace-sec',
+      '1',
+    ]);
     const [id] = await submit({ executable: 'sleep', arguments: ['300'], requirements: { sites: ['Stall.site'] } });
     const job = await waitStatus(id as number, ['Failed', 'Done']);
     assert.equal(job.status, 'Failed');
@@ -120,7 +147,11 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     const dir = await scratch();
     // A tree: a background child, a grandchild in its own session (setsid), a foreground sleep.
     const script = `sleep 300 & echo $! > ${dir}/bg.pid; setsid sleep 300 & echo $! > ${dir}/session.pid; echo $$ > ${dir}/main.pid; sleep 300`;
-    const [id] = await submit({ executable: '/bin/sh', arguments: ['-c', script], requirements: { sites: ['Kill.site'] } });
+    const [id] = await submit({
+      executable: '/bin/sh',
+      arguments: ['-c', script],
+      requirements: { sites: ['Kill.site'] },
+    });
     const pids = await waitFor(async () => {
       const files = ['bg.pid', 'session.pid', 'main.pid'].map((f) => path.join(dir, f));
       if (!files.every(existsSync)) return undefined;
@@ -138,7 +169,10 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     const job = await getJob(id as number);
     assert.equal(job.status, 'Killed', 'the kill stands: the pilot reports cannot move a Killed job');
     await waitFor(
-      async () => ((await getJob(id as number)).history as { minorStatus: string }[]).some((h) => h.minorStatus === 'Received Kill signal'),
+      async () =>
+        ((await getJob(id as number)).history as { minorStatus: string }[]).some(
+          (h) => h.minorStatus === 'Received Kill signal',
+        ),
       "the pilot's report of the kill in the history",
     );
   });
@@ -149,7 +183,10 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     const names = ['a', 'b', 'c', 'd'];
     const ids = await submit(names.map((name) => ({ ...blocker(dir, name), requirements: { sites: ['Four.site'] } })));
     // All four started before any was released: they run concurrently.
-    await waitFor(async () => names.every((name) => existsSync(path.join(dir, `${name}.start`))), 'four jobs running at once');
+    await waitFor(
+      async () => names.every((name) => existsSync(path.join(dir, `${name}.start`))),
+      'four jobs running at once',
+    );
     for (const id of ids) assert.equal((await getJob(id)).status, 'Running');
 
     // Heartbeats carry tree CPU/RSS, wall clock and disk; the pilot record gets the node's load.
@@ -167,7 +204,11 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     let mark = pilot.log().length;
     await release(dir, 'a');
     await waitStatus(ids[0] as number, ['Done']);
-    const offer = await waitLog(pilot, /"offerId":"([^"]+)","matchSeq":\d+,"resources":\{"cores":1,[^\n]*"msg":"offer sent"/, mark);
+    const offer = await waitLog(
+      pilot,
+      /"offerId":"([^"]+)","matchSeq":\d+,"resources":\{"cores":1,[^\n]*"msg":"offer sent"/,
+      mark,
+    );
     await waitLog(pilot, new RegExp(`"offerId":"${offer[1]}","msg":"offer parked"`), mark);
     assert.equal((await getJob(wide as number)).status, 'Waiting');
     assert.equal(existsSync(path.join(dir, 'wide.start')), false);
@@ -178,7 +219,10 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     await waitFor(async () => existsSync(path.join(dir, 'wide.start')), 'the 2-core job to start');
     const wideJob = await getJob(wide as number);
     assert.equal(wideJob.status, 'Running');
-    assert.ok((await stamp(dir, 'wide.start')) > (await stamp(dir, 'b.end')), 'the 2-core job started after the second core was freed');
+    assert.ok(
+      (await stamp(dir, 'wide.start')) > (await stamp(dir, 'b.end')),
+      'the 2-core job started after the second core was freed',
+    );
 
     for (const name of ['c', 'd', 'wide']) await release(dir, name);
     for (const id of [...ids, wide as number]) assert.equal((await waitStatus(id, ['Done', 'Failed'])).status, 'Done');
@@ -197,9 +241,21 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
       ...blocker(dir, name, `echo "$CUDA_VISIBLE_DEVICES|$ROCR_VISIBLE_DEVICES" > ${dir}/${name}.gpus; `),
       requirements: { gpus: { min: 1 }, sites: ['Gpu.site'] },
     });
-    const ids = await submit([gpuJob('g1'), gpuJob('g2'), { ...blocker(dir, 'cpu', `echo "$CUDA_VISIBLE_DEVICES|" > ${dir}/cpu.gpus; `), requirements: { sites: ['Gpu.site'] } }]);
-    await waitFor(async () => ['g1', 'g2', 'cpu'].every((name) => existsSync(path.join(dir, `${name}.start`))), 'three jobs running');
-    const seen = await Promise.all(['g1', 'g2', 'cpu'].map(async (name) => (await readFile(path.join(dir, `${name}.gpus`), 'utf8')).trim()));
+    const ids = await submit([
+      gpuJob('g1'),
+      gpuJob('g2'),
+      {
+        ...blocker(dir, 'cpu', `echo "$CUDA_VISIBLE_DEVICES|" > ${dir}/cpu.gpus; `),
+        requirements: { sites: ['Gpu.site'] },
+      },
+    ]);
+    await waitFor(
+      async () => ['g1', 'g2', 'cpu'].every((name) => existsSync(path.join(dir, `${name}.start`))),
+      'three jobs running',
+    );
+    const seen = await Promise.all(
+      ['g1', 'g2', 'cpu'].map(async (name) => (await readFile(path.join(dir, `${name}.gpus`), 'utf8')).trim()),
+    );
     assert.deepEqual([seen[0], seen[1]].sort(), ['0|0', '1|1'], 'two GPU jobs, one distinct GPU each');
     assert.equal(seen[2], '|', 'the CPU job sees no GPU');
     for (const name of ['g1', 'g2', 'cpu']) await release(dir, name);
@@ -242,7 +298,10 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     const dir = await scratch();
     const drainFile = path.join(dir, 'drain');
     const pilot = await startPilot('DrainFile.site', ['--drain-file', drainFile]);
-    await waitFor(async () => (await m.api('GET', '/api/pilots/DrainFile-site')).status === 200, 'the pilot to say hello');
+    await waitFor(
+      async () => (await m.api('GET', '/api/pilots/DrainFile-site')).status === 200,
+      'the pilot to say hello',
+    );
     await writeFile(drainFile, 'maintenance\n');
     assert.equal(await pilot.exited, 0);
     const record = (await m.api('GET', '/api/pilots/DrainFile-site')).body;
@@ -263,7 +322,15 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     await writeFile(tokenFile, m.adminToken);
     const common = ['--matcher', m.url, '--token-file', tokenFile];
     const mark = pilot.log().length;
-    const drained = await execFileAsync(process.execPath, [CLI, 'pilots', 'drain', 'DrainCmd-site', '--reason', 'kernel update', ...common]);
+    const drained = await execFileAsync(process.execPath, [
+      CLI,
+      'pilots',
+      'drain',
+      'DrainCmd-site',
+      '--reason',
+      'kernel update',
+      ...common,
+    ]);
     assert.match(drained.stdout, /pilot DrainCmd-site is draining/);
     await waitLog(pilot, /"reason":"kernel update","msg":"drain requested by the matcher"/, mark);
     await waitLog(pilot, /"msg":"offer cancelled"/, mark);
@@ -280,7 +347,13 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     // The pilot's own log, shipped to the matcher: REST pages and the CLI.
     const { body } = await m.api('GET', '/api/pilots/DrainCmd-site/logs?limit=5000');
     const messages = body.lines.map((l: { line: string }) => JSON.parse(l.line).msg as string);
-    for (const msg of ['pilot started', 'connected', 'job matched', 'drain requested by the matcher', 'pilot finished']) {
+    for (const msg of [
+      'pilot started',
+      'connected',
+      'job matched',
+      'drain requested by the matcher',
+      'pilot finished',
+    ]) {
       assert.ok(messages.includes(msg), `shipped log holds "${msg}"`);
     }
     assert.deepEqual(

@@ -47,7 +47,20 @@ describe('pilot agent - matcher restart', () => {
     pilot = await spawnPilot({
       matcherUrl: first.url,
       token: pilotToken,
-      args: ['--site', 'Restart.site', '--stamp', 'restart-1', '--cores', '1', '--idle-timeout-sec', '600', '--drain-file', 'none', '--log-level', 'debug'],
+      args: [
+        '--site',
+        'Restart.site',
+        '--stamp',
+        'restart-1',
+        '--cores',
+        '1',
+        '--idle-timeout-sec',
+        '600',
+        '--drain-file',
+        'none',
+        '--log-level',
+        'debug',
+      ],
     });
     const p = pilot;
     const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-restart-'));
@@ -61,11 +74,19 @@ describe('pilot agent - matcher restart', () => {
       `while [ ! -e ${dir}/go3 ]; do sleep 0.05; done`,
     ].join('; ');
     const submitted = await first.api('POST', '/api/jobs', {
-      json: { executable: '/bin/sh', arguments: ['-c', script], outputSandbox: ['out/result.txt'], requirements: { sites: ['Restart.site'] } },
+      json: {
+        executable: '/bin/sh',
+        arguments: ['-c', script],
+        outputSandbox: ['out/result.txt'],
+        requirements: { sites: ['Restart.site'] },
+      },
     });
     assert.equal(submitted.status, 201);
     const [id] = submitted.body.jobIds as number[];
-    await waitFor(async () => (await first.api('GET', `/api/jobs/${id}`)).body.applicationStatus === 'phase-1', 'phase-1 at the matcher');
+    await waitFor(
+      async () => (await first.api('GET', `/api/jobs/${id}`)).body.applicationStatus === 'phase-1',
+      'phase-1 at the matcher',
+    );
 
     // The matcher goes away. The job keeps running; its reports queue up on the pilot.
     const mark = p.log().length;
@@ -73,18 +94,32 @@ describe('pilot agent - matcher restart', () => {
     await first.matcher.stop();
     await waitFor(async () => /"msg":"disconnected"/.test(p.log().slice(mark)), 'the pilot to notice');
     await writeFile(path.join(dir, 'go1'), '');
-    await waitFor(async () => /"applicationStatus":"phase-2"[^\n]*"connected":false[^\n]*"msg":"report queued"/.test(p.log().slice(mark)), 'phase-2 queued while disconnected');
+    await waitFor(
+      async () =>
+        /"applicationStatus":"phase-2"[^\n]*"connected":false[^\n]*"msg":"report queued"/.test(p.log().slice(mark)),
+      'phase-2 queued while disconnected',
+    );
     await writeFile(path.join(dir, 'go2'), '');
-    await waitFor(async () => /"applicationStatus":"phase-3"[^\n]*"msg":"report queued"/.test(p.log().slice(mark)), 'phase-3 queued while disconnected');
+    await waitFor(
+      async () => /"applicationStatus":"phase-3"[^\n]*"msg":"report queued"/.test(p.log().slice(mark)),
+      'phase-3 queued while disconnected',
+    );
     await writeFile(path.join(dir, 'go3'), '');
     // The payload ends during the outage: Completing, then the output upload retries.
-    await waitFor(async () => /"msg":"sandbox transfer retry"/.test(p.log().slice(mark)), 'the output upload to be retrying');
+    await waitFor(
+      async () => /"msg":"sandbox transfer retry"/.test(p.log().slice(mark)),
+      'the output upload to be retrying',
+    );
     const remaining = OUTAGE_MS - (Date.now() - stoppedAt);
     if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining)); // the outage itself, not a wait for state
     assert.equal(p.child.exitCode, null, 'the pilot rode out the outage');
 
     // Same data directory, same port.
-    const second = await startTestMatcher({ heartbeatIntervalSec: 1, dataDir: first.dataDir, raw: { listen: `127.0.0.1:${port}` } });
+    const second = await startTestMatcher({
+      heartbeatIntervalSec: 1,
+      dataDir: first.dataDir,
+      raw: { listen: `127.0.0.1:${port}` },
+    });
     m = second;
     const job = await waitFor(
       async () => {
@@ -105,7 +140,9 @@ describe('pilot agent - matcher restart', () => {
       .log()
       .split('\n')
       .filter((line) => line.includes('"msg":"report queued"') && line.includes(`"jobId":${id}`))
-      .map((line) => JSON.parse(line) as { at: string; status?: string; minorStatus?: string; applicationStatus?: string });
+      .map(
+        (line) => JSON.parse(line) as { at: string; status?: string; minorStatus?: string; applicationStatus?: string },
+      );
     assert.ok(queued.length >= 8, `the pilot queued ${queued.length} reports`);
     for (const report of queued) {
       const matches = history.filter(
@@ -119,14 +156,20 @@ describe('pilot agent - matcher restart', () => {
       assert.equal(matches[0]?.applied, true, `report ${JSON.stringify(report)} applied`);
     }
     const appStatuses = history.filter((h) => h.source === 'Pilot').map((h) => h.applicationStatus);
-    for (const phase of ['phase-1', 'phase-2', 'phase-3']) assert.ok(appStatuses.includes(phase), `${phase} in the history`);
+    for (const phase of ['phase-1', 'phase-2', 'phase-3'])
+      assert.ok(appStatuses.includes(phase), `${phase} in the history`);
     assert.deepEqual(
-      history.filter((h) => h.applied).map((h) => h.status).filter((s, i, all) => s !== all[i - 1]),
+      history
+        .filter((h) => h.applied)
+        .map((h) => h.status)
+        .filter((s, i, all) => s !== all[i - 1]),
       ['Received', 'Checking', 'Waiting', 'Matched', 'Running', 'Completing', 'Done'],
     );
 
     // The output made during the outage arrived.
-    const response = await fetch(`${second.url}/api/jobs/${id}/output`, { headers: { authorization: `Bearer ${second.adminToken}` } });
+    const response = await fetch(`${second.url}/api/jobs/${id}/output`, {
+      headers: { authorization: `Bearer ${second.adminToken}` },
+    });
     assert.equal(response.status, 200);
     const out = await mkdtemp(path.join(os.tmpdir(), 'ph-restart-out-'));
     await writeFile(path.join(out, 'o.tar.gz'), Buffer.from(await response.arrayBuffer()));

@@ -128,7 +128,14 @@ describe('REST API - bad input', () => {
   it('refuses an expired token with TOKEN_EXPIRED', async () => {
     // Signed by this matcher's own key, two hours ago, for one minute.
     const past = new TokenService({ keys: m.matcher.keys, clock: { nowMs: () => Date.now() - 7_200_000 } });
-    const expired = await past.issue({ kind: 'user', subject: 'u', vo: 'vo-a', group: 'g', properties: ['NormalUser'], ttlSec: 60 });
+    const expired = await past.issue({
+      kind: 'user',
+      subject: 'u',
+      vo: 'vo-a',
+      group: 'g',
+      properties: ['NormalUser'],
+      ttlSec: 60,
+    });
     const response = await m.api('GET', '/api/jobs/1', { token: expired });
     assert.equal(response.status, 401);
     assert.equal(response.body.error.code, 'TOKEN_EXPIRED');

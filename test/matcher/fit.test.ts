@@ -235,7 +235,10 @@ describe('properties', () => {
     memoryMB: fc.integer({ min: 0, max: 64_000 }),
     wallTimeSec: fc.option(fc.integer({ min: 0, max: 300_000 }), { nil: null }),
     tags: fc.subarray(['a', 'b', 'gpu', 'c']),
-    requiredTags: fc.oneof({ arbitrary: fc.constant<string[]>([]), weight: 4 }, { arbitrary: fc.constant<string[]>(['gpu']), weight: 1 }),
+    requiredTags: fc.oneof(
+      { arbitrary: fc.constant<string[]>([]), weight: 4 },
+      { arbitrary: fc.constant<string[]>(['gpu']), weight: 1 },
+    ),
     gpus: fc.subarray([H100, T4, { ...H100, id: '2' }]),
     diskMB: fc.option(fc.integer({ min: 0, max: 200_000 }), { nil: null }),
     cpuPower: fc.option(fc.double({ min: 0.5, max: 50, noNaN: true }), { nil: null }),

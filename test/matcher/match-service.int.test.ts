@@ -121,7 +121,13 @@ describe('match service', () => {
     );
     // Banning the site drops the cached User TQ; allowing it again brings it back.
     const change = (status: 'Banned' | 'Active') =>
-      rig.service.setSiteStatus({ site: 'Good', status, reason: 'test', changedBy: 'admin', changedAt: new Date().toISOString() });
+      rig.service.setSiteStatus({
+        site: 'Good',
+        status,
+        reason: 'test',
+        changedBy: 'admin',
+        changedAt: new Date().toISOString(),
+      });
     await change('Banned');
     assert.equal(await rig.service.findMatch(shape, 'p'), null);
     await change('Active');

@@ -18,12 +18,20 @@ describe('pilot activity store', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-activity-'));
     const store = openSqlitePilotActivityStore({ path: path.join(dir, 'db.sqlite'), maxLogLinesPerPilot: 5 });
     const at = '2026-01-01T00:00:00.000Z';
-    const lines = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, line: `{"n":${from + i}}` }));
+    const lines = (from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, line: `{"n":${from + i}}` }));
     assert.deepEqual(await store.appendLogs('p1', lines(1, 3), 2, at), { stored: 3, duplicates: 0, overCap: 0 });
-    assert.deepEqual(await store.appendLogs('p1', lines(1, 3), 2, at), { stored: 0, duplicates: 3, overCap: 0 }, 'a replay');
+    assert.deepEqual(
+      await store.appendLogs('p1', lines(1, 3), 2, at),
+      { stored: 0, duplicates: 3, overCap: 0 },
+      'a replay',
+    );
     assert.deepEqual(await store.appendLogs('p1', lines(4, 8), 0, at), { stored: 2, duplicates: 0, overCap: 3 });
     const page = await store.readLogs('p1', { afterSeq: 2, limit: 2 });
-    assert.deepEqual(page.lines.map((l) => l.seq), [3, 4]);
+    assert.deepEqual(
+      page.lines.map((l) => l.seq),
+      [3, 4],
+    );
     assert.equal(page.nextAfterSeq, 4);
     assert.deepEqual((await store.readLogs('p1', { afterSeq: 5, limit: 10 })).nextAfterSeq, null);
     const activity = await store.getActivity('p1');
@@ -33,9 +41,16 @@ describe('pilot activity store', () => {
     await store.recordHeartbeat('p1', { at, load1: 0.5, diskFreeMB: 1000 }, [sample]);
     await store.recordHeartbeat('p1', null, [{ ...sample, rssMB: 100, diskMB: 20, wallSec: 20 }]);
     const usage = await store.getJobUsage(7);
-    assert.deepEqual([usage?.rssMB, usage?.peakRssMB, usage?.diskMB, usage?.peakDiskMB, usage?.wallSec], [100, 300, 20, 50, 20]);
+    assert.deepEqual(
+      [usage?.rssMB, usage?.peakRssMB, usage?.diskMB, usage?.peakDiskMB, usage?.wallSec],
+      [100, 300, 20, 50, 20],
+    );
     await store.recordHeartbeat('p1', null, [{ ...sample, attempt: 2, rssMB: 10, diskMB: 1 }]);
-    assert.deepEqual([(await store.getJobUsage(7))?.peakRssMB, (await store.getJobUsage(7))?.attempt], [10, 2], 'a new attempt starts its peaks afresh');
+    assert.deepEqual(
+      [(await store.getJobUsage(7))?.peakRssMB, (await store.getJobUsage(7))?.attempt],
+      [10, 2],
+      'a new attempt starts its peaks afresh',
+    );
     await store.recordHeartbeat('p1', null, [{ ...sample, attempt: 1, rssMB: 999 }]);
     assert.equal((await store.getJobUsage(7))?.attempt, 2, 'a late sample of an older attempt changes nothing');
     assert.deepEqual((await store.getActivity('p1')).lastHeartbeat, { at, load1: 0.5, diskFreeMB: 1000 });
@@ -60,7 +75,10 @@ describe('pilot activity over the pilot WebSocket', () => {
     pilot.send({ type: 'log', ref: 12, lines: [...batch, { seq: 4, line: '{"msg":"line 4"}' }] });
     assert.equal((await pilot.next('ack')).ref, 12);
     const { body } = await m.api('GET', '/api/pilots/logger-1/logs?after=1&limit=2');
-    assert.deepEqual(body.lines.map((l: { seq: number }) => l.seq), [2, 3]);
+    assert.deepEqual(
+      body.lines.map((l: { seq: number }) => l.seq),
+      [2, 3],
+    );
     assert.equal(body.nextAfter, 3);
     assert.equal(body.totalLines, 4);
     assert.equal((await m.api('GET', '/api/pilots/logger-1/logs?limit=0')).body.error.code, 'BAD_QUERY');

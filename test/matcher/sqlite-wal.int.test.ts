@@ -137,7 +137,11 @@ test('the checkpointer keeps the WAL bounded under claims: catch-ups under a hol
     assert.equal(claimed.size, submitted, 'every job claimed once, none lost while writes were held');
     assert.ok(checkpointer.holds >= 1);
     const heldPass = passes.find((p) => p.held);
-    assert.equal(heldPass?.checkpointedFrames, heldPass?.walFrames, 'the catch-up under a hold checkpoints every frame');
+    assert.equal(
+      heldPass?.checkpointedFrames,
+      heldPass?.walFrames,
+      'the catch-up under a hold checkpoints every frame',
+    );
   } finally {
     await checkpointer.stop();
     await store.close();

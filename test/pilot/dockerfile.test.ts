@@ -39,14 +39,20 @@ test('Dockerfile.pilot: small base, only the bundle copied, non-root user, entry
   const of = (keyword: string) => steps.filter((step) => step.keyword === keyword);
 
   assert.equal(of('FROM').length, 1);
-  assert.match(of('FROM')[0]?.args ?? '', /^(node:20-slim|node:20-bookworm-slim|gcr\.io\/distroless\/nodejs20[\w-]*)(@sha256:[0-9a-f]+)?(:\w+)?$/);
+  assert.match(
+    of('FROM')[0]?.args ?? '',
+    /^(node:20-slim|node:20-bookworm-slim|gcr\.io\/distroless\/nodejs20[\w-]*)(@sha256:[0-9a-f]+)?(:\w+)?$/,
+  );
   assert.equal(of('ADD').length, 0, 'no ADD (no remote fetches, no archives unpacked)');
   const copies = of('COPY');
   assert.equal(copies.length, 1, 'one COPY');
   const [source, destination] = (copies[0]?.args ?? '').split(/\s+/).filter((arg) => !arg.startsWith('--'));
   assert.equal(source, 'dist/pilot.mjs', 'only the bundle is copied');
   assert.ok(destination?.startsWith('/'));
-  assert.ok(!steps.some((step) => step.keyword === 'RUN' && /\bnpm\b|\byarn\b|node_modules/.test(step.args)), 'no package install in the image');
+  assert.ok(
+    !steps.some((step) => step.keyword === 'RUN' && /\bnpm\b|\byarn\b|node_modules/.test(step.args)),
+    'no package install in the image',
+  );
 
   const users = of('USER');
   assert.ok(users.length > 0, 'a USER is set');
@@ -64,7 +70,10 @@ test('Dockerfile.pilot: small base, only the bundle copied, non-root user, entry
   if (nodeAt > 0) assert.match(entrypoint[0] ?? '', /tini|dumb-init/, 'an init as PID 1 reaps orphaned payloads');
   assert.deepEqual(cmd, ['--help']);
 
-  const ignore = (await readFile(path.join(root, 'Dockerfile.pilot.dockerignore'), 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const ignore = (await readFile(path.join(root, 'Dockerfile.pilot.dockerignore'), 'utf8'))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   assert.deepEqual(ignore, ['*', '!dist/pilot.mjs'], 'the build context is the bundle only');
 
   const bundle = path.join(root, 'dist', 'pilot.mjs');
@@ -75,7 +84,11 @@ test('Dockerfile.pilot: small base, only the bundle copied, non-root user, entry
   await mkdir(path.dirname(copied), { recursive: true });
   await copyFile(bundle, copied);
   const args = [...entrypoint.slice(nodeAt + 1), ...cmd].map((arg) => (arg === destination ? copied : arg));
-  const { stdout } = await run(process.execPath, args, { cwd: image, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
+  const { stdout } = await run(process.execPath, args, {
+    cwd: image,
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+  });
   assert.match(stdout, /Usage: pilot\.mjs \[options\]/);
-  for (const flag of ['--matcher', '--token-file', '--cores', '--gpus', '--drain-file', '--stall-timeout-sec']) assert.ok(stdout.includes(flag), flag);
+  for (const flag of ['--matcher', '--token-file', '--cores', '--gpus', '--drain-file', '--stall-timeout-sec'])
+    assert.ok(stdout.includes(flag), flag);
 });

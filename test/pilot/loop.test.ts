@@ -329,7 +329,10 @@ test("the matcher's memory grant, when sent, is what the slot holds", async () =
   const h = harness();
   const { exited } = await connected(h);
   const next = h.link.next('offer');
-  const job = { ...matchedJob(4, { description: { executable: 'true', requirements: { memoryMB: 100 } } }), memoryMB: 2500 };
+  const job = {
+    ...matchedJob(4, { description: { executable: 'true', requirements: { memoryMB: 100 } } }),
+    memoryMB: 2500,
+  };
   h.link.deliver({ type: 'match', offerId: 'offer-1', matchSeq: 1, job });
   assert.equal((await next).resources.memoryMB, 8000 - 2500);
   h.loop.terminate();
@@ -356,13 +359,23 @@ test('an unreadable match is counted and its attempt failed at once', async () =
   const h = harness();
   const { exited } = await connected(h);
   const next = h.link.next('offer');
-  h.link.deliver({ type: 'match.unreadable', offerId: 'offer-1', matchSeq: 1, jobId: 12, attempt: 3, reason: 'invalid frame: job.description.requirements Unrecognized key' });
+  h.link.deliver({
+    type: 'match.unreadable',
+    offerId: 'offer-1',
+    matchSeq: 1,
+    jobId: 12,
+    attempt: 3,
+    reason: 'invalid frame: job.description.requirements Unrecognized key',
+  });
   const offer = await next;
   assert.equal(offer.matchSeq, 1, 'counted like a match');
   assert.equal(offer.resources.cores, 4, 'nothing runs');
   assert.equal(h.runner.jobs.length, 0);
   const report = h.link.ofType('job.status')[0]?.body;
-  assert.deepEqual([report?.jobId, report?.attempt, report?.status, report?.minorStatus], [12, 3, 'Failed', 'Job description not understood by the pilot']);
+  assert.deepEqual(
+    [report?.jobId, report?.attempt, report?.status, report?.minorStatus],
+    [12, 3, 'Failed', 'Job description not understood by the pilot'],
+  );
   h.loop.drain();
   h.link.deliver({ type: 'offer.cancelled', offerId: offer.offerId });
   await exited;
@@ -379,11 +392,19 @@ test("the matcher's drain: no more offers, running jobs finish, bye says drain-c
   h.link.deliver({ type: 'offer.cancelled', offerId: (await cancel).offerId });
   const offers = h.link.ofType('offer').length;
   h.runner.jobs[0]?.finish();
-  h.runner.jobs[1]?.finish({ status: 'Failed', minorStatus: 'Application Finished With Errors (exit code 1)', exitCode: 1 });
+  h.runner.jobs[1]?.finish({
+    status: 'Failed',
+    minorStatus: 'Application Finished With Errors (exit code 1)',
+    exitCode: 1,
+  });
   const exit = await exited;
   assert.equal(h.link.ofType('offer').length, offers, 'no offer after the drain, not even when jobs end');
   assert.deepEqual([exit.reason, exit.jobsRun, exit.jobsFailed], ['drain-command', 2, 1]);
-  assert.deepEqual(h.link.ofType('bye')[0], { type: 'bye', reason: 'drain-command', stats: { jobsRun: 2, jobsFailed: 1 } });
+  assert.deepEqual(h.link.ofType('bye')[0], {
+    type: 'bye',
+    reason: 'drain-command',
+    stats: { jobsRun: 2, jobsFailed: 1 },
+  });
 });
 
 test('the drain grace: jobs still running when it is over are killed with drain-timeout', async () => {

@@ -205,7 +205,10 @@ test('a match this pilot cannot read is surfaced with its job, other bad frames 
   session?.socket.send(JSON.stringify({ type: 'match', v: 1, offerId: 'o9', matchSeq: 3, job }));
   const [inbound] = await message;
   assert.equal(inbound.type, 'match.unreadable');
-  assert.deepEqual(inbound.type === 'match.unreadable' && [inbound.offerId, inbound.matchSeq, inbound.jobId, inbound.attempt], ['o9', 3, 4, 2]);
+  assert.deepEqual(
+    inbound.type === 'match.unreadable' && [inbound.offerId, inbound.matchSeq, inbound.jobId, inbound.attempt],
+    ['o9', 3, 4, 2],
+  );
   assert.match(inbound.type === 'match.unreadable' ? inbound.reason : '', /executable/);
 });
 
@@ -221,9 +224,18 @@ test('a match from a newer matcher is read leniently: unknown fields at any dept
     shinyNewField: true,
     requirements: { ...base.description.requirements, futureRule: 'x', cores: { min: 2, max: 4, preferred: 3 } },
   };
-  matcher.sessions.at(-1)?.socket.send(
-    JSON.stringify({ type: 'match', v: 1, offerId: 'o1', matchSeq: 1, futureTop: 1, job: { ...base, description, futureGrant: {} } }),
-  );
+  matcher.sessions
+    .at(-1)
+    ?.socket.send(
+      JSON.stringify({
+        type: 'match',
+        v: 1,
+        offerId: 'o1',
+        matchSeq: 1,
+        futureTop: 1,
+        job: { ...base, description, futureGrant: {} },
+      }),
+    );
   const [inbound] = await message;
   assert.equal(inbound.type, 'match');
   if (inbound.type !== 'match') return;

@@ -53,12 +53,30 @@ const XEON_FLAGS =
 test('nvidia-smi CSV: index as the id, UUID, model, memory in MiB; failures and blank lines ignored', () => {
   const gpus = parseNvidiaSmi(NVIDIA_SMI);
   assert.equal(gpus.length, 4);
-  assert.deepEqual(gpus[0], { id: '0', vendor: 'NVIDIA', model: 'NVIDIA A100-SXM4-40GB', memoryMB: 40960, uuid: 'GPU-6e6c7c2f-3a3e-b6d6-8f67-6d5e1b9a7c21' });
-  assert.deepEqual(gpus.map((gpu) => [gpu.model, gpu.memoryMB]).slice(2), [['NVIDIA H100 80GB HBM3', 81559], ['Tesla T4', 15360]]);
-  assert.deepEqual(parseNvidiaSmi('NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver.\n'), []);
+  assert.deepEqual(gpus[0], {
+    id: '0',
+    vendor: 'NVIDIA',
+    model: 'NVIDIA A100-SXM4-40GB',
+    memoryMB: 40960,
+    uuid: 'GPU-6e6c7c2f-3a3e-b6d6-8f67-6d5e1b9a7c21',
+  });
+  assert.deepEqual(gpus.map((gpu) => [gpu.model, gpu.memoryMB]).slice(2), [
+    ['NVIDIA H100 80GB HBM3', 81559],
+    ['Tesla T4', 15360],
+  ]);
+  assert.deepEqual(
+    parseNvidiaSmi("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n"),
+    [],
+  );
   assert.deepEqual(parseNvidiaSmi('No devices were found\n'), []);
   // A model name holding a comma keeps it; a memory of [N/A] becomes 0.
-  assert.deepEqual(parseNvidiaSmi('0, GPU-1, Quadro RTX 8000, Rev. A, [N/A]\n')[0], { id: '0', vendor: 'NVIDIA', model: 'Quadro RTX 8000, Rev. A', memoryMB: 0, uuid: 'GPU-1' });
+  assert.deepEqual(parseNvidiaSmi('0, GPU-1, Quadro RTX 8000, Rev. A, [N/A]\n')[0], {
+    id: '0',
+    vendor: 'NVIDIA',
+    model: 'Quadro RTX 8000, Rev. A',
+    memoryMB: 0,
+    uuid: 'GPU-1',
+  });
 });
 
 test('rocm-smi JSON: cards in index order, series as the model (either spelling), VRAM in MiB, UUID', () => {
@@ -78,30 +96,61 @@ test('PCI view: NVIDIA and AMD compute GPUs counted, BMC graphics and small inte
     { vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]', model: 'Raphael', vram: 512 },
     { vendor: 'Matrox Electronics Systems Ltd.', model: 'MGA G200eW WPCM450', vram: null },
   ]);
-  assert.deepEqual(gpus.map((gpu) => [gpu.id, gpu.vendor, gpu.memoryMB]), [['0', 'NVIDIA', 40960], ['1', 'AMD', 65536]]);
+  assert.deepEqual(
+    gpus.map((gpu) => [gpu.id, gpu.vendor, gpu.memoryMB]),
+    [
+      ['0', 'NVIDIA', 40960],
+      ['1', 'AMD', 65536],
+    ],
+  );
 });
 
 test("the batch system's visible devices: only those, named as it names them (index or UUID)", () => {
   const gpus = parseNvidiaSmi(NVIDIA_SMI);
-  assert.deepEqual(restrictToVisible(gpus, '1,3').map((gpu) => [gpu.id, gpu.model]), [['1', 'NVIDIA A100-SXM4-40GB'], ['3', 'Tesla T4']]);
+  assert.deepEqual(
+    restrictToVisible(gpus, '1,3').map((gpu) => [gpu.id, gpu.model]),
+    [
+      ['1', 'NVIDIA A100-SXM4-40GB'],
+      ['3', 'Tesla T4'],
+    ],
+  );
   const byUuid = restrictToVisible(gpus, 'GPU-b7a1e2d3-1111-2222-3333-444455556666');
-  assert.deepEqual(byUuid.map((gpu) => [gpu.id, gpu.model]), [['GPU-b7a1e2d3-1111-2222-3333-444455556666', 'NVIDIA H100 80GB HBM3']]);
+  assert.deepEqual(
+    byUuid.map((gpu) => [gpu.id, gpu.model]),
+    [['GPU-b7a1e2d3-1111-2222-3333-444455556666', 'NVIDIA H100 80GB HBM3']],
+  );
   // Renumbered inside a device cgroup: the tool sees 0,1 while the batch system says 2,3.
-  assert.deepEqual(restrictToVisible(gpus.slice(0, 2), '2,3').map((gpu) => gpu.id), ['2', '3']);
+  assert.deepEqual(
+    restrictToVisible(gpus.slice(0, 2), '2,3').map((gpu) => gpu.id),
+    ['2', '3'],
+  );
   assert.deepEqual(restrictToVisible(gpus, ''), []);
   assert.deepEqual(restrictToVisible(gpus, 'NoDevFiles'), []);
   assert.equal(restrictToVisible(gpus, undefined).length, 4);
 });
 
 test('probeGpus: vendor tools first, one vendor per node, PCI view as the fallback', async () => {
-  const tools = (outputs: Record<string, string | null>): CommandRunner => async (command) => outputs[command] ?? null;
+  const tools =
+    (outputs: Record<string, string | null>): CommandRunner =>
+    async (command) =>
+      outputs[command] ?? null;
   const graphics = async () => [{ vendor: 'NVIDIA Corporation', model: 'GA100', vram: 40960 }];
   assert.equal((await probeGpus({ run: tools({ 'nvidia-smi': NVIDIA_SMI }), graphics, env: {} })).length, 4);
-  assert.equal((await probeGpus({ run: tools({ 'nvidia-smi': NVIDIA_SMI }), graphics, env: { CUDA_VISIBLE_DEVICES: '0' } })).length, 1);
-  assert.equal((await probeGpus({ run: tools({ 'rocm-smi': ROCM_SMI }), graphics, env: { ROCR_VISIBLE_DEVICES: '1' } }))[0]?.id, '1');
+  assert.equal(
+    (await probeGpus({ run: tools({ 'nvidia-smi': NVIDIA_SMI }), graphics, env: { CUDA_VISIBLE_DEVICES: '0' } }))
+      .length,
+    1,
+  );
+  assert.equal(
+    (await probeGpus({ run: tools({ 'rocm-smi': ROCM_SMI }), graphics, env: { ROCR_VISIBLE_DEVICES: '1' } }))[0]?.id,
+    '1',
+  );
   const both = await probeGpus({ run: tools({ 'nvidia-smi': NVIDIA_SMI, 'rocm-smi': ROCM_SMI }), graphics, env: {} });
   assert.deepEqual([...new Set(both.map((gpu) => gpu.vendor))], ['NVIDIA']);
-  assert.deepEqual((await probeGpus({ run: tools({}), graphics, env: {} })).map((gpu) => gpu.model), ['GA100']);
+  assert.deepEqual(
+    (await probeGpus({ run: tools({}), graphics, env: {} })).map((gpu) => gpu.model),
+    ['GA100'],
+  );
   assert.deepEqual(await probeGpus({ run: tools({}), graphics: async () => [], env: {} }), []);
 });
 

@@ -222,17 +222,26 @@ test('bundle: SIGTERM drains (the running job finishes), a second SIGTERM kills 
   const tokenFile = path.join(dir, 'token');
   await writeFile(tokenFile, 'pilot-token\n');
 
-  const runUntilApplication = async (seconds: string, signals: number): Promise<{ code: number | null; matcher: MiniMatcher }> => {
-    const { matcher, base } = await scriptedMatcher(matchedJob(9, { description: { executable: 'sleep', arguments: [seconds] } }));
+  const runUntilApplication = async (
+    seconds: string,
+    signals: number,
+  ): Promise<{ code: number | null; matcher: MiniMatcher }> => {
+    const { matcher, base } = await scriptedMatcher(
+      matchedJob(9, { description: { executable: 'sleep', arguments: [seconds] } }),
+    );
     const application = new Promise<void>((resolve) => {
       matcher.on('frame', (frame) => {
         if (frame.type === 'job.status' && frame.minorStatus === 'Application') resolve();
       });
     });
-    const child = spawn(process.execPath, [bundle, '--matcher', base, '--token-file', tokenFile, '--workdir', path.join(dir, 'work'), '--cores', '1'], {
-      cwd: dir,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [bundle, '--matcher', base, '--token-file', tokenFile, '--workdir', path.join(dir, 'work'), '--cores', '1'],
+      {
+        cwd: dir,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     const drainLogged = new Promise<void>((resolve) => {
       child.stderr.on('data', (chunk: Buffer) => {

@@ -135,7 +135,9 @@ test('refuses archives above the entry or size caps', async () => {
 test('refuses a compression bomb even under generous caps, before writing anything', async () => {
   const { job, archive } = await scratch();
   await writeFile(archive, rawTarGz([{ path: 'zeros', body: '\0'.repeat(32 * 1024 * 1024) }]));
-  const error = await unpackSandbox(archive, job, { maxBytes: 1024 ** 3, maxEntries: 10 }).catch((e: unknown) => e as PilothouseError);
+  const error = await unpackSandbox(archive, job, { maxBytes: 1024 ** 3, maxEntries: 10 }).catch(
+    (e: unknown) => e as PilothouseError,
+  );
   assert.equal((error as PilothouseError).code, 'SANDBOX_TOO_LARGE');
   assert.match((error as PilothouseError).message, /compression bomb/);
   assert.deepEqual(await readdir(job), [], 'nothing unpacked');

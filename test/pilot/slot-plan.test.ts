@@ -6,7 +6,17 @@ import { Slot } from '../../pilot/slot.ts';
 import type { NodeProbe } from '../../pilot/probe.ts';
 
 const probe: NodeProbe = {
-  node: { hostname: 'wn1', cores: 16, memoryMB: 64_000, os: 'Rocky 9', arch: 'x64', cpuModel: 'x', platform: 'x86_64-v3', cpuPower: 12.5, diskFreeMB: 500_000 },
+  node: {
+    hostname: 'wn1',
+    cores: 16,
+    memoryMB: 64_000,
+    os: 'Rocky 9',
+    arch: 'x64',
+    cpuModel: 'x',
+    platform: 'x86_64-v3',
+    cpuPower: 12.5,
+    diskFreeMB: 500_000,
+  },
   hardwareCores: 32,
   restricted: true,
   gpus: [
@@ -47,22 +57,33 @@ test('nothing declared: what the probe found, GPUs without vendor details, detec
 test('job features limit what was not declared; declarations are taken as they are (with a warning above the probe)', () => {
   const limited = planSlot(probe, none, { cores: 8, memoryMB: 16_000, diskMB: 20_000 }, 0).options;
   assert.deepEqual([limited.cores, limited.memoryMB, limited.diskMB], [8, 16_000, 20_000]);
-  const declared = planSlot(probe, { ...none, coresLimit: 24, memoryMBLimit: 8000, diskMBLimit: 10_000, platform: 'x86_64-v2', cpuPower: 20 }, { cores: 8, memoryMB: null, diskMB: 20_000 }, 0);
+  const declared = planSlot(
+    probe,
+    { ...none, coresLimit: 24, memoryMBLimit: 8000, diskMBLimit: 10_000, platform: 'x86_64-v2', cpuPower: 20 },
+    { cores: 8, memoryMB: null, diskMB: 20_000 },
+    0,
+  );
   assert.deepEqual([declared.options.cores, declared.options.memoryMB, declared.options.diskMB], [24, 8000, 10_000]);
   assert.deepEqual([declared.options.platform, declared.options.cpuPower], ['x86_64-v2', 20]);
   assert.match(declared.warnings.join('\n'), /--cores 24 declares more cores than the 16/);
 });
 
 test('--gpus limits the detected GPUs, or declares unseen ones by index; 0 offers none', () => {
-  assert.deepEqual(planSlot(probe, { ...none, gpus: 1 }, noFeatures, 0).options.gpus?.map((gpu) => gpu.id), ['0']);
+  assert.deepEqual(
+    planSlot(probe, { ...none, gpus: 1 }, noFeatures, 0).options.gpus?.map((gpu) => gpu.id),
+    ['0'],
+  );
   assert.deepEqual(planSlot(probe, { ...none, gpus: 0 }, noFeatures, 0).options.gpus, []);
   const more = planSlot(probe, { ...none, gpus: 4 }, noFeatures, 0);
-  assert.deepEqual(more.options.gpus?.map((gpu) => [gpu.id, gpu.model]), [
-    ['0', 'NVIDIA A100-SXM4-40GB'],
-    ['1', 'NVIDIA A100-SXM4-40GB'],
-    ['2', 'unknown'],
-    ['3', 'unknown'],
-  ]);
+  assert.deepEqual(
+    more.options.gpus?.map((gpu) => [gpu.id, gpu.model]),
+    [
+      ['0', 'NVIDIA A100-SXM4-40GB'],
+      ['1', 'NVIDIA A100-SXM4-40GB'],
+      ['2', 'unknown'],
+      ['3', 'unknown'],
+    ],
+  );
   assert.match(more.warnings[0] ?? '', /declares 2 GPU\(s\) the probe did not see/);
 });
 
@@ -73,7 +94,14 @@ test('--whole-node in a restricted slot is kept but flagged', () => {
 });
 
 test('the planned slot offers GPUs, disk, platform, power and required tags; whole node only while idle', () => {
-  const slot = new Slot(planSlot(probe, { ...none, wholeNode: true, requiredTags: ['gpu'], tags: ['gpu', 'cvmfs'], diskMBLimit: 50_000 }, noFeatures, 0).options);
+  const slot = new Slot(
+    planSlot(
+      probe,
+      { ...none, wholeNode: true, requiredTags: ['gpu'], tags: ['gpu', 'cvmfs'], diskMBLimit: 50_000 },
+      noFeatures,
+      0,
+    ).options,
+  );
   const idle = slot.offer(0);
   assert.equal(idle.kind, 'offer');
   if (idle.kind !== 'offer') return;
@@ -88,6 +116,9 @@ test('the planned slot offers GPUs, disk, platform, power and required tags; who
   assert.ok(busy.kind === 'offer');
   if (busy.kind !== 'offer') return;
   assert.equal(busy.resources.wholeNode, undefined, 'not a whole node once something runs');
-  assert.deepEqual(busy.resources.gpus?.map((gpu) => gpu.id), ['0']);
+  assert.deepEqual(
+    busy.resources.gpus?.map((gpu) => gpu.id),
+    ['0'],
+  );
   assert.equal(busy.resources.diskMB, 30_000);
 });

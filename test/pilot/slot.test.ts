@@ -60,11 +60,17 @@ test('GPUs: held ids are not offered again; taking a held GPU is flagged', () =>
   ];
   const slot = new Slot({ ...base, gpus });
   assert.equal(slot.allocate('1:1', { cores: 1, memoryMB: 0, gpuIds: ['1'] }), true);
-  assert.deepEqual(slot.freeGpus().map((gpu) => gpu.id), ['0']);
+  assert.deepEqual(
+    slot.freeGpus().map((gpu) => gpu.id),
+    ['0'],
+  );
   assert.equal(slot.allocate('2:1', { cores: 1, memoryMB: 0, gpuIds: ['1'] }), false);
   slot.release('1:1');
   slot.release('2:1');
-  assert.deepEqual(slot.freeGpus().map((gpu) => gpu.id), ['0', '1']);
+  assert.deepEqual(
+    slot.freeGpus().map((gpu) => gpu.id),
+    ['0', '1'],
+  );
 });
 
 test('disk: the budget minus holdings, never above what the disk has free beyond what jobs may still write', () => {
@@ -80,7 +86,11 @@ test('disk: the budget minus holdings, never above what the disk has free beyond
   const unbudgeted = new Slot(base);
   assert.equal(unbudgeted.freeDiskMB(), null, 'unknown until observed');
   unbudgeted.observeDisk(800);
-  assert.equal(unbudgeted.offer(0).kind === 'offer' && (unbudgeted.offer(0) as { resources: { diskMB?: number } }).resources.diskMB, 800);
+  assert.equal(
+    unbudgeted.offer(0).kind === 'offer' &&
+      (unbudgeted.offer(0) as { resources: { diskMB?: number } }).resources.diskMB,
+    800,
+  );
 });
 
 test("the batch system's end cuts the configured one; the earliest counts", () => {
@@ -93,5 +103,9 @@ test("the batch system's end cuts the configured one; the earliest counts", () =
   assert.equal(slot.endsAtMs(), 7_200_000);
   const batchOnly = new Slot(base);
   batchOnly.setBatchEnd(1_000_000);
-  assert.equal(batchOnly.offer(0).kind === 'offer' && (batchOnly.offer(0) as { resources: { wallTimeSec: number } }).resources.wallTimeSec, 940);
+  assert.equal(
+    batchOnly.offer(0).kind === 'offer' &&
+      (batchOnly.offer(0) as { resources: { wallTimeSec: number } }).resources.wallTimeSec,
+    940,
+  );
 });

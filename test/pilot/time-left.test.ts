@@ -68,7 +68,11 @@ test('HTCondor job ad: current start date plus MaxRuntime (or MaxWallTimeMins)',
   const ad = parseClassAd(JOB_AD);
   assert.equal(ad.get('owner'), 'pltatlas');
   assert.equal(htcondorEnd(ad, NOW), (1_772_366_400 + 172_800) * 1000);
-  assert.equal(htcondorEnd(parseClassAd('MaxWallTimeMins = 60\n'), NOW), NOW + 3_600_000, 'no start date: the pilot start');
+  assert.equal(
+    htcondorEnd(parseClassAd('MaxWallTimeMins = 60\n'), NOW),
+    NOW + 3_600_000,
+    'no start date: the pilot start',
+  );
   assert.equal(htcondorEnd(parseClassAd('RequestCpus = 1\n'), NOW), null);
 });
 
@@ -119,7 +123,12 @@ test('findSlotEnds: every source that applies, earliest first; nothing known mea
   );
   assert.equal(ends[0]?.endsAtMs, NOW + 36_000_000);
   // SLURM_JOB_END_TIME, when the batch system gives it, spares the squeue call.
-  const direct = await findSlotEnds(deps({ env: { SLURM_JOB_ID: '77', SLURM_JOB_END_TIME: String(NOW / 1000 + 60) }, run: async () => assert.fail('no command') }));
+  const direct = await findSlotEnds(
+    deps({
+      env: { SLURM_JOB_ID: '77', SLURM_JOB_END_TIME: String(NOW / 1000 + 60) },
+      run: async () => assert.fail('no command'),
+    }),
+  );
   assert.deepEqual(direct, [{ source: 'slurm', endsAtMs: NOW + 60_000 }]);
 });
 

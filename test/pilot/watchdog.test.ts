@@ -35,14 +35,19 @@ test('stalled: judged only after a full window, on the CPU used over the last wi
   assert.equal(watch.assess({ atMs: 0, cpuSec: 0, rssMB: 1 }).kind, 'ok');
   assert.equal(watch.assess({ atMs: 30_000, cpuSec: 30, rssMB: 1 }).kind, 'ok');
   assert.equal(watch.assess({ atMs: 60_000, cpuSec: 60, rssMB: 1 }).kind, 'ok', 'busy window');
-  assert.equal(watch.assess({ atMs: 90_000, cpuSec: 60.2, rssMB: 1 }).kind, 'ok', 'the last window still holds busy time');
+  assert.equal(
+    watch.assess({ atMs: 90_000, cpuSec: 60.2, rssMB: 1 }).kind,
+    'ok',
+    'the last window still holds busy time',
+  );
   const verdict = watch.assess({ atMs: 120_000, cpuSec: 60.3, rssMB: 1 });
   assert.equal(verdict.kind, 'stalled');
   assert.ok(verdict.kind === 'stalled' && verdict.windowSec === 60 && Math.abs(verdict.cpuSec - 0.3) < 1e-9);
 
   // 1 % of a core over the window is progress enough.
   const slow = new JobWatch(limits({ memoryMB: null, stallTimeoutMs: 60_000 }));
-  for (let t = 0; t <= 300_000; t += 10_000) assert.equal(slow.assess({ atMs: t, cpuSec: t / 1000 / 50, rssMB: 1 }).kind, 'ok');
+  for (let t = 0; t <= 300_000; t += 10_000)
+    assert.equal(slow.assess({ atMs: t, cpuSec: t / 1000 / 50, rssMB: 1 }).kind, 'ok');
 
   const off = new JobWatch(limits({ memoryMB: null, stallTimeoutMs: 0 }));
   for (let t = 0; t <= 300_000; t += 10_000) assert.equal(off.assess({ atMs: t, cpuSec: 0, rssMB: 1 }).kind, 'ok');

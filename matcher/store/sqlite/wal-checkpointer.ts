@@ -135,14 +135,21 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
   #onMessage(message: FromWorker | { type: 'released' }): void {
     switch (message.type) {
       case 'pass':
-        this.emit('pass', { walFrames: message.walFrames, checkpointedFrames: message.checkpointedFrames, held: message.held });
+        this.emit('pass', {
+          walFrames: message.walFrames,
+          checkpointedFrames: message.checkpointedFrames,
+          held: message.held,
+        });
         return;
       case 'hold':
         this.#holds += 1;
         this.#holdStartedMs = performance.now();
         this.#options.gate.hold();
         this.#holdTimer = setTimeout(() => {
-          this.#options.logger.warn({ holdTimeoutMs: this.#options.holdTimeoutMs }, 'WAL catch-up took too long: writes resumed');
+          this.#options.logger.warn(
+            { holdTimeoutMs: this.#options.holdTimeoutMs },
+            'WAL catch-up took too long: writes resumed',
+          );
           this.#release();
         }, this.#options.holdTimeoutMs);
         // Writes run synchronously inside one turn of the event loop, so none is open now.
