@@ -224,18 +224,16 @@ test('a match from a newer matcher is read leniently: unknown fields at any dept
     shinyNewField: true,
     requirements: { ...base.description.requirements, futureRule: 'x', cores: { min: 2, max: 4, preferred: 3 } },
   };
-  matcher.sessions
-    .at(-1)
-    ?.socket.send(
-      JSON.stringify({
-        type: 'match',
-        v: 1,
-        offerId: 'o1',
-        matchSeq: 1,
-        futureTop: 1,
-        job: { ...base, description, futureGrant: {} },
-      }),
-    );
+  matcher.sessions.at(-1)?.socket.send(
+    JSON.stringify({
+      type: 'match',
+      v: 1,
+      offerId: 'o1',
+      matchSeq: 1,
+      futureTop: 1,
+      job: { ...base, description, futureGrant: {} },
+    }),
+  );
   const [inbound] = await message;
   assert.equal(inbound.type, 'match');
   if (inbound.type !== 'match') return;
