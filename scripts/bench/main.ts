@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario matching|pilot|all] [--jobs N] [--pilots N] [--duration-sec N]`
+ * `npm run bench [-- --scenario matching|pilot|all] [--jobs N] [--pilots N] [--duration-sec N] [--rounds N]`
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
  * Needs `npm run build` first (it runs the shipped dist/ artifacts).
  */
@@ -17,7 +17,8 @@ const { values } = parseArgs({
     scenario: { type: 'string', default: 'all' },
     jobs: { type: 'string', default: '870000' },
     pilots: { type: 'string', default: '32' },
-    'duration-sec': { type: 'string', default: '15' },
+    'duration-sec': { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
     probes: { type: 'string', default: '100' },
   },
 });
@@ -25,6 +26,13 @@ const scenario = values.scenario ?? 'all';
 if (!['matching', 'pilot', 'all'].includes(scenario)) {
   console.error(`--scenario must be matching, pilot or all (got ${scenario})`);
   process.exit(2);
+}
+for (const name of ['jobs', 'pilots', 'duration-sec', 'rounds', 'probes'] as const) {
+  const value = Number(values[name]);
+  if (!Number.isInteger(value) || value < (name === 'probes' ? 0 : 1)) {
+    console.error(`--${name} must be a whole number${name === 'probes' ? '' : ' above 0'} (got ${values[name]})`);
+    process.exit(2);
+  }
 }
 if (!existsSync(path.join(root, 'dist', 'cli.mjs'))) {
   console.error('dist/ is missing: run npm run build first');
@@ -58,6 +66,7 @@ if (scenario === 'matching' || scenario === 'all') {
     jobs: Number(values.jobs),
     pilots: Number(values.pilots),
     durationSec: Number(values['duration-sec']),
+    rounds: Number(values.rounds),
     probes: Number(values.probes),
     progress,
   });
