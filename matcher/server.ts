@@ -87,6 +87,8 @@ export async function startMatcher(
     path: config.sqlitePath,
     gate: store.writeGate,
     logger: logger.child({ module: 'wal-checkpointer' }),
+    // The job store writes nearly all pages; its commits checkpoint if the worker is gone.
+    onFailure: () => store.checkpointInCommits(),
     ...config.walCheckpoint,
   });
   const externalIssuers = config.oidc ? new OidcIssuers(config.oidc, clock) : undefined;

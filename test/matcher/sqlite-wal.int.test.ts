@@ -106,6 +106,7 @@ test('the checkpointer keeps the WAL bounded under claims: catch-ups under a hol
     intervalMs: 2,
     restartAboveFrames,
     holdTimeoutMs: 5_000,
+    onFailure: () => assert.fail('the checkpointer should not fail here'),
   });
   try {
     const passes: CheckpointPass[] = [];
@@ -146,4 +147,37 @@ test('the checkpointer keeps the WAL bounded under claims: catch-ups under a hol
     await checkpointer.stop();
     await store.close();
   }
+});
+
+test('a checkpointer that cannot run hands checkpoints back to the commits, and the WAL stays short', async () => {
+  const file = path.join(dir, 'fallback.sqlite');
+  const store = openSqliteJobStore({ path: file, autoCheckpoint: false });
+  const failed = new Promise<void>((resolve) => {
+    const checkpointer = new WalCheckpointer({
+      path: path.join(dir, 'no-such-dir', 'missing.sqlite'),
+      gate: store.writeGate,
+      logger: silentLogger(),
+      intervalMs: 2,
+      restartAboveFrames: 64,
+      holdTimeoutMs: 5_000,
+      onFailure: () => {
+        store.checkpointInCommits();
+        resolve();
+        void checkpointer.stop();
+      },
+    });
+  });
+  await failed;
+  // With SQLite's own checkpoints back, a stream of claims leaves a short WAL.
+  const { jobIds } = await store.submitJobs(
+    Array.from({ length: 3000 }, () => newJob(alice)),
+    '2026-01-01T00:00:00.000Z',
+  );
+  const tq = (await store.getJob(jobIds[0] as number))?.taskQueueId as number;
+  for (let i = 0; i < 3000; i += 1) await store.claimFromTaskQueue(tq, claimAt('p1'));
+  const probe = new Database(file);
+  const [wal] = probe.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
+  probe.close();
+  await store.close();
+  assert.ok((wal?.log ?? Infinity) < 2000, `the WAL stayed short (${wal?.log} frames)`);
 });

@@ -497,6 +497,11 @@ export class SqliteJobStore implements JobStore {
     };
   }
 
+  /** Back to SQLite's own checkpoints inside commits (when the WAL checkpointer cannot run). */
+  checkpointInCommits(): void {
+    if (this.#db.open) this.#db.pragma('wal_autocheckpoint = 1000');
+  }
+
   /** Holds and releases this store's group commits (for the WAL checkpointer). */
   get writeGate(): WriteGate {
     return this.#writes;

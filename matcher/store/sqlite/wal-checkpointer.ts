@@ -32,6 +32,11 @@ export interface WalCheckpointerOptions {
   restartAboveFrames: number;
   /** Longest a hold may last. */
   holdTimeoutMs: number;
+  /**
+   * Called once if the worker dies (it could not open the file, say): the process must then checkpoint
+   * inside its commits again, or the WAL would grow without end.
+   */
+  onFailure(): void;
 }
 
 export interface CheckpointPass {
@@ -104,6 +109,9 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
   #longestHoldMs = 0;
   #holds = 0;
   #failuresLogged = 0;
+  #stopping = false;
+  #exited = false;
+  #failed = false;
 
   constructor(options: WalCheckpointerOptions) {
     super();
@@ -121,9 +129,10 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
     });
     this.#worker.unref();
     this.#worker.on('message', (message: FromWorker | { type: 'released' }) => this.#onMessage(message));
-    this.#worker.on('error', (error) => {
-      this.#release();
-      options.logger.error({ err: error }, 'WAL checkpointer stopped');
+    this.#worker.on('error', (error) => this.#fail(error));
+    this.#worker.on('exit', (code) => {
+      this.#exited = true;
+      if (!this.#stopping) this.#fail(new Error(`the checkpoint worker exited with code ${code}`));
     });
   }
 
@@ -168,6 +177,14 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
     }
   }
 
+  #fail(error: unknown): void {
+    this.#release();
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#options.logger.error({ err: error }, 'WAL checkpointer failed: commits checkpoint again');
+    this.#options.onFailure();
+  }
+
   #release(): void {
     if (this.#holdTimer) {
       clearTimeout(this.#holdTimer);
@@ -179,7 +196,9 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
 
   /** Stops the worker (the last connection to close checkpoints what is left). */
   async stop(): Promise<void> {
+    this.#stopping = true;
     this.#release();
+    if (this.#exited) return;
     this.#options.logger.info(
       { holds: this.#holds, longestHoldMs: Math.round(this.#longestHoldMs * 10) / 10 },
       'WAL checkpointer stopped',
