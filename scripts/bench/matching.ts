@@ -108,6 +108,19 @@ function rssMB(pid: number): Promise<number> {
   );
 }
 
+/**
+ * CPU seconds the process has used (user + system, all threads), from /proc/PID/stat. Per match it is
+ * a figure that other load on the machine changes far less than matches/s.
+ */
+async function cpuSec(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at state; utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SEC;
+}
+/** USER_HZ: 100 on every Linux this runs on. */
+const CLOCK_TICKS_PER_SEC = 100;
+
 /** A WebSocket pilot that resolves each frame it waits for; never sleeps. */
 class SimPilot {
   readonly ws: WebSocket;
@@ -204,6 +217,8 @@ async function rawWebSocketRate(clients: number, durationSec: number): Promise<n
 const WARM_UP_SEC = 3;
 
 interface LoadRig {
+  /** The matcher's process id (for its CPU time). */
+  pid: number;
   pilots: { pilot: SimPilot; resources: OfferResources; parked: boolean }[];
   probe: SimPilot;
   url: string;
@@ -216,11 +231,13 @@ interface RoundFigures {
   elapsedSec: number;
   latenciesMs: number[];
   probeLatenciesMs: number[];
+  matcherCpuSec: number;
 }
 
 /** Every pilot offers, takes its match and offers again until the deadline; probes run alongside. */
 async function loadRound(rig: LoadRig, durationSec: number, probes: number): Promise<RoundFigures> {
-  const figures: RoundFigures = { matches: 0, elapsedSec: 0, latenciesMs: [], probeLatenciesMs: [] };
+  const figures: RoundFigures = { matches: 0, elapsedSec: 0, latenciesMs: [], probeLatenciesMs: [], matcherCpuSec: 0 };
+  const cpuAtStart = await cpuSec(rig.pid);
   const deadline = Date.now() + durationSec * 1000;
   const started = process.hrtime.bigint();
   const ticker = setInterval(
@@ -268,6 +285,7 @@ async function loadRound(rig: LoadRig, durationSec: number, probes: number): Pro
   await load;
   clearInterval(ticker);
   figures.elapsedSec = Number(process.hrtime.bigint() - started) / 1e9;
+  figures.matcherCpuSec = (await cpuSec(rig.pid)) - cpuAtStart;
   return figures;
 }
 
@@ -300,6 +318,7 @@ export async function benchMatching(options: MatchingBenchOptions): Promise<Matc
       void rssMB(pid).then((mb) => (peakRss = Math.max(peakRss, mb)));
     }, 250);
     const load: LoadRig = {
+      pid,
       pilots: pilots.map((pilot) => ({ pilot, resources: pilotResources(random), parked: false })),
       probe,
       url,
@@ -328,6 +347,8 @@ export async function benchMatching(options: MatchingBenchOptions): Promise<Matc
     const allLatencies = rounds.flatMap((r) => r.latenciesMs);
     const probeLatencies = rounds.flatMap((r) => r.probeLatenciesMs);
     const rate = median(rates);
+    const cpuPerMatchUs = rounds.map((r) => (r.matcherCpuSec / r.matches) * 1e6);
+    const cpuShare = rounds.map((r) => r.matcherCpuSec / r.elapsedSec);
     const list = (values: number[], digits: number) => values.map((v) => fmt(v, digits)).join(', ');
     const markdown = [
       `Population: ${options.jobs.toLocaleString('en')} waiting jobs in ${population.taskQueues} task queues, 60 sites, 69 platform/OS combinations, 11 job types, one owner holding ~80% (built into SQLite in ${fmt(population.seconds)} s).`,
@@ -336,6 +357,8 @@ export async function benchMatching(options: MatchingBenchOptions): Promise<Matc
       '| figure | value |',
       '|---|---|',
       `| matches/s | **${fmt(rate, 0)}** (${list(rates, 0)}) |`,
+      `| matcher CPU per match (all its threads; machine load changes it least) | ${fmt(median(cpuPerMatchUs), 0)} µs (${list(cpuPerMatchUs, 0)}) |`,
+      `| matcher CPU use during the rounds | ${fmt(median(cpuShare), 2)} cores (${list(cpuShare, 2)}) |`,
       `| offer → match latency p50 | ${fmt(median(allLatencies), 2)} ms |`,
       `| offer → match latency p99 | **${fmt(median(p99s), 2)} ms** (${list(p99s, 2)}) |`,
       `| submit → match for a parked pilot (REST POST to pushed frame, under load) p50 / p99 (n=${probeLatencies.length}) | ${fmt(median(probeLatencies), 2)} ms / ${fmt(percentile(probeLatencies, 99), 2)} ms |`,
