@@ -8,6 +8,7 @@ import { createSecureContext } from 'node:tls';
 import { PilothouseError } from '../shared/errors.ts';
 import { MAX_WALL_TIME_SEC } from '../shared/job/description.ts';
 import { readOidcConfig, type OidcConfig } from './auth/oidc.ts';
+import { DEFAULT_FAULT_SWEEPER_OPTIONS, type FaultSweeperOptions } from './maintenance/fault-sweeper.ts';
 import type { PilotCredentialLimits } from './auth/pilot-credentials.ts';
 
 /** Pilots send a heartbeat this often; DIRAC's 30 min made stall detection take 75 min. */
@@ -20,6 +21,7 @@ export const DEFAULT_MAX_SUBMIT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_SANDBOX_BYTES = 100 * 1024 * 1024;
 /** How often the in-memory task-queue index is re-read from the store (other replicas, drift). */
 export const DEFAULT_TASK_QUEUE_REFRESH_MS = 5_000;
+export const DEFAULT_FAULT_SWEEP_INTERVAL_MS = 60_000;
 /**
  * The admin token (`<dataDir>/admin.token`): rewritten at start and by the maintenance tick when it has
  * less than half its life left or its key no longer verifies.
@@ -88,6 +90,9 @@ export interface MatcherConfig {
   pilotCredentials: PilotCredentialLimits;
   exchangeMaxFailures: number;
   exchangeFailureWindowMs: number;
+  /** Stalled jobs, stuck matches and rescheduling (see FaultSweeper); swept every `faultSweepIntervalMs`. */
+  faultSweeper: FaultSweeperOptions;
+  faultSweepIntervalMs: number;
   /** The WAL is checkpointed on a worker thread (see WalCheckpointer). */
   walCheckpoint: { intervalMs: number; restartAboveFrames: number; holdTimeoutMs: number };
 }
@@ -145,6 +150,8 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     adminTokenTtlSec: DEFAULT_ADMIN_TOKEN_TTL_SEC,
     taskQueueRefreshMs: DEFAULT_TASK_QUEUE_REFRESH_MS,
     walCheckpoint: { ...DEFAULT_WAL_CHECKPOINT },
+    faultSweeper: { ...DEFAULT_FAULT_SWEEPER_OPTIONS },
+    faultSweepIntervalMs: DEFAULT_FAULT_SWEEP_INTERVAL_MS,
     defaultVo: raw.defaultVo ?? 'local',
     tls: compileTls(raw.tlsCert, raw.tlsKey),
     oidc: compileOidc(raw.oidcConfig, dataDir),

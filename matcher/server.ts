@@ -42,6 +42,7 @@ import { openSqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 import type { PilotActivityStore } from './store/pilot-activity-store.ts';
 import { openSqlitePilotActivityStore } from './store/sqlite/sqlite-pilot-activity-store.ts';
 import { WalCheckpointer } from './store/sqlite/wal-checkpointer.ts';
+import { FaultSweeper } from './maintenance/fault-sweeper.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
 
@@ -62,6 +63,8 @@ export interface RunningMatcher {
   adminTokenPath: string;
   /** Runs one maintenance tick now (the timer runs it every keyMaintenanceIntervalMs). */
   maintain(): Promise<void>;
+  /** One pass of the fault sweeper now (it also runs every faultSweepIntervalMs). */
+  sweepFaults(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -239,6 +242,28 @@ export async function startMatcher(
   const maintenanceTimer = setInterval(() => void maintain(), config.keyMaintenanceIntervalMs);
   maintenanceTimer.unref();
 
+  const faultSweeper = new FaultSweeper({
+    store,
+    clock,
+    logger: logger.child({ module: 'fault-sweeper' }),
+    isPilotConnected: async (pilotId) => registry.isConnected(pilotId),
+    jobsReturned: (taskQueueIds) => matchService.jobsSubmitted(taskQueueIds),
+    options: config.faultSweeper,
+  });
+  let sweeping: Promise<void> | null = null;
+  const sweepFaults = (): Promise<void> => {
+    sweeping ??= faultSweeper
+      .sweep()
+      .then(() => undefined)
+      .catch((error: unknown) => logger.error({ err: error }, 'fault sweep failed'))
+      .finally(() => {
+        sweeping = null;
+      });
+    return sweeping;
+  };
+  const sweepTimer = setInterval(() => void sweepFaults(), config.faultSweepIntervalMs);
+  sweepTimer.unref();
+
   let stopping: Promise<void> | null = null;
   return {
     url,
@@ -253,10 +278,13 @@ export async function startMatcher(
     router,
     adminTokenPath,
     maintain,
+    sweepFaults,
     stop() {
       stopping ??= (async () => {
         clearInterval(maintenanceTimer);
+        clearInterval(sweepTimer);
         await maintaining;
+        await sweeping;
         clearInterval(refreshTimer);
         for (const client of wss.clients) client.close(1001, 'matcher shutting down');
         wss.close();

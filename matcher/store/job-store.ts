@@ -141,6 +141,26 @@ export interface SandboxRecord {
   createdAt: string;
 }
 
+/** A job held by a pilot, with its last sign of life (for the fault sweeper). */
+export interface HeldJob {
+  id: number;
+  attempt: number;
+  status: JobStatus;
+  pilotId: string | null;
+  /** The latest of its last heartbeat and its last status change (a Stalled mark does not count). */
+  lastSignAt: string;
+  /** When it was matched (for jobs that stay Matched). */
+  matchedAt: string | null;
+}
+
+export type RescheduleOutcome =
+  /** A new attempt, held as Rescheduled until `holdUntil`, then Waiting again. */
+  | { kind: 'rescheduled'; attempt: number; holdUntil: string }
+  /** Too many attempts already: Failed, with the reason in its minor status. */
+  | { kind: 'failed' }
+  /** The attempt is no longer current, or the job no longer held: nothing done. */
+  | { kind: 'stale' };
+
 export interface JobStore {
   /** Stores jobs with their history (Received → Checking → Waiting) and files them into TQs; all or nothing. */
   submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult>;
@@ -175,6 +195,21 @@ export interface JobStore {
   takePendingCommands(jobId: number, attempt: number, at: string): Promise<JobCommand[]>;
   /** Records a heartbeat and returns the commands pending for that attempt (each delivered once). */
   recordHeartbeat(jobId: number, attempt: number, sample: HeartbeatSample, at: string): Promise<JobCommand[]>;
+  /** Jobs in these statuses whose last sign of life is older than `before`. */
+  findHeldJobs(statuses: readonly JobStatus[], before: string): Promise<HeldJob[]>;
+  /** Running/Completing → Stalled for that attempt (its last update time is kept, so staleness keeps counting). */
+  markStalled(jobId: number, attempt: number, at: string): Promise<boolean>;
+  /**
+   * Ends the attempt (a kill command is queued for it, the site's running count released) and starts a
+   * new one, held as Rescheduled until `holdUntil`; or Failed when `maxAttempts` are used up.
+   */
+  rescheduleJob(
+    jobId: number,
+    attempt: number,
+    request: { at: string; reason: string; holdUntil: string; maxAttempts: number; source: string },
+  ): Promise<RescheduleOutcome>;
+  /** Rescheduled jobs whose hold is over become Waiting again; returns the TQs they went back to. */
+  releaseRescheduled(at: string): Promise<number[]>;
   recordPilotHello(hello: PilotHello): Promise<void>;
   setPilotStatus(id: string, status: PilotStatus, reason: string, at: string): Promise<void>;
   getPilot(id: string): Promise<PilotRecord | null>;

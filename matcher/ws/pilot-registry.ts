@@ -22,6 +22,10 @@ export class PilotRegistry {
     if (this.#pilots.get(pilotId) === receiver) this.#pilots.delete(pilotId);
   }
 
+  isConnected(pilotId: string): boolean {
+    return this.#pilots.has(pilotId);
+  }
+
   notifyCommands(pilotId: string, jobId: number, attempt: number): void {
     this.#pilots.get(pilotId)?.deliverPendingCommands(jobId, attempt);
   }

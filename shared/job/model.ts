@@ -11,6 +11,8 @@ export interface JobOwnership {
 /** One row of a job's status history. `applied: false` marks an update the state machine refused. */
 export interface JobHistoryEntry {
   at: string;
+  /** The attempt the entry belongs to (a rescheduled job starts a new one). */
+  attempt: number;
   status: JobStatus;
   minorStatus: string;
   applicationStatus: string;

@@ -350,5 +350,100 @@ export function jobStoreSuite(name: string, openStore: () => Promise<JobStore>):
       assert.equal((await store.getSandbox(sha))?.owner, 'alice');
       assert.equal(await store.getSandbox('b'.repeat(64)), null);
     });
+
+    it('a silent held job is found, marked Stalled without touching its last update, and a heartbeat revives it', async () => {
+      const {
+        jobIds: [jobId],
+        taskQueueIds: [tqId],
+      } = await store.submitJobs([newJob(alice)], T0);
+      await store.claimFromTaskQueue(tqId as number, claimAt('p1'));
+      await store.reportStatus(jobId as number, 1, {
+        status: 'Running',
+        minorStatus: 'Application',
+        at: at(2),
+        source: 'Pilot',
+      });
+      assert.deepEqual(await store.findHeldJobs(['Running'], at(2)), [], 'not silent before its last sign');
+      const [held] = await store.findHeldJobs(['Running', 'Completing'], at(100));
+      assert.deepEqual([held?.id, held?.attempt, held?.pilotId, held?.lastSignAt], [jobId, 1, 'p1', at(2)]);
+      assert.equal(await store.markStalled(jobId as number, 2, at(100)), false, 'another attempt: untouched');
+      assert.equal(await store.markStalled(jobId as number, 1, at(100)), true);
+      const stalled = await store.getJob(jobId as number);
+      assert.deepEqual(
+        [stalled?.status, stalled?.minorStatus, stalled?.lastUpdateAt],
+        ['Stalled', 'Application', at(2)],
+      );
+      await store.recordHeartbeat(jobId as number, 1, { cpuSec: 1, rssMB: 10, wallSec: 100 }, at(120));
+      assert.equal((await store.getJob(jobId as number))?.status, 'Running');
+    });
+
+    it('rescheduling ends the attempt (kill queued, site released), holds the job, then it waits and is claimed again', async () => {
+      const {
+        jobIds: [jobId],
+        taskQueueIds: [tqId],
+      } = await store.submitJobs([newJob(alice)], T0);
+      await store.claimFromTaskQueue(tqId as number, claimAt('p1'));
+      assert.deepEqual(await store.runningAtSite('Site.A'), { User: 1 });
+      const request = {
+        at: at(10),
+        reason: 'Job stalled: pilot not running',
+        holdUntil: at(70),
+        maxAttempts: 3,
+        source: 'FaultSweeper',
+      };
+      assert.deepEqual(await store.rescheduleJob(jobId as number, 2, request), { kind: 'stale' });
+      assert.deepEqual(await store.rescheduleJob(jobId as number, 1, request), {
+        kind: 'rescheduled',
+        attempt: 2,
+        holdUntil: at(70),
+      });
+      const job = await store.getJob(jobId as number);
+      assert.deepEqual([job?.status, job?.attempt, job?.pilotId, job?.site], ['Rescheduled', 2, null, null]);
+      assert.deepEqual(await store.runningAtSite('Site.A'), {});
+      assert.deepEqual(await store.takePendingCommands(jobId as number, 1, at(11)), [
+        { jobId, attempt: 1, command: 'kill' },
+      ]);
+      await assert.rejects(
+        store.reportStatus(jobId as number, 1, { status: 'Done', at: at(12), source: 'Pilot' }),
+        (error: unknown) => error instanceof PilothouseError && error.code === 'ATTEMPT_MISMATCH',
+      );
+      assert.deepEqual(await store.releaseRescheduled(at(69)), [], 'still held');
+      assert.equal((await store.claimFromTaskQueue(tqId as number, claimAt('p2', 69))).job, null);
+      assert.deepEqual(await store.releaseRescheduled(at(70)), [tqId]);
+      const again = await store.claimFromTaskQueue(tqId as number, claimAt('p2', 71));
+      assert.deepEqual([again.job?.id, again.job?.attempt, again.job?.pilotId], [jobId, 2, 'p2']);
+      const history = await store.getJobHistory(jobId as number);
+      assert.deepEqual(
+        history.slice(-4).map((h) => [h.attempt, h.status, h.minorStatus]),
+        [
+          [1, 'Matched', 'Assigned'],
+          [1, 'Rescheduled', 'Job stalled: pilot not running'],
+          [2, 'Waiting', 'Job Rescheduled'],
+          [2, 'Matched', 'Assigned'],
+        ],
+      );
+    });
+
+    it('the last allowed attempt is not rescheduled: Failed, with the reason', async () => {
+      const {
+        jobIds: [jobId],
+        taskQueueIds: [tqId],
+      } = await store.submitJobs([newJob(alice)], T0);
+      await store.claimFromTaskQueue(tqId as number, claimAt('p1'));
+      const outcome = await store.rescheduleJob(jobId as number, 1, {
+        at: at(10),
+        reason: 'Matched for more than 7200 sec',
+        holdUntil: at(70),
+        maxAttempts: 1,
+        source: 'FaultSweeper',
+      });
+      assert.deepEqual(outcome, { kind: 'failed' });
+      const job = await store.getJob(jobId as number);
+      assert.deepEqual(
+        [job?.status, job?.minorStatus, job?.attempt],
+        ['Failed', 'Matched for more than 7200 sec; maximum of reschedulings reached', 1],
+      );
+      assert.deepEqual(await store.runningAtSite('Site.A'), {});
+    });
   });
 }

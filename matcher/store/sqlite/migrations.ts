@@ -198,4 +198,12 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX job_history_report_key ON job_history (job_id, report_key) WHERE report_key IS NOT NULL;
     `,
   },
+  {
+    version: 6,
+    name: 'rescheduling: a hold time for rescheduled jobs, and the time a job was matched',
+    sql: `
+      ALTER TABLE jobs ADD COLUMN hold_until TEXT;
+      ALTER TABLE jobs ADD COLUMN matched_at TEXT;
+    `,
+  },
 ];

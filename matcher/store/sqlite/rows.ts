@@ -62,6 +62,7 @@ export function jobFromRow(row: JobRow): JobView {
 export function historyFromRow(row: Record<string, unknown>): JobHistoryEntry {
   return {
     at: String(row.at),
+    attempt: Number(row.attempt),
     status: row.status as JobStatus,
     minorStatus: String(row.minor_status),
     applicationStatus: String(row.application_status),

@@ -15,6 +15,7 @@ import type {
   SubmitResult,
   TaskQueueStats,
   HeartbeatSample,
+  HeldJob,
   JobPage,
   JobQuery,
   JobStore,
@@ -22,6 +23,7 @@ import type {
   PilotHello,
   PilotRecord,
   PilotStatus,
+  RescheduleOutcome,
   SandboxRecord,
   StatusOutcome,
   TaskQueueView,
@@ -113,7 +115,7 @@ export class SqliteJobStore implements JobStore {
       // becomes Matched, which also takes it out of jobs_waiting.
       claimNext: db.prepare(`
         UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
-                        site = @site, ce = @ce, pilot_id = @pilotId, last_update_at = @at
+                        site = @site, ce = @ce, pilot_id = @pilotId, last_update_at = @at, matched_at = @at
         WHERE id = (SELECT id FROM jobs WHERE task_queue_id = @taskQueueId AND status = 'Waiting'
                     ORDER BY priority DESC, id LIMIT 1)
         RETURNING *`),
@@ -152,6 +154,19 @@ export class SqliteJobStore implements JobStore {
         SELECT tq.*, (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
                (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
         FROM task_queues tq WHERE tq.id = ?`),
+      markStalled: db.prepare("UPDATE jobs SET status = 'Stalled' WHERE id = ?"),
+      startNextAttempt: db.prepare(`
+        UPDATE jobs SET status = 'Rescheduled', minor_status = @reason, application_status = 'Unknown',
+          attempt = attempt + 1, site = NULL, ce = NULL, pilot_id = NULL, exit_code = NULL, output_sandbox = NULL,
+          started_at = NULL, ended_at = NULL, heartbeat_at = NULL, cpu_sec = NULL, rss_mb = NULL, wall_sec = NULL,
+          matched_at = NULL, hold_until = @holdUntil, last_update_at = @at
+        WHERE id = @jobId`),
+      heldOver: db.prepare(
+        "SELECT id, attempt, task_queue_id FROM jobs WHERE status = 'Rescheduled' AND hold_until <= ? ORDER BY id",
+      ),
+      backToWaiting: db.prepare(`
+        UPDATE jobs SET status = 'Waiting', minor_status = 'Job Rescheduled', hold_until = NULL, last_update_at = @at
+        WHERE id = @jobId`),
       insertHeartbeat: db.prepare(`
         UPDATE jobs SET heartbeat_at = @at, cpu_sec = @cpuSec, rss_mb = @rssMB, wall_sec = @wallSec
         WHERE id = @jobId AND attempt = @attempt`),
@@ -455,7 +470,127 @@ export class SqliteJobStore implements JobStore {
   async recordHeartbeat(jobId: number, attempt: number, sample: HeartbeatSample, at: string): Promise<JobCommand[]> {
     return this.#writes.write((): JobCommand[] => {
       this.#sql.insertHeartbeat.run({ jobId, attempt, at, ...sample });
+      // A heartbeat brings a Stalled job of this attempt back to Running (DIRAC does the same).
+      const row = this.#sql.getJob.get(jobId) as JobRow | undefined;
+      if (row?.status === 'Stalled' && row.attempt === attempt) {
+        this.#reportStatusSync(jobId, attempt, {
+          status: 'Running',
+          minorStatus: row.minor_status,
+          at,
+          source: 'Heartbeat',
+        });
+      }
       return this.#takeCommandsSync(jobId, attempt, at);
+    });
+  }
+
+  async findHeldJobs(statuses: readonly JobStatus[], before: string): Promise<HeldJob[]> {
+    if (statuses.length === 0) return [];
+    const lastSign = "max(coalesce(heartbeat_at, ''), last_update_at)";
+    const rows = this.#db
+      .prepare(
+        `SELECT id, attempt, status, pilot_id, ${lastSign} AS last_sign_at, matched_at FROM jobs
+         WHERE status IN (${statuses.map(() => '?').join(', ')}) AND ${lastSign} < ? ORDER BY id`,
+      )
+      .all(...statuses, before) as {
+      id: number;
+      attempt: number;
+      status: JobStatus;
+      pilot_id: string | null;
+      last_sign_at: string;
+      matched_at: string | null;
+    }[];
+    return rows.map((row) => ({
+      id: row.id,
+      attempt: row.attempt,
+      status: row.status,
+      pilotId: row.pilot_id,
+      lastSignAt: row.last_sign_at,
+      matchedAt: row.matched_at,
+    }));
+  }
+
+  async markStalled(jobId: number, attempt: number, at: string): Promise<boolean> {
+    return this.#writes.write(() => {
+      const row = this.#sql.getJob.get(jobId) as JobRow | undefined;
+      if (!row || row.attempt !== attempt || (row.status !== 'Running' && row.status !== 'Completing')) return false;
+      this.#sql.insertHistory.run({
+        jobId,
+        attempt,
+        at,
+        status: 'Stalled',
+        minorStatus: row.minor_status,
+        applicationStatus: row.application_status,
+        source: 'FaultSweeper',
+        applied: 1,
+        reportKey: null,
+      });
+      this.#sql.markStalled.run(jobId);
+      return true;
+    });
+  }
+
+  async rescheduleJob(
+    jobId: number,
+    attempt: number,
+    request: { at: string; reason: string; holdUntil: string; maxAttempts: number; source: string },
+  ): Promise<RescheduleOutcome> {
+    return this.#writes.write((): RescheduleOutcome => {
+      const sql = this.#sql;
+      const row = sql.getJob.get(jobId) as JobRow | undefined;
+      if (!row || row.attempt !== attempt || !ACTIVE_STATUSES.has(row.status as JobStatus)) return { kind: 'stale' };
+      // Whatever still runs this attempt is told to stop; the command is fenced by the attempt.
+      sql.insertCommand.run(jobId, attempt, 'kill', request.at);
+      if (attempt >= request.maxAttempts) {
+        this.#reportStatusSync(jobId, attempt, {
+          status: 'Failed',
+          minorStatus: `${request.reason}; maximum of reschedulings reached`,
+          at: request.at,
+          source: request.source,
+        });
+        return { kind: 'failed' };
+      }
+      if (row.site !== null) sql.activityReleased.run(row.site, row.job_type);
+      sql.insertHistory.run({
+        jobId,
+        attempt,
+        at: request.at,
+        status: 'Rescheduled',
+        minorStatus: request.reason,
+        applicationStatus: row.application_status,
+        source: request.source,
+        applied: 1,
+        reportKey: null,
+      });
+      sql.startNextAttempt.run({ jobId, reason: request.reason, holdUntil: request.holdUntil, at: request.at });
+      return { kind: 'rescheduled', attempt: attempt + 1, holdUntil: request.holdUntil };
+    });
+  }
+
+  async releaseRescheduled(at: string): Promise<number[]> {
+    return this.#writes.write((): number[] => {
+      const sql = this.#sql;
+      const due = sql.heldOver.all(at) as { id: number; attempt: number; task_queue_id: number | null }[];
+      const taskQueues = new Set<number>();
+      for (const job of due) {
+        sql.insertHistory.run({
+          jobId: job.id,
+          attempt: job.attempt,
+          at,
+          status: 'Waiting',
+          minorStatus: 'Job Rescheduled',
+          applicationStatus: 'Unknown',
+          source: 'FaultSweeper',
+          applied: 1,
+          reportKey: null,
+        });
+        sql.backToWaiting.run({ jobId: job.id, at });
+        if (job.task_queue_id !== null) {
+          sql.countWaiting.run(1, job.task_queue_id);
+          taskQueues.add(job.task_queue_id);
+        }
+      }
+      return [...taskQueues];
     });
   }
 
