@@ -85,7 +85,14 @@ export class FaultSweeper {
     }
 
     for (const job of await store.findHeldJobs(['Matched'], ago(options.matchedTimeoutSec))) {
-      await this.#endAttempt(job.id, job.attempt, `Matched for more than ${options.matchedTimeoutSec} sec`, at, nowMs, report);
+      await this.#endAttempt(
+        job.id,
+        job.attempt,
+        `Matched for more than ${options.matchedTimeoutSec} sec`,
+        at,
+        nowMs,
+        report,
+      );
     }
 
     const returned = await store.releaseRescheduled(at);
@@ -117,7 +124,10 @@ export class FaultSweeper {
     const logger = this.#deps.logger;
     if (outcome.kind === 'rescheduled') {
       report.rescheduled += 1;
-      logger.warn({ jobId, attempt, nextAttempt: outcome.attempt, reason, holdUntil: outcome.holdUntil }, 'job rescheduled');
+      logger.warn(
+        { jobId, attempt, nextAttempt: outcome.attempt, reason, holdUntil: outcome.holdUntil },
+        'job rescheduled',
+      );
     } else if (outcome.kind === 'failed') {
       report.failed += 1;
       logger.warn({ jobId, attempt, reason }, 'job failed: no attempts left');

@@ -321,7 +321,13 @@ export class PilotSession implements CommandReceiver {
     const usage: JobUsageSample[] = [];
     for (const sample of message.jobs) {
       const job = await this.#deps.store.getJob(sample.jobId);
-      if (!job || !canPilotReportOn(this.#principal, this.#pilotId, job) || job.attempt !== sample.attempt) continue;
+      if (!job) continue;
+      if (job.attempt > sample.attempt && job.vo === this.#principal.vo) {
+        // That attempt was ended while the pilot was silent (the job was rescheduled): stop running it.
+        commands.push({ jobId: sample.jobId, attempt: sample.attempt, command: 'kill' });
+        continue;
+      }
+      if (!canPilotReportOn(this.#principal, this.#pilotId, job) || job.attempt !== sample.attempt) continue;
       const { cpuSec, rssMB, wallSec } = sample;
       commands.push(
         ...(await this.#deps.store.recordHeartbeat(sample.jobId, sample.attempt, { cpuSec, rssMB, wallSec }, at)),

@@ -156,6 +156,31 @@ describe('pilot protocol', () => {
     assert.equal(pilot.pending('commands'), 0, 'the command is delivered once');
   });
 
+  it('a heartbeat for an attempt that was rescheduled away gets a kill for that attempt', async () => {
+    const [jobId] = await submit({ executable: 'sleep', arguments: ['100'] });
+    const pilot = await connect('p1');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    await pilot.next('match');
+    // The sweeper ended attempt 1 while the pilot was silent (here: straight through the store).
+    const outcome = await m.matcher.store.rescheduleJob(jobId as number, 1, {
+      at: new Date().toISOString(),
+      reason: 'Job stalled: pilot not running',
+      holdUntil: new Date().toISOString(),
+      maxAttempts: 3,
+      source: 'FaultSweeper',
+    });
+    assert.equal(outcome.kind, 'rescheduled');
+    pilot.send({
+      type: 'heartbeat',
+      ref: 1,
+      jobs: [{ jobId: jobId as number, attempt: 1, cpuSec: 1, rssMB: 1, wallSec: 1 }],
+    });
+    await pilot.next('ack');
+    const { commands } = await pilot.next('commands');
+    assert.deepEqual(commands, [{ jobId, attempt: 1, command: 'kill' }]);
+    assert.equal((await m.api('GET', `/api/jobs/${jobId}`)).body.attempt, 2, 'the new attempt is untouched');
+  });
+
   it('malformed frames get PROTOCOL_VIOLATION; a foreign protocol version closes the socket', async () => {
     const pilot = await connect('p1');
     pilot.sendRaw('not json');
