@@ -5,7 +5,14 @@
 import { Command, CommanderError } from 'commander';
 import { buildPilotCommand } from '../pilot/cli.ts';
 import { EXIT, reportError } from './exit.ts';
-import { jobsCommand, killCommand, outputCommand, statusCommand, submitCommand } from './commands/jobs.ts';
+import {
+  jobsCommand,
+  killCommand,
+  outputCommand,
+  rescheduleCommand,
+  statusCommand,
+  submitCommand,
+} from './commands/jobs.ts';
 import { explainCommand, sitesCommand, taskQueuesCommand } from './commands/matching.ts';
 import { pilotsCommand } from './commands/pilots.ts';
 import { serverCommand } from './commands/server.ts';
@@ -26,6 +33,7 @@ const program = new Command('pilothouse')
   .addCommand(jobsCommand())
   .addCommand(outputCommand())
   .addCommand(killCommand())
+  .addCommand(rescheduleCommand())
   .addCommand(explainCommand())
   .addCommand(taskQueuesCommand())
   .addCommand(sitesCommand())

@@ -138,6 +138,7 @@ export async function startMatcher(
     clock,
     logger,
     maxSubmitBytes: config.maxSubmitBytes,
+    maxAttempts: config.faultSweeper.maxAttempts,
   };
   const router = new Router({ tokens, logger: logger.child({ module: 'http' }) });
   for (const route of [

@@ -63,6 +63,11 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'the report names an attempt that is not the current one',
   },
+  JOB_NOT_RESCHEDULABLE: {
+    httpStatus: 409,
+    retryable: false,
+    summary: 'the job is not in a status to reschedule from, or has used all its attempts',
+  },
   PROTOCOL_VIOLATION: {
     httpStatus: 400,
     retryable: false,

@@ -224,3 +224,27 @@ export function killCommand(): Command {
           process.stdout.write(`job ${r.jobId}: ${r.killed ? 'killed' : `not killed (${r.status})`}\n`);
     });
 }
+
+export function rescheduleCommand(): Command {
+  return clientCommand(
+    'reschedule',
+    'run jobs again as a new attempt (Done, Failed, Killed, or held by a pilot, whose attempt is killed)',
+  )
+    .argument('<ids...>', 'job ids')
+    .action(async (ids: string[], options: CommonOptions) => {
+      const client = await MatcherClient.fromOptions(options);
+      const results: { jobId: number; attempt: number; status: string }[] = [];
+      for (const id of ids) {
+        results.push(
+          (
+            await client.json<{ jobId: number; attempt: number; status: string }>(
+              'POST',
+              `/api/jobs/${encodeURIComponent(id)}/reschedule`,
+            )
+          ).body,
+        );
+      }
+      if (options.json) printJson(results);
+      else for (const r of results) process.stdout.write(`job ${r.jobId}: attempt ${r.attempt}, ${r.status}\n`);
+    });
+}

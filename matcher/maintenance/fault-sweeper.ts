@@ -120,6 +120,8 @@ export class FaultSweeper {
       holdUntil: new Date(nowMs + delaySec * 1000).toISOString(),
       maxAttempts: options.maxAttempts,
       source: SOURCE,
+      onLimit: 'fail',
+      allowFinished: false,
     });
     const logger = this.#deps.logger;
     if (outcome.kind === 'rescheduled') {

@@ -153,13 +153,26 @@ export interface HeldJob {
   matchedAt: string | null;
 }
 
+export interface RescheduleRequest {
+  at: string;
+  reason: string;
+  holdUntil: string;
+  maxAttempts: number;
+  source: string;
+  onLimit: 'fail' | 'refuse';
+  /** Also from Done, Failed or Killed (a user's reschedule); the sweeper only ends held attempts. */
+  allowFinished: boolean;
+}
+
 export type RescheduleOutcome =
   /** A new attempt, held as Rescheduled until `holdUntil`, then Waiting again. */
   | { kind: 'rescheduled'; attempt: number; holdUntil: string }
   /** Too many attempts already: Failed, with the reason in its minor status. */
   | { kind: 'failed' }
-  /** The attempt is no longer current, or the job no longer held: nothing done. */
-  | { kind: 'stale' };
+  /** `maxAttempts` are used up and the request said to refuse then: nothing done. */
+  | { kind: 'limit-reached' }
+  /** The attempt is no longer current, or the job is in no status to reschedule from: nothing done. */
+  | { kind: 'stale'; status: JobStatus | null };
 
 export interface JobStore {
   /** Stores jobs with their history (Received → Checking → Waiting) and files them into TQs; all or nothing. */
@@ -200,14 +213,12 @@ export interface JobStore {
   /** Running/Completing → Stalled for that attempt (its last update time is kept, so staleness keeps counting). */
   markStalled(jobId: number, attempt: number, at: string): Promise<boolean>;
   /**
-   * Ends the attempt (a kill command is queued for it, the site's running count released) and starts a
-   * new one, held as Rescheduled until `holdUntil`; or Failed when `maxAttempts` are used up.
+   * Ends the attempt of a job held by a pilot (a kill command is queued for it, the site's running count
+   * released), or of a finished job when `allowFinished`, and starts a new one, held as Rescheduled
+   * until `holdUntil`. When `maxAttempts` are used up: Failed (`onLimit: 'fail'`, the sweeper) or
+   * nothing (`'refuse'`, a user's request).
    */
-  rescheduleJob(
-    jobId: number,
-    attempt: number,
-    request: { at: string; reason: string; holdUntil: string; maxAttempts: number; source: string },
-  ): Promise<RescheduleOutcome>;
+  rescheduleJob(jobId: number, attempt: number, request: RescheduleRequest): Promise<RescheduleOutcome>;
   /** Rescheduled jobs whose hold is over become Waiting again; returns the TQs they went back to. */
   releaseRescheduled(at: string): Promise<number[]>;
   recordPilotHello(hello: PilotHello): Promise<void>;

@@ -390,8 +390,10 @@ export function jobStoreSuite(name: string, openStore: () => Promise<JobStore>):
         holdUntil: at(70),
         maxAttempts: 3,
         source: 'FaultSweeper',
+        onLimit: 'fail' as const,
+        allowFinished: false,
       };
-      assert.deepEqual(await store.rescheduleJob(jobId as number, 2, request), { kind: 'stale' });
+      assert.deepEqual(await store.rescheduleJob(jobId as number, 2, request), { kind: 'stale', status: 'Matched' });
       assert.deepEqual(await store.rescheduleJob(jobId as number, 1, request), {
         kind: 'rescheduled',
         attempt: 2,
@@ -436,6 +438,8 @@ export function jobStoreSuite(name: string, openStore: () => Promise<JobStore>):
         holdUntil: at(70),
         maxAttempts: 1,
         source: 'FaultSweeper',
+        onLimit: 'fail' as const,
+        allowFinished: false,
       });
       assert.deepEqual(outcome, { kind: 'failed' });
       const job = await store.getJob(jobId as number);

@@ -168,6 +168,8 @@ describe('pilot protocol', () => {
       holdUntil: new Date().toISOString(),
       maxAttempts: 3,
       source: 'FaultSweeper',
+      onLimit: 'fail' as const,
+      allowFinished: false,
     });
     assert.equal(outcome.kind, 'rescheduled');
     pilot.send({

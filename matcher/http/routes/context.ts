@@ -29,6 +29,8 @@ export interface RouteDeps {
   clock: Clock;
   logger: Logger;
   maxSubmitBytes: number;
+  /** Attempts a job may have in all (user reschedules count too). */
+  maxAttempts: number;
 }
 
 export function parseId(raw: string | undefined, field: string): number {

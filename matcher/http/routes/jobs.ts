@@ -145,6 +145,45 @@ export function jobRoutes(deps: RouteDeps): Route[] {
       },
     },
     {
+      method: 'POST',
+      path: '/api/jobs/:id/reschedule',
+      policy: 'user',
+      summary: 'run a job again as a new attempt (from Done, Failed, Killed, or while a pilot holds it)',
+      async handler({ params, principal, logger }) {
+        const caller = principal as Principal;
+        const job = await loadVisibleJob(deps, caller, params.id);
+        const at = isoNow(deps.clock);
+        const outcome = await deps.store.rescheduleJob(job.id, job.attempt, {
+          at,
+          reason: `Rescheduled by ${caller.subject}`,
+          holdUntil: at, // a user's request waits for no delay
+          maxAttempts: deps.maxAttempts,
+          source: caller.subject,
+          onLimit: 'refuse',
+          allowFinished: true,
+        });
+        if (outcome.kind === 'limit-reached' || outcome.kind === 'failed') {
+          throw new PilothouseError(
+            'JOB_NOT_RESCHEDULABLE',
+            `job ${job.id} has used all its ${deps.maxAttempts} attempts`,
+            { jobId: job.id },
+          );
+        }
+        if (outcome.kind === 'stale') {
+          throw new PilothouseError(
+            'JOB_NOT_RESCHEDULABLE',
+            `job ${job.id} is ${outcome.status ?? 'gone'}: only Done, Failed, Killed jobs and jobs held by a pilot are rescheduled`,
+            { jobId: job.id },
+          );
+        }
+        // The old attempt's pilot hears of the kill at once; the job waits again at once.
+        if (job.pilotId) deps.registry.notifyCommands(job.pilotId, job.id, job.attempt);
+        await deps.matchService.jobsSubmitted(await deps.store.releaseRescheduled(at));
+        logger.info({ jobId: job.id, attempt: outcome.attempt }, 'job rescheduled by its owner');
+        return { status: 200, json: { jobId: job.id, attempt: outcome.attempt, status: 'Waiting' } };
+      },
+    },
+    {
       method: 'GET',
       path: '/api/jobs/:id/output',
       policy: 'user',

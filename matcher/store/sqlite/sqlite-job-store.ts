@@ -24,6 +24,7 @@ import type {
   PilotRecord,
   PilotStatus,
   RescheduleOutcome,
+  RescheduleRequest,
   SandboxRecord,
   StatusOutcome,
   TaskQueueView,
@@ -85,6 +86,9 @@ function migrate(db: Database.Database): void {
     }).immediate();
   }
 }
+
+/** Finished jobs a user may run again (DIRAC: reschedule from Failed, Killed, Done). */
+const RESCHEDULABLE_WHEN_FINISHED: ReadonlySet<JobStatus> = new Set(['Done', 'Failed', 'Killed']);
 
 export class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
@@ -530,18 +534,19 @@ export class SqliteJobStore implements JobStore {
     });
   }
 
-  async rescheduleJob(
-    jobId: number,
-    attempt: number,
-    request: { at: string; reason: string; holdUntil: string; maxAttempts: number; source: string },
-  ): Promise<RescheduleOutcome> {
+  async rescheduleJob(jobId: number, attempt: number, request: RescheduleRequest): Promise<RescheduleOutcome> {
     return this.#writes.write((): RescheduleOutcome => {
       const sql = this.#sql;
       const row = sql.getJob.get(jobId) as JobRow | undefined;
-      if (!row || row.attempt !== attempt || !ACTIVE_STATUSES.has(row.status as JobStatus)) return { kind: 'stale' };
-      // Whatever still runs this attempt is told to stop; the command is fenced by the attempt.
-      sql.insertCommand.run(jobId, attempt, 'kill', request.at);
+      const status = (row?.status ?? null) as JobStatus | null;
+      const held = status !== null && ACTIVE_STATUSES.has(status);
+      const finished = status !== null && RESCHEDULABLE_WHEN_FINISHED.has(status);
+      if (!row || row.attempt !== attempt || !(held || (request.allowFinished && finished))) {
+        return { kind: 'stale', status };
+      }
       if (attempt >= request.maxAttempts) {
+        if (request.onLimit === 'refuse') return { kind: 'limit-reached' };
+        sql.insertCommand.run(jobId, attempt, 'kill', request.at);
         this.#reportStatusSync(jobId, attempt, {
           status: 'Failed',
           minorStatus: `${request.reason}; maximum of reschedulings reached`,
@@ -550,7 +555,11 @@ export class SqliteJobStore implements JobStore {
         });
         return { kind: 'failed' };
       }
-      if (row.site !== null) sql.activityReleased.run(row.site, row.job_type);
+      if (held) {
+        // Whatever still runs this attempt is told to stop; the command is fenced by the attempt.
+        sql.insertCommand.run(jobId, attempt, 'kill', request.at);
+        if (row.site !== null) sql.activityReleased.run(row.site, row.job_type);
+      }
       sql.insertHistory.run({
         jobId,
         attempt,
