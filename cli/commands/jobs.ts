@@ -202,22 +202,21 @@ export function outputCommand(): Command {
     });
 }
 
+/** POSTs `/api/jobs/{id}/{action}` for each id in turn, collecting the answers. */
+async function postToEachJob<T>(options: CommonOptions, ids: string[], action: string): Promise<T[]> {
+  const client = await MatcherClient.fromOptions(options);
+  const results: T[] = [];
+  for (const id of ids) {
+    results.push((await client.json<T>('POST', `/api/jobs/${encodeURIComponent(id)}/${action}`)).body);
+  }
+  return results;
+}
+
 export function killCommand(): Command {
   return clientCommand('kill', 'kill jobs: Killed at once; a running payload is stopped by its pilot within seconds')
     .argument('<ids...>', 'job ids')
     .action(async (ids: string[], options: CommonOptions) => {
-      const client = await MatcherClient.fromOptions(options);
-      const results: { jobId: number; status: string; killed: boolean }[] = [];
-      for (const id of ids) {
-        results.push(
-          (
-            await client.json<{ jobId: number; status: string; killed: boolean }>(
-              'POST',
-              `/api/jobs/${encodeURIComponent(id)}/kill`,
-            )
-          ).body,
-        );
-      }
+      const results = await postToEachJob<{ jobId: number; status: string; killed: boolean }>(options, ids, 'kill');
       if (options.json) printJson(results);
       else
         for (const r of results)
@@ -232,18 +231,11 @@ export function rescheduleCommand(): Command {
   )
     .argument('<ids...>', 'job ids')
     .action(async (ids: string[], options: CommonOptions) => {
-      const client = await MatcherClient.fromOptions(options);
-      const results: { jobId: number; attempt: number; status: string }[] = [];
-      for (const id of ids) {
-        results.push(
-          (
-            await client.json<{ jobId: number; attempt: number; status: string }>(
-              'POST',
-              `/api/jobs/${encodeURIComponent(id)}/reschedule`,
-            )
-          ).body,
-        );
-      }
+      const results = await postToEachJob<{ jobId: number; attempt: number; status: string }>(
+        options,
+        ids,
+        'reschedule',
+      );
       if (options.json) printJson(results);
       else for (const r of results) process.stdout.write(`job ${r.jobId}: attempt ${r.attempt}, ${r.status}\n`);
     });

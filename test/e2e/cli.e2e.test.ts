@@ -47,6 +47,8 @@ describe('pilothouse CLI', () => {
       ['status'],
       ['jobs'],
       ['output'],
+      ['kill'],
+      ['reschedule'],
       ['token', 'issue'],
     ]) {
       const result = await cli([...args, '--help']);
@@ -82,6 +84,25 @@ describe('pilothouse CLI', () => {
     const output = await cli(['output', String(id), '--dir', outDir, '--json'], env);
     assert.equal(output.code, 0, output.stderr);
     assert.equal(await readFile(path.join(outDir, 'answer.txt'), 'utf8'), 'from-cli\n');
+  });
+
+  it('kill stops a running job; reschedule runs it again as attempt 2 (--json); an unknown job exits 4', async () => {
+    const file = path.join(work, 'sleeper.json');
+    await writeFile(file, JSON.stringify({ name: 'sleeper', executable: 'sleep', arguments: ['60'] }));
+    const [id] = JSON.parse((await cli(['submit', file, '--json'], env)).stdout).jobIds as number[];
+    const statusOf = async () => JSON.parse((await cli(['status', String(id), '--json'], env)).stdout);
+    await waitFor(async () => (await statusOf()).status === 'Running', 'the sleeper running');
+    const killed = await cli(['kill', String(id), '--json'], env);
+    assert.deepEqual(JSON.parse(killed.stdout), [{ jobId: id, status: 'Killed', killed: true }]);
+    const rescheduled = await cli(['reschedule', String(id), '--json'], env);
+    assert.equal(rescheduled.code, 0, rescheduled.stderr);
+    assert.deepEqual(JSON.parse(rescheduled.stdout), [{ jobId: id, attempt: 2, status: 'Waiting' }]);
+    await waitFor(async () => {
+      const now = await statusOf();
+      return now.status === 'Running' && now.attempt === 2;
+    }, 'attempt 2 running');
+    assert.equal((await cli(['kill', String(id)], env)).stdout, `job ${id}: killed\n`);
+    assert.equal((await cli(['reschedule', '999999'], env)).code, 4);
   });
 
   it('bad input, auth failures, unknown jobs and an unreachable matcher have distinct exit codes', async () => {
