@@ -58,6 +58,10 @@ export interface RawMatcherConfig {
   oidcConfig?: string | undefined;
   /** Rotate the signing key automatically once it is this old (off when absent). */
   keyRotationAgeSec?: number | undefined;
+  /** A held job silent this long is Stalled (default 600). */
+  stalledAfterSec?: number | undefined;
+  /** Attempts a job may have in all, reschedules included (default 4). */
+  maxAttempts?: number | undefined;
 }
 
 export interface TlsMaterial {
@@ -150,7 +154,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     adminTokenTtlSec: DEFAULT_ADMIN_TOKEN_TTL_SEC,
     taskQueueRefreshMs: DEFAULT_TASK_QUEUE_REFRESH_MS,
     walCheckpoint: { ...DEFAULT_WAL_CHECKPOINT },
-    faultSweeper: { ...DEFAULT_FAULT_SWEEPER_OPTIONS },
+    faultSweeper: compileFaultSweeper(raw, heartbeatIntervalSec),
     faultSweepIntervalMs: DEFAULT_FAULT_SWEEP_INTERVAL_MS,
     defaultVo: raw.defaultVo ?? 'local',
     tls: compileTls(raw.tlsCert, raw.tlsKey),
@@ -205,4 +209,28 @@ function compileRotationAge(seconds: number | undefined): number | null {
     });
   }
   return Math.round(seconds * 1000);
+}
+
+function compileFaultSweeper(raw: RawMatcherConfig, heartbeatIntervalSec: number): FaultSweeperOptions {
+  const options = { ...DEFAULT_FAULT_SWEEPER_OPTIONS };
+  if (raw.stalledAfterSec !== undefined) {
+    // Fewer than three missed heartbeats would stall healthy jobs on a busy node.
+    if (!Number.isFinite(raw.stalledAfterSec) || raw.stalledAfterSec < 3 * heartbeatIntervalSec) {
+      throw new PilothouseError(
+        'CONFIG_INVALID',
+        `--stalled-after-sec must be at least three heartbeat intervals (${3 * heartbeatIntervalSec} s), got ${raw.stalledAfterSec}`,
+        { field: 'stalledAfterSec' },
+      );
+    }
+    options.stalledAfterSec = raw.stalledAfterSec;
+  }
+  if (raw.maxAttempts !== undefined) {
+    if (!Number.isInteger(raw.maxAttempts) || raw.maxAttempts < 1) {
+      throw new PilothouseError('CONFIG_INVALID', `--max-attempts must be a whole number ≥ 1, got ${raw.maxAttempts}`, {
+        field: 'maxAttempts',
+      });
+    }
+    options.maxAttempts = raw.maxAttempts;
+  }
+  return options;
 }

@@ -20,6 +20,8 @@ export function serverCommand(): Command {
       'rotate the signing key automatically at this age (default: never)',
       parseFloat,
     )
+    .option('--stalled-after-sec <n>', 'a running job silent this long is Stalled (default 600)', parseFloat)
+    .option('--max-attempts <n>', 'attempts a job may have, reschedules included (default 4)', Number)
     .option('--policy <file>', 'scheduling policy JSON: group shares, job-type ranks, running limits, matching delays')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(
@@ -32,6 +34,8 @@ export function serverCommand(): Command {
         tlsKey?: string;
         oidcConfig?: string;
         keyRotationAgeSec?: number;
+        stalledAfterSec?: number;
+        maxAttempts?: number;
         policy?: string;
         logLevel: string;
       }) => {

@@ -26,7 +26,7 @@ export interface FaultSweeperOptions {
   rescheduleDelaysSec: readonly number[];
 }
 
-/** DIRAC's figures, scaled to Pilothouse's one-minute heartbeats: 10 missed heartbeats make a stall. */
+/** DIRAC's figures (MatchedTime, MaxRescheduling, RescheduleDelays); a stall is 20 missed 30 s heartbeats. */
 export const DEFAULT_FAULT_SWEEPER_OPTIONS: FaultSweeperOptions = {
   stalledAfterSec: 600,
   failStalledAfterSec: 3 * 3600,
