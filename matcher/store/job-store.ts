@@ -149,8 +149,6 @@ export interface HeldJob {
   pilotId: string | null;
   /** The latest of its last heartbeat and its last status change (a Stalled mark does not count). */
   lastSignAt: string;
-  /** When it was matched (for jobs that stay Matched). */
-  matchedAt: string | null;
 }
 
 export interface RescheduleRequest {

@@ -200,10 +200,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
-    name: 'rescheduling: a hold time for rescheduled jobs, and the time a job was matched',
-    sql: `
-      ALTER TABLE jobs ADD COLUMN hold_until TEXT;
-      ALTER TABLE jobs ADD COLUMN matched_at TEXT;
-    `,
+    name: 'rescheduling: a hold time for rescheduled jobs',
+    sql: `ALTER TABLE jobs ADD COLUMN hold_until TEXT;`,
   },
 ];

@@ -119,7 +119,7 @@ export class SqliteJobStore implements JobStore {
       // becomes Matched, which also takes it out of jobs_waiting.
       claimNext: db.prepare(`
         UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
-                        site = @site, ce = @ce, pilot_id = @pilotId, last_update_at = @at, matched_at = @at
+                        site = @site, ce = @ce, pilot_id = @pilotId, last_update_at = @at
         WHERE id = (SELECT id FROM jobs WHERE task_queue_id = @taskQueueId AND status = 'Waiting'
                     ORDER BY priority DESC, id LIMIT 1)
         RETURNING *`),
@@ -163,7 +163,7 @@ export class SqliteJobStore implements JobStore {
         UPDATE jobs SET status = 'Rescheduled', minor_status = @reason, application_status = 'Unknown',
           attempt = attempt + 1, site = NULL, ce = NULL, pilot_id = NULL, exit_code = NULL, output_sandbox = NULL,
           started_at = NULL, ended_at = NULL, heartbeat_at = NULL, cpu_sec = NULL, rss_mb = NULL, wall_sec = NULL,
-          matched_at = NULL, hold_until = @holdUntil, last_update_at = @at
+          hold_until = @holdUntil, last_update_at = @at
         WHERE id = @jobId`),
       heldOver: db.prepare(
         "SELECT id, attempt, task_queue_id FROM jobs WHERE status = 'Rescheduled' AND hold_until <= ? ORDER BY id",
@@ -171,9 +171,10 @@ export class SqliteJobStore implements JobStore {
       backToWaiting: db.prepare(`
         UPDATE jobs SET status = 'Waiting', minor_status = 'Job Rescheduled', hold_until = NULL, last_update_at = @at
         WHERE id = @jobId`),
-      insertHeartbeat: db.prepare(`
-        UPDATE jobs SET heartbeat_at = @at, cpu_sec = @cpuSec, rss_mb = @rssMB, wall_sec = @wallSec
-        WHERE id = @jobId AND attempt = @attempt`),
+      insertHeartbeat: db.prepare(
+        `UPDATE jobs SET heartbeat_at = @at, cpu_sec = @cpuSec, rss_mb = @rssMB, wall_sec = @wallSec
+           WHERE id = @jobId AND attempt = @attempt RETURNING status, minor_status`,
+      ),
       pendingCommands: db.prepare(
         'SELECT id, command FROM job_commands WHERE job_id = ? AND attempt = ? AND sent_at IS NULL ORDER BY id',
       ),
@@ -473,10 +474,10 @@ export class SqliteJobStore implements JobStore {
 
   async recordHeartbeat(jobId: number, attempt: number, sample: HeartbeatSample, at: string): Promise<JobCommand[]> {
     return this.#writes.write((): JobCommand[] => {
-      this.#sql.insertHeartbeat.run({ jobId, attempt, at, ...sample });
+      const row = this.#sql.insertHeartbeat.get({ jobId, attempt, at, ...sample }) as
+        Pick<JobRow, 'status' | 'minor_status'> | undefined;
       // A heartbeat brings a Stalled job of this attempt back to Running (DIRAC does the same).
-      const row = this.#sql.getJob.get(jobId) as JobRow | undefined;
-      if (row?.status === 'Stalled' && row.attempt === attempt) {
+      if (row?.status === 'Stalled') {
         this.#reportStatusSync(jobId, attempt, {
           status: 'Running',
           minorStatus: row.minor_status,
@@ -493,7 +494,7 @@ export class SqliteJobStore implements JobStore {
     const lastSign = "max(coalesce(heartbeat_at, ''), last_update_at)";
     const rows = this.#db
       .prepare(
-        `SELECT id, attempt, status, pilot_id, ${lastSign} AS last_sign_at, matched_at FROM jobs
+        `SELECT id, attempt, status, pilot_id, ${lastSign} AS last_sign_at FROM jobs
          WHERE status IN (${statuses.map(() => '?').join(', ')}) AND ${lastSign} < ? ORDER BY id`,
       )
       .all(...statuses, before) as {
@@ -502,7 +503,6 @@ export class SqliteJobStore implements JobStore {
       status: JobStatus;
       pilot_id: string | null;
       last_sign_at: string;
-      matched_at: string | null;
     }[];
     return rows.map((row) => ({
       id: row.id,
@@ -510,7 +510,6 @@ export class SqliteJobStore implements JobStore {
       status: row.status,
       pilotId: row.pilot_id,
       lastSignAt: row.last_sign_at,
-      matchedAt: row.matched_at,
     }));
   }
 
@@ -544,9 +543,11 @@ export class SqliteJobStore implements JobStore {
       if (!row || row.attempt !== attempt || !(held || (request.allowFinished && finished))) {
         return { kind: 'stale', status };
       }
-      if (attempt >= request.maxAttempts) {
-        if (request.onLimit === 'refuse') return { kind: 'limit-reached' };
-        sql.insertCommand.run(jobId, attempt, 'kill', request.at);
+      const lastAttempt = attempt >= request.maxAttempts;
+      if (lastAttempt && request.onLimit === 'refuse') return { kind: 'limit-reached' };
+      // Whatever still runs this attempt is told to stop; the command is fenced by the attempt.
+      if (held) sql.insertCommand.run(jobId, attempt, 'kill', request.at);
+      if (lastAttempt) {
         this.#reportStatusSync(jobId, attempt, {
           status: 'Failed',
           minorStatus: `${request.reason}; maximum of reschedulings reached`,
@@ -555,11 +556,7 @@ export class SqliteJobStore implements JobStore {
         });
         return { kind: 'failed' };
       }
-      if (held) {
-        // Whatever still runs this attempt is told to stop; the command is fenced by the attempt.
-        sql.insertCommand.run(jobId, attempt, 'kill', request.at);
-        if (row.site !== null) sql.activityReleased.run(row.site, row.job_type);
-      }
+      if (held && row.site !== null) sql.activityReleased.run(row.site, row.job_type);
       sql.insertHistory.run({
         jobId,
         attempt,

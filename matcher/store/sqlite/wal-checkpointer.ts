@@ -53,6 +53,7 @@ const HOLD_AT_MOST_FRAMES = 256;
 type FromWorker =
   | { type: 'pass'; walFrames: number; checkpointedFrames: number; held: boolean }
   | { type: 'hold' }
+  | { type: 'released' }
   | { type: 'failed'; message: string };
 
 // Plain JavaScript run with `eval`: the matcher ships as one bundle, so no worker file sits beside it.
@@ -128,7 +129,7 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
       },
     });
     this.#worker.unref();
-    this.#worker.on('message', (message: FromWorker | { type: 'released' }) => this.#onMessage(message));
+    this.#worker.on('message', (message: FromWorker) => this.#onMessage(message));
     this.#worker.on('error', (error) => this.#fail(error));
     this.#worker.on('exit', (code) => {
       this.#exited = true;
@@ -141,7 +142,7 @@ export class WalCheckpointer extends EventEmitter<{ pass: [CheckpointPass] }> {
     return this.#holds;
   }
 
-  #onMessage(message: FromWorker | { type: 'released' }): void {
+  #onMessage(message: FromWorker): void {
     switch (message.type) {
       case 'pass':
         this.emit('pass', {
