@@ -95,10 +95,10 @@ export class FaultSweeper {
       );
     }
 
-    const returned = await store.releaseRescheduled(at);
-    if (returned.length > 0) {
-      report.released = returned.length;
-      await this.#deps.jobsReturned(returned);
+    const released = await store.releaseRescheduled(at);
+    if (released.jobs > 0) {
+      report.released = released.jobs;
+      await this.#deps.jobsReturned(released.taskQueueIds);
     }
     return report;
   }

@@ -217,8 +217,8 @@ export interface JobStore {
    * nothing (`'refuse'`, a user's request).
    */
   rescheduleJob(jobId: number, attempt: number, request: RescheduleRequest): Promise<RescheduleOutcome>;
-  /** Rescheduled jobs whose hold is over become Waiting again; returns the TQs they went back to. */
-  releaseRescheduled(at: string): Promise<number[]>;
+  /** Rescheduled jobs whose hold is over become Waiting again: how many, and the TQs they went back to. */
+  releaseRescheduled(at: string): Promise<{ jobs: number; taskQueueIds: number[] }>;
   recordPilotHello(hello: PilotHello): Promise<void>;
   setPilotStatus(id: string, status: PilotStatus, reason: string, at: string): Promise<void>;
   getPilot(id: string): Promise<PilotRecord | null>;

@@ -409,9 +409,9 @@ export function jobStoreSuite(name: string, openStore: () => Promise<JobStore>):
         store.reportStatus(jobId as number, 1, { status: 'Done', at: at(12), source: 'Pilot' }),
         (error: unknown) => error instanceof PilothouseError && error.code === 'ATTEMPT_MISMATCH',
       );
-      assert.deepEqual(await store.releaseRescheduled(at(69)), [], 'still held');
+      assert.deepEqual(await store.releaseRescheduled(at(69)), { jobs: 0, taskQueueIds: [] }, 'still held');
       assert.equal((await store.claimFromTaskQueue(tqId as number, claimAt('p2', 69))).job, null);
-      assert.deepEqual(await store.releaseRescheduled(at(70)), [tqId]);
+      assert.deepEqual(await store.releaseRescheduled(at(70)), { jobs: 1, taskQueueIds: [tqId] });
       const again = await store.claimFromTaskQueue(tqId as number, claimAt('p2', 71));
       assert.deepEqual([again.job?.id, again.job?.attempt, again.job?.pilotId], [jobId, 2, 'p2']);
       const history = await store.getJobHistory(jobId as number);

@@ -138,3 +138,17 @@ test('a job Matched too long is rescheduled; the last attempt ends Failed instea
   ]);
   await r.store.close();
 });
+
+test('released counts jobs: two rescheduled jobs of one TQ come back in one pass as two', async () => {
+  const r = await rig();
+  await r.store.submitJobs([newJob(alice)], new Date(r.clock.now).toISOString());
+  await r.startOn('p1');
+  await r.startOn('p2');
+  r.clock.now += 601_000;
+  // Neither pilot is connected: one pass stalls both jobs and reschedules them.
+  assert.deepEqual(await r.sweeper.sweep(), { stalled: 2, rescheduled: 2, failed: 0, released: 0 });
+  r.clock.now += 60_000;
+  assert.equal((await r.sweeper.sweep()).released, 2);
+  assert.deepEqual(r.returned, [[r.tqId]]);
+  await r.store.close();
+});

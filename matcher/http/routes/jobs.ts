@@ -178,7 +178,7 @@ export function jobRoutes(deps: RouteDeps): Route[] {
         }
         // The old attempt's pilot hears of the kill at once; the job waits again at once.
         if (job.pilotId) deps.registry.notifyCommands(job.pilotId, job.id, job.attempt);
-        await deps.matchService.jobsSubmitted(await deps.store.releaseRescheduled(at));
+        await deps.matchService.jobsSubmitted((await deps.store.releaseRescheduled(at)).taskQueueIds);
         logger.info({ jobId: job.id, attempt: outcome.attempt }, 'job rescheduled by its owner');
         return { status: 200, json: { jobId: job.id, attempt: outcome.attempt, status: 'Waiting' } };
       },

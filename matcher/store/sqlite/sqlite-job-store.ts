@@ -573,8 +573,8 @@ export class SqliteJobStore implements JobStore {
     });
   }
 
-  async releaseRescheduled(at: string): Promise<number[]> {
-    return this.#writes.write((): number[] => {
+  async releaseRescheduled(at: string): Promise<{ jobs: number; taskQueueIds: number[] }> {
+    return this.#writes.write(() => {
       const sql = this.#sql;
       const due = sql.heldOver.all(at) as { id: number; attempt: number; task_queue_id: number | null }[];
       const taskQueues = new Set<number>();
@@ -596,7 +596,7 @@ export class SqliteJobStore implements JobStore {
           taskQueues.add(job.task_queue_id);
         }
       }
-      return [...taskQueues];
+      return { jobs: due.length, taskQueueIds: [...taskQueues] };
     });
   }
 
