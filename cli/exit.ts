@@ -25,6 +25,8 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   FORBIDDEN: EXIT.auth,
   JOB_NOT_FOUND: EXIT.notFound,
   SANDBOX_NOT_FOUND: EXIT.notFound,
+  PILOT_NOT_FOUND: EXIT.notFound,
+  DIRECTOR_NOT_FOUND: EXIT.notFound,
   MATCHER_UNREACHABLE: EXIT.unavailable,
   STORE_UNAVAILABLE: EXIT.unavailable,
   IDP_UNAVAILABLE: EXIT.unavailable,

@@ -10,6 +10,7 @@ import { MAX_WALL_TIME_SEC } from '../shared/job/description.ts';
 import { readOidcConfig, type OidcConfig } from './auth/oidc.ts';
 import { DEFAULT_FAULT_SWEEPER_OPTIONS, type FaultSweeperOptions } from './maintenance/fault-sweeper.ts';
 import type { PilotCredentialLimits } from './auth/pilot-credentials.ts';
+import { defaultPilotBundlePath } from './pilot-bundle/pilot-bundle.ts';
 
 /** Pilots send a heartbeat this often; DIRAC's 30 min made stall detection take 75 min. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
@@ -62,6 +63,8 @@ export interface RawMatcherConfig {
   stalledAfterSec?: number | undefined;
   /** Attempts a job may have in all, reschedules included (default 4). */
   maxAttempts?: number | undefined;
+  /** The pilot bundle served to pilot wrappers (default: dist/pilot.mjs beside the program). */
+  pilotBundle?: string | undefined;
 }
 
 export interface TlsMaterial {
@@ -99,6 +102,8 @@ export interface MatcherConfig {
   faultSweepIntervalMs: number;
   /** The WAL is checkpointed on a worker thread (see WalCheckpointer). */
   walCheckpoint: { intervalMs: number; restartAboveFrames: number; holdTimeoutMs: number };
+  /** dist/pilot.mjs as served at /api/pilot-bundle; null = none found (the route answers 503). */
+  pilotBundlePath: string | null;
 }
 
 /**
@@ -165,7 +170,17 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     pilotCredentials: DEFAULT_PILOT_CREDENTIAL_LIMITS,
     exchangeMaxFailures: DEFAULT_EXCHANGE_MAX_FAILURES,
     exchangeFailureWindowMs: DEFAULT_EXCHANGE_FAILURE_WINDOW_MS,
+    pilotBundlePath: compilePilotBundle(raw.pilotBundle),
   };
+}
+
+function compilePilotBundle(file: string | undefined): string | null {
+  if (file === undefined) return defaultPilotBundlePath();
+  const resolved = path.resolve(file);
+  if (!existsSync(resolved)) {
+    throw new PilothouseError('CONFIG_INVALID', `--pilot-bundle: ${resolved} does not exist`, { field: 'pilotBundle' });
+  }
+  return resolved;
 }
 
 function compileTls(certPath: string | undefined, keyPath: string | undefined): TlsMaterial | null {

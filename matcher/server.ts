@@ -41,6 +41,11 @@ import { openSqliteCredentialStore } from './store/sqlite/sqlite-credential-stor
 import { openSqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 import type { PilotActivityStore } from './store/pilot-activity-store.ts';
 import { openSqlitePilotActivityStore } from './store/sqlite/sqlite-pilot-activity-store.ts';
+import type { PilotStore } from './store/pilot-store.ts';
+import { openSqlitePilotStore } from './store/sqlite/sqlite-pilot-store.ts';
+import { PilotBundle } from './pilot-bundle/pilot-bundle.ts';
+import { pilotRecordRoutes } from './http/routes/pilot-records.ts';
+import { siteDirectorRoutes } from './http/routes/site-directors.ts';
 import { WalCheckpointer } from './store/sqlite/wal-checkpointer.ts';
 import { FaultSweeper } from './maintenance/fault-sweeper.ts';
 import { PilotSession } from './ws/pilot-session.ts';
@@ -56,6 +61,7 @@ export interface RunningMatcher {
   matchService: MatchService;
   credentials: CredentialStore;
   pilotActivity: PilotActivityStore;
+  pilots: PilotStore;
   tokens: TokenService;
   pilotCredentials: PilotCredentialService;
   keys: KeyRing;
@@ -86,6 +92,7 @@ export async function startMatcher(
   const store = openSqliteJobStore(sqlite);
   const credentials = openSqliteCredentialStore(sqlite);
   const pilotActivity = openSqlitePilotActivityStore(sqlite);
+  const pilots = openSqlitePilotStore(sqlite);
   const checkpointer = new WalCheckpointer({
     path: config.sqlitePath,
     gate: store.writeGate,
@@ -127,6 +134,8 @@ export async function startMatcher(
   const routeDeps: RouteDeps = {
     store,
     pilotActivity,
+    pilots,
+    pilotBundle: new PilotBundle(config.pilotBundlePath),
     sandboxes,
     matchService,
     registry,
@@ -148,6 +157,8 @@ export async function startMatcher(
     ...authRoutes(routeDeps),
     ...adminRoutes(routeDeps),
     ...pilotRoutes(routeDeps),
+    ...pilotRecordRoutes(routeDeps),
+    ...siteDirectorRoutes(routeDeps),
     ...matchingRoutes(routeDeps),
   ])
     router.add(route);
@@ -164,6 +175,7 @@ export async function startMatcher(
 
   const sessionDeps = {
     store,
+    pilots,
     activity: pilotActivity,
     matchService,
     registry,
@@ -273,6 +285,7 @@ export async function startMatcher(
     matchService,
     credentials,
     pilotActivity,
+    pilots,
     tokens,
     pilotCredentials,
     keys,
@@ -295,6 +308,7 @@ export async function startMatcher(
         await store.close();
         await credentials.close();
         await pilotActivity.close();
+        await pilots.close();
         logger.info('matcher stopped');
       })();
       return stopping;

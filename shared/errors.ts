@@ -68,6 +68,38 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'the job is not in a status to reschedule from, or has used all its attempts',
   },
+  PILOT_NOT_FOUND: {
+    httpStatus: 404,
+    retryable: false,
+    summary: 'no pilot with this id (or not visible to the caller)',
+  },
+  PILOT_CONFLICT: {
+    httpStatus: 409,
+    retryable: false,
+    summary: 'a pilot stamp is already registered for another pilot (VO, site or job reference differ)',
+  },
+  DIRECTOR_NOT_FOUND: { httpStatus: 404, retryable: false, summary: 'no site director has reported under this name' },
+  PILOT_BUNDLE_UNAVAILABLE: {
+    httpStatus: 503,
+    retryable: true,
+    summary: 'the matcher has no pilot bundle (dist/pilot.mjs) to serve',
+  },
+  CE_UNREACHABLE: {
+    httpStatus: 503,
+    retryable: true,
+    summary: 'a computing element (or its login node) could not be reached',
+  },
+  CE_TIMEOUT: { httpStatus: 504, retryable: true, summary: 'a computing element did not answer within its timeout' },
+  CE_REFUSED: {
+    httpStatus: 502,
+    retryable: false,
+    summary: 'a computing element refused the request (bad queue, credentials, limits): fix the configuration',
+  },
+  CE_BAD_ANSWER: {
+    httpStatus: 502,
+    retryable: true,
+    summary: 'a computing element answered something that cannot be understood',
+  },
   PROTOCOL_VIOLATION: {
     httpStatus: 400,
     retryable: false,

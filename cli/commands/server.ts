@@ -22,6 +22,7 @@ export function serverCommand(): Command {
     )
     .option('--stalled-after-sec <n>', 'a running job silent this long is Stalled (default 600)', parseFloat)
     .option('--max-attempts <n>', 'attempts a job may have, reschedules included (default 4)', Number)
+    .option('--pilot-bundle <file>', 'the pilot bundle served to pilot wrappers (default: dist/pilot.mjs)')
     .option('--policy <file>', 'scheduling policy JSON: group shares, job-type ranks, running limits, matching delays')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(
@@ -37,6 +38,7 @@ export function serverCommand(): Command {
         stalledAfterSec?: number;
         maxAttempts?: number;
         policy?: string;
+        pilotBundle?: string;
         logLevel: string;
       }) => {
         const config = compileMatcherConfig(options);

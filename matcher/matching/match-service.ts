@@ -27,6 +27,8 @@ import {
   type Offer,
   type OfferView,
 } from './fit.ts';
+import type { DemandQueue } from '../../shared/protocol/site-director.ts';
+import { queueDemand, slotOffer, type QueueDemand } from './demand.ts';
 import type { SchedulingPolicy } from './scheduling-policy.ts';
 import { TaskQueueIndex, type IndexedTaskQueue } from './task-queue-index.ts';
 
@@ -107,6 +109,17 @@ export class MatchService {
 
   isBanned(site: string): boolean {
     return this.#bannedSites.has(site);
+  }
+
+  /** What a pilot of this queue could run now (see demand.ts): the index and the site mask, no store. */
+  demand(queue: DemandQueue): QueueDemand & { siteBanned: boolean } {
+    const siteBanned = this.#bannedSites.has(queue.site);
+    const passesMask = (tq: IndexedTaskQueue): boolean =>
+      !siteBanned || JOB_TYPES_AT_BANNED_SITES.has(tq.requirements.jobType);
+    return {
+      ...queueDemand(this.index.withWaitingJobs(queue.vo), slotOffer(queue, queue.slot), passesMask),
+      siteBanned,
+    };
   }
 
   /** After a submission: re-read the TQs it filled, then serve parked offers. */

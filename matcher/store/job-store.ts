@@ -7,7 +7,7 @@
 import type { JobDescription } from '../../shared/job/description.ts';
 import type { JobHistoryEntry, JobOwnership, JobStatusReport, JobView } from '../../shared/job/model.ts';
 import type { JobStatus } from '../../shared/job/status.ts';
-import type { JobCommand, NodeInfo } from '../../shared/protocol/messages.ts';
+import type { JobCommand } from '../../shared/protocol/messages.ts';
 import type { TaskQueueDefinition, TaskQueueRequirements } from '../matching/task-queue-key.ts';
 
 export interface NewJob {
@@ -104,35 +104,6 @@ export interface HeartbeatSample {
   wallSec: number;
 }
 
-export const PILOT_STATUSES = ['Submitted', 'Waiting', 'Running', 'Done', 'Failed', 'Aborted', 'Unknown'] as const;
-export type PilotStatus = (typeof PILOT_STATUSES)[number];
-
-export interface PilotRecord {
-  id: string;
-  vo: string;
-  site: string;
-  ce: string | null;
-  queue: string | null;
-  status: PilotStatus;
-  statusReason: string;
-  node: NodeInfo | null;
-  pilotVersion: string | null;
-  connectedAt: string | null;
-  lastSeenAt: string | null;
-  jobsMatched: number;
-}
-
-export interface PilotHello {
-  id: string;
-  vo: string;
-  site: string;
-  ce: string | null;
-  queue: string | null;
-  node: NodeInfo;
-  pilotVersion: string;
-  at: string;
-}
-
 export interface SandboxRecord {
   sha256: string;
   sizeBytes: number;
@@ -219,9 +190,6 @@ export interface JobStore {
   rescheduleJob(jobId: number, attempt: number, request: RescheduleRequest): Promise<RescheduleOutcome>;
   /** Rescheduled jobs whose hold is over become Waiting again: how many, and the TQs they went back to. */
   releaseRescheduled(at: string): Promise<{ jobs: number; taskQueueIds: number[] }>;
-  recordPilotHello(hello: PilotHello): Promise<void>;
-  setPilotStatus(id: string, status: PilotStatus, reason: string, at: string): Promise<void>;
-  getPilot(id: string): Promise<PilotRecord | null>;
   /** Records an uploaded sandbox; a second upload of the same bytes keeps the first owner. */
   recordSandbox(sandbox: SandboxRecord): Promise<void>;
   getSandbox(sha256: string): Promise<SandboxRecord | null>;

@@ -21,11 +21,14 @@ import type { Offer } from '../matching/fit.ts';
 import type { Match, MatchService } from '../matching/match-service.ts';
 import type { JobStore } from '../store/job-store.ts';
 import type { JobUsageSample, PilotActivityStore } from '../store/pilot-activity-store.ts';
+import type { PilotStore } from '../store/pilot-store.ts';
 import type { CommandReceiver, PilotRegistry } from './pilot-registry.ts';
 import { statusReportKey } from './report-key.ts';
 
 export interface PilotSessionDeps {
   store: JobStore;
+  /** Pilot records: hello, bye and disconnects join what the site director says about the pilot. */
+  pilots: PilotStore;
   /** Pilot logs, drain requests, exit records, node and job usage from heartbeats. */
   activity: PilotActivityStore;
   matchService: MatchService;
@@ -128,7 +131,7 @@ export class PilotSession implements CommandReceiver {
         this.#saidBye = true;
         this.#deps.matchService.unpark(this.#pilotId);
         const at = isoNow(this.#deps.clock);
-        await this.#deps.store.setPilotStatus(this.#pilotId, 'Done', message.reason, at);
+        await this.#deps.pilots.recordBye(this.#pilotId, message.reason, at);
         await this.#deps.activity.recordExit(this.#pilotId, {
           at,
           reason: message.reason,
@@ -179,7 +182,7 @@ export class PilotSession implements CommandReceiver {
     try {
       assertPilotMayBe(this.#principal, hello.pilotStamp, hello.site);
       // A generic token must not take over the stamp of another VO's pilot (and its jobs).
-      const known = await this.#deps.store.getPilot(hello.pilotStamp);
+      const known = await this.#deps.pilots.getPilot(hello.pilotStamp);
       if (known && known.vo !== this.#principal.vo) {
         throw new PilothouseError('FORBIDDEN', `pilot ${hello.pilotStamp} belongs to another VO`);
       }
@@ -194,7 +197,7 @@ export class PilotSession implements CommandReceiver {
     this.#hello = hello;
     this.#pilotId = hello.pilotStamp;
     this.#logger = this.#deps.logger.child({ pilotId: this.#pilotId, site: hello.site, vo: this.#principal.vo });
-    await this.#deps.store.recordPilotHello({
+    await this.#deps.pilots.recordHello({
       id: this.#pilotId,
       vo: this.#principal.vo,
       site: hello.site,
@@ -383,7 +386,7 @@ export class PilotSession implements CommandReceiver {
     this.#deps.matchService.unpark(this.#pilotId);
     this.#deps.registry.unregister(this.#pilotId, this);
     if (!this.#saidBye) {
-      await this.#deps.store.setPilotStatus(this.#pilotId, 'Running', 'disconnected', isoNow(this.#deps.clock));
+      await this.#deps.pilots.recordDisconnect(this.#pilotId, isoNow(this.#deps.clock));
       this.#logger.info('pilot disconnected');
     }
   }

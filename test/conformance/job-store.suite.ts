@@ -323,26 +323,6 @@ export function jobStoreSuite(name: string, openStore: () => Promise<JobStore>):
       );
     });
 
-    it('pilots are recorded on hello and keep their last status', async () => {
-      const node = { hostname: 'wn1', cores: 8, memoryMB: 16_000, os: 'linux', arch: 'x86_64', cpuModel: 'cpu' };
-      await store.recordPilotHello({
-        id: 'p1',
-        vo: 'vo-a',
-        site: 'Site.A',
-        ce: null,
-        queue: null,
-        node,
-        pilotVersion: '0.1.0',
-        at: T0,
-      });
-      await store.setPilotStatus('p1', 'Done', 'idle', at(60));
-      const pilot = await store.getPilot('p1');
-      assert.equal(pilot?.status, 'Done');
-      assert.equal(pilot?.statusReason, 'idle');
-      assert.deepEqual(pilot?.node, node);
-      assert.equal(await store.getPilot('nope'), null);
-    });
-
     it('sandboxes are recorded once, keeping the first owner', async () => {
       const sha = 'a'.repeat(64);
       await store.recordSandbox({ sha256: sha, sizeBytes: 10, vo: 'vo-a', owner: 'alice', createdAt: T0 });

@@ -46,6 +46,17 @@ const EXPECTED_ACCESS: Record<string, Role[] | 'public'> = {
   'POST /api/pilots/:id/drain': ['jobAdmin', 'serviceAdmin'],
   'GET /api/jobs/:id/usage': USERS,
   'GET /api/pilots/connect': ['pilot'],
+  'POST /api/pilots': ['serviceAdmin'],
+  'POST /api/pilots/status': ['serviceAdmin'],
+  'GET /api/pilots': ['jobAdmin', 'serviceAdmin'],
+  'PUT /api/pilots/:id/output': ['serviceAdmin'],
+  'GET /api/pilots/:id/output': ['jobAdmin', 'serviceAdmin'],
+  'POST /api/queues/demand': ['serviceAdmin'],
+  'PUT /api/site-directors/:name': ['serviceAdmin'],
+  'GET /api/site-directors': ['jobAdmin', 'serviceAdmin'],
+  'GET /api/site-directors/:name': ['jobAdmin', 'serviceAdmin'],
+  'GET /api/pilot-bundle/info': 'public',
+  'GET /api/pilot-bundle': 'public',
 };
 
 let m: TestMatcher;

@@ -49,20 +49,5 @@ export function adminRoutes(deps: RouteDeps): Route[] {
         return { status: 200, json: tq };
       },
     },
-    {
-      method: 'GET',
-      path: '/api/pilots/:id',
-      policy: 'jobAdmin',
-      summary: 'a pilot record: where it runs, its node, its status',
-      async handler({ params, principal }) {
-        const caller = principal as Principal;
-        const pilot = await deps.store.getPilot(params.id ?? '');
-        if (!pilot || (!isAdministrator(caller) && pilot.vo !== caller.vo)) {
-          throw new PilothouseError('ROUTE_NOT_FOUND', `no pilot ${params.id}`);
-        }
-        const activity = await deps.pilotActivity.getActivity(pilot.id);
-        return { status: 200, json: { ...pilot, ...activity } };
-      },
-    },
   ];
 }

@@ -10,6 +10,8 @@ import type { MatchService } from '../../matching/match-service.ts';
 import type { SandboxStore } from '../../sandbox/sandbox-store.ts';
 import type { JobStore } from '../../store/job-store.ts';
 import type { PilotActivityStore } from '../../store/pilot-activity-store.ts';
+import type { PilotStore } from '../../store/pilot-store.ts';
+import type { PilotBundle } from '../../pilot-bundle/pilot-bundle.ts';
 import type { PilotRegistry } from '../../ws/pilot-registry.ts';
 
 /** What route handlers may use; built once by the server. */
@@ -17,6 +19,10 @@ export interface RouteDeps {
   store: JobStore;
   /** Pilot logs, drain requests, exit records, usage from heartbeats. */
   pilotActivity: PilotActivityStore;
+  /** Pilot records: registration by site directors, batch-system and pilot statuses, output. */
+  pilots: PilotStore;
+  /** dist/pilot.mjs, served to pilot wrappers. */
+  pilotBundle: PilotBundle;
   sandboxes: SandboxStore;
   matchService: MatchService;
   registry: PilotRegistry;

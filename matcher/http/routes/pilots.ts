@@ -6,30 +6,17 @@
 import { z } from 'zod';
 import { PilothouseError } from '../../../shared/errors.ts';
 import { isoNow } from '../../../shared/clock.ts';
+import { FINAL_PILOT_STATUSES } from '../../../shared/pilot/status.ts';
 import type { Principal } from '../../../shared/auth/claims.ts';
-import { isAdministrator } from '../../auth/policy.ts';
-import type { PilotRecord } from '../../store/job-store.ts';
 import { readJsonBody, type Route } from '../router.ts';
 import type { RouteDeps } from './context.ts';
 import { loadVisibleJob } from './jobs.ts';
+import { loadVisiblePilot } from './pilot-records.ts';
 
 export const MAX_LOG_PAGE_LINES = 5_000;
 const DEFAULT_LOG_PAGE_LINES = 1_000;
 
 const drainBodySchema = z.strictObject({ reason: z.string().min(1).max(512).optional() });
-
-/** The pilot, if the caller may see it (others' pilots are simply not found). */
-export async function loadVisiblePilot(
-  deps: RouteDeps,
-  principal: Principal,
-  id: string | undefined,
-): Promise<PilotRecord> {
-  const pilot = await deps.store.getPilot(id ?? '');
-  if (!pilot || (!isAdministrator(principal) && pilot.vo !== principal.vo)) {
-    throw new PilothouseError('ROUTE_NOT_FOUND', `no pilot ${id ?? ''}`);
-  }
-  return pilot;
-}
 
 function queryInt(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
   const raw = query.get(name);
@@ -86,7 +73,7 @@ export function pilotRoutes(deps: RouteDeps): Route[] {
         }
         const reason = parsed.data.reason ?? `drained by ${caller.subject}`;
         const requestedAt = isoNow(deps.clock);
-        const ended = pilot.status === 'Done' || pilot.status === 'Failed' || pilot.status === 'Aborted';
+        const ended = FINAL_PILOT_STATUSES.has(pilot.status);
         if (!ended)
           await deps.pilotActivity.requestDrain(pilot.id, { requestedAt, requestedBy: caller.subject, reason });
         const delivered = !ended && deps.registry.drain(pilot.id, reason);

@@ -1,8 +1,7 @@
 /** Row ↔ domain mapping for the SQLite store (snake_case columns, JSON text columns). */
 import type { JobHistoryEntry, JobView } from '../../../shared/job/model.ts';
 import type { JobStatus } from '../../../shared/job/status.ts';
-import type { NodeInfo } from '../../../shared/protocol/messages.ts';
-import type { PilotRecord, PilotStatus, TaskQueueView } from '../job-store.ts';
+import type { TaskQueueView } from '../job-store.ts';
 import type { TaskQueueRequirements } from '../../matching/task-queue-key.ts';
 
 export interface JobRow {
@@ -82,23 +81,5 @@ export function taskQueueFromRow(row: Record<string, unknown>): TaskQueueView {
     topPriority: row.top_priority === null ? 0 : Number(row.top_priority),
     nextJobId: row.next_job_id === null ? null : Number(row.next_job_id),
     createdAt: String(row.created_at),
-  };
-}
-
-export function pilotFromRow(row: Record<string, unknown>): PilotRecord {
-  const text = (value: unknown): string | null => (value === null || value === undefined ? null : String(value));
-  return {
-    id: String(row.id),
-    vo: String(row.vo),
-    site: String(row.site),
-    ce: text(row.ce),
-    queue: text(row.queue),
-    status: row.status as PilotStatus,
-    statusReason: String(row.status_reason),
-    node: row.node ? (JSON.parse(String(row.node)) as NodeInfo) : null,
-    pilotVersion: text(row.pilot_version),
-    connectedAt: text(row.connected_at),
-    lastSeenAt: text(row.last_seen_at),
-    jobsMatched: Number(row.jobs_matched),
   };
 }

@@ -20,9 +20,6 @@ import type {
   JobQuery,
   JobStore,
   NewJob,
-  PilotHello,
-  PilotRecord,
-  PilotStatus,
   RescheduleOutcome,
   RescheduleRequest,
   SandboxRecord,
@@ -33,7 +30,7 @@ import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { WriteBatcher } from './write-batcher.ts';
 import { openSqliteConnection } from './open-database.ts';
 import type { WriteGate } from './wal-checkpointer.ts';
-import { historyFromRow, jobFromRow, pilotFromRow, taskQueueFromRow, type JobRow } from './rows.ts';
+import { historyFromRow, jobFromRow, taskQueueFromRow, type JobRow } from './rows.ts';
 
 const SORT_COLUMNS = {
   id: 'id',
@@ -60,11 +57,12 @@ export function openSqliteJobStore(options: SqliteJobStoreOptions): SqliteJobSto
     mmapBytes: 256 * 1024 * 1024,
   });
   db.pragma('foreign_keys = ON');
-  migrate(db);
+  migrateJobStore(db);
   return new SqliteJobStore(db);
 }
 
-function migrate(db: Database.Database): void {
+/** Brings the file to the job store's newest schema (other stores on the same file build on it). */
+export function migrateJobStore(db: Database.Database): void {
   db.exec(
     'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
   );
@@ -180,16 +178,6 @@ export class SqliteJobStore implements JobStore {
       ),
       markCommandSent: db.prepare('UPDATE job_commands SET sent_at = ? WHERE id = ?'),
       insertCommand: db.prepare('INSERT INTO job_commands (job_id, attempt, command, created_at) VALUES (?, ?, ?, ?)'),
-      upsertPilot: db.prepare(`
-        INSERT INTO pilots (id, vo, site, ce, queue, status, status_reason, node, pilot_version, connected_at, last_seen_at)
-        VALUES (@id, @vo, @site, @ce, @queue, 'Running', 'connected', @node, @pilotVersion, @at, @at)
-        ON CONFLICT (id) DO UPDATE SET status = 'Running', status_reason = 'connected', node = excluded.node,
-          pilot_version = excluded.pilot_version, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at`),
-      setPilotStatus: db.prepare('UPDATE pilots SET status = ?, status_reason = ?, last_seen_at = ? WHERE id = ?'),
-      // Jobs matched are counted from the jobs (indexed by pilot), not kept in a counter every claim updates.
-      getPilot: db.prepare(
-        'SELECT *, (SELECT count(*) FROM jobs WHERE jobs.pilot_id = pilots.id) AS jobs_matched FROM pilots WHERE id = ?',
-      ),
       insertSandbox: db.prepare(`
         INSERT INTO sandboxes (sha256, size_bytes, vo, owner, created_at, last_access_at)
         VALUES (@sha256, @sizeBytes, @vo, @owner, @createdAt, @createdAt)
@@ -598,28 +586,6 @@ export class SqliteJobStore implements JobStore {
       }
       return { jobs: due.length, taskQueueIds: [...taskQueues] };
     });
-  }
-
-  async recordPilotHello(hello: PilotHello): Promise<void> {
-    this.#sql.upsertPilot.run({
-      id: hello.id,
-      vo: hello.vo,
-      site: hello.site,
-      ce: hello.ce,
-      queue: hello.queue,
-      node: JSON.stringify(hello.node),
-      pilotVersion: hello.pilotVersion,
-      at: hello.at,
-    });
-  }
-
-  async setPilotStatus(id: string, status: PilotStatus, reason: string, at: string): Promise<void> {
-    this.#sql.setPilotStatus.run(status, reason, at, id);
-  }
-
-  async getPilot(id: string): Promise<PilotRecord | null> {
-    const row = this.#sql.getPilot.get(id) as Record<string, unknown> | undefined;
-    return row ? pilotFromRow(row) : null;
   }
 
   async recordSandbox(sandbox: SandboxRecord): Promise<void> {
