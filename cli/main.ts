@@ -16,6 +16,7 @@ import {
 import { explainCommand, sitesCommand, taskQueuesCommand } from './commands/matching.ts';
 import { pilotsCommand } from './commands/pilots.ts';
 import { serverCommand } from './commands/server.ts';
+import { siteDirectorCommand } from './commands/site-director.ts';
 import { tokenCommand } from './commands/token.ts';
 import { demoCommand, upCommand } from './commands/up.ts';
 
@@ -26,6 +27,7 @@ const program = new Command('pilothouse')
   .showHelpAfterError()
   .addCommand(serverCommand())
   .addCommand(buildPilotCommand())
+  .addCommand(siteDirectorCommand())
   .addCommand(upCommand())
   .addCommand(demoCommand())
   .addCommand(submitCommand())

@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { PilothouseError } from '../../shared/errors.ts';
 import { MatcherClient, type ClientOptions } from '../client.ts';
-import { printJson } from '../format.ts';
+import { printJson, table } from '../format.ts';
 import { clientCommand } from './jobs.ts';
 
 interface SecretOptions extends ClientOptions {
@@ -180,9 +180,111 @@ function drainCommand(): Command {
     });
 }
 
+interface PilotListOptions extends ClientOptions {
+  json?: boolean;
+  vo?: string;
+  site?: string;
+  ce?: string;
+  queue?: string;
+  status?: string;
+  director?: string;
+  since?: string;
+  until?: string;
+  page: string;
+  perPage: string;
+}
+
+interface ListedPilot {
+  id: string;
+  vo: string;
+  site: string;
+  ce: string | null;
+  queue: string | null;
+  status: string;
+  statusReason: string;
+  createdAt: string;
+  jobsMatched: number;
+  backend: string | null;
+  backendRef: string | null;
+  connected: boolean;
+}
+
+function listCommand(): Command {
+  return clientCommand('list', 'pilots, newest first, with where they run and their status (filters are comma lists)')
+    .option('--vo <vos>', 'only these VOs')
+    .option('--site <sites>', 'only these sites')
+    .option('--ce <ces>', 'only these CEs')
+    .option('--queue <queues>', 'only these queues')
+    .option(
+      '--status <statuses>',
+      'only these statuses (Submitted, Waiting, Running, Done, Failed, Aborted, Unknown, Lost)',
+    )
+    .option('--director <names>', 'only pilots of these site directors')
+    .option('--since <iso>', 'made at or after this time (ISO 8601)')
+    .option('--until <iso>', 'made before this time (ISO 8601)')
+    .option('--page <n>', 'page number, from 1', '1')
+    .option('--per-page <n>', 'pilots per page (at most 1000)', '50')
+    .action(async (options: PilotListOptions) => {
+      const client = await MatcherClient.fromOptions(options);
+      const query = new URLSearchParams({ page: options.page, perPage: options.perPage });
+      for (const name of ['vo', 'site', 'ce', 'queue', 'status', 'director', 'since', 'until'] as const) {
+        const value = options[name];
+        if (value !== undefined) query.set(name, value);
+      }
+      const { body } = await client.json<{ total: number; pilots: ListedPilot[] }>('GET', `/api/pilots?${query}`);
+      if (options.json) {
+        printJson(body);
+        return;
+      }
+      process.stdout.write(
+        `${table(
+          ['pilot', 'vo', 'where', 'status', 'jobs', 'backend', 'created', 'reason'],
+          body.pilots.map((p) => [
+            p.id,
+            p.vo,
+            [p.site, p.ce, p.queue].filter((part) => part !== null).join('/'),
+            p.connected ? `${p.status}*` : p.status,
+            p.jobsMatched,
+            p.backend ? `${p.backend}:${p.backendRef ?? '?'}` : 'by hand',
+            p.createdAt,
+            p.statusReason,
+          ]),
+        )}\n${body.pilots.length} of ${body.total} pilot(s) (* connected now)\n`,
+      );
+    });
+}
+
+function outputCommand(): Command {
+  return clientCommand('output', "the pilot wrapper's stdout and stderr, as its site director fetched them from the CE")
+    .argument('<pilotId>', 'the pilot id (its stamp)')
+    .option('--stderr', 'only stderr')
+    .option('--stdout', 'only stdout')
+    .action(
+      async (pilotId: string, options: ClientOptions & { json?: boolean; stderr?: boolean; stdout?: boolean }) => {
+        const client = await MatcherClient.fromOptions(options);
+        const { body } = await client.json<{ stdout: string; stderr: string; truncated: boolean; fetchedAt: string }>(
+          'GET',
+          `${pilotPath(pilotId)}/output`,
+        );
+        if (options.json) {
+          printJson(body);
+          return;
+        }
+        const both = !options.stdout && !options.stderr;
+        if (both || options.stdout)
+          process.stdout.write(
+            both ? `--- stdout${body.truncated ? ' (end only)' : ''}\n${body.stdout}\n` : body.stdout,
+          );
+        if (both || options.stderr) process.stdout.write(both ? `--- stderr\n${body.stderr}\n` : body.stderr);
+      },
+    );
+}
+
 export function pilotsCommand(): Command {
   return new Command('pilots')
-    .description('pilots: credentials, records, logs, drain')
+    .description('pilots: list, records, output, logs, drain, credentials')
+    .addCommand(listCommand(), { isDefault: true })
+    .addCommand(outputCommand())
     .addCommand(secretCommand())
     .addCommand(showCommand())
     .addCommand(logsCommand())

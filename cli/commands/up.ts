@@ -15,7 +15,8 @@ import { compileMatcherConfig } from '../../matcher/config.ts';
 import { startMatcher, type RunningMatcher } from '../../matcher/server.ts';
 import { MatcherClient } from '../client.ts';
 import { table } from '../format.ts';
-import { LocalPilotPool } from '../local-pilots.ts';
+import { LOCAL_SITE, writeLocalSiteConfig } from '../local-site.ts';
+import { startDirectorService, type RunningDirector } from '../../site-director/service.ts';
 import { createProgress } from '../progress.ts';
 import { unpackOutputSandbox } from '../unpack-output.ts';
 import { waitForSignal } from './server.ts';
@@ -28,43 +29,44 @@ interface UpOptions {
   logLevel: string;
 }
 
-export const LOCAL_SITE = `Local.${os.hostname().split('.')[0] || 'localhost'}`;
+/** How often the local site director looks for work: the all-in-one should feel immediate. */
+const UP_SCHEDULE = '*/3 * * * * *';
+const DEMO_SCHEDULE = '* * * * * *';
 
 async function bringUp(
   options: UpOptions,
   logger: Logger,
-): Promise<{ matcher: RunningMatcher; pool: LocalPilotPool; adminToken: string }> {
+  schedule: string,
+): Promise<{ matcher: RunningMatcher; director: RunningDirector; adminToken: string }> {
   const count = Number(options.pilots);
-  if (!Number.isInteger(count) || count < 0 || count > 64) {
-    throw new PilothouseError('CONFIG_INVALID', '--pilots must be an integer from 0 to 64', { field: 'pilots' });
+  if (!Number.isInteger(count) || count < 1 || count > 64) {
+    throw new PilothouseError('CONFIG_INVALID', '--pilots must be an integer from 1 to 64', { field: 'pilots' });
+  }
+  const cores = options.coresPerPilot === undefined ? os.availableParallelism() : Number(options.coresPerPilot);
+  if (!Number.isInteger(cores) || cores < 1 || cores > 1024) {
+    throw new PilothouseError('CONFIG_INVALID', '--cores-per-pilot must be an integer from 1 to 1024', {
+      field: 'coresPerPilot',
+    });
   }
   const matcher = await startMatcher(compileMatcherConfig({ dataDir: options.dataDir, listen: options.listen }), {
     logger,
   });
-  const pilotTokenFile = path.join(path.resolve(options.dataDir), 'local-pilot.token');
-  const pilotToken = await matcher.tokens.issue({
-    kind: 'pilot',
-    subject: 'pilots.local',
-    vo: 'local',
-    group: 'local_pilot',
-    properties: ['GenericPilot'],
-    site: LOCAL_SITE,
-    ttlSec: 7 * 86_400,
-  });
-  await writeFile(pilotTokenFile, `${pilotToken}\n`, { mode: 0o600 });
-  const pool = new LocalPilotPool({
-    matcherUrl: matcher.url,
-    tokenFile: pilotTokenFile,
+  const config = await writeLocalSiteConfig({
     dataDir: path.resolve(options.dataDir),
-    count,
-    site: LOCAL_SITE,
-    coresPerPilot: options.coresPerPilot === undefined ? undefined : Number(options.coresPerPilot),
-    idleTimeoutSec: 3600,
-    logger,
+    pilots: count,
+    coresPerPilot: cores,
+    schedule,
+    idleTimeoutSec: 120,
   });
-  await pool.start();
+  const director = startDirectorService({ config, matcherUrl: matcher.url, tokenFile: matcher.adminTokenPath, logger });
   const adminToken = (await readFile(matcher.adminTokenPath, 'utf8')).trim();
-  return { matcher, pool, adminToken };
+  return { matcher, director, adminToken };
+}
+
+async function bringDown(matcher: RunningMatcher, director: RunningDirector): Promise<void> {
+  // Local pilots drain (SIGTERM) and say bye while the matcher still listens.
+  await director.stop({ cancelLocalPilots: true });
+  await matcher.stop();
 }
 
 export function upCommand(): Command {
@@ -72,26 +74,28 @@ export function upCommand(): Command {
     .description('run the matcher and a handful of local pilots on this machine, until Ctrl-C')
     .option('--data-dir <dir>', 'data directory', '.pilothouse')
     .option('--listen <host:port>', 'matcher address', '127.0.0.1:8080')
-    .option('--pilots <n>', 'local pilots to keep running', '2')
-    .option('--cores-per-pilot <n>', 'cores each pilot offers (default: all)')
+    .option('--pilots <n>', 'local pilots at once, at most (started by the site director when jobs wait)', '2')
+    .option('--cores-per-pilot <n>', 'cores each pilot offers (default: all of this machine)')
     .option('--log-level <level>', 'pino log level', 'warn')
     .action(async (options: UpOptions) => {
       const logger = createLogger({ component: 'up', level: options.logLevel });
-      const { matcher, pool } = await bringUp(options, logger);
+      const { matcher, director } = await bringUp(options, logger, UP_SCHEDULE);
       process.stdout.write(
         [
-          `Pilothouse is up: matcher ${matcher.url}, ${options.pilots} local pilot(s) at site ${LOCAL_SITE}.`,
+          `Pilothouse is up: matcher ${matcher.url}; a site director sends up to ${options.pilots} local pilot(s) to site ${LOCAL_SITE} when jobs wait.`,
+          `Site director configuration: ${path.join(path.resolve(options.dataDir), 'site-director.json')}`,
           'Submit from another terminal:',
           `  export PILOTHOUSE_MATCHER=${matcher.url} PILOTHOUSE_TOKEN_FILE=${matcher.adminTokenPath}`,
           '  npx pilothouse submit examples/hello.json',
           '  npx pilothouse jobs',
+          '  npx pilothouse pilots',
+          '  npx pilothouse site-director status',
           'Ctrl-C stops everything.',
           '',
         ].join('\n'),
       );
       await waitForSignal();
-      await pool.stop();
-      await matcher.stop();
+      await bringDown(matcher, director);
     });
 }
 
@@ -105,9 +109,10 @@ export function demoCommand(): Command {
     .action(async (options: { dataDir?: string; examples: string; pilots: string; logLevel: string }) => {
       const logger = createLogger({ component: 'demo', level: options.logLevel });
       const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'pilothouse-demo-')));
-      const { matcher, pool, adminToken } = await bringUp(
+      const { matcher, director, adminToken } = await bringUp(
         { dataDir, listen: '127.0.0.1:0', pilots: options.pilots, logLevel: options.logLevel, coresPerPilot: '2' },
         logger,
+        DEMO_SCHEDULE,
       );
       try {
         const client = new MatcherClient(matcher.url, adminToken);
@@ -118,7 +123,7 @@ export function demoCommand(): Command {
           descriptions.push(...(Array.isArray(parsed) ? parsed : [parsed]));
         }
         process.stdout.write(
-          `matcher ${matcher.url}; ${options.pilots} pilots; submitting ${descriptions.length} example jobs from ${options.examples}/\n`,
+          `matcher ${matcher.url}; a site director with the local backend (up to ${options.pilots} pilots); submitting ${descriptions.length} example jobs from ${options.examples}/\n`,
         );
         const { body } = await client.json<{ jobIds: number[] }>('POST', '/api/jobs', descriptions);
         const jobs = await waitUntilFinal(client, body.jobIds);
@@ -137,10 +142,19 @@ export function demoCommand(): Command {
             `\njob ${job.id} (${job.name}): ${files.join(', ')}\n  std.out: ${stdout || '(empty)'}\n`,
           );
         }
+        const pilots = await client.json<{ pilots: { id: string; status: string; jobsMatched: number }[] }>(
+          'GET',
+          '/api/pilots?perPage=100',
+        );
+        process.stdout.write(
+          `\npilots sent by the site director:\n${table(
+            ['pilot', 'status', 'jobs'],
+            pilots.body.pilots.map((p) => [p.id, p.status, p.jobsMatched]),
+          )}\n`,
+        );
         process.stdout.write(`\noutputs unpacked under ${path.join(dataDir, 'outputs')}\n`);
       } finally {
-        await pool.stop();
-        await matcher.stop();
+        await bringDown(matcher, director);
       }
     });
 }

@@ -26,6 +26,13 @@ const mintSchema = z.strictObject({
   pilotStamp: stamp,
   ttlSec: z.int().positive().optional(),
 });
+/** A site director mints the secrets of a whole submission at once. */
+const mintBatchSchema = z.strictObject({
+  vo: name,
+  site: name,
+  pilotStamps: z.array(stamp).min(1).max(1000),
+  ttlSec: z.int().positive().optional(),
+});
 
 const revokeSchema = z.union([
   z.strictObject({
@@ -80,10 +87,36 @@ export function authRoutes(deps: RouteDeps): Route[] {
       method: 'POST',
       path: '/api/auth/pilot-secrets',
       policy: 'serviceAdmin',
-      summary: 'mint a one-time pilot secret for {vo, site, pilotStamp} (only its hash is stored); returned once',
+      summary:
+        'mint one-time pilot secrets for {vo, site, pilotStamp} or {vo, site, pilotStamps: [...]} (only hashes are stored); returned once',
       async handler({ req, principal }) {
         const caller = principal as Principal;
-        const request = parseOrThrow(mintSchema, await readJsonBody(req, 16 * 1024));
+        const raw = await readJsonBody(req, 256 * 1024);
+        if (typeof raw === 'object' && raw !== null && 'pilotStamps' in raw) {
+          const batch = parseOrThrow(mintBatchSchema, raw);
+          if (new Set(batch.pilotStamps).size !== batch.pilotStamps.length) {
+            throw new PilothouseError('VALIDATION_FAILED', 'pilotStamps: a stamp is listed twice', {
+              field: 'pilotStamps',
+            });
+          }
+          const secrets = [];
+          for (const pilotStamp of batch.pilotStamps) {
+            const minted = await deps.pilotCredentials.mintSecret({
+              vo: batch.vo,
+              site: batch.site,
+              pilotStamp,
+              ttlSec: batch.ttlSec,
+              createdBy: caller.subject,
+            });
+            secrets.push({ pilotStamp, secret: minted.secret, expiresAt: new Date(minted.expiresAtMs).toISOString() });
+          }
+          return {
+            status: 201,
+            headers: { 'cache-control': 'no-store' },
+            json: { vo: batch.vo, site: batch.site, secrets },
+          };
+        }
+        const request = parseOrThrow(mintSchema, raw);
         const minted = await deps.pilotCredentials.mintSecret({ ...request, createdBy: caller.subject });
         return {
           status: 201,
