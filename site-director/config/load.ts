@@ -246,7 +246,7 @@ function compile(raw: DirectorFileConfig, baseDir: string, fail: Fail): Director
           site: site.name,
           ce: ce.name,
           name: queue.name,
-          batchQueue: ce.type === 'slurm' ? (ce.slurm.partition ?? queue.name) : queue.name,
+          batchQueue: queue.batchQueue ?? (ce.type === 'slurm' ? ce.slurm.partition : undefined) ?? queue.name,
           vos,
           slot,
           resources: { cores, memoryMB, wallTimeSec: slot.wallTimeSec, gpus: queue.gpus, wholeNode: queue.wholeNode },

@@ -106,6 +106,8 @@ const pilotOptionsSchema = z.strictObject({
 
 const queueSchema = z.strictObject({
   name: nameSchema,
+  /** The batch system's name for it: SLURM partition, ARC queue (default: the CE's partition, else the name). */
+  batchQueue: nameSchema.optional(),
   vos: z.array(nameSchema).min(1).max(50).optional(),
   maxCores: z.int().min(1).max(100_000).default(1),
   /** Memory of one batch job of the queue, MB (0: unknown/unlimited). */

@@ -26,7 +26,8 @@ const REASONS: Record<number, string> = {
 /** Why a pilot ended, from the wrapper's exit code (128+N: killed by signal N). */
 export function exitReason(exitCode: number): string {
   const known = REASONS[exitCode];
-  if (known !== undefined) return known;
-  if (exitCode > 128 && exitCode < 160) return `the pilot was killed by signal ${exitCode - 128}`;
-  return `the pilot wrapper exited with code ${exitCode}`;
+  if (known !== undefined) return `exit code ${exitCode}: ${known}`;
+  if (exitCode > 128 && exitCode < 160)
+    return `exit code ${exitCode}: the pilot was killed by signal ${exitCode - 128}`;
+  return `exit code ${exitCode}: the pilot wrapper ended with an error`;
 }
