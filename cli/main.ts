@@ -25,6 +25,8 @@ const program = new Command('pilothouse')
   .version('0.1.0')
   .exitOverride()
   .showHelpAfterError()
+  // Options after a subcommand belong to it (`site-director status --matcher URL`).
+  .enablePositionalOptions()
   .addCommand(serverCommand())
   .addCommand(buildPilotCommand())
   .addCommand(siteDirectorCommand())

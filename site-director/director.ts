@@ -10,6 +10,8 @@
  * resumes. Errors of one CE are that CE's (backoff), never the cycle's.
  */
 import { toPilothouseError } from '../shared/errors.ts';
+import { delay } from '../shared/backoff.ts';
+import { DEFAULT_CANCEL_GRACE_SEC } from './backends/factory.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type {
@@ -277,6 +279,13 @@ export class SiteDirector {
         .map((p) => ({ stamp: p.id, ref: p.backendRef as string }));
       await backend.cancel(refs, AbortSignal.timeout(this.#deps.config.ceTimeoutMs));
       cancelled += refs.length;
+      // They drain and say bye while the matcher still listens: wait for them, within their grace.
+      const deadline = this.#deps.clock.nowMs() + (DEFAULT_CANCEL_GRACE_SEC + 5) * 1000;
+      while (refs.length > 0 && this.#deps.clock.nowMs() < deadline) {
+        const statuses = await backend.status(refs, AbortSignal.timeout(this.#deps.config.ceTimeoutMs));
+        if (![...statuses.values()].some((s) => s.status === 'Running')) break;
+        await delay(200);
+      }
     }
     return cancelled;
   }

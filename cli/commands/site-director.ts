@@ -26,6 +26,8 @@ interface RunOptions {
 
 export function siteDirectorCommand(): Command {
   const command = new Command('site-director')
+    // `site-director status --matcher URL`: the option belongs to status, not to the service.
+    .enablePositionalOptions()
     .description('send pilots to the configured computing elements, as long as their queues have work (Ctrl-C stops)')
     .option('--config <file>', 'sites, CEs and queues (YAML or JSON; see docs/site-director.md)')
     .option('--matcher <url>', 'matcher base URL (env PILOTHOUSE_MATCHER)')

@@ -192,7 +192,9 @@ for s in "$@"; do
   [ -f "$d/exitcode" ] && continue
   : >"$d/cancelled"
   kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
-  (sleep "$grace"; kill -KILL -- "-$p" 2>/dev/null) >/dev/null 2>&1 </dev/null &
+  # A watcher that ends with the pilot, or kills its whole session when the grace is over.
+  (i=0; while alive "$p" && [ "$i" -lt "$grace" ]; do sleep 1; i=$((i + 1)); done
+   alive "$p" && kill -KILL -- "-$p" 2>/dev/null) >/dev/null 2>&1 </dev/null &
 done`;
     await this.#runner.sh(
       script,

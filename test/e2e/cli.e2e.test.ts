@@ -50,6 +50,11 @@ describe('pilothouse CLI', () => {
       ['kill'],
       ['reschedule'],
       ['token', 'issue'],
+      ['site-director'],
+      ['site-director', 'status'],
+      ['pilots'],
+      ['pilots', 'list'],
+      ['pilots', 'output'],
     ]) {
       const result = await cli([...args, '--help']);
       assert.equal(result.code, 0, `pilothouse ${args.join(' ')} --help`);
