@@ -311,6 +311,8 @@ export function mapArcState(state: string, exitCode: number | null, error: strin
       return { status: 'Aborted', native: state, reason: 'killed', exitCode: null };
     case 'WIPED':
       return { status: 'Aborted', native: state, reason: 'wiped by the CE', exitCode: null };
+    case 'DELETED':
+      return { status: 'Aborted', native: state, reason: 'deleted by the CE', exitCode: null };
     default:
       return { ...UNKNOWN_STATUS, native: state || 'None', reason: `unrecognised A-REX state ${state || '(none)'}` };
   }

@@ -54,7 +54,7 @@ const { writeFileSync } = require('node:fs');
 (async () => {
   let last = '';
   for (let attempt = 0; attempt < 4; attempt += 1) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, 1000 * 2 ** attempt));
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(120000) });
       if (!response.ok) { last = 'HTTP ' + response.status; continue; }
@@ -120,6 +120,8 @@ say "node $("$PH_NODE" --version) at $PH_NODE"
 base=\${PILOTHOUSE_WORK_BASE:-\${_CONDOR_SCRATCH_DIR:-\${SLURM_TMPDIR:-\${TMPDIR:-/tmp}}}}
 PH_WORK=$(mktemp -d "$base/pilothouse.XXXXXXXX" 2>/dev/null) || fail ${WRAPPER_EXIT.noWorkDir} "cannot make a directory under $base"
 trap 'rm -rf "$PH_WORK"' EXIT
+# Until the pilot runs, a signal ends the wrapper (and the EXIT trap cleans up).
+trap 'exit 143' TERM INT HUP
 
 sha256_of() { "$PH_NODE" -e ${sq(SHA256_JS)} "$1" 2>/dev/null; }
 PH_BUNDLE=
@@ -144,11 +146,16 @@ fi
 
 printf '%s\\n' ${sq(options.secret)} >"$PH_WORK/secret" 2>/dev/null || fail ${WRAPPER_EXIT.noSecret} "cannot write into $PH_WORK"
 
+# The batch system's SIGTERM (a cancel, the end of the slot) drains the pilot instead of killing it;
+# one that comes while the pilot is being started is passed on as soon as it runs.
+PH_PID=
+PH_TERM=
+trap 'PH_TERM=1; [ -n "$PH_PID" ] && kill -TERM "$PH_PID" 2>/dev/null' TERM INT HUP
+
 "$PH_NODE" "$PH_BUNDLE" --matcher "$PH_MATCHER" --secret-file "$PH_WORK/secret" --stamp "$PH_STAMP" \\
   --site "$PH_SITE" --ce "$PH_CE" --queue "$PH_QUEUE" --workdir "$PH_WORK/jobs" ${pilotArgs} </dev/null &
 PH_PID=$!
-# The batch system's SIGTERM (a cancel, the end of the slot) drains the pilot instead of killing it.
-trap 'kill -TERM "$PH_PID" 2>/dev/null' TERM INT HUP
+[ -n "$PH_TERM" ] && kill -TERM "$PH_PID" 2>/dev/null
 wait "$PH_PID"
 code=$?
 while kill -0 "$PH_PID" 2>/dev/null; do
