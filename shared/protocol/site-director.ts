@@ -61,7 +61,7 @@ export const demandRequestSchema = z.strictObject({
 export type DemandRequest = z.infer<typeof demandRequestSchema>;
 
 export const pilotCountsSchema = z.strictObject({
-  /** Submitted or Waiting: in the batch system, not started. */
+  /** Submitted or Waiting in the batch system, or running there but not connected to the matcher yet. */
   waiting: z.int().min(0),
   running: z.int().min(0),
   unknown: z.int().min(0),

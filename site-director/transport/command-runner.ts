@@ -83,7 +83,13 @@ export async function runProcess(
     });
   }
   if (result.isCanceled) {
-    throw new PilothouseError('CE_TIMEOUT', `${where}: ${command} was cancelled`, { where });
+    // The caller's deadline (an AbortSignal.timeout) is a timeout too; a stop is a cancellation.
+    const reason = options.signal?.reason as { name?: string } | undefined;
+    const why =
+      reason?.name === 'TimeoutError'
+        ? `did not answer within its deadline (${options.timeoutMs} ms at most)`
+        : 'was cancelled';
+    throw new PilothouseError('CE_TIMEOUT', `${where}: ${command} ${why}`, { where });
   }
   if (result.failed && result.exitCode === undefined) {
     throw new PilothouseError(

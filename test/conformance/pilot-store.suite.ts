@@ -176,7 +176,8 @@ export function pilotStoreSuite(name: string, openStore: () => Promise<PilotStor
         T0,
       );
       await store.recordHello(hello('r1', 3));
-      await store.applyBackendUpdates([update('w2', 'Waiting'), update('d1', 'Done')]);
+      // w2 runs at its CE but has not reached the matcher: it is still starting, counted as waiting.
+      await store.applyBackendUpdates([update('w2', 'Running'), update('d1', 'Done')]);
       const key = { vo: 'vo-a', site: 'Site.A', ce: 'ce1', queue: 'long' };
       const counts = await store.countActive([key, { ...key, queue: 'short' }, { ...key, queue: 'none' }]);
       assert.deepEqual(

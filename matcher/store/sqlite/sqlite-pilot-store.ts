@@ -223,9 +223,13 @@ export class SqlitePilotStore implements PilotStore {
         UPDATE pilots SET backend_status = @native, exit_code = coalesce(@exitCode, exit_code),
           backend_final = max(backend_final, @final), tracked = CASE WHEN @untrack THEN 0 ELSE tracked END
         WHERE id = @stamp`),
+      // A pilot its batch system runs but that has not reached the matcher yet is still starting: it
+      // will take a waiting job, so it counts with the waiting ones.
       activeCounts: db.prepare(
-        `SELECT vo, site, ce, queue, status, count(*) AS n FROM pilots WHERE status IN ${ACTIVE}
-         GROUP BY vo, site, ce, queue, status`,
+        `SELECT vo, site, ce, queue,
+                CASE WHEN status = 'Running' AND connected_at IS NULL THEN 'Waiting' ELSE status END AS status,
+                count(*) AS n
+         FROM pilots WHERE status IN ${ACTIVE} GROUP BY 1, 2, 3, 4, 5`,
       ),
       upsertOutput: db.prepare(`
         INSERT INTO pilot_output (pilot_id, stdout, stderr, truncated, fetched_at) VALUES (?, ?, ?, ?, ?)
