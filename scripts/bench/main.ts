@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --scenario matching|pilot|all] [--jobs N] [--pilots N] [--duration-sec N] [--rounds N]`
+ * `npm run bench [-- --scenario matching|pilot|site-director|all] [--jobs N] [--pilots N] [--duration-sec N]
+ *  [--rounds N] [--queues N] [--tracked N]`
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
  * Needs `npm run build` first (it runs the shipped dist/ artifacts).
  */
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchMatching } from './matching.ts';
+import { benchSiteDirector } from './site-director.ts';
 import { machineDescription } from './machine.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -20,17 +22,20 @@ const { values } = parseArgs({
     'duration-sec': { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
     probes: { type: 'string', default: '100' },
+    queues: { type: 'string', default: '1000' },
+    tracked: { type: 'string', default: '0' },
   },
 });
 const scenario = values.scenario ?? 'all';
-if (!['matching', 'pilot', 'all'].includes(scenario)) {
-  console.error(`--scenario must be matching, pilot or all (got ${scenario})`);
+if (!['matching', 'pilot', 'site-director', 'all'].includes(scenario)) {
+  console.error(`--scenario must be matching, pilot, site-director or all (got ${scenario})`);
   process.exit(2);
 }
-for (const name of ['jobs', 'pilots', 'duration-sec', 'rounds', 'probes'] as const) {
+for (const name of ['jobs', 'pilots', 'duration-sec', 'rounds', 'probes', 'queues', 'tracked'] as const) {
   const value = Number(values[name]);
-  if (!Number.isInteger(value) || value < (name === 'probes' ? 0 : 1)) {
-    console.error(`--${name} must be a whole number${name === 'probes' ? '' : ' above 0'} (got ${values[name]})`);
+  const mayBeZero = name === 'probes' || name === 'tracked';
+  if (!Number.isInteger(value) || value < (mayBeZero ? 0 : 1)) {
+    console.error(`--${name} must be a whole number${mayBeZero ? '' : ' above 0'} (got ${values[name]})`);
     process.exit(2);
   }
 }
@@ -73,6 +78,20 @@ if (scenario === 'matching' || scenario === 'all') {
   await replaceSection('matching', header('Matching') + result.markdown);
   progress('matching figures written to BENCHMARKS.md');
   process.stdout.write(`${result.markdown}\n`);
+}
+if (scenario === 'site-director' || scenario === 'all') {
+  // The matching population scaled down unless --jobs was given: demand reads task queues, not jobs.
+  const jobs = process.argv.includes('--jobs') ? Number(values.jobs) : 200_000;
+  const markdown = await benchSiteDirector({
+    jobs,
+    queues: Number(values.queues),
+    tracked: Number(values.tracked),
+    rounds: Math.max(5, Number(values.rounds)),
+    progress,
+  });
+  await replaceSection('site-director', header('Site director') + markdown);
+  progress('site-director figures written to BENCHMARKS.md');
+  process.stdout.write(`${markdown}\n`);
 }
 if (scenario === 'pilot' || scenario === 'all') {
   const pilotBench = path.join(root, 'scripts', 'bench', 'pilot.ts');

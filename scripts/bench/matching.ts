@@ -40,7 +40,7 @@ export interface MatchingBenchResult {
 }
 
 /** Fills the store directly (not over HTTP), in batches, with the production-shaped population. */
-async function populate(
+export async function populate(
   dbPath: string,
   totalJobs: number,
   progress: (m: string) => void,
@@ -75,7 +75,7 @@ async function populate(
   return { taskQueues, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
 }
 
-async function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+export async function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
   // PH_BENCH_PROFILE=DIR writes a V8 CPU profile of the matcher there (for finding hot spots).
   const profile = process.env.PH_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PH_BENCH_PROFILE}`] : [];
   const child = spawn(
@@ -112,7 +112,7 @@ function rssMB(pid: number): Promise<number> {
  * CPU seconds the process has used (user + system, all threads), from /proc/PID/stat. Per match it is
  * a figure that other load on the machine changes far less than matches/s.
  */
-async function cpuSec(pid: number): Promise<number> {
+export async function cpuSec(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces) start at state; utime and stime are 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
