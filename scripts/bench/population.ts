@@ -1,5 +1,5 @@
 /**
- * A waiting-job population shaped like LHCb's production snapshot (2026-03-28, see the reference facts):
+ * A waiting-job population shaped like LHCb's production snapshot of 2026-03-28 (871,973 waiting jobs, 501 TQs):
  * ~500 task queues holding ~870k jobs, 271 big TQs (1,001–5,000 jobs) holding ~93% of them, a long tail
  * and 37 single-job TQs; 60 sites; ~70 platforms (3 architecture levels × 23 OS tags); 11 job types with
  * MCSimulation dominant; one production owner with ~80% of the jobs, the rest spread over other owners.
