@@ -8,7 +8,7 @@
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -123,10 +123,12 @@ it('ssh - pilots started in the background on the SSH host run the jobs as the r
 });
 
 it('htcondor (replica) - pilots of one cluster, each with its own wrapper as input file, run the jobs', async () => {
+  const tokenFile = path.join(dir, 'ce.token');
+  await writeFile(tokenFile, 'eyJ.scitoken.for-the-ce\n');
   const { pilot } = await runToTheEnd(
     `      - name: ce.lab.test
         type: htcondor
-        htcondor: { pool: ce.lab.test:9619, workDir: ${dir}/condor-submit }
+        htcondor: { pool: ce.lab.test:9619, workDir: ${dir}/condor-submit, tokenFile: ${tokenFile} }
         queues: [{ name: q, maxCores: 1, memoryMB: 1000, wallTimeSec: 3600, tags: [condor], requiredTags: [condor] }]`,
     'condor',
     60_000,
