@@ -171,3 +171,16 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
     throw new PilothouseError('BAD_JSON', `the body is not valid JSON: ${(error as Error).message}`);
   }
 }
+
+/** RFC 7233 Content-Range of a page of a search (`jobs 0-99/1234`); none for an empty page. */
+export function contentRange(
+  unit: string,
+  page: number,
+  perPage: number,
+  count: number,
+  total: number,
+): Record<string, string> {
+  if (count === 0) return {};
+  const first = (page - 1) * perPage;
+  return { 'content-range': `${unit} ${first}-${first + count - 1}/${total}` };
+}

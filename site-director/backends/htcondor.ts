@@ -268,13 +268,9 @@ ${submitArgs.map(shellQuote).join(' ')}`;
 
   async clean(pilot: SubmittedPilot, signal: AbortSignal): Promise<void> {
     const dir = this.#options.workDir;
-    await this.#runner.run(
-      ['rm', '-f', `${dir}/${pilot.stamp}.sh`, `${dir}/${pilot.stamp}.out`, `${dir}/${pilot.stamp}.err`],
-      {
-        timeoutMs: this.#options.commandTimeoutMs,
-        signal,
-      },
-    );
+    // A batch's submit description is named after its first pilot.
+    const files = ['sh', 'out', 'err', 'sub'].map((ext) => `${dir}/${pilot.stamp}.${ext}`);
+    await this.#runner.run(['rm', '-f', ...files], { timeoutMs: this.#options.commandTimeoutMs, signal });
   }
 
   async close(): Promise<void> {

@@ -53,7 +53,7 @@ it('site-director - a config error names file, line and field, exits 2, and star
   assert.equal(result.code, 2);
   assert.match(
     result.stderr,
-    new RegExp(`${file.replaceAll('.', '\\.')}:10: sites\\.0\\.ces\\.0\\.queues\\.0\\.maxWaitingPilot: `),
+    new RegExp(`${file.replaceAll('.', '\\.')}:11: sites\\.0\\.ces\\.0\\.queues\\.0\\.maxWaitingPilot: `),
   );
   await assert.rejects(readdir(path.join(dir, 'state')), 'no state directory was made');
   const report = await m.api('GET', '/api/site-directors/cli-director');

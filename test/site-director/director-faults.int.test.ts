@@ -20,6 +20,7 @@ import type { DirectorReport, QueueDecision } from '../../shared/protocol/site-d
 import { parseDirectorConfig } from '../../site-director/config/load.ts';
 import { buildDirector } from '../../site-director/service.ts';
 import type { SiteDirector } from '../../site-director/director.ts';
+import { cyclesUntil } from '../helpers/director.ts';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
@@ -105,21 +106,13 @@ const decisionOf = (report: DirectorReport, ce: string): QueueDecision =>
   report.queues.find((q) => q.ce === ce) as QueueDecision;
 const ceOf = (report: DirectorReport, ce: string) => report.ces.find((c) => c.ce === ce);
 
-async function cyclesUntil(
+/** The last report of the cycles run until the condition held. */
+async function cycleUntil(
   what: string,
-  condition: (report: DirectorReport) => Promise<boolean> | boolean,
+  condition: (report: DirectorReport) => boolean,
   timeoutMs = 60_000,
 ): Promise<DirectorReport> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const report = await director.runCycle();
-    if (await condition(report)) return report;
-    assert.ok(
-      Date.now() < deadline,
-      `timed out waiting for ${what}: ${JSON.stringify(report.queues.map((q) => [q.ce, q.submitted, q.reason]))}`,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
+  return (await cyclesUntil(director, what, condition, { timeoutMs, pauseMs: 500 })).at(-1) as DirectorReport;
 }
 
 it('faults - a CE that hangs times out within its budget, backs off, and holds up no other CE', async () => {
@@ -151,7 +144,7 @@ it('faults - a CE answering garbage is a CE error with backoff, never a crash, a
   assert.equal(ceOf(refused, 'garbage')?.consecutiveErrors, 1);
   await unlink(path.join(dir, 'schedd', 'garbage-submit'));
   // After its backoff (1 s) the CE is tried again and takes pilots: errors are cleared.
-  const recovered = await cyclesUntil(
+  const recovered = await cycleUntil(
     'a pilot at the recovered CE',
     (r) => decisionOf(r, 'garbage').submitted === 1,
     20_000,
@@ -170,7 +163,7 @@ it('faults - a CE answering garbage is a CE error with backoff, never a crash, a
 
 it('faults - pilots that never reach the matcher are missed, and throttle their CE', async () => {
   await submit('missed', 5);
-  const report = await cyclesUntil('the CE throttled for missed pilots', (r) =>
+  const report = await cycleUntil('the CE throttled for missed pilots', (r) =>
     /missed pilot/.test(decisionOf(r, 'missing').reason),
   );
   const state = ceOf(report, 'missing');
@@ -196,7 +189,7 @@ it('faults - pilots that never reach the matcher are missed, and throttle their 
 
 it('faults - pilots that match nothing make their queue back off', async () => {
   await submit('empty', 3);
-  const report = await cyclesUntil('the queue backed off for empty pilots', (r) =>
+  const report = await cycleUntil('the queue backed off for empty pilots', (r) =>
     /matched nothing 2× in a row/.test(decisionOf(r, 'empty').reason),
   );
   assert.equal(decisionOf(report, 'empty').submitted, 0);
@@ -205,11 +198,9 @@ it('faults - pilots that match nothing make their queue back off', async () => {
   const pilots = (await m.api('GET', '/api/pilots?director=faults&ce=empty')).body.pilots;
   assert.equal(pilots.length, sent, 'no pilot while the queue backs off');
   assert.ok(pilots.length >= 2);
-  assert.ok(
-    pilots.every(
-      (p: { jobsMatched: number; connectedAt: string | null }) => p.jobsMatched === 0 && p.connectedAt !== null,
-    ),
-  );
+  // Each reached the matcher and ran nothing (the last one sent may still be starting).
+  assert.ok(pilots.every((p: { jobsMatched: number }) => p.jobsMatched === 0));
+  assert.ok(pilots.filter((p: { connectedAt: string | null }) => p.connectedAt !== null).length >= 2);
 });
 
 it('faults - a matcher that is down pauses the cycle; the director resumes when it is back', async () => {
@@ -223,7 +214,7 @@ it('faults - a matcher that is down pauses the cycle; the director resumes when 
   const restarted = await startTestMatcher({ dataDir: m.dataDir, raw: { listen: `127.0.0.1:${port}` } });
   m = { ...restarted, dataDir: m.dataDir };
   await submit('healthy', 1);
-  const resumed = await cyclesUntil(
+  const resumed = await cycleUntil(
     'the director resumed',
     (r) => r.matcherReachable && decisionOf(r, 'healthy').pilotsNeeded !== null,
   );

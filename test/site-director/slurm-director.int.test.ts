@@ -16,6 +16,7 @@ import type { DirectorReport } from '../../shared/protocol/site-director.ts';
 import { parseDirectorConfig } from '../../site-director/config/load.ts';
 import { buildDirector } from '../../site-director/service.ts';
 import type { SiteDirector } from '../../site-director/director.ts';
+import { cyclesUntil } from '../helpers/director.ts';
 import { lab } from '../helpers/lab.ts';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
 
@@ -112,25 +113,6 @@ async function pilotsOf(query: string): Promise<any[]> {
   return (await m.api('GET', `/api/pilots?perPage=100&${query}`)).body.pilots;
 }
 
-/** Runs cycles (one a second) until the condition holds; returns every report. */
-async function cyclesUntil(
-  what: string,
-  condition: () => Promise<boolean>,
-  timeoutMs = 120_000,
-): Promise<DirectorReport[]> {
-  const reports: DirectorReport[] = [];
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    reports.push(await director.runCycle());
-    if (await condition()) return reports;
-    assert.ok(
-      Date.now() < deadline,
-      `timed out waiting for ${what}; last report: ${JSON.stringify(reports.at(-1)?.queues)}`,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-}
-
 it('slurm - pilots submitted through sbatch run the waiting jobs; queues no job fits get none; ends and outputs are recorded', async () => {
   const ids = await submit(
     {
@@ -140,7 +122,7 @@ it('slurm - pilots submitted through sbatch run the waiting jobs; queues no job 
     },
     3,
   );
-  const reports = await cyclesUntil('every job Done and every pilot ended', async () => {
+  const reports = await cyclesUntil(director, 'every job Done and every pilot ended', async () => {
     const jobs = (await m.api('POST', '/api/jobs/search', { token: userToken, json: { ids } })).body.jobs as {
       status: string;
     }[];
@@ -190,13 +172,17 @@ it('slurm - pilots submitted through sbatch run the waiting jobs; queues no job 
 
 it('slurm - a pilot held at the CE is Waiting with the hold as its reason; cancelled there, it ends Aborted', async () => {
   const [jobId] = await submit({ executable: '/bin/true', requirements: { wallTimeSec: 1800, tags: ['held'] } });
-  await cyclesUntil('a held pilot', async () => (await pilotsOf('queue=held&status=Waiting')).length > 0, 30_000);
+  await cyclesUntil(director, 'a held pilot', async () => (await pilotsOf('queue=held&status=Waiting')).length > 0, {
+    timeoutMs: 30_000,
+  });
   const [held] = await pilotsOf('queue=held&status=Waiting');
   assert.equal(held.backendStatus, 'PENDING');
   assert.match(held.statusReason, /JobHeldUser/);
   await m.api('POST', `/api/jobs/${jobId}/kill`, { token: userToken });
   await execa('scancel', [held.backendRef]);
-  await cyclesUntil('the cancelled pilot ended', async () => !(await pilotsOf(`id=${held.id}`))[0].tracked, 30_000);
+  await cyclesUntil(director, 'the cancelled pilot ended', async () => !(await pilotsOf(`id=${held.id}`))[0].tracked, {
+    timeoutMs: 30_000,
+  });
   const [ended] = await pilotsOf(`id=${held.id}`);
   assert.equal(ended.status, 'Aborted');
   assert.match(ended.backendStatus, /CANCELLED/);
@@ -217,7 +203,7 @@ it('slurm - a pilot that SLURM kills for memory ends Failed with that reason', a
   // The pilot that took the job (another may be sent while the first is between its hello and its
   // match: demand counts waiting jobs, and the job was still waiting then).
   const ranTheJob = async () => (await pilotsOf('queue=lowmem')).find((p) => p.jobsMatched > 0);
-  await cyclesUntil('the pilot that took the job ended', async () => (await ranTheJob())?.tracked === false);
+  await cyclesUntil(director, 'the pilot that took the job ended', async () => (await ranTheJob())?.tracked === false);
   const pilot = await ranTheJob();
   assert.equal(pilot.status, 'Failed');
   assert.match(pilot.statusReason, /memory/);

@@ -10,7 +10,7 @@ import type { JobView } from '../../../shared/job/model.ts';
 import { canSeeJob, isAdministrator, isJobAdministratorFor } from '../../auth/policy.ts';
 import { taskQueueDefinition } from '../../matching/task-queue-key.ts';
 import { SORTABLE_JOB_FIELDS, type JobQuery, type NewJob } from '../../store/job-store.ts';
-import { readJsonBody, type Route } from '../router.ts';
+import { contentRange, readJsonBody, type Route } from '../router.ts';
 import { parseId, type RouteDeps } from './context.ts';
 
 export const MAX_PER_PAGE = 10_000;
@@ -118,11 +118,7 @@ export function jobRoutes(deps: RouteDeps): Route[] {
           perPage: body.perPage,
         });
         const page = await deps.store.searchJobs(query);
-        const first = (body.page - 1) * body.perPage;
-        const headers: Record<string, string> =
-          page.jobs.length > 0
-            ? { 'content-range': `jobs ${first}-${first + page.jobs.length - 1}/${page.total}` }
-            : {};
+        const headers = contentRange('jobs', body.page, body.perPage, page.jobs.length, page.total);
         return {
           status: 200,
           headers,

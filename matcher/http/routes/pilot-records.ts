@@ -17,7 +17,7 @@ import {
 } from '../../../shared/protocol/site-director.ts';
 import { isAdministrator } from '../../auth/policy.ts';
 import { SORTABLE_PILOT_FIELDS, type PilotQuery, type PilotRecord } from '../../store/pilot-store.ts';
-import { readJsonBody, type Route } from '../router.ts';
+import { contentRange, readJsonBody, type Route } from '../router.ts';
 import type { RouteDeps } from './context.ts';
 
 export const MAX_PILOTS_PER_PAGE = 1000;
@@ -124,11 +124,7 @@ export function pilotRecordRoutes(deps: RouteDeps): Route[] {
         // A job administrator sees the pilots of their own VO only, whatever the filter says.
         if (!isAdministrator(caller)) pilotQuery.vos = (q.vo ?? [caller.vo]).filter((vo) => vo === caller.vo);
         const page = await deps.pilots.searchPilots(pilotQuery);
-        const first = (q.page - 1) * q.perPage;
-        const headers: Record<string, string> =
-          page.pilots.length > 0
-            ? { 'content-range': `pilots ${first}-${first + page.pilots.length - 1}/${page.total}` }
-            : {};
+        const headers = contentRange('pilots', q.page, q.perPage, page.pilots.length, page.total);
         return {
           status: 200,
           headers,

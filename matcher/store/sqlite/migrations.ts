@@ -2,6 +2,8 @@
  * SQLite schema, as ordered migrations compiled into the program (nothing reads SQL files at run
  * time). A migration is never edited once released: add a new one.
  */
+import type Database from 'better-sqlite3';
+
 export interface Migration {
   version: number;
   name: string;
@@ -204,3 +206,24 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
     sql: `ALTER TABLE jobs ADD COLUMN hold_until TEXT;`,
   },
 ];
+
+/**
+ * Applies the migrations not yet recorded in `table`, each in its own `BEGIN IMMEDIATE` transaction
+ * that checks again whether it was applied: two processes opening the same file at once (a matcher
+ * and a CLI tool) cannot apply one twice. Every store keeps its own table, so stores evolve apart.
+ */
+export function applyMigrations(db: Database.Database, table: string, migrations: readonly Migration[]): void {
+  db.exec(
+    `CREATE TABLE IF NOT EXISTS ${table} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`,
+  );
+  const isApplied = db.prepare(`SELECT 1 FROM ${table} WHERE version = ?`).pluck();
+  const record = db.prepare(`INSERT INTO ${table} (version, name, applied_at) VALUES (?, ?, ?)`);
+  for (const migration of migrations) {
+    if (isApplied.get(migration.version)) continue;
+    db.transaction(() => {
+      if (isApplied.get(migration.version)) return;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, new Date().toISOString());
+    }).immediate();
+  }
+}

@@ -14,7 +14,7 @@ import type {
   TokenRevocation,
 } from '../credential-store.ts';
 import { openSqliteConnection } from './open-database.ts';
-import type { Migration } from './migrations.ts';
+import { applyMigrations, type Migration } from './migrations.ts';
 
 export const CREDENTIAL_MIGRATIONS: readonly Migration[] = [
   {
@@ -90,31 +90,8 @@ export function openSqliteCredentialStore(options: { path: string; autoCheckpoin
     path: options.path,
     ...(options.autoCheckpoint === undefined ? {} : { autoCheckpoint: options.autoCheckpoint }),
   });
-  migrate(db);
+  applyMigrations(db, 'credential_migrations', CREDENTIAL_MIGRATIONS);
   return new SqliteCredentialStore(db);
-}
-
-function migrate(db: Database.Database): void {
-  db.exec(
-    'CREATE TABLE IF NOT EXISTS credential_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
-  );
-  db.transaction(() => {
-    const applied = new Set(
-      db
-        .prepare('SELECT version FROM credential_migrations')
-        .all()
-        .map((row) => (row as { version: number }).version),
-    );
-    for (const migration of CREDENTIAL_MIGRATIONS) {
-      if (applied.has(migration.version)) continue;
-      db.exec(migration.sql);
-      db.prepare('INSERT INTO credential_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
-        migration.version,
-        migration.name,
-        new Date().toISOString(),
-      );
-    }
-  }).immediate();
 }
 
 export class SqliteCredentialStore implements CredentialStore {

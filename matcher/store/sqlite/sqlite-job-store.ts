@@ -26,8 +26,9 @@ import type {
   StatusOutcome,
   TaskQueueView,
 } from '../job-store.ts';
-import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { applyMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import { WriteBatcher } from './write-batcher.ts';
+import { WhereClause } from './where-clause.ts';
 import { openSqliteConnection } from './open-database.ts';
 import type { WriteGate } from './wal-checkpointer.ts';
 import { historyFromRow, jobFromRow, taskQueueFromRow, type JobRow } from './rows.ts';
@@ -63,26 +64,7 @@ export function openSqliteJobStore(options: SqliteJobStoreOptions): SqliteJobSto
 
 /** Brings the file to the job store's newest schema (other stores on the same file build on it). */
 export function migrateJobStore(db: Database.Database): void {
-  db.exec(
-    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
-  );
-  const applied = new Set(
-    db
-      .prepare('SELECT version FROM schema_migrations')
-      .all()
-      .map((row) => (row as { version: number }).version),
-  );
-  for (const migration of SQLITE_MIGRATIONS) {
-    if (applied.has(migration.version)) continue;
-    db.transaction(() => {
-      db.exec(migration.sql);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
-        migration.version,
-        migration.name,
-        new Date().toISOString(),
-      );
-    }).immediate();
-  }
+  applyMigrations(db, 'schema_migrations', SQLITE_MIGRATIONS);
 }
 
 /** Finished jobs a user may run again (DIRAC: reschedule from Failed, Killed, Done). */
@@ -256,26 +238,17 @@ export class SqliteJobStore implements JobStore {
   }
 
   async searchJobs(query: JobQuery): Promise<JobPage> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const inList = (column: string, values: readonly unknown[] | undefined): void => {
-      if (values === undefined) return;
-      if (values.length === 0) {
-        where.push('0'); // an empty filter matches nothing, never everything (DIRAC PR#3697)
-        return;
-      }
-      where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
-      params.push(...values);
-    };
-    inList('id', query.ids);
-    inList('status', query.statuses);
-    inList('owner', query.owners);
-    inList('grp', query.groups);
-    inList('vo', query.vos);
-    inList('site', query.sites);
-    inList('job_type', query.jobTypes);
-    inList('pilot_id', query.pilotIds);
-    const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    const where = new WhereClause()
+      .in('id', query.ids)
+      .in('status', query.statuses)
+      .in('owner', query.owners)
+      .in('grp', query.groups)
+      .in('vo', query.vos)
+      .in('site', query.sites)
+      .in('job_type', query.jobTypes)
+      .in('pilot_id', query.pilotIds);
+    const whereSql = where.sql;
+    const params = where.params;
     const total = this.#db
       .prepare(`SELECT count(*) FROM jobs ${whereSql}`)
       .pluck()

@@ -16,7 +16,7 @@ import type {
   PilotLogPage,
 } from '../pilot-activity-store.ts';
 import { openSqliteConnection } from './open-database.ts';
-import type { Migration } from './migrations.ts';
+import { applyMigrations, type Migration } from './migrations.ts';
 
 /** A pilot that logs more than this keeps its first lines; the rest are counted as dropped. */
 export const DEFAULT_MAX_LOG_LINES_PER_PILOT = 200_000;
@@ -75,31 +75,8 @@ export function openSqlitePilotActivityStore(options: {
     path: options.path,
     ...(options.autoCheckpoint === undefined ? {} : { autoCheckpoint: options.autoCheckpoint }),
   });
-  migrate(db);
+  applyMigrations(db, 'pilot_activity_migrations', PILOT_ACTIVITY_MIGRATIONS);
   return new SqlitePilotActivityStore(db, options.maxLogLinesPerPilot ?? DEFAULT_MAX_LOG_LINES_PER_PILOT);
-}
-
-function migrate(db: Database.Database): void {
-  db.exec(
-    'CREATE TABLE IF NOT EXISTS pilot_activity_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
-  );
-  db.transaction(() => {
-    const applied = new Set(
-      db
-        .prepare('SELECT version FROM pilot_activity_migrations')
-        .all()
-        .map((row) => (row as { version: number }).version),
-    );
-    for (const migration of PILOT_ACTIVITY_MIGRATIONS) {
-      if (applied.has(migration.version)) continue;
-      db.exec(migration.sql);
-      db.prepare('INSERT INTO pilot_activity_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
-        migration.version,
-        migration.name,
-        new Date().toISOString(),
-      );
-    }
-  }).immediate();
 }
 
 interface ActivityRow {

@@ -34,8 +34,9 @@ import {
   type StoredPilotOutput,
   type UpdateOutcome,
 } from '../pilot-store.ts';
-import type { Migration } from './migrations.ts';
+import { applyMigrations, type Migration } from './migrations.ts';
 import { openSqliteConnection } from './open-database.ts';
+import { WhereClause } from './where-clause.ts';
 import { migrateJobStore } from './sqlite-job-store.ts';
 
 export const PILOT_STORE_MIGRATIONS: readonly Migration[] = [
@@ -155,32 +156,8 @@ export function openSqlitePilotStore(options: { path: string; autoCheckpoint?: b
     ...(options.autoCheckpoint === undefined ? {} : { autoCheckpoint: options.autoCheckpoint }),
   });
   migrateJobStore(db);
-  migrate(db);
+  applyMigrations(db, 'pilot_store_migrations', PILOT_STORE_MIGRATIONS);
   return new SqlitePilotStore(db);
-}
-
-function migrate(db: Database.Database): void {
-  db.exec(
-    'CREATE TABLE IF NOT EXISTS pilot_store_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
-  );
-  const applied = new Set(
-    db
-      .prepare('SELECT version FROM pilot_store_migrations')
-      .pluck()
-      .all()
-      .map((version) => Number(version)),
-  );
-  for (const migration of PILOT_STORE_MIGRATIONS) {
-    if (applied.has(migration.version)) continue;
-    db.transaction(() => {
-      db.exec(migration.sql);
-      db.prepare('INSERT INTO pilot_store_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
-        migration.version,
-        migration.name,
-        new Date().toISOString(),
-      );
-    }).immediate();
-  }
 }
 
 export class SqlitePilotStore implements PilotStore {
@@ -392,34 +369,19 @@ export class SqlitePilotStore implements PilotStore {
   }
 
   async searchPilots(query: PilotQuery): Promise<PilotPage> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const inList = (column: string, values: readonly unknown[] | undefined): void => {
-      if (values === undefined) return;
-      if (values.length === 0) {
-        where.push('0'); // an empty filter matches nothing, never everything
-        return;
-      }
-      where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
-      params.push(...values);
-    };
-    inList('id', query.ids);
-    inList('vo', query.vos);
-    inList('site', query.sites);
-    inList('ce', query.ces);
-    inList('queue', query.queues);
-    inList('status', query.statuses);
-    inList('director', query.directors);
-    if (query.tracked !== undefined) where.push(query.tracked ? 'tracked = 1' : 'tracked = 0');
-    if (query.createdAfter !== undefined) {
-      where.push('created_at >= ?');
-      params.push(query.createdAfter);
-    }
-    if (query.createdBefore !== undefined) {
-      where.push('created_at < ?');
-      params.push(query.createdBefore);
-    }
-    const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    const where = new WhereClause()
+      .in('id', query.ids)
+      .in('vo', query.vos)
+      .in('site', query.sites)
+      .in('ce', query.ces)
+      .in('queue', query.queues)
+      .in('status', query.statuses)
+      .in('director', query.directors)
+      .when('created_at >= ?', query.createdAfter)
+      .when('created_at < ?', query.createdBefore);
+    if (query.tracked !== undefined) where.raw(query.tracked ? 'tracked = 1' : 'tracked = 0');
+    const whereSql = where.sql;
+    const params = where.params;
     const total = this.#db
       .prepare(`SELECT count(*) FROM pilots ${whereSql}`)
       .pluck()
