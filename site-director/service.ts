@@ -63,11 +63,15 @@ export function tokenFromFile(file: string): () => string {
   };
 }
 
-export function buildDirector(options: DirectorServiceOptions): {
+export interface BuiltDirector {
   director: SiteDirector;
   backends: Map<string, CeBackend>;
   matcher: DirectorMatcherClient;
-} {
+  /** Closes the backends (SSH connections, HTTPS agents) and the matcher client. */
+  close(): Promise<void>;
+}
+
+export function buildDirector(options: DirectorServiceOptions): BuiltDirector {
   const token = tokenFromFile(options.tokenFile);
   token(); // a missing or empty token file is an error before anything starts
   const matcher = new DirectorMatcherClient({ baseUrl: options.matcherUrl, token, caPem: options.caPem });
@@ -86,11 +90,20 @@ export function buildDirector(options: DirectorServiceOptions): {
     clock: options.clock ?? systemClock,
     logger: options.logger.child({ director: options.config.name }),
   });
-  return { director, backends, matcher };
+  return {
+    director,
+    backends,
+    matcher,
+    async close() {
+      for (const backend of backends.values()) await backend.close().catch(() => undefined);
+      await matcher.close();
+    },
+  };
 }
 
 export function startDirectorService(options: DirectorServiceOptions): RunningDirector {
-  const { director, backends, matcher } = buildDirector(options);
+  const built = buildDirector(options);
+  const { director } = built;
   const logger = options.logger.child({ director: options.config.name });
   const events = new EventEmitter<DirectorServiceEvents>();
   let running: Promise<void> | null = null;
@@ -141,8 +154,7 @@ export function startDirectorService(options: DirectorServiceOptions): RunningDi
           logger.info({ cancelled }, 'local pilots cancelled');
         } else director.abort();
         await running;
-        for (const backend of backends.values()) await backend.close().catch(() => undefined);
-        await matcher.close();
+        await built.close();
       })();
       return stopping;
     },
@@ -151,11 +163,10 @@ export function startDirectorService(options: DirectorServiceOptions): RunningDi
 
 /** One cycle and done (`--once`). */
 export async function runOnce(options: DirectorServiceOptions): Promise<DirectorReport> {
-  const { director, backends, matcher } = buildDirector(options);
+  const built = buildDirector(options);
   try {
-    return await director.runCycle();
+    return await built.director.runCycle();
   } finally {
-    for (const backend of backends.values()) await backend.close().catch(() => undefined);
-    await matcher.close();
+    await built.close();
   }
 }

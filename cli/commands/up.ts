@@ -1,5 +1,6 @@
 /**
- * `pilothouse up`: the all-in-one on this machine (matcher + a handful of local pilots), and
+ * `pilothouse up`: the all-in-one on this machine (the matcher, and a site director that sends local
+ * pilots when jobs wait), and
  * `pilothouse demo`: the same, plus example jobs submitted, followed to the end and shown.
  */
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
@@ -71,7 +72,7 @@ async function bringDown(matcher: RunningMatcher, director: RunningDirector): Pr
 
 export function upCommand(): Command {
   return new Command('up')
-    .description('run the matcher and a handful of local pilots on this machine, until Ctrl-C')
+    .description('run the matcher and a site director with local pilots on this machine, until Ctrl-C')
     .option('--data-dir <dir>', 'data directory', '.pilothouse')
     .option('--listen <host:port>', 'matcher address', '127.0.0.1:8080')
     .option('--pilots <n>', 'local pilots at once, at most (started by the site director when jobs wait)', '2')

@@ -148,8 +148,7 @@ export async function benchSiteDirector(options: SiteDirectorBenchOptions): Prom
         if (!report.matcherReachable || report.queues.length !== queueCount)
           throw new Error('the cycle did not see every queue');
       }
-      for (const backend of built.backends.values()) await backend.close();
-      await built.matcher.close();
+      await built.close();
       return [
         `Population: ${options.jobs.toLocaleString('en')} waiting jobs in ${population.taskQueues} task queues (the matching benchmark's).`,
         `Director: ${queueCount} queues on ${config.ces.length} local CEs (cores 1 or 8, wall times 1 h/12 h/48 h, 3 platform levels, 23 OS tags), one VO; ${options.tracked} pilots tracked; caps of 0 pilots per cycle. The director runs in the benchmark's process, the matcher (\`dist/cli.mjs server\`) in its own.`,

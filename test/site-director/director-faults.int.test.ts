@@ -78,10 +78,7 @@ sites:
     logger: silentLogger(),
   });
   director = built.director;
-  closeDirector = async () => {
-    for (const backend of built.backends.values()) await backend.close();
-    await built.matcher.close();
-  };
+  closeDirector = built.close;
 });
 
 after(async () => {

@@ -93,8 +93,7 @@ ${ceYaml}
     assert.match(output.stderr, new RegExp(`pilothouse-wrapper: pilot ${ran.id}`));
     return { pilot: ran, output, ids: ids as [number, ...number[]] };
   } finally {
-    for (const backend of built.backends.values()) await backend.close();
-    await built.matcher.close();
+    await built.close();
   }
 }
 

@@ -88,10 +88,7 @@ sites:
     logger: silentLogger(),
   });
   director = built.director;
-  close = async () => {
-    for (const backend of built.backends.values()) await backend.close();
-    await built.matcher.close();
-  };
+  close = built.close;
 });
 
 after(async () => {
