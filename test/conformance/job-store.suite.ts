@@ -1,6 +1,9 @@
 /**
  * One behavioural suite for every JobStore implementation. Each implementation's test file calls
- * `jobStoreSuite(name, openStore)` with a factory that returns a fresh, empty store.
+ * `jobStoreSuite(name, openFixture)` with a factory that returns a fresh, empty store, and a way to
+ * start other claimants on the same database: other connections (PostgreSQL) or other processes
+ * (SQLite, where one process's connections cannot run at the same time), so that the concurrency
+ * cases below could fail if claims were not atomic.
  */
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,11 +23,26 @@ const claimAt = (pilotId: string, seconds = 1) => ({
   matchingDelaySec: null,
 });
 
-export function jobStoreSuite(name: string, openStore: () => Promise<JobStore>): void {
+/** Another connection or process claiming from the same database. */
+export interface Claimant {
+  /** Claims from the task queue until it is empty; the ids it won. */
+  claimUntilEmpty(taskQueueId: number, pilotId: string): Promise<number[]>;
+  close(): Promise<void>;
+}
+
+export interface JobStoreFixture {
+  store: JobStore;
+  /** Claimants that are ready to start at once (their start is what the test times). */
+  claimants(count: number): Promise<Claimant[]>;
+}
+
+export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreFixture>): void {
   describe(`JobStore conformance: ${name}`, () => {
     let store: JobStore;
+    let fixture: JobStoreFixture;
     beforeEach(async () => {
-      store = await openStore();
+      fixture = await openFixture();
+      store = fixture.store;
     });
     afterEach(async () => {
       await store.close();
@@ -105,6 +123,32 @@ export function jobStoreSuite(name: string, openStore: () => Promise<JobStore>):
       const won = claims.filter((claim) => claim.job !== null).map((claim) => claim.job?.id);
       assert.equal(won.length, 50);
       assert.equal(new Set(won).size, 50);
+    });
+
+    it('claimants on other connections or processes, all at once, take every job exactly once', async () => {
+      const { jobIds: ids } = await store.submitJobs(
+        Array.from({ length: 300 }, () => newJob(alice)),
+        T0,
+      );
+      const tqId = (await store.getJob(ids[0] as number))?.taskQueueId as number;
+      const claimants = await fixture.claimants(4);
+      try {
+        const won = await Promise.all(claimants.map((c, i) => c.claimUntilEmpty(tqId, `claimant-${i}`)));
+        const all = won.flat();
+        assert.equal(all.length, 300, 'every job claimed');
+        assert.equal(new Set(all).size, 300, 'no job claimed twice');
+        assert.ok(
+          won.filter((list) => list.length > 0).length >= 2,
+          `the claimants really competed: ${won.map((l) => l.length)}`,
+        );
+        assert.equal((await store.getTaskQueue(tqId))?.waitingJobs, 0);
+        for (const id of [ids[0], ids[150], ids[299]] as number[]) {
+          const matched = (await store.getJobHistory(id)).filter((h) => h.status === 'Matched');
+          assert.equal(matched.length, 1, `job ${id} has one Matched entry`);
+        }
+      } finally {
+        await Promise.all(claimants.map((c) => c.close()));
+      }
     });
 
     it('status reports follow the state machine; a refused one is recorded but not applied', async () => {

@@ -1,0 +1,666 @@
+/**
+ * JobStore on PostgreSQL, for several matcher replicas sharing one database. Every operation is one
+ * transaction; what two replicas could do to the same row at once is serialized by row locks:
+ *  - a claim takes the task queue's best waiting job with `FOR UPDATE SKIP LOCKED` (concurrent claims
+ *    take different jobs, never the same one) and writes the history, the task queue's count and the
+ *    site's running count in the same transaction; a limited (site, job type) is locked first, so its
+ *    running limit and matching delay hold across replicas;
+ *  - a status report, heartbeat, kill or reschedule locks its job row (`FOR UPDATE`) before it reads
+ *    the current status and attempt, so two reports about one job apply one after the other;
+ *  - pending commands are taken with one `UPDATE … RETURNING`: each is delivered once, whatever replica
+ *    the pilot talks to.
+ */
+import type pg from 'pg';
+import { PilothouseError } from '../../../shared/errors.ts';
+import { ACTIVE_STATUSES, canTransition, FINAL_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
+import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
+import type { JobCommand } from '../../../shared/protocol/messages.ts';
+import type {
+  ClaimRequest,
+  ClaimResult,
+  HeartbeatSample,
+  HeldJob,
+  JobPage,
+  JobQuery,
+  JobStore,
+  NewJob,
+  RescheduleOutcome,
+  RescheduleRequest,
+  SandboxRecord,
+  SiteMaskEntry,
+  StatusOutcome,
+  SubmitResult,
+  TaskQueueStats,
+  TaskQueueView,
+} from '../job-store.ts';
+import { historyFromRow, jobFromRow, taskQueueFromRow, type JobRow } from '../sqlite/rows.ts';
+import { WhereClause } from '../sqlite/where-clause.ts';
+import {
+  applyPgMigrations,
+  ensureSchema,
+  openPgPool,
+  run,
+  withTransaction,
+  type PgOptions,
+  type PgQueryable,
+} from './pg-database.ts';
+import { PG_JOB_MIGRATIONS } from './pg-job-migrations.ts';
+
+const SORT_COLUMNS = {
+  id: 'id',
+  submittedAt: 'submitted_at',
+  lastUpdateAt: 'last_update_at',
+  status: 'status',
+  priority: 'priority',
+} as const;
+
+const RESCHEDULABLE_WHEN_FINISHED: ReadonlySet<JobStatus> = new Set(['Done', 'Failed', 'Killed']);
+const HEAD = `SELECT priority, id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1`;
+const TQ_VIEW = `SELECT tq.*,
+  (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
+  (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
+  FROM task_queues tq`;
+
+export async function openPgJobStore(options: PgOptions): Promise<PgJobStore> {
+  const pool = openPgPool(options);
+  try {
+    await ensureSchema(pool, options.schema);
+    await applyPgMigrations(pool, 'jobs', PG_JOB_MIGRATIONS);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  return new PgJobStore(pool);
+}
+
+interface HistoryRow {
+  jobId: number;
+  attempt: number;
+  at: string;
+  status: JobStatus;
+  minorStatus: string;
+  applicationStatus: string;
+  source: string;
+  applied: boolean;
+  reportKey: string | null;
+}
+
+async function insertHistory(client: PgQueryable, h: HistoryRow): Promise<void> {
+  await client.query(
+    `INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied, report_key)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [h.jobId, h.attempt, h.at, h.status, h.minorStatus, h.applicationStatus, h.source, h.applied, h.reportKey],
+  );
+}
+
+async function lockJob(client: PgQueryable, jobId: number): Promise<JobRow | undefined> {
+  return (await client.query<JobRow>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobId])).rows[0];
+}
+
+async function releaseSite(client: PgQueryable, site: string, jobType: string): Promise<void> {
+  await client.query('UPDATE site_activity SET running = greatest(0, running - 1) WHERE site = $1 AND job_type = $2', [
+    site,
+    jobType,
+  ]);
+}
+
+async function queueCommand(client: PgQueryable, jobId: number, attempt: number, at: string): Promise<void> {
+  await client.query("INSERT INTO job_commands (job_id, attempt, command, created_at) VALUES ($1, $2, 'kill', $3)", [
+    jobId,
+    attempt,
+    at,
+  ]);
+}
+
+export class PgJobStore implements JobStore {
+  readonly #pool: pg.Pool;
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  async submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult> {
+    if (jobs.length === 0) return { jobIds: [], taskQueueIds: [] };
+    return withTransaction(this.#pool, async (client) => {
+      const tqIds = new Map<string, number>();
+      for (const job of jobs) {
+        const tq = job.taskQueue;
+        if (tqIds.has(tq.key)) continue;
+        // Another replica may create the same task queue at the same moment: the key decides.
+        await client.query(
+          `INSERT INTO task_queues (tq_key, vo, grp, owner, requirements, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (tq_key) DO NOTHING`,
+          [tq.key, tq.vo, tq.group, tq.owner, JSON.stringify(tq.requirements), at],
+        );
+        const found = await client.query<{ id: number }>('SELECT id FROM task_queues WHERE tq_key = $1', [tq.key]);
+        tqIds.set(tq.key, found.rows[0]?.id as number);
+      }
+      // Ids first (one sequence call for the batch), so that history rows can name their job.
+      const ids = (
+        await client.query<{ id: number }>(
+          `SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id FROM generate_series(1, $1)`,
+          [jobs.length],
+        )
+      ).rows.map((row) => row.id);
+      const column = <T>(pick: (job: NewJob, index: number) => T): T[] => jobs.map(pick);
+      await client.query(
+        `INSERT INTO jobs (id, vo, grp, owner, name, job_type, priority, description, task_queue_id, status, minor_status,
+                           submitted_at, last_update_at)
+         SELECT id, vo, grp, owner, name, job_type, priority, description, tq, 'Waiting', 'Pilot Agent Submission', $9, $9
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $10::bigint[])
+              AS j(id, vo, grp, owner, name, job_type, priority, description, tq)`,
+        [
+          ids,
+          column((job) => job.ownership.vo),
+          column((job) => job.ownership.group),
+          column((job) => job.ownership.owner),
+          column((job) => job.description.name),
+          column((job) => job.description.jobType),
+          column((job) => job.description.priority),
+          column((job) => JSON.stringify(job.description)),
+          at,
+          column((job) => tqIds.get(job.taskQueue.key) as number),
+        ],
+      );
+      const steps: [JobStatus, string, string][] = [
+        ['Received', 'Job accepted', 'JobManager'],
+        ['Checking', 'JobSanity', 'JobSanity'],
+        ['Waiting', 'Pilot Agent Submission', 'JobScheduling'],
+      ];
+      for (const [status, minorStatus, source] of steps) {
+        await client.query(
+          `INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied)
+           SELECT id, 1, $2, $3, $4, 'Unknown', $5, true FROM unnest($1::bigint[]) AS j(id) ORDER BY id`,
+          [ids, at, status, minorStatus, source],
+        );
+      }
+      const perTq = new Map<number, number>();
+      for (const job of jobs) {
+        const id = tqIds.get(job.taskQueue.key) as number;
+        perTq.set(id, (perTq.get(id) ?? 0) + 1);
+      }
+      for (const [id, count] of perTq) {
+        await client.query('UPDATE task_queues SET waiting_jobs = waiting_jobs + $1 WHERE id = $2', [count, id]);
+      }
+      return { jobIds: ids, taskQueueIds: [...perTq.keys()] };
+    });
+  }
+
+  async getJob(id: number): Promise<JobView | null> {
+    const row = (await run(() => this.#pool.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [id]))).rows[0];
+    return row ? jobFromRow(row) : null;
+  }
+
+  async getJobHistory(id: number): Promise<JobHistoryEntry[]> {
+    const rows = (await run(() => this.#pool.query('SELECT * FROM job_history WHERE job_id = $1 ORDER BY id', [id])))
+      .rows;
+    return rows.map((row: Record<string, unknown>) => historyFromRow(row));
+  }
+
+  async searchJobs(query: JobQuery): Promise<JobPage> {
+    const where = new WhereClause((n) => `$${n}`)
+      .in('id', query.ids)
+      .in('status', query.statuses)
+      .in('owner', query.owners)
+      .in('grp', query.groups)
+      .in('vo', query.vos)
+      .in('site', query.sites)
+      .in('job_type', query.jobTypes)
+      .in('pilot_id', query.pilotIds);
+    const params = where.params;
+    const order = `${SORT_COLUMNS[query.sort.field]} ${query.sort.direction === 'desc' ? 'DESC' : 'ASC'}, id ASC`;
+    const [total, rows] = await Promise.all([
+      run(() => this.#pool.query<{ n: number }>(`SELECT count(*) AS n FROM jobs ${where.sql}`, params)),
+      run(() =>
+        this.#pool.query<JobRow>(
+          `SELECT * FROM jobs ${where.sql} ORDER BY ${order} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+          [...params, query.perPage, (query.page - 1) * query.perPage],
+        ),
+      ),
+    ]);
+    return { total: total.rows[0]?.n ?? 0, jobs: rows.rows.map(jobFromRow) };
+  }
+
+  async listTaskQueues(filter: { vo?: string }): Promise<TaskQueueView[]> {
+    const result =
+      filter.vo === undefined
+        ? await run(() => this.#pool.query(`${TQ_VIEW} WHERE tq.waiting_jobs > 0 ORDER BY tq.id`))
+        : await run(() =>
+            this.#pool.query(`${TQ_VIEW} WHERE tq.waiting_jobs > 0 AND tq.vo = $1 ORDER BY tq.id`, [filter.vo]),
+          );
+    return result.rows.map((row: Record<string, unknown>) => taskQueueFromRow(row));
+  }
+
+  async getTaskQueue(id: number): Promise<TaskQueueView | null> {
+    const row = (await run(() => this.#pool.query(`${TQ_VIEW} WHERE tq.id = $1`, [id]))).rows[0] as
+      Record<string, unknown> | undefined;
+    return row ? taskQueueFromRow(row) : null;
+  }
+
+  async claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
+    return withTransaction(this.#pool, async (client): Promise<ClaimResult> => {
+      if (claim.maxRunning !== null || claim.matchingDelaySec !== null) {
+        // The (site, job type) row is the lock that makes limits hold across replicas.
+        await client.query('INSERT INTO site_activity (site, job_type) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
+          claim.site,
+          claim.jobType,
+        ]);
+        const activity = (
+          await client.query<{ running: number; last_match_at: string | null }>(
+            'SELECT running, last_match_at FROM site_activity WHERE site = $1 AND job_type = $2 FOR UPDATE',
+            [claim.site, claim.jobType],
+          )
+        ).rows[0];
+        if (claim.maxRunning !== null && (activity?.running ?? 0) >= claim.maxRunning) {
+          return { job: null, reason: 'running-limit', taskQueue: await this.#tqStats(client, taskQueueId) };
+        }
+        if (
+          claim.matchingDelaySec !== null &&
+          activity?.last_match_at &&
+          Date.parse(claim.at) - Date.parse(activity.last_match_at) < claim.matchingDelaySec * 1000
+        ) {
+          return { job: null, reason: 'matching-delay', taskQueue: await this.#tqStats(client, taskQueueId) };
+        }
+      }
+      const row = await this.#claimNext(client, taskQueueId, claim);
+      if (!row) return { job: null, reason: 'empty', taskQueue: await this.#tqStats(client, taskQueueId) };
+      const waiting = (
+        await client.query<{ waiting_jobs: number }>(
+          'UPDATE task_queues SET waiting_jobs = waiting_jobs - 1 WHERE id = $1 RETURNING waiting_jobs',
+          [taskQueueId],
+        )
+      ).rows[0]?.waiting_jobs;
+      await insertHistory(client, {
+        jobId: row.id,
+        attempt: row.attempt,
+        at: claim.at,
+        status: 'Matched',
+        minorStatus: 'Assigned',
+        applicationStatus: 'Unknown',
+        source: 'Matcher',
+        applied: true,
+        reportKey: null,
+      });
+      await client.query(
+        `INSERT INTO site_activity (site, job_type, running, last_match_at) VALUES ($1, $2, 1, $3)
+         ON CONFLICT (site, job_type) DO UPDATE SET running = site_activity.running + 1, last_match_at = excluded.last_match_at`,
+        [claim.site, row.job_type, claim.at],
+      );
+      return { job: jobFromRow(row), taskQueue: await this.#tqStats(client, taskQueueId, waiting) };
+    });
+  }
+
+  /**
+   * The TQ's best waiting job that no other transaction holds, now Matched. A row another replica
+   * claimed and committed meanwhile fails the re-check of `status = 'Waiting'` under READ COMMITTED and
+   * can make the locking SELECT come back empty although other jobs wait: it is asked again then.
+   */
+  async #claimNext(client: pg.PoolClient, taskQueueId: number, claim: ClaimRequest): Promise<JobRow | undefined> {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const claimed = (
+        await client.query<JobRow>(
+          `UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
+                           site = $2, ce = $3, pilot_id = $4, last_update_at = $5
+           WHERE id = (SELECT id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'
+                       ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+           RETURNING *`,
+          [taskQueueId, claim.site, claim.ce, claim.pilotId, claim.at],
+        )
+      ).rows[0];
+      if (claimed) return claimed;
+      const anyLeft = await client.query(`${HEAD}`, [taskQueueId]);
+      if (anyLeft.rows.length === 0) return undefined;
+    }
+    return undefined;
+  }
+
+  async #tqStats(client: PgQueryable, id: number, waitingJobs?: number): Promise<TaskQueueStats> {
+    const head = (await client.query<{ priority: number; id: number }>(HEAD, [id])).rows[0];
+    const waiting =
+      waitingJobs ??
+      (await client.query<{ waiting_jobs: number }>('SELECT waiting_jobs FROM task_queues WHERE id = $1', [id])).rows[0]
+        ?.waiting_jobs ??
+      0;
+    return { id, waitingJobs: waiting, topPriority: head?.priority ?? 0, nextJobId: head?.id ?? null };
+  }
+
+  async runningAtSite(site: string): Promise<Record<string, number>> {
+    const rows = (
+      await run(() =>
+        this.#pool.query<{ job_type: string; running: number }>(
+          'SELECT job_type, running FROM site_activity WHERE site = $1 AND running > 0',
+          [site],
+        ),
+      )
+    ).rows;
+    return Object.fromEntries(rows.map((row) => [row.job_type, row.running]));
+  }
+
+  async setSiteStatus(entry: SiteMaskEntry): Promise<void> {
+    const values = [entry.site, entry.status, entry.reason, entry.changedBy, entry.changedAt];
+    await withTransaction(this.#pool, async (client) => {
+      await client.query(
+        `INSERT INTO site_mask (site, status, reason, changed_by, changed_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (site) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+           changed_by = excluded.changed_by, changed_at = excluded.changed_at`,
+        values,
+      );
+      await client.query(
+        'INSERT INTO site_mask_log (site, status, reason, changed_by, changed_at) VALUES ($1, $2, $3, $4, $5)',
+        values,
+      );
+    });
+  }
+
+  async siteMask(): Promise<SiteMaskEntry[]> {
+    const rows = (await run(() => this.#pool.query<Record<string, string>>('SELECT * FROM site_mask ORDER BY site')))
+      .rows;
+    return rows.map((row) => ({
+      site: String(row.site),
+      status: row.status as SiteMaskEntry['status'],
+      reason: String(row.reason),
+      changedBy: String(row.changed_by),
+      changedAt: String(row.changed_at),
+    }));
+  }
+
+  async reportStatus(
+    jobId: number,
+    attempt: number,
+    report: JobStatusReport,
+    reportKey?: string,
+  ): Promise<StatusOutcome> {
+    return withTransaction(this.#pool, (client) => this.#reportStatusIn(client, jobId, attempt, report, reportKey));
+  }
+
+  async #reportStatusIn(
+    client: pg.PoolClient,
+    jobId: number,
+    attempt: number,
+    report: JobStatusReport,
+    reportKey?: string,
+    locked?: JobRow,
+  ): Promise<StatusOutcome> {
+    const row = locked ?? (await lockJob(client, jobId));
+    if (!row) throw new PilothouseError('JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    const current = row.status as JobStatus;
+    if (row.attempt !== attempt) {
+      throw new PilothouseError('ATTEMPT_MISMATCH', `job ${jobId} is at attempt ${row.attempt}, not ${attempt}`, {
+        jobId,
+        attempt: row.attempt,
+      });
+    }
+    if (reportKey !== undefined) {
+      const seen = await client.query('SELECT 1 FROM job_history WHERE job_id = $1 AND report_key = $2', [
+        jobId,
+        reportKey,
+      ]);
+      if (seen.rows.length > 0) return { applied: false, status: current, duplicate: true };
+    }
+    const next = report.status ?? current;
+    const applied = canTransition(current, next);
+    const minorStatus = report.minorStatus ?? (next === current ? row.minor_status : '');
+    const applicationStatus = report.applicationStatus ?? row.application_status;
+    await insertHistory(client, {
+      jobId,
+      attempt,
+      at: report.at,
+      status: next,
+      minorStatus,
+      applicationStatus,
+      source: applied ? report.source : `${report.source} (SM)`,
+      applied,
+      reportKey: reportKey ?? null,
+    });
+    if (!applied) return { applied: false, status: current, duplicate: false };
+    if (current === 'Waiting' && next !== 'Waiting' && row.task_queue_id !== null) {
+      await client.query('UPDATE task_queues SET waiting_jobs = waiting_jobs - 1 WHERE id = $1', [row.task_queue_id]);
+    }
+    if (ACTIVE_STATUSES.has(current) && !ACTIVE_STATUSES.has(next) && row.site !== null) {
+      await releaseSite(client, row.site, row.job_type);
+    }
+    await client.query(
+      `UPDATE jobs SET status = $2, minor_status = $3, application_status = $4,
+         exit_code = coalesce($5, exit_code), output_sandbox = coalesce($6, output_sandbox),
+         started_at = CASE WHEN $2 = 'Running' THEN coalesce(started_at, $7) ELSE started_at END,
+         ended_at = CASE WHEN $8 THEN coalesce(ended_at, $7) ELSE ended_at END,
+         heartbeat_at = CASE WHEN $9 THEN $7 ELSE heartbeat_at END,
+         last_update_at = $7
+       WHERE id = $1`,
+      [
+        jobId,
+        next,
+        minorStatus,
+        applicationStatus,
+        report.exitCode ?? null,
+        report.outputSandbox ?? null,
+        report.at,
+        FINAL_STATUSES.has(next),
+        report.source.startsWith('Pilot'),
+      ],
+    );
+    return { applied: true, status: next, duplicate: false };
+  }
+
+  async killJob(jobId: number, at: string, source: string): Promise<StatusOutcome & { commandQueued: boolean }> {
+    return withTransaction(this.#pool, async (client) => {
+      const row = await lockJob(client, jobId);
+      if (!row) throw new PilothouseError('JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+      const held = ACTIVE_STATUSES.has(row.status as JobStatus);
+      const outcome = await this.#reportStatusIn(
+        client,
+        jobId,
+        row.attempt,
+        { status: 'Killed', minorStatus: 'Marked for termination', at, source },
+        undefined,
+        row,
+      );
+      const commandQueued = outcome.applied && held;
+      if (commandQueued) await queueCommand(client, jobId, row.attempt, at);
+      return { ...outcome, commandQueued };
+    });
+  }
+
+  async takePendingCommands(jobId: number, attempt: number, at: string): Promise<JobCommand[]> {
+    return this.#takeCommands(this.#pool, jobId, attempt, at);
+  }
+
+  /** One UPDATE marks them sent: a command reaches its pilot once, through whatever replica. */
+  async #takeCommands(client: PgQueryable, jobId: number, attempt: number, at: string): Promise<JobCommand[]> {
+    const taken = await run(() =>
+      client.query<{ id: number; command: string }>(
+        `UPDATE job_commands SET sent_at = $3 WHERE job_id = $1 AND attempt = $2 AND sent_at IS NULL RETURNING id, command`,
+        [jobId, attempt, at],
+      ),
+    );
+    return taken.rows
+      .sort((a, b) => a.id - b.id)
+      .map((row) => ({ jobId, attempt, command: row.command as JobCommand['command'] }));
+  }
+
+  async recordHeartbeat(jobId: number, attempt: number, sample: HeartbeatSample, at: string): Promise<JobCommand[]> {
+    return withTransaction(this.#pool, async (client) => {
+      const row = (
+        await client.query<JobRow>(
+          `UPDATE jobs SET heartbeat_at = $3, cpu_sec = $4, rss_mb = $5, wall_sec = $6
+           WHERE id = $1 AND attempt = $2 RETURNING *`,
+          [jobId, attempt, at, sample.cpuSec, sample.rssMB, sample.wallSec],
+        )
+      ).rows[0];
+      // A heartbeat brings a Stalled job of this attempt back to Running (DIRAC does the same).
+      if (row?.status === 'Stalled') {
+        await this.#reportStatusIn(
+          client,
+          jobId,
+          attempt,
+          { status: 'Running', minorStatus: row.minor_status, at, source: 'Heartbeat' },
+          undefined,
+          row,
+        );
+      }
+      return this.#takeCommands(client, jobId, attempt, at);
+    });
+  }
+
+  async findHeldJobs(statuses: readonly JobStatus[], before: string): Promise<HeldJob[]> {
+    if (statuses.length === 0) return [];
+    const lastSign = "greatest(coalesce(heartbeat_at, ''), last_update_at)";
+    const rows = (
+      await run(() =>
+        this.#pool.query<{
+          id: number;
+          attempt: number;
+          status: JobStatus;
+          pilot_id: string | null;
+          last_sign_at: string;
+        }>(
+          `SELECT id, attempt, status, pilot_id, ${lastSign} AS last_sign_at FROM jobs
+           WHERE status = ANY($1::text[]) AND ${lastSign} < $2 ORDER BY id`,
+          [statuses, before],
+        ),
+      )
+    ).rows;
+    return rows.map((row) => ({
+      id: row.id,
+      attempt: row.attempt,
+      status: row.status,
+      pilotId: row.pilot_id,
+      lastSignAt: row.last_sign_at,
+    }));
+  }
+
+  async markStalled(jobId: number, attempt: number, at: string): Promise<boolean> {
+    return withTransaction(this.#pool, async (client) => {
+      const row = await lockJob(client, jobId);
+      if (!row || row.attempt !== attempt || (row.status !== 'Running' && row.status !== 'Completing')) return false;
+      await insertHistory(client, {
+        jobId,
+        attempt,
+        at,
+        status: 'Stalled',
+        minorStatus: row.minor_status,
+        applicationStatus: row.application_status,
+        source: 'FaultSweeper',
+        applied: true,
+        reportKey: null,
+      });
+      await client.query("UPDATE jobs SET status = 'Stalled' WHERE id = $1", [jobId]);
+      return true;
+    });
+  }
+
+  async rescheduleJob(jobId: number, attempt: number, request: RescheduleRequest): Promise<RescheduleOutcome> {
+    return withTransaction(this.#pool, async (client): Promise<RescheduleOutcome> => {
+      const row = await lockJob(client, jobId);
+      const status = (row?.status ?? null) as JobStatus | null;
+      const held = status !== null && ACTIVE_STATUSES.has(status);
+      const finished = status !== null && RESCHEDULABLE_WHEN_FINISHED.has(status);
+      if (!row || row.attempt !== attempt || !(held || (request.allowFinished && finished))) {
+        return { kind: 'stale', status };
+      }
+      const lastAttempt = attempt >= request.maxAttempts;
+      if (lastAttempt && request.onLimit === 'refuse') return { kind: 'limit-reached' };
+      if (held) await queueCommand(client, jobId, attempt, request.at);
+      if (lastAttempt) {
+        await this.#reportStatusIn(
+          client,
+          jobId,
+          attempt,
+          {
+            status: 'Failed',
+            minorStatus: `${request.reason}; maximum of reschedulings reached`,
+            at: request.at,
+            source: request.source,
+          },
+          undefined,
+          row,
+        );
+        return { kind: 'failed' };
+      }
+      if (held && row.site !== null) await releaseSite(client, row.site, row.job_type);
+      await insertHistory(client, {
+        jobId,
+        attempt,
+        at: request.at,
+        status: 'Rescheduled',
+        minorStatus: request.reason,
+        applicationStatus: row.application_status,
+        source: request.source,
+        applied: true,
+        reportKey: null,
+      });
+      await client.query(
+        `UPDATE jobs SET status = 'Rescheduled', minor_status = $2, application_status = 'Unknown',
+           attempt = attempt + 1, site = NULL, ce = NULL, pilot_id = NULL, exit_code = NULL, output_sandbox = NULL,
+           started_at = NULL, ended_at = NULL, heartbeat_at = NULL, cpu_sec = NULL, rss_mb = NULL, wall_sec = NULL,
+           hold_until = $3, last_update_at = $4
+         WHERE id = $1`,
+        [jobId, request.reason, request.holdUntil, request.at],
+      );
+      return { kind: 'rescheduled', attempt: attempt + 1, holdUntil: request.holdUntil };
+    });
+  }
+
+  async releaseRescheduled(at: string): Promise<{ jobs: number; taskQueueIds: number[] }> {
+    return withTransaction(this.#pool, async (client) => {
+      // Two replicas sweeping at once release different jobs, each once.
+      const due = (
+        await client.query<{ id: number; attempt: number; task_queue_id: number | null }>(
+          `SELECT id, attempt, task_queue_id FROM jobs WHERE status = 'Rescheduled' AND hold_until <= $1
+           ORDER BY id FOR UPDATE SKIP LOCKED`,
+          [at],
+        )
+      ).rows;
+      const taskQueues = new Map<number, number>();
+      for (const job of due) {
+        await insertHistory(client, {
+          jobId: job.id,
+          attempt: job.attempt,
+          at,
+          status: 'Waiting',
+          minorStatus: 'Job Rescheduled',
+          applicationStatus: 'Unknown',
+          source: 'FaultSweeper',
+          applied: true,
+          reportKey: null,
+        });
+        await client.query(
+          "UPDATE jobs SET status = 'Waiting', minor_status = 'Job Rescheduled', hold_until = NULL, last_update_at = $2 WHERE id = $1",
+          [job.id, at],
+        );
+        if (job.task_queue_id !== null) taskQueues.set(job.task_queue_id, (taskQueues.get(job.task_queue_id) ?? 0) + 1);
+      }
+      for (const [id, count] of taskQueues) {
+        await client.query('UPDATE task_queues SET waiting_jobs = waiting_jobs + $1 WHERE id = $2', [count, id]);
+      }
+      return { jobs: due.length, taskQueueIds: [...taskQueues.keys()] };
+    });
+  }
+
+  async recordSandbox(sandbox: SandboxRecord): Promise<void> {
+    await run(() =>
+      this.#pool.query(
+        `INSERT INTO sandboxes (sha256, size_bytes, vo, owner, created_at, last_access_at) VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (sha256) DO UPDATE SET last_access_at = excluded.last_access_at`,
+        [sandbox.sha256, sandbox.sizeBytes, sandbox.vo, sandbox.owner, sandbox.createdAt],
+      ),
+    );
+  }
+
+  async getSandbox(sha256: string): Promise<SandboxRecord | null> {
+    const row = (await run(() => this.#pool.query('SELECT * FROM sandboxes WHERE sha256 = $1', [sha256]))).rows[0] as
+      Record<string, unknown> | undefined;
+    if (!row) return null;
+    return {
+      sha256: String(row.sha256),
+      sizeBytes: Number(row.size_bytes),
+      vo: String(row.vo),
+      owner: String(row.owner),
+      createdAt: String(row.created_at),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end().catch(() => undefined);
+  }
+}
