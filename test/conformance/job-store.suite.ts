@@ -30,6 +30,24 @@ export interface Claimant {
   close(): Promise<void>;
 }
 
+/** Claims from the task queue until it is empty (what a competing replica does); the ids it won. */
+export async function claimUntilEmpty(store: JobStore, taskQueueId: number, pilotId: string): Promise<number[]> {
+  const won: number[] = [];
+  for (;;) {
+    const result = await store.claimFromTaskQueue(taskQueueId, {
+      pilotId,
+      site: 'Site.A',
+      ce: 'ce1',
+      at: new Date().toISOString(),
+      jobType: 'User',
+      maxRunning: null,
+      matchingDelaySec: null,
+    });
+    if (!result.job) return won;
+    won.push(result.job.id);
+  }
+}
+
 export interface JobStoreFixture {
   store: JobStore;
   /** Claimants that are ready to start at once (their start is what the test times). */

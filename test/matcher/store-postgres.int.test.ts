@@ -4,7 +4,7 @@
  * replicas would be.
  */
 import { openPgJobStore } from '../../matcher/store/postgres/pg-job-store.ts';
-import { jobStoreSuite } from '../conformance/job-store.suite.ts';
+import { claimUntilEmpty, jobStoreSuite } from '../conformance/job-store.suite.ts';
 import { dropSchema, freshSchemaName, PG_TEST_URL, withCloseHook } from '../helpers/postgres.ts';
 
 jobStoreSuite('postgres', async () => {
@@ -17,22 +17,7 @@ jobStoreSuite('postgres', async () => {
         Array.from({ length: count }, async () => {
           const replica = await openPgJobStore({ url: PG_TEST_URL, schema, maxConnections: 2 });
           return {
-            async claimUntilEmpty(taskQueueId: number, pilotId: string) {
-              const won: number[] = [];
-              for (;;) {
-                const result = await replica.claimFromTaskQueue(taskQueueId, {
-                  pilotId,
-                  site: 'Site.A',
-                  ce: 'ce1',
-                  at: new Date().toISOString(),
-                  jobType: 'User',
-                  maxRunning: null,
-                  matchingDelaySec: null,
-                });
-                if (!result.job) return won;
-                won.push(result.job.id);
-              }
-            },
+            claimUntilEmpty: (taskQueueId: number, pilotId: string) => claimUntilEmpty(replica, taskQueueId, pilotId),
             close: () => replica.close(),
           };
         }),
