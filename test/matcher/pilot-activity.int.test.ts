@@ -1,61 +1,33 @@
 /**
- * The matcher's side of pilot activity, over a real WebSocket and the real SQLite store: log batches
- * stored once per seq (replays acked, nothing doubled), a cap per pilot, a drain request pushed at
- * once to a connected pilot and again at its next hello, the exit record from bye, heartbeats feeding
- * the node's load and each job's usage with peaks, and who may read or drain a pilot.
+ * Pilot activity: the store's conformance suite on SQLite and PostgreSQL, then the matcher's side over
+ * a real WebSocket: log batches stored once per seq (replays acked, nothing doubled), a drain request
+ * pushed at once to a connected pilot and again at its next hello, the exit record from bye,
+ * heartbeats feeding the node's load and each job's usage with peaks, and who may read or drain a pilot.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { openPgPilotActivityStore } from '../../matcher/store/postgres/pg-pilot-activity-store.ts';
 import { openSqlitePilotActivityStore } from '../../matcher/store/sqlite/sqlite-pilot-activity-store.ts';
+import { pilotActivityStoreSuite } from '../conformance/pilot-activity-store.suite.ts';
+import { dropSchema, freshSchemaName, PG_TEST_URL, withCloseHook } from '../helpers/postgres.ts';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
 import { RawPilot, resources } from '../helpers/raw-pilot.ts';
 
-describe('pilot activity store', () => {
-  it('log lines are kept once per (pilot, seq), in order, up to the cap; usage keeps peaks per attempt', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-activity-'));
-    const store = openSqlitePilotActivityStore({ path: path.join(dir, 'db.sqlite'), maxLogLinesPerPilot: 5 });
-    const at = '2026-01-01T00:00:00.000Z';
-    const lines = (from: number, to: number) =>
-      Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, line: `{"n":${from + i}}` }));
-    assert.deepEqual(await store.appendLogs('p1', lines(1, 3), 2, at), { stored: 3, duplicates: 0, overCap: 0 });
-    assert.deepEqual(
-      await store.appendLogs('p1', lines(1, 3), 2, at),
-      { stored: 0, duplicates: 3, overCap: 0 },
-      'a replay',
-    );
-    assert.deepEqual(await store.appendLogs('p1', lines(4, 8), 0, at), { stored: 2, duplicates: 0, overCap: 3 });
-    const page = await store.readLogs('p1', { afterSeq: 2, limit: 2 });
-    assert.deepEqual(
-      page.lines.map((l) => l.seq),
-      [3, 4],
-    );
-    assert.equal(page.nextAfterSeq, 4);
-    assert.deepEqual((await store.readLogs('p1', { afterSeq: 5, limit: 10 })).nextAfterSeq, null);
-    const activity = await store.getActivity('p1');
-    assert.deepEqual([activity.logLines, activity.droppedLogLines], [5, 2 + 3]);
+const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-activity-'));
+let n = 0;
+after(() => rm(dir, { recursive: true, force: true }));
 
-    const sample = { jobId: 7, attempt: 1, at, cpuSec: 1, rssMB: 300, wallSec: 10, diskMB: 50 };
-    await store.recordHeartbeat('p1', { at, load1: 0.5, diskFreeMB: 1000 }, [sample]);
-    await store.recordHeartbeat('p1', null, [{ ...sample, rssMB: 100, diskMB: 20, wallSec: 20 }]);
-    const usage = await store.getJobUsage(7);
-    assert.deepEqual(
-      [usage?.rssMB, usage?.peakRssMB, usage?.diskMB, usage?.peakDiskMB, usage?.wallSec],
-      [100, 300, 20, 50, 20],
-    );
-    await store.recordHeartbeat('p1', null, [{ ...sample, attempt: 2, rssMB: 10, diskMB: 1 }]);
-    assert.deepEqual(
-      [(await store.getJobUsage(7))?.peakRssMB, (await store.getJobUsage(7))?.attempt],
-      [10, 2],
-      'a new attempt starts its peaks afresh',
-    );
-    await store.recordHeartbeat('p1', null, [{ ...sample, attempt: 1, rssMB: 999 }]);
-    assert.equal((await store.getJobUsage(7))?.attempt, 2, 'a late sample of an older attempt changes nothing');
-    assert.deepEqual((await store.getActivity('p1')).lastHeartbeat, { at, load1: 0.5, diskFreeMB: 1000 });
-    await store.close();
-  });
+pilotActivityStoreSuite('sqlite', async () =>
+  openSqlitePilotActivityStore({ path: path.join(dir, `activity-${(n += 1)}.sqlite`), maxLogLinesPerPilot: 5 }),
+);
+
+pilotActivityStoreSuite('postgres', async () => {
+  const schema = freshSchemaName();
+  const store = await openPgPilotActivityStore({ url: PG_TEST_URL, schema, maxLogLinesPerPilot: 5 });
+  return withCloseHook(store, () => dropSchema(schema));
 });
 
 describe('pilot activity over the pilot WebSocket', () => {
