@@ -11,6 +11,7 @@ import { readOidcConfig, type OidcConfig } from './auth/oidc.ts';
 import { DEFAULT_FAULT_SWEEPER_OPTIONS, type FaultSweeperOptions } from './maintenance/fault-sweeper.ts';
 import type { PilotCredentialLimits } from './auth/pilot-credentials.ts';
 import { defaultPilotBundlePath } from './pilot-bundle/pilot-bundle.ts';
+import { parseStoreLocation, type StoreLocation } from './store/location.ts';
 
 /** Pilots send a heartbeat this often; DIRAC's 30 min made stall detection take 75 min. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
@@ -77,8 +78,8 @@ export interface MatcherConfig {
   dataDir: string;
   host: string;
   port: number;
-  /** SQLite database file. */
-  sqlitePath: string;
+  /** Where the stores live: a SQLite file (one matcher) or a PostgreSQL database (replicas). */
+  db: StoreLocation;
   heartbeatIntervalMs: number;
   jobTokenGraceSec: number;
   maxSubmitBytes: number;
@@ -128,19 +129,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
   if (!raw.dataDir) throw new PilothouseError('CONFIG_INVALID', '--data-dir is required', { field: 'dataDir' });
   const dataDir = path.resolve(raw.dataDir);
   const { host, port } = parseListen(raw.listen ?? '127.0.0.1:8080');
-  let sqlitePath = path.join(dataDir, 'pilothouse.sqlite');
-  if (raw.db !== undefined) {
-    if (raw.db.startsWith('sqlite:')) sqlitePath = path.resolve(raw.db.slice('sqlite:'.length));
-    else {
-      throw new PilothouseError(
-        'CONFIG_INVALID',
-        `--db must be sqlite:PATH (PostgreSQL is not available yet), got "${raw.db}"`,
-        {
-          field: 'db',
-        },
-      );
-    }
-  }
+  const db = parseStoreLocation(raw.db, dataDir);
   const heartbeatIntervalSec = raw.heartbeatIntervalSec ?? DEFAULT_HEARTBEAT_INTERVAL_MS / 1000;
   if (!(heartbeatIntervalSec > 0)) {
     throw new PilothouseError('CONFIG_INVALID', '--heartbeat-interval-sec must be positive', {
@@ -151,7 +140,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     dataDir,
     host,
     port,
-    sqlitePath,
+    db,
     heartbeatIntervalMs: Math.round(heartbeatIntervalSec * 1000),
     jobTokenGraceSec: DEFAULT_JOB_TOKEN_GRACE_SEC,
     maxSubmitBytes: DEFAULT_MAX_SUBMIT_BYTES,

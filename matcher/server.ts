@@ -37,16 +37,13 @@ import { compileSchedulingPolicy, type SchedulingPolicy } from './matching/sched
 import { SandboxStore } from './sandbox/sandbox-store.ts';
 import type { CredentialStore } from './store/credential-store.ts';
 import type { JobStore } from './store/job-store.ts';
-import { openSqliteCredentialStore } from './store/sqlite/sqlite-credential-store.ts';
-import { openSqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 import type { PilotActivityStore } from './store/pilot-activity-store.ts';
-import { openSqlitePilotActivityStore } from './store/sqlite/sqlite-pilot-activity-store.ts';
 import type { PilotStore } from './store/pilot-store.ts';
-import { openSqlitePilotStore } from './store/sqlite/sqlite-pilot-store.ts';
+import { openMatcherStores, type MatcherStores } from './store/open-stores.ts';
+import { describeStoreLocation } from './store/location.ts';
 import { PilotBundle } from './pilot-bundle/pilot-bundle.ts';
 import { pilotRecordRoutes } from './http/routes/pilot-records.ts';
 import { siteDirectorRoutes } from './http/routes/site-directors.ts';
-import { WalCheckpointer } from './store/sqlite/wal-checkpointer.ts';
 import { FaultSweeper } from './maintenance/fault-sweeper.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
@@ -74,33 +71,30 @@ export interface RunningMatcher {
   stop(): Promise<void>;
 }
 
-export async function startMatcher(
-  config: MatcherConfig,
-  deps: { logger: Logger; clock?: Clock; policy?: SchedulingPolicy },
-): Promise<RunningMatcher> {
+type MatcherDeps = { logger: Logger; clock?: Clock; policy?: SchedulingPolicy };
+
+export async function startMatcher(config: MatcherConfig, deps: MatcherDeps): Promise<RunningMatcher> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const stores = await openMatcherStores(config.db, { logger: deps.logger, walCheckpoint: config.walCheckpoint });
+  try {
+    return await startOnStores(config, deps, stores);
+  } catch (error) {
+    // A matcher that could not start (its port taken, say) leaves the stores as it found them.
+    await stores.close();
+    throw error;
+  }
+}
+
+async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: MatcherStores): Promise<RunningMatcher> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger;
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const keys = await KeyRing.open({
     dataDir: config.dataDir,
     clock,
     maxTokenTtlSec: config.maxTokenTtlSec,
     logger: logger.child({ module: 'keys' }),
   });
-  // Every connection of this process leaves checkpoints to the checkpointer's worker thread.
-  const sqlite = { path: config.sqlitePath, autoCheckpoint: false };
-  const store = openSqliteJobStore(sqlite);
-  const credentials = openSqliteCredentialStore(sqlite);
-  const pilotActivity = openSqlitePilotActivityStore(sqlite);
-  const pilots = openSqlitePilotStore(sqlite);
-  const checkpointer = new WalCheckpointer({
-    path: config.sqlitePath,
-    gate: store.writeGate,
-    logger: logger.child({ module: 'wal-checkpointer' }),
-    // The job store writes nearly all pages; its commits checkpoint if the worker is gone.
-    onFailure: () => store.checkpointInCommits(),
-    ...config.walCheckpoint,
-  });
+  const { jobs: store, credentials, pilotActivity, pilots } = stores;
   const externalIssuers = config.oidc ? new OidcIssuers(config.oidc, clock) : undefined;
   const tokens = new TokenService({ keys, clock, revocations: credentials, externalIssuers });
   const adminTokenPath = path.join(config.dataDir, 'admin.token');
@@ -126,7 +120,11 @@ export async function startMatcher(
   await matchService.refresh();
   // Picks up what other matchers sharing the store did (and heals any drift of the in-memory index).
   const refreshTimer = setInterval(() => {
-    matchService.refresh().catch((error: unknown) => logger.error({ err: error }, 'refreshing task queues failed'));
+    // Jobs another matcher sharing the store took in reach parked pilots here too (at this pace).
+    matchService
+      .refresh()
+      .then(() => matchService.wake())
+      .catch((error: unknown) => logger.error({ err: error }, 'refreshing task queues failed'));
   }, config.taskQueueRefreshMs);
   refreshTimer.unref();
 
@@ -222,7 +220,13 @@ export async function startMatcher(
   const scheme = config.tls ? 'https' : 'http';
   const url = `${scheme}://${hostForUrl === '0.0.0.0' ? '127.0.0.1' : hostForUrl}:${port}`;
   logger.info(
-    { url, dataDir: config.dataDir, tls: config.tls !== null, oidcIssuers: externalIssuers?.size ?? 0 },
+    {
+      url,
+      dataDir: config.dataDir,
+      db: describeStoreLocation(config.db),
+      tls: config.tls !== null,
+      oidcIssuers: externalIssuers?.size ?? 0,
+    },
     'matcher listening',
   );
 
@@ -304,11 +308,7 @@ export async function startMatcher(
         wss.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
-        await checkpointer.stop();
-        await store.close();
-        await credentials.close();
-        await pilotActivity.close();
-        await pilots.close();
+        await stores.close();
         logger.info('matcher stopped');
       })();
       return stopping;

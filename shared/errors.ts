@@ -113,6 +113,11 @@ export const ERROR_CODES = {
     summary: "a trusted identity provider's keys (JWKS) could not be fetched",
   },
   STORE_UNAVAILABLE: { httpStatus: 503, retryable: true, summary: 'the job store is unavailable' },
+  STORE_IN_USE: {
+    httpStatus: 409,
+    retryable: false,
+    summary: 'another matcher process already uses this SQLite file (one per file; several need PostgreSQL)',
+  },
   SHUTTING_DOWN: { httpStatus: 503, retryable: true, summary: 'the matcher is shutting down' },
   CONFIG_INVALID: {
     httpStatus: 400,

@@ -10,7 +10,10 @@ export function serverCommand(): Command {
     .description('run the matcher (REST API + pilot WebSocket) on a data directory')
     .requiredOption('--data-dir <dir>', 'where the database, keys, sandboxes and admin.token live')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
-    .option('--db <url>', 'job store: sqlite:PATH (default: DIR/pilothouse.sqlite)')
+    .option(
+      '--db <url>',
+      'the database: sqlite:PATH (one matcher; default DIR/pilothouse.sqlite) or postgres://USER@HOST:PORT/DB[?schema=S] (replicas)',
+    )
     .option('--heartbeat-interval-sec <n>', 'how often pilots send heartbeats', parseFloat)
     .option('--tls-cert <file>', 'serve https/wss with this certificate (PEM, with its chain)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')

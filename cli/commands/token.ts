@@ -13,7 +13,8 @@ import { PROPERTIES, type Property } from '../../shared/auth/claims.ts';
 import { DEFAULT_MAX_TOKEN_TTL_SEC } from '../../matcher/config.ts';
 import { KeyRing, type KeyInfo } from '../../matcher/auth/key-ring.ts';
 import { TokenService, tokenIdOf } from '../../matcher/auth/tokens.ts';
-import { openSqliteCredentialStore } from '../../matcher/store/sqlite/sqlite-credential-store.ts';
+import { parseStoreLocation } from '../../matcher/store/location.ts';
+import { openCredentialStoreAt } from '../../matcher/store/open-stores.ts';
 import { printJson, table } from '../format.ts';
 
 /** User tokens are access tokens: short by default (DiracX: 20 min); ask for more with --ttl-sec. */
@@ -27,14 +28,6 @@ function openRing(dataDir: string): Promise<KeyRing> {
     clock: systemClock,
     maxTokenTtlSec: DEFAULT_MAX_TOKEN_TTL_SEC,
   });
-}
-
-function sqlitePathOf(dataDir: string, db: string | undefined): string {
-  if (db === undefined) return path.join(path.resolve(dataDir), 'pilothouse.sqlite');
-  if (!db.startsWith('sqlite:')) {
-    throw new PilothouseError('CONFIG_INVALID', `--db must be sqlite:PATH, got "${db}"`, { field: 'db' });
-  }
-  return path.resolve(db.slice('sqlite:'.length));
 }
 
 function positiveInteger(value: string, field: string): number {
@@ -146,7 +139,7 @@ function revokeCommand(): Command {
   return new Command('revoke')
     .description('revoke a signing key (every token it signed), or one token by id or by file; effective at once')
     .requiredOption('--data-dir <dir>', "the matcher's data directory")
-    .option('--db <url>', 'the database: sqlite:PATH (default: DIR/pilothouse.sqlite)')
+    .option('--db <url>', 'the database: sqlite:PATH or postgres://USER@HOST:PORT/DB (default: DIR/pilothouse.sqlite)')
     .option('--key <kid>', 'revoke this signing key (see `token keys`)')
     .option('--token-id <jti>', "revoke the token with this id (its 'jti')")
     .option('--token-file <file>', 'revoke the token in this file')
@@ -193,7 +186,7 @@ function revokeCommand(): Command {
           throw new PilothouseError('CONFIG_INVALID', '--expires-at must be an ISO date', { field: 'expiresAt' });
         }
       }
-      const store = openSqliteCredentialStore({ path: sqlitePathOf(options.dataDir, options.db) });
+      const store = await openCredentialStoreAt(parseStoreLocation(options.db, options.dataDir));
       try {
         const created = await store.revokeToken({
           tokenId,

@@ -107,9 +107,12 @@ const REVOKE = `INSERT INTO revoked_tokens (token_id, expires_at_ms, revoked_at_
 
 export class PgCredentialStore implements CredentialStore {
   readonly #pool: pg.Pool;
+  readonly #ownsPool: boolean;
 
-  constructor(pool: pg.Pool) {
+  /** `ownsPool`: close() ends the pool (false when the matcher's stores share one). */
+  constructor(pool: pg.Pool, options: { ownsPool?: boolean } = {}) {
     this.#pool = pool;
+    this.#ownsPool = options.ownsPool ?? true;
   }
 
   async addPilotCredential(c: NewPilotCredential): Promise<void> {
@@ -205,6 +208,6 @@ export class PgCredentialStore implements CredentialStore {
   }
 
   async close(): Promise<void> {
-    await this.#pool.end().catch(() => undefined);
+    if (this.#ownsPool) await this.#pool.end().catch(() => undefined);
   }
 }

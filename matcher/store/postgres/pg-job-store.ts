@@ -114,9 +114,12 @@ async function queueCommand(client: PgQueryable, jobId: number, attempt: number,
 
 export class PgJobStore implements JobStore {
   readonly #pool: pg.Pool;
+  readonly #ownsPool: boolean;
 
-  constructor(pool: pg.Pool) {
+  /** `ownsPool`: close() ends the pool (false when the matcher's stores share one). */
+  constructor(pool: pg.Pool, options: { ownsPool?: boolean } = {}) {
     this.#pool = pool;
+    this.#ownsPool = options.ownsPool ?? true;
   }
 
   async submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult> {
@@ -661,6 +664,6 @@ export class PgJobStore implements JobStore {
   }
 
   async close(): Promise<void> {
-    await this.#pool.end().catch(() => undefined);
+    if (this.#ownsPool) await this.#pool.end().catch(() => undefined);
   }
 }

@@ -89,10 +89,13 @@ const ENSURE = 'INSERT INTO pilot_activity (pilot_id) VALUES ($1) ON CONFLICT (p
 export class PgPilotActivityStore implements PilotActivityStore {
   readonly #pool: pg.Pool;
   readonly #maxLines: number;
+  readonly #ownsPool: boolean;
 
-  constructor(pool: pg.Pool, maxLogLinesPerPilot: number) {
+  /** `ownsPool`: close() ends the pool (false when the matcher's stores share one). */
+  constructor(pool: pg.Pool, maxLogLinesPerPilot: number, options: { ownsPool?: boolean } = {}) {
     this.#pool = pool;
     this.#maxLines = maxLogLinesPerPilot;
+    this.#ownsPool = options.ownsPool ?? true;
   }
 
   async appendLogs(
@@ -256,6 +259,6 @@ export class PgPilotActivityStore implements PilotActivityStore {
   }
 
   async close(): Promise<void> {
-    await this.#pool.end().catch(() => undefined);
+    if (this.#ownsPool) await this.#pool.end().catch(() => undefined);
   }
 }

@@ -212,9 +212,12 @@ async function apply(
 
 export class PgPilotStore implements PilotStore {
   readonly #pool: pg.Pool;
+  readonly #ownsPool: boolean;
 
-  constructor(pool: pg.Pool) {
+  /** `ownsPool`: close() ends the pool (false when the matcher's stores share one). */
+  constructor(pool: pg.Pool, options: { ownsPool?: boolean } = {}) {
     this.#pool = pool;
+    this.#ownsPool = options.ownsPool ?? true;
   }
 
   async registerPilots(director: string, pilots: readonly PilotRegistration[], at: string): Promise<RegisterOutcome> {
@@ -461,6 +464,6 @@ export class PgPilotStore implements PilotStore {
   }
 
   async close(): Promise<void> {
-    await this.#pool.end().catch(() => undefined);
+    if (this.#ownsPool) await this.#pool.end().catch(() => undefined);
   }
 }

@@ -1,0 +1,123 @@
+/**
+ * Opens the matcher's four stores (jobs, credentials, pilot activity, pilot records) at a location:
+ *  - SQLite: one file, four connections, the WAL checkpointer on a worker thread, and the file's
+ *    process lock (one matcher per file);
+ *  - PostgreSQL: one pool shared by the four stores, migrations applied under an advisory lock.
+ */
+import type { Logger } from '../../shared/logger.ts';
+import type { CredentialStore } from './credential-store.ts';
+import type { JobStore } from './job-store.ts';
+import type { StoreLocation } from './location.ts';
+import type { PilotActivityStore } from './pilot-activity-store.ts';
+import type { PilotStore } from './pilot-store.ts';
+import { acquireProcessLock } from './process-lock.ts';
+import { openPgCredentialStore, PgCredentialStore, PG_CREDENTIAL_MIGRATIONS } from './postgres/pg-credential-store.ts';
+import { applyPgMigrations, ensureSchema, openPgPool, translate } from './postgres/pg-database.ts';
+import { PG_JOB_MIGRATIONS } from './postgres/pg-job-migrations.ts';
+import { PgJobStore } from './postgres/pg-job-store.ts';
+import { PgPilotActivityStore, PG_PILOT_ACTIVITY_MIGRATIONS } from './postgres/pg-pilot-activity-store.ts';
+import { PgPilotStore, PG_PILOT_MIGRATIONS } from './postgres/pg-pilot-store.ts';
+import { openSqliteCredentialStore } from './sqlite/sqlite-credential-store.ts';
+import { openSqliteJobStore } from './sqlite/sqlite-job-store.ts';
+import { DEFAULT_MAX_LOG_LINES_PER_PILOT, openSqlitePilotActivityStore } from './sqlite/sqlite-pilot-activity-store.ts';
+import { openSqlitePilotStore } from './sqlite/sqlite-pilot-store.ts';
+import { WalCheckpointer } from './sqlite/wal-checkpointer.ts';
+
+export interface MatcherStores {
+  jobs: JobStore;
+  credentials: CredentialStore;
+  pilotActivity: PilotActivityStore;
+  pilots: PilotStore;
+  close(): Promise<void>;
+}
+
+export interface OpenStoresOptions {
+  logger: Logger;
+  /** SQLite only: the WAL checkpointer's settings. */
+  walCheckpoint: { intervalMs: number; restartAboveFrames: number; holdTimeoutMs: number };
+  /** PostgreSQL only: connections this process may hold. */
+  maxConnections?: number;
+}
+
+/** Connections of one matcher's pool: PostgreSQL allows 100 by default, for every replica. */
+export const DEFAULT_PG_MAX_CONNECTIONS = 16;
+
+export async function openMatcherStores(location: StoreLocation, options: OpenStoresOptions): Promise<MatcherStores> {
+  return location.kind === 'sqlite' ? openSqliteStores(location.path, options) : openPgStores(location, options);
+}
+
+function openSqliteStores(file: string, options: OpenStoresOptions): MatcherStores {
+  const lock = acquireProcessLock(file, `the SQLite database ${file}`);
+  try {
+    // Every connection of this process leaves checkpoints to the checkpointer's worker thread.
+    const sqlite = { path: file, autoCheckpoint: false };
+    const jobs = openSqliteJobStore(sqlite);
+    const credentials = openSqliteCredentialStore(sqlite);
+    const pilotActivity = openSqlitePilotActivityStore(sqlite);
+    const pilots = openSqlitePilotStore(sqlite);
+    const checkpointer = new WalCheckpointer({
+      path: file,
+      gate: jobs.writeGate,
+      logger: options.logger.child({ module: 'wal-checkpointer' }),
+      // The job store writes nearly all pages; its commits checkpoint if the worker is gone.
+      onFailure: () => jobs.checkpointInCommits(),
+      ...options.walCheckpoint,
+    });
+    return {
+      jobs,
+      credentials,
+      pilotActivity,
+      pilots,
+      async close() {
+        await checkpointer.stop();
+        await jobs.close();
+        await credentials.close();
+        await pilotActivity.close();
+        await pilots.close();
+        lock.release();
+      },
+    };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function openPgStores(
+  location: Extract<StoreLocation, { kind: 'postgres' }>,
+  options: OpenStoresOptions,
+): Promise<MatcherStores> {
+  const logger = options.logger.child({ module: 'postgres' });
+  const pool = openPgPool({
+    url: location.url,
+    schema: location.schema,
+    maxConnections: options.maxConnections ?? DEFAULT_PG_MAX_CONNECTIONS,
+    onIdleError: (error) => logger.warn({ err: (translate(error) as Error).message }, 'database connection lost'),
+  });
+  try {
+    await ensureSchema(pool, location.schema);
+    await applyPgMigrations(pool, 'jobs', PG_JOB_MIGRATIONS);
+    await applyPgMigrations(pool, 'credentials', PG_CREDENTIAL_MIGRATIONS);
+    await applyPgMigrations(pool, 'pilot-activity', PG_PILOT_ACTIVITY_MIGRATIONS);
+    await applyPgMigrations(pool, 'pilots', PG_PILOT_MIGRATIONS);
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw translate(error);
+  }
+  const shared = { ownsPool: false };
+  return {
+    jobs: new PgJobStore(pool, shared),
+    credentials: new PgCredentialStore(pool, shared),
+    pilotActivity: new PgPilotActivityStore(pool, DEFAULT_MAX_LOG_LINES_PER_PILOT, shared),
+    pilots: new PgPilotStore(pool, shared),
+    async close() {
+      await pool.end().catch(() => undefined);
+    },
+  };
+}
+
+/** The credential store alone (for `pilothouse token revoke` on a data directory or database). */
+export async function openCredentialStoreAt(location: StoreLocation): Promise<CredentialStore> {
+  if (location.kind === 'sqlite') return openSqliteCredentialStore({ path: location.path });
+  return openPgCredentialStore({ url: location.url, schema: location.schema, maxConnections: 2 });
+}
