@@ -5,6 +5,8 @@
  *  - PostgreSQL: one pool shared by the four stores, migrations applied under an advisory lock.
  */
 import type { Logger } from '../../shared/logger.ts';
+import { LocalBus, type ClusterBus } from '../cluster/cluster-bus.ts';
+import { PgBus } from '../cluster/pg-bus.ts';
 import type { CredentialStore } from './credential-store.ts';
 import type { JobStore } from './job-store.ts';
 import type { StoreLocation } from './location.ts';
@@ -28,6 +30,8 @@ export interface MatcherStores {
   credentials: CredentialStore;
   pilotActivity: PilotActivityStore;
   pilots: PilotStore;
+  /** How this matcher tells the others sharing the database (nobody to tell on SQLite). */
+  bus: ClusterBus;
   close(): Promise<void>;
 }
 
@@ -68,6 +72,7 @@ function openSqliteStores(file: string, options: OpenStoresOptions): MatcherStor
       credentials,
       pilotActivity,
       pilots,
+      bus: new LocalBus(),
       async close() {
         await checkpointer.stop();
         await jobs.close();
@@ -104,13 +109,27 @@ async function openPgStores(
     await pool.end().catch(() => undefined);
     throw translate(error);
   }
+  let bus: PgBus;
+  try {
+    bus = await PgBus.start({
+      url: location.url,
+      schema: location.schema,
+      pool,
+      logger: options.logger.child({ module: 'cluster-bus' }),
+    });
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw translate(error);
+  }
   const shared = { ownsPool: false };
   return {
     jobs: new PgJobStore(pool, shared),
     credentials: new PgCredentialStore(pool, shared),
     pilotActivity: new PgPilotActivityStore(pool, DEFAULT_MAX_LOG_LINES_PER_PILOT, shared),
     pilots: new PgPilotStore(pool, shared),
+    bus,
     async close() {
+      await bus.close();
       await pool.end().catch(() => undefined);
     },
   };
