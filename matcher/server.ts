@@ -47,6 +47,7 @@ import { siteDirectorRoutes } from './http/routes/site-directors.ts';
 import { FaultSweeper } from './maintenance/fault-sweeper.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
+import { ClusterSignals } from './cluster/cluster-signals.ts';
 
 export const PILOT_CONNECT_PATH = '/api/pilots/connect';
 
@@ -129,7 +130,14 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   refreshTimer.unref();
 
   const registry = new PilotRegistry();
+  const cluster = new ClusterSignals({
+    bus: stores.bus,
+    matchService,
+    registry,
+    logger: logger.child({ module: 'cluster' }),
+  });
   const routeDeps: RouteDeps = {
+    cluster,
     store,
     pilotActivity,
     pilots,
@@ -264,7 +272,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     clock,
     logger: logger.child({ module: 'fault-sweeper' }),
     isPilotConnected: async (pilotId) => registry.isConnected(pilotId),
-    jobsReturned: (taskQueueIds) => matchService.jobsSubmitted(taskQueueIds),
+    jobsReturned: (taskQueueIds) => cluster.jobsWaiting(taskQueueIds),
     options: config.faultSweeper,
   });
   let sweeping: Promise<void> | null = null;

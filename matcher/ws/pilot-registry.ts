@@ -1,7 +1,7 @@
 /**
  * The pilots connected to this matcher process, by pilot id, so that a user's kill reaches the pilot
- * at once instead of waiting for its next heartbeat. (With several replicas, a pilot connected to
- * another replica still gets the command with its next heartbeat: commands live in the store.)
+ * at once instead of waiting for its next heartbeat. With several replicas, ClusterSignals hands a
+ * command or a drain for a pilot connected elsewhere to the replica that holds it.
  */
 export interface CommandReceiver {
   deliverPendingCommands(jobId: number, attempt: number): void;

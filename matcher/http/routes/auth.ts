@@ -75,7 +75,7 @@ export function authRoutes(deps: RouteDeps): Route[] {
         } catch (thrown) {
           if (thrown instanceof PilothouseError && thrown.httpStatus < 500) {
             // A reused credential revoked the whole pilot: its open session must notice at once.
-            if (thrown.code === 'PILOT_SECRET_SPENT') deps.registry.recheckCredentials();
+            if (thrown.code === 'PILOT_SECRET_SPENT') deps.cluster.credentialsChanged();
             deps.exchangeLimiter.recordFailure(remoteAddress);
             logger.warn({ remoteAddress, code: thrown.code }, 'pilot token exchange refused');
           }
@@ -158,7 +158,7 @@ export function authRoutes(deps: RouteDeps): Route[] {
           revokedBy: caller.subject,
           atMs: nowMs,
         });
-        deps.registry.recheckCredentials();
+        deps.cluster.credentialsChanged();
         logger.warn({ tokenId, revokedBy: caller.subject }, 'token revoked');
         return { status: 200, json: { tokenId, revoked: true, alreadyRevoked: !created } };
       },

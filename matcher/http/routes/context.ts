@@ -13,6 +13,7 @@ import type { PilotActivityStore } from '../../store/pilot-activity-store.ts';
 import type { PilotStore } from '../../store/pilot-store.ts';
 import type { PilotBundle } from '../../pilot-bundle/pilot-bundle.ts';
 import type { PilotRegistry } from '../../ws/pilot-registry.ts';
+import type { ClusterSignals } from '../../cluster/cluster-signals.ts';
 
 /** What route handlers may use; built once by the server. */
 export interface RouteDeps {
@@ -26,6 +27,8 @@ export interface RouteDeps {
   sandboxes: SandboxStore;
   matchService: MatchService;
   registry: PilotRegistry;
+  /** Events other replicas must hear about (wake-ups, commands, drains, revocations, the site mask). */
+  cluster: ClusterSignals;
   keys: KeyRing;
   tokens: TokenService;
   credentials: CredentialStore;

@@ -83,7 +83,7 @@ export function jobRoutes(deps: RouteDeps): Route[] {
         }));
         const { jobIds, taskQueueIds } = await deps.store.submitJobs(jobs, isoNow(deps.clock));
         logger.info({ count: jobIds.length, owner: caller.subject, vo: caller.vo }, 'jobs submitted');
-        void deps.matchService.jobsSubmitted(taskQueueIds);
+        void deps.cluster.jobsWaiting(taskQueueIds);
         return { status: 201, json: { jobIds } };
       },
     },
@@ -135,7 +135,7 @@ export function jobRoutes(deps: RouteDeps): Route[] {
         const caller = principal as Principal;
         const job = await loadVisibleJob(deps, caller, params.id);
         const outcome = await deps.store.killJob(job.id, isoNow(deps.clock), caller.subject);
-        if (outcome.commandQueued && job.pilotId) deps.registry.notifyCommands(job.pilotId, job.id, job.attempt);
+        if (outcome.commandQueued && job.pilotId) deps.cluster.commandsQueued(job.pilotId, job.id, job.attempt);
         logger.info({ jobId: job.id, applied: outcome.applied }, 'job kill requested');
         return { status: 200, json: { jobId: job.id, status: outcome.status, killed: outcome.applied } };
       },
@@ -173,8 +173,8 @@ export function jobRoutes(deps: RouteDeps): Route[] {
           );
         }
         // The old attempt's pilot hears of the kill at once; the job waits again at once.
-        if (job.pilotId) deps.registry.notifyCommands(job.pilotId, job.id, job.attempt);
-        await deps.matchService.jobsSubmitted((await deps.store.releaseRescheduled(at)).taskQueueIds);
+        if (job.pilotId) deps.cluster.commandsQueued(job.pilotId, job.id, job.attempt);
+        await deps.cluster.jobsWaiting((await deps.store.releaseRescheduled(at)).taskQueueIds);
         logger.info({ jobId: job.id, attempt: outcome.attempt }, 'job rescheduled by its owner');
         return { status: 200, json: { jobId: job.id, attempt: outcome.attempt, status: 'Waiting' } };
       },

@@ -38,6 +38,7 @@ export function matchingRoutes(deps: RouteDeps): Route[] {
         changedBy: caller.subject,
         changedAt: isoNow(deps.clock),
       });
+      deps.cluster.siteMaskChanged();
       logger.info({ site, status, reason }, 'site mask changed');
       return { status: 200, json: { site, status, reason } };
     };

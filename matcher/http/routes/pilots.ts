@@ -76,7 +76,7 @@ export function pilotRoutes(deps: RouteDeps): Route[] {
         const ended = FINAL_PILOT_STATUSES.has(pilot.status);
         if (!ended)
           await deps.pilotActivity.requestDrain(pilot.id, { requestedAt, requestedBy: caller.subject, reason });
-        const delivered = !ended && deps.registry.drain(pilot.id, reason);
+        const delivered = !ended && deps.cluster.drainRequested(pilot.id, reason);
         logger.info({ pilotId: pilot.id, delivered, ended }, 'pilot drain requested');
         return {
           status: 200,

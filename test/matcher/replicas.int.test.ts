@@ -1,0 +1,96 @@
+/**
+ * Two matchers on one PostgreSQL database (and one data directory, for their keys), pilots on one,
+ * users on the other: what happens through replica A reaches a pilot connected to replica B at once,
+ * through the cluster bus (LISTEN/NOTIFY), not at B's next task-queue refresh (set to a minute here so
+ * that a refresh cannot be what delivers it) nor at the pilot's next heartbeat.
+ */
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
+import { dropSchema, freshSchemaName, PG_TEST_URL } from '../helpers/postgres.ts';
+import { RawPilot, resources } from '../helpers/raw-pilot.ts';
+
+let a: TestMatcher;
+let b: TestMatcher;
+let dataDir: string;
+let schema: string;
+
+before(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'ph-replicas-'));
+  schema = freshSchemaName();
+  const options = {
+    dataDir,
+    raw: { db: `${PG_TEST_URL}?schema=${schema}` },
+    config: { taskQueueRefreshMs: 60_000 },
+  };
+  a = await startTestMatcher(options);
+  b = await startTestMatcher(options);
+});
+after(async () => {
+  await a.matcher.stop();
+  await b.matcher.stop();
+  await dropSchema(schema);
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+it(
+  'replicas - a job submitted through A reaches a pilot parked on B at once, and A can kill it there',
+  { timeout: 20_000 },
+  async () => {
+    const pilot = await RawPilot.connect(b.url, await b.pilotToken('local'), { stamp: 'on-b' });
+    try {
+      pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+      await pilot.next('parked');
+      const submittedAt = performance.now();
+      const submitted = await a.api('POST', '/api/jobs', { json: { executable: 'sleep', arguments: ['60'] } });
+      assert.equal(submitted.status, 201);
+      const match = await pilot.next('match');
+      const latencyMs = performance.now() - submittedAt;
+      assert.equal(match.job.jobId, submitted.body.jobIds[0]);
+      assert.ok(latencyMs < 2_000, `pushed in ${latencyMs.toFixed(0)} ms (a refresh would take a minute)`);
+
+      const jobId = match.job.jobId;
+      pilot.send({ type: 'job.status', ref: 1, jobId, attempt: 1, at: new Date().toISOString(), status: 'Running' });
+      await pilot.next('ack');
+      const killed = await a.api('POST', `/api/jobs/${jobId}/kill`);
+      assert.equal(killed.status, 200);
+      const commands = await pilot.next('commands');
+      assert.deepEqual(commands.commands, [{ jobId, attempt: 1, command: 'kill' }]);
+    } finally {
+      await pilot.close();
+    }
+  },
+);
+
+it('replicas - a drain through A reaches a pilot connected to B', { timeout: 20_000 }, async () => {
+  const pilot = await RawPilot.connect(b.url, await b.pilotToken('local'), { stamp: 'drained-on-b' });
+  try {
+    const drained = await a.api('POST', '/api/pilots/drained-on-b/drain', { json: { reason: 'downtime' } });
+    assert.equal(drained.status, 200);
+    assert.equal(drained.body.delivered, false, 'not connected to A');
+    assert.equal((await pilot.next('drain')).reason, 'downtime');
+  } finally {
+    await pilot.close();
+  }
+});
+
+it('replicas - a site allowed again through A lets B serve its parked pilots', { timeout: 20_000 }, async () => {
+  await a.api('POST', '/api/sites/Site.Masked/ban', { json: { reason: 'downtime' } });
+  await b.matcher.matchService.refresh();
+  const pilot = await RawPilot.connect(b.url, await b.pilotToken('local'), {
+    stamp: 'masked-on-b',
+    site: 'Site.Masked',
+  });
+  try {
+    await a.api('POST', '/api/jobs', { json: { executable: 'true' } });
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    await pilot.next('parked');
+    await a.api('POST', '/api/sites/Site.Masked/allow', { json: { reason: 'back' } });
+    assert.ok((await pilot.next('match')).job.jobId > 0);
+  } finally {
+    await pilot.close();
+  }
+});
