@@ -48,6 +48,7 @@ import { FaultSweeper } from './maintenance/fault-sweeper.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
 import { ClusterSignals } from './cluster/cluster-signals.ts';
+import { LocalPresence, PRESENCE_BEAT_INTERVAL_MS } from './cluster/presence.ts';
 
 export const PILOT_CONNECT_PATH = '/api/pilots/connect';
 
@@ -76,7 +77,11 @@ type MatcherDeps = { logger: Logger; clock?: Clock; policy?: SchedulingPolicy };
 
 export async function startMatcher(config: MatcherConfig, deps: MatcherDeps): Promise<RunningMatcher> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const stores = await openMatcherStores(config.db, { logger: deps.logger, walCheckpoint: config.walCheckpoint });
+  const stores = await openMatcherStores(config.db, {
+    logger: deps.logger,
+    walCheckpoint: config.walCheckpoint,
+    clock: deps.clock ?? systemClock,
+  });
   try {
     return await startOnStores(config, deps, stores);
   } catch (error) {
@@ -130,6 +135,11 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   refreshTimer.unref();
 
   const registry = new PilotRegistry();
+  const presence = stores.presence ?? new LocalPresence((pilotId) => registry.isConnected(pilotId));
+  const presenceTimer = setInterval(() => {
+    presence.beat().catch((error: unknown) => logger.warn({ err: error }, 'replica beat failed'));
+  }, PRESENCE_BEAT_INTERVAL_MS);
+  presenceTimer.unref();
   const cluster = new ClusterSignals({
     bus: stores.bus,
     matchService,
@@ -180,6 +190,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   });
 
   const sessionDeps = {
+    presence,
     store,
     pilots,
     activity: pilotActivity,
@@ -271,14 +282,17 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     store,
     clock,
     logger: logger.child({ module: 'fault-sweeper' }),
-    isPilotConnected: async (pilotId) => registry.isConnected(pilotId),
+    isPilotConnected: async (pilotId) => registry.isConnected(pilotId) || (await presence.pilotConnected(pilotId)),
     jobsReturned: (taskQueueIds) => cluster.jobsWaiting(taskQueueIds),
     options: config.faultSweeper,
   });
   let sweeping: Promise<void> | null = null;
   const sweepFaults = (): Promise<void> => {
-    sweeping ??= faultSweeper
-      .sweep()
+    // One replica sweeps at a time: the others skip the round.
+    sweeping ??= presence
+      .runExclusive('fault-sweeper', async () => {
+        await faultSweeper.sweep();
+      })
       .then(() => undefined)
       .catch((error: unknown) => logger.error({ err: error }, 'fault sweep failed'))
       .finally(() => {
@@ -309,6 +323,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
       stopping ??= (async () => {
         clearInterval(maintenanceTimer);
         clearInterval(sweepTimer);
+        clearInterval(presenceTimer);
         await maintaining;
         await sweeping;
         clearInterval(refreshTimer);

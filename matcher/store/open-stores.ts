@@ -7,6 +7,9 @@
 import type { Logger } from '../../shared/logger.ts';
 import { LocalBus, type ClusterBus } from '../cluster/cluster-bus.ts';
 import { PgBus } from '../cluster/pg-bus.ts';
+import { PgPresence, PG_PRESENCE_MIGRATIONS } from '../cluster/pg-presence.ts';
+import type { ClusterPresence } from '../cluster/presence.ts';
+import type { Clock } from '../../shared/clock.ts';
 import type { CredentialStore } from './credential-store.ts';
 import type { JobStore } from './job-store.ts';
 import type { StoreLocation } from './location.ts';
@@ -32,6 +35,8 @@ export interface MatcherStores {
   pilots: PilotStore;
   /** How this matcher tells the others sharing the database (nobody to tell on SQLite). */
   bus: ClusterBus;
+  /** Which replica holds which pilot, and chores run once (null on SQLite: the registry is the truth). */
+  presence: ClusterPresence | null;
   close(): Promise<void>;
 }
 
@@ -41,6 +46,7 @@ export interface OpenStoresOptions {
   walCheckpoint: { intervalMs: number; restartAboveFrames: number; holdTimeoutMs: number };
   /** PostgreSQL only: connections this process may hold. */
   maxConnections?: number;
+  clock: Clock;
 }
 
 /** Connections of one matcher's pool: PostgreSQL allows 100 by default, for every replica. */
@@ -73,6 +79,7 @@ function openSqliteStores(file: string, options: OpenStoresOptions): MatcherStor
       pilotActivity,
       pilots,
       bus: new LocalBus(),
+      presence: null,
       async close() {
         await checkpointer.stop();
         await jobs.close();
@@ -105,12 +112,15 @@ async function openPgStores(
     await applyPgMigrations(pool, 'credentials', PG_CREDENTIAL_MIGRATIONS);
     await applyPgMigrations(pool, 'pilot-activity', PG_PILOT_ACTIVITY_MIGRATIONS);
     await applyPgMigrations(pool, 'pilots', PG_PILOT_MIGRATIONS);
+    await applyPgMigrations(pool, 'presence', PG_PRESENCE_MIGRATIONS);
   } catch (error) {
     await pool.end().catch(() => undefined);
     throw translate(error);
   }
   let bus: PgBus;
+  let presence: PgPresence;
   try {
+    presence = await PgPresence.start(pool, options.clock);
     bus = await PgBus.start({
       url: location.url,
       schema: location.schema,
@@ -128,8 +138,10 @@ async function openPgStores(
     pilotActivity: new PgPilotActivityStore(pool, DEFAULT_MAX_LOG_LINES_PER_PILOT, shared),
     pilots: new PgPilotStore(pool, shared),
     bus,
+    presence,
     async close() {
       await bus.close();
+      await presence.close();
       await pool.end().catch(() => undefined);
     },
   };

@@ -22,11 +22,14 @@ import type { Match, MatchService } from '../matching/match-service.ts';
 import type { JobStore } from '../store/job-store.ts';
 import type { JobUsageSample, PilotActivityStore } from '../store/pilot-activity-store.ts';
 import type { PilotStore } from '../store/pilot-store.ts';
+import type { ClusterPresence } from '../cluster/presence.ts';
 import type { CommandReceiver, PilotRegistry } from './pilot-registry.ts';
 import { statusReportKey } from './report-key.ts';
 
 export interface PilotSessionDeps {
   store: JobStore;
+  /** Records which replica holds this pilot (the fault sweeper of any replica asks). */
+  presence: ClusterPresence;
   /** Pilot records: hello, bye and disconnects join what the site director says about the pilot. */
   pilots: PilotStore;
   /** Pilot logs, drain requests, exit records, node and job usage from heartbeats. */
@@ -208,6 +211,7 @@ export class PilotSession implements CommandReceiver {
       at: isoNow(this.#deps.clock),
     });
     this.#deps.registry.register(this.#pilotId, this);
+    await this.#deps.presence.pilotArrived(this.#pilotId);
     this.#logger.info({ node: hello.node }, 'pilot connected');
     this.#send({ type: 'welcome', pilotId: this.#pilotId, heartbeatIntervalMs: this.#deps.heartbeatIntervalMs });
     // A drain asked for while the pilot was away (or before a matcher restart) is delivered now.
@@ -385,6 +389,7 @@ export class PilotSession implements CommandReceiver {
     if (!this.#hello) return;
     this.#deps.matchService.unpark(this.#pilotId);
     this.#deps.registry.unregister(this.#pilotId, this);
+    await this.#deps.presence.pilotLeft(this.#pilotId).catch(() => undefined);
     if (!this.#saidBye) {
       await this.#deps.pilots.recordDisconnect(this.#pilotId, isoNow(this.#deps.clock));
       this.#logger.info('pilot disconnected');

@@ -2,7 +2,8 @@
  * Two matchers on one PostgreSQL database (and one data directory, for their keys), pilots on one,
  * users on the other: what happens through replica A reaches a pilot connected to replica B at once,
  * through the cluster bus (LISTEN/NOTIFY), not at B's next task-queue refresh (set to a minute here so
- * that a refresh cannot be what delivers it) nor at the pilot's next heartbeat.
+ * that a refresh cannot be what delivers it) nor at the pilot's next heartbeat. And presence: which
+ * replica holds a pilot, and a chore (the fault sweep) run by one replica at a time.
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,9 @@ import path from 'node:path';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
 import { dropSchema, freshSchemaName, PG_TEST_URL } from '../helpers/postgres.ts';
 import { RawPilot, resources } from '../helpers/raw-pilot.ts';
+import { PgPresence, PG_PRESENCE_MIGRATIONS } from '../../matcher/cluster/pg-presence.ts';
+import { PRESENCE_STALE_MS } from '../../matcher/cluster/presence.ts';
+import { applyPgMigrations, ensureSchema, openPgPool } from '../../matcher/store/postgres/pg-database.ts';
 
 let a: TestMatcher;
 let b: TestMatcher;
@@ -94,3 +98,59 @@ it('replicas - a site allowed again through A lets B serve its parked pilots', {
     await pilot.close();
   }
 });
+
+it(
+  'replicas - presence: a pilot counts as connected while its replica beats; a chore runs on one replica at a time',
+  { timeout: 20_000 },
+  async () => {
+    const presenceSchema = freshSchemaName();
+    const pool = openPgPool({ url: PG_TEST_URL, schema: presenceSchema, maxConnections: 4 });
+    try {
+      await ensureSchema(pool, presenceSchema);
+      await applyPgMigrations(pool, 'presence', PG_PRESENCE_MIGRATIONS);
+      const clock = {
+        ms: Date.parse('2026-01-01T00:00:00Z'),
+        nowMs() {
+          return this.ms;
+        },
+      };
+      const one = await PgPresence.start(pool, clock);
+      const two = await PgPresence.start(pool, clock);
+      await one.pilotArrived('p1');
+      assert.equal(await two.pilotConnected('p1'), true);
+      clock.ms += PRESENCE_STALE_MS + 1;
+      await two.beat();
+      assert.equal(await two.pilotConnected('p1'), false, 'replica one stopped beating: its pilots are gone');
+      await one.beat();
+      assert.equal(await two.pilotConnected('p1'), true);
+      // The pilot reconnected to replica two; replica one's late goodbye does not erase that.
+      await two.pilotArrived('p1');
+      await one.pilotLeft('p1');
+      assert.equal(await one.pilotConnected('p1'), true);
+      await two.pilotLeft('p1');
+      assert.equal(await one.pilotConnected('p1'), false);
+
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let started!: () => void;
+      const running = new Promise<void>((resolve) => (started = resolve));
+      const first = one.runExclusive('sweep', async () => {
+        started();
+        await held;
+      });
+      await running;
+      let ranTwice = false;
+      assert.equal(await two.runExclusive('sweep', async () => void (ranTwice = true)), false);
+      assert.equal(ranTwice, false, 'skipped while the other replica sweeps');
+      release();
+      assert.equal(await first, true);
+      assert.equal(await two.runExclusive('sweep', async () => void (ranTwice = true)), true);
+      assert.equal(ranTwice, true);
+      await one.close();
+      await two.close();
+    } finally {
+      await pool.end();
+      await dropSchema(presenceSchema);
+    }
+  },
+);
