@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { PilothouseError, isErrorCode } from '../shared/errors.ts';
+import { MatcherEndpoints } from '../shared/endpoints.ts';
 
 export interface ClientOptions {
   matcher?: string | undefined;
@@ -17,25 +18,33 @@ export interface ClientOptions {
 export const DEFAULT_MATCHER_URL = 'http://127.0.0.1:8080';
 
 export class MatcherClient {
-  readonly baseUrl: string;
+  readonly #endpoints: MatcherEndpoints;
   readonly #token: string;
   readonly #dispatcher: Dispatcher | undefined;
 
+  /** `baseUrl`: one matcher URL, or several comma-separated (tried in turn when one is unreachable). */
   constructor(baseUrl: string, token: string, options: { caPem?: string | undefined } = {}) {
-    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.#endpoints = new MatcherEndpoints(
+      baseUrl
+        .split(',')
+        .map((url) => url.trim())
+        .filter((url) => url !== ''),
+    );
     this.#token = token;
     this.#dispatcher = options.caPem === undefined ? undefined : new Agent({ connect: { ca: options.caPem } });
   }
 
   static async fromOptions(options: ClientOptions, env: NodeJS.ProcessEnv = process.env): Promise<MatcherClient> {
     const base = options.matcher ?? env.PILOTHOUSE_MATCHER ?? DEFAULT_MATCHER_URL;
-    try {
-      const url = new URL(base);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
-    } catch {
-      throw new PilothouseError('CONFIG_INVALID', `--matcher must be an http(s) URL, got "${base}"`, {
-        field: 'matcher',
-      });
+    for (const one of base.split(',')) {
+      try {
+        const url = new URL(one.trim());
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+      } catch {
+        throw new PilothouseError('CONFIG_INVALID', `--matcher must be http(s) URLs (comma-separated), got "${base}"`, {
+          field: 'matcher',
+        });
+      }
     }
     const caPem = await readCaFile(options.caFile ?? env.PILOTHOUSE_CA_FILE);
     return new MatcherClient(base, await resolveToken(options.tokenFile, env), { caPem });
@@ -68,24 +77,37 @@ export class MatcherClient {
     return Readable.from(response.body);
   }
 
+  /** The matcher URL in use (the next one after an unreachable one). */
+  get baseUrl(): string {
+    return this.#endpoints.base;
+  }
+
   async #send(method: string, path: string, body: string | undefined, contentType: string | undefined) {
     const headers: Record<string, string> = { authorization: `Bearer ${this.#token}` };
     if (contentType && body !== undefined) headers['content-type'] = contentType;
-    try {
-      return await request(`${this.baseUrl}${path}`, {
-        method: method as 'GET',
-        headers,
-        body,
-        ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
-      });
-    } catch (error) {
-      throw new PilothouseError(
-        'MATCHER_UNREACHABLE',
-        `cannot reach the matcher at ${this.baseUrl}: ${(error as Error).message}`,
-        {},
-        { cause: error },
-      );
+    let lastError: unknown;
+    // Each address once at most: a request a replica could not even receive is safe to send again.
+    for (let tried = 0; tried < this.#endpoints.all.length; tried += 1) {
+      const base = this.#endpoints.base;
+      try {
+        return await request(`${base}${path}`, {
+          method: method as 'GET',
+          headers,
+          body,
+          ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
+        });
+      } catch (error) {
+        lastError = error;
+        if (!isConnectFailure(error)) break;
+        this.#endpoints.unreachable(base);
+      }
     }
+    throw new PilothouseError(
+      'MATCHER_UNREACHABLE',
+      `cannot reach the matcher at ${this.#endpoints.all.join(', ')}: ${(lastError as Error).message}`,
+      {},
+      { cause: lastError },
+    );
   }
 }
 
@@ -118,6 +140,16 @@ export async function resolveToken(tokenFile: string | undefined, env: NodeJS.Pr
   }
   if (env.PILOTHOUSE_TOKEN) return env.PILOTHOUSE_TOKEN.trim();
   throw new PilothouseError('TOKEN_MISSING', 'no token: pass --token-file FILE or set PILOTHOUSE_TOKEN');
+}
+
+/** The request never reached a matcher (refused, no route, name unknown): another one may take it. */
+function isConnectFailure(error: unknown): boolean {
+  const code =
+    (error as { code?: string; cause?: { code?: string } }).code ??
+    (error as { cause?: { code?: string } }).cause?.code;
+  return ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT'].includes(
+    code ?? '',
+  );
 }
 
 function errorFromResponse(status: number, body: unknown): PilothouseError {

@@ -22,7 +22,10 @@ import { runPilot } from './run.ts';
 export function buildPilotCommand(): Command {
   return new Command('pilot')
     .description('Run a pilot on this node: probe it, connect to the matcher, pull and run jobs until idle or drained')
-    .option('--matcher <url>', "the matcher's base URL, http(s)://host:port (required)")
+    .option(
+      '--matcher <urls>',
+      "the matcher's base URL, http(s)://host:port (required); several, comma-separated, are tried in turn",
+    )
     .option('--token-file <file>', 'file holding the pilot token (default: env PILOTHOUSE_TOKEN)')
     .option('--secret-file <file>', 'file holding a one-time pilot secret, exchanged for a pilot token (needs --stamp)')
     .option('--ca-file <file>', 'CA bundle (PEM) that verifies an https/wss matcher')

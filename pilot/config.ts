@@ -97,9 +97,11 @@ export interface RawPilotOptions {
 }
 
 export interface PilotConfig {
-  /** Matcher base URL (http/https), without a trailing slash; REST calls are made under it. */
+  /** Matcher base URLs (http/https), without a trailing slash: the first, then the next when it is unreachable. */
+  matcherUrls: string[];
+  /** The first of them (for logs). */
   matcherUrl: string;
-  /** The WebSocket endpoint derived from it (ws/wss + /api/pilots/connect). */
+  /** The WebSocket endpoint of the first (ws/wss + /api/pilots/connect). */
   connectUrl: string;
   /** The pilot token given with --token-file / PILOTHOUSE_TOKEN; null when a secret is exchanged. */
   pilotToken: string | null;
@@ -171,10 +173,18 @@ export function compilePilotConfig(
   cwd = process.cwd(),
 ): PilotConfig {
   // A path prefix (a matcher behind a reverse proxy) is kept for both REST and WebSocket routes.
-  const matcherUrl = parseMatcherUrl(raw.matcher).toString().replace(/\/+$/, '');
+  // Several comma-separated URLs: replicas (or load balancers) tried in turn when one is unreachable.
+  const matcherUrls = (raw.matcher ?? '')
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map((part) => parseMatcherUrl(part).toString().replace(/\/+$/, ''));
+  if (matcherUrls.length === 0) parseMatcherUrl(undefined);
+  const matcherUrl = matcherUrls[0] as string;
   const connectUrl = `${matcherUrl.replace(/^http/, 'ws')}/api/pilots/connect`;
 
   return {
+    matcherUrls,
     matcherUrl,
     connectUrl,
     ...readCredential(raw, env),

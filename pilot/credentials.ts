@@ -15,6 +15,7 @@
 import { request, type Dispatcher } from 'undici';
 import { backoffDelayMs, delay, type BackoffOptions } from '../shared/backoff.ts';
 import type { Clock } from '../shared/clock.ts';
+import { MatcherEndpoints } from '../shared/endpoints.ts';
 import { PilothouseError, isErrorCode } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 
@@ -41,7 +42,7 @@ interface Grant {
 }
 
 export interface SecretExchangeOptions {
-  matcherUrl: string;
+  matcher: MatcherEndpoints;
   pilotStamp: string;
   secret: string;
   dispatcher?: Dispatcher | undefined;
@@ -116,7 +117,7 @@ async function withRetries(
     try {
       return await attempt();
     } catch (thrown) {
-      const error = thrown instanceof PilothouseError ? thrown : toUnreachable(options.matcherUrl, thrown);
+      const error = thrown instanceof PilothouseError ? thrown : toUnreachable(options.matcher.base, thrown);
       const delayMs = backoffDelayMs(failures, options.backoff);
       if (!error.retryable || options.clock.nowMs() + delayMs > deadlineMs) throw error;
       options.logger.warn({ code: error.code, delayMs }, 'pilot token exchange failed; retrying');
@@ -126,12 +127,20 @@ async function withRetries(
 }
 
 async function post(options: SecretExchangeOptions, body: object): Promise<Grant> {
-  const response = await request(`${options.matcherUrl}/api/auth/pilot-token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    ...(options.dispatcher && { dispatcher: options.dispatcher }),
-  });
+  const base = options.matcher.base;
+  let response;
+  try {
+    response = await request(`${base}/api/auth/pilot-token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      ...(options.dispatcher && { dispatcher: options.dispatcher }),
+    });
+  } catch (thrown) {
+    // This address is down: the next try (and the WebSocket) goes to the next one.
+    options.matcher.unreachable(base);
+    throw toUnreachable(base, thrown);
+  }
   const text = await response.body.text();
   let parsed: unknown = null;
   try {

@@ -13,6 +13,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import type { Logger } from '../shared/logger.ts';
+import type { MatcherEndpoints } from '../shared/endpoints.ts';
 import { backoffDelayMs, type BackoffOptions } from '../shared/backoff.ts';
 import { ERROR_CODES, PilothouseError, isErrorCode } from '../shared/errors.ts';
 import {
@@ -89,7 +90,8 @@ export interface LogSink {
 }
 
 export interface WsMatcherLinkOptions {
-  connectUrl: string;
+  /** The matcher's addresses: a connection that fails moves to the next. */
+  matcher: MatcherEndpoints;
   /** The pilot token, or a provider asked before each connection (it may refresh first). */
   token: string | (() => string | Promise<string>);
   /** CA bundle (PEM) that verifies a wss:// matcher; null = Node's default roots. */
@@ -264,7 +266,9 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   }
 
   #open(token: string): void {
-    const { connectUrl, handshakeTimeoutMs, ca } = this.#options;
+    const { handshakeTimeoutMs, ca } = this.#options;
+    const base = this.#options.matcher.base;
+    const connectUrl = this.#options.matcher.connectUrl;
     this.#logger.debug({ url: connectUrl }, 'connecting');
     const socket = new WebSocket(connectUrl, {
       headers: { Authorization: `Bearer ${token}` },
@@ -333,6 +337,8 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
         this.emit('fatal', fatal);
         return;
       }
+      // A connection that never got its welcome: this address may be down, the next one is tried.
+      if (!wasWelcomed) this.#options.matcher.unreachable(base);
       if (!this.#stopped) this.#scheduleReconnect();
     });
   }

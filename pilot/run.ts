@@ -10,6 +10,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { pino } from 'pino';
 import { systemClock } from '../shared/clock.ts';
+import { MatcherEndpoints } from '../shared/endpoints.ts';
 import { PilothouseError } from '../shared/errors.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { Agent } from 'undici';
@@ -119,13 +120,15 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
 
   // https/wss against --ca-file; a pilot secret is exchanged (and its token kept fresh) before connecting.
   const dispatcher = config.caPem === null ? undefined : new Agent({ connect: { ca: config.caPem } });
+  // One view of which matcher address is in use, shared by the WebSocket, token exchanges and transfers.
+  const endpoints = new MatcherEndpoints(config.matcherUrls);
   let credentials: PilotCredentials;
   try {
     credentials =
       config.pilotSecret === null
         ? staticCredentials(config.pilotToken ?? '')
         : await exchangeSecret({
-            matcherUrl: config.matcherUrl,
+            matcher: endpoints,
             pilotStamp: config.pilotStamp,
             secret: config.pilotSecret,
             dispatcher,
@@ -141,7 +144,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     return AUTH_CODES.has(failure.code) ? EXIT_CODES.auth : EXIT_CODES.failure;
   }
   const link = new WsMatcherLink({
-    connectUrl: config.connectUrl,
+    matcher: endpoints,
     token: () => credentials.token(),
     ca: config.caPem,
     hello: {
@@ -183,7 +186,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     maxOutputSandboxBytes: config.maxOutputSandboxBytes,
     unpackLimits: { maxBytes: config.maxUnpackedBytes, maxEntries: config.maxUnpackedEntries },
     transfer: new HttpSandboxTransfer({
-      matcherUrl: config.matcherUrl,
+      matcher: endpoints,
       maxDownloadBytes: config.maxInputSandboxBytes,
       attempts: config.transferAttempts,
       retryWindowMs: config.transferRetryWindowMs,

@@ -11,6 +11,7 @@ import { stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { request, type Dispatcher } from 'undici';
+import type { MatcherEndpoints } from '../shared/endpoints.ts';
 import type { Logger } from '../shared/logger.ts';
 import { backoffDelayMs, delay, type BackoffOptions } from '../shared/backoff.ts';
 import { PilothouseError, type ErrorCode } from '../shared/errors.ts';
@@ -23,7 +24,8 @@ export interface SandboxTransfer {
 }
 
 export interface HttpSandboxTransferOptions {
-  matcherUrl: string;
+  /** The matcher's addresses (a transfer that cannot reach one retries on the next). */
+  matcher: MatcherEndpoints;
   maxDownloadBytes: number;
   /** Tries per transfer, the first one included... */
   attempts: number;
@@ -101,7 +103,7 @@ export class HttpSandboxTransfer implements SandboxTransfer {
   }
 
   #url(ref: string): string {
-    return `${this.#options.matcherUrl}/api/sandboxes/${ref}`;
+    return `${this.#options.matcher.base}/api/sandboxes/${ref}`;
   }
 
   async #withRetries(
@@ -112,10 +114,12 @@ export class HttpSandboxTransfer implements SandboxTransfer {
   ): Promise<void> {
     const giveUpAt = Date.now() + (this.#options.retryWindowMs ?? 0);
     for (let tries = 1; ; tries += 1) {
+      const base = this.#options.matcher.base;
       try {
         await attempt();
         return;
       } catch (thrown) {
+        if (!(thrown instanceof PilothouseError)) this.#options.matcher.unreachable(base);
         const error = asTransferError(thrown);
         if (signal?.aborted || !error.retryable || (tries >= this.#options.attempts && Date.now() >= giveUpAt))
           throw error;

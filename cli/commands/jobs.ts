@@ -18,7 +18,11 @@ interface CommonOptions extends ClientOptions {
 export function clientCommand(name: string, description: string): Command {
   return new Command(name)
     .description(description)
-    .option('--matcher <url>', 'matcher base URL (env PILOTHOUSE_MATCHER)', undefined)
+    .option(
+      '--matcher <urls>',
+      'matcher base URL, or several comma-separated tried in turn (env PILOTHOUSE_MATCHER)',
+      undefined,
+    )
     .option('--token-file <file>', 'file holding a user token (env PILOTHOUSE_TOKEN_FILE or PILOTHOUSE_TOKEN)')
     .option('--ca-file <file>', 'CA bundle (PEM) that verifies an https matcher (env PILOTHOUSE_CA_FILE)')
     .option('--json', 'print JSON for scripts', false);

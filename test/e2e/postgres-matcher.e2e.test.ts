@@ -3,13 +3,14 @@
  * with real pilots. Two servers on one database (sharing one data directory for their keys and
  * sandboxes) each take submissions and serve a pilot: 100 jobs, each Done exactly once (marker files
  * counted), both pilots busy. A database that cannot be reached or does not exist is a clear error at
- * start (no stack trace). On SQLite, a second matcher on the same file is refused.
+ * start (no stack trace). On SQLite, a second matcher on the same file is refused. A pilot and the CLI
+ * given several matcher URLs move past one that is down.
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CLI, runCli } from '../helpers/cli-process.ts';
@@ -164,4 +165,38 @@ it('sqlite - a second matcher on the same file is refused at start', async () =>
   first.kill('SIGKILL');
   await once(first, 'exit');
   await startServer(dataDir, `sqlite:${path.join(dataDir, 'one.sqlite')}`);
+});
+
+it('failover - a pilot and the CLI given several matcher URLs use the next when one is unreachable', async () => {
+  const dataDir = path.join(dir, 'failover-data');
+  const url = await startServer(dataDir, `sqlite:${path.join(dataDir, 'failover.sqlite')}`);
+  const dead = 'http://127.0.0.1:1';
+  const token = (await readFile(path.join(dataDir, 'admin.token'), 'utf8')).trim();
+  const jobFile = path.join(dir, 'failover-job.json');
+  await writeFile(jobFile, JSON.stringify({ executable: '/bin/true', requirements: { wallTimeSec: 600 } }));
+  const submit = await runCli(['submit', jobFile, '--matcher', `${dead},${url}`, '--json'], {
+    PILOTHOUSE_TOKEN: token,
+  });
+  assert.equal(submit.code, 0, submit.stderr);
+  const [jobId] = JSON.parse(submit.stdout).jobIds as number[];
+  const pilotToken = (
+    await runCli(['token', 'issue', '--data-dir', dataDir, '--kind', 'pilot', '--vo', 'local'])
+  ).stdout.trim();
+  pilots.push(
+    await spawnPilot({
+      matcherUrl: `${dead},${url}`,
+      token: pilotToken,
+      args: ['--idle-timeout-sec', '30', '--drain-file', 'none'],
+    }),
+  );
+  await waitFor(
+    async () => {
+      const status = await runCli(['status', String(jobId), '--matcher', `${dead},${url}`, '--json'], {
+        PILOTHOUSE_TOKEN: token,
+      });
+      return status.code === 0 && JSON.parse(status.stdout).status === 'Done' ? true : undefined;
+    },
+    'the job Done through the second URL',
+    60_000,
+  );
 });

@@ -4,6 +4,7 @@
  */
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { MatcherEndpoints } from '../../shared/endpoints.ts';
 import { exchangeSecret, type PilotCredentials } from '../../pilot/credentials.ts';
 import { PilothouseError } from '../../shared/errors.ts';
 import { silentLogger } from '../../shared/logger.ts';
@@ -23,7 +24,7 @@ describe('pilot credentials (secret exchange, refresh)', () => {
       await m.api('POST', '/api/auth/pilot-secrets', { json: { vo: 'local', site: 'Site.A', pilotStamp: stamp } })
     ).body;
     credentials = await exchangeSecret({
-      matcherUrl: m.url,
+      matcher: MatcherEndpoints.single(m.url),
       pilotStamp: stamp,
       secret,
       backoff: BACKOFF,
@@ -61,7 +62,7 @@ describe('pilot credentials (secret exchange, refresh)', () => {
     const { secret, credentials } = await start('doomed');
     await assert.rejects(
       exchangeSecret({
-        matcherUrl: m.url,
+        matcher: MatcherEndpoints.single(m.url),
         pilotStamp: 'doomed',
         secret,
         backoff: BACKOFF,
@@ -82,7 +83,7 @@ describe('pilot credentials (secret exchange, refresh)', () => {
   it('an unreachable matcher at start is retried until the start timeout, then MATCHER_UNREACHABLE', async () => {
     await assert.rejects(
       exchangeSecret({
-        matcherUrl: 'http://127.0.0.1:1',
+        matcher: MatcherEndpoints.single('http://127.0.0.1:1'),
         pilotStamp: 'nowhere',
         secret: 'phps_x',
         backoff: BACKOFF,

@@ -1,5 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { MatcherEndpoints } from '../../shared/endpoints.ts';
 import { once } from 'node:events';
 import { silentLogger } from '../../shared/logger.ts';
 import type { PilothouseError } from '../../shared/errors.ts';
@@ -26,7 +27,7 @@ async function setup(autoWelcome = true): Promise<{ matcher: MiniMatcher; link: 
     });
   }
   const link = new WsMatcherLink({
-    connectUrl: `${base.replace('http', 'ws')}/api/pilots/connect`,
+    matcher: MatcherEndpoints.single(base),
     token: 'pilot-token',
     hello: { pilotStamp: 'stamp-1', pilotVersion: '0.1.0', site: 'Test.site', ce: null, queue: null, node },
     logger: silentLogger(),

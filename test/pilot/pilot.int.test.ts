@@ -5,6 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { MatcherEndpoints } from '../../shared/endpoints.ts';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -82,7 +83,7 @@ test('in process: one job from match to Done, output sandbox uploaded, then idle
   const workdir = await mkdtemp(path.join(tmpdir(), 'pilot-int-'));
   const logger = silentLogger();
   const link = new WsMatcherLink({
-    connectUrl: `${base.replace('http', 'ws')}/api/pilots/connect`,
+    matcher: MatcherEndpoints.single(base),
     token: 'pilot-token',
     hello: {
       pilotStamp: 'int-1',
@@ -105,7 +106,7 @@ test('in process: one job from match to Done, output sandbox uploaded, then idle
     maxOutputSandboxBytes: 1024 * 1024,
     unpackLimits: { maxBytes: 1024 * 1024, maxEntries: 100 },
     transfer: new HttpSandboxTransfer({
-      matcherUrl: base,
+      matcher: MatcherEndpoints.single(base),
       maxDownloadBytes: 1024 * 1024,
       attempts: 3,
       backoff: { initialDelayMs: 5, maxDelayMs: 10, jitter: 0 },
