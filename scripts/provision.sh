@@ -3,7 +3,8 @@
 #   - a one-node SLURM (slurmctld + slurmd, munge authentication, slurmdbd on the local MariaDB so
 #     that sacct answers for jobs that have left the queue);
 #   - an sshd on 127.0.0.1:$PH_SSH_PORT with key-only login for the account $PH_LAB_USER;
-#   - an ARC A-REX with its REST interface (fork LRMS, a test CA, a client certificate).
+#   - an ARC A-REX with its REST interface (fork LRMS, a test CA, a client certificate);
+#   - HAProxy (installed only: the replica tests start their own load balancer).
 # Idempotent: packages already installed are not installed again, daemons already running are left
 # alone, keys and certificates are made once. Needs root (apt-get, daemons, a test account).
 #
@@ -63,7 +64,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 install_packages() {
-  local wanted=(slurm-wlm munge openssh-server openssh-client
+  local wanted=(slurm-wlm munge openssh-server openssh-client haproxy
     nordugrid-arc-arex nordugrid-arc-arcctl nordugrid-arc-client nordugrid-arc-plugins-arcrest)
   [ "$PH_SLURM_DBD" = 1 ] && wanted+=(slurmdbd)
   local missing=()
