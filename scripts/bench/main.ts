@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- --scenario matching|pilot|site-director|all] [--jobs N] [--pilots N] [--duration-sec N]
- *  [--rounds N] [--queues N] [--tracked N]`
+ *  [--rounds N] [--queues N] [--tracked N] [--db postgres://USER@HOST:PORT/DB]`
+ * With --db, the matching scenario also runs on PostgreSQL, with one matcher and with two replicas.
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
  * Needs `npm run build` first (it runs the shipped dist/ artifacts).
  */
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     probes: { type: 'string', default: '100' },
     queues: { type: 'string', default: '1000' },
     tracked: { type: 'string', default: '0' },
+    db: { type: 'string' },
   },
 });
 const scenario = values.scenario ?? 'all';
@@ -73,6 +75,7 @@ if (scenario === 'matching' || scenario === 'all') {
     durationSec: Number(values['duration-sec']),
     rounds: Number(values.rounds),
     probes: Number(values.probes),
+    db: values.db,
     progress,
   });
   await replaceSection('matching', header('Matching') + result.markdown);

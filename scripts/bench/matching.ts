@@ -13,11 +13,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import WebSocket from 'ws';
 import { parseJobDescription } from '../../shared/job/description.ts';
 import { encodeMessage, type MatcherMessage, type OfferResources } from '../../shared/protocol/messages.ts';
 import { taskQueueDefinition } from '../../matcher/matching/task-queue-key.ts';
 import { openSqliteJobStore } from '../../matcher/store/sqlite/sqlite-job-store.ts';
+import { openPgJobStore } from '../../matcher/store/postgres/pg-job-store.ts';
+import type { JobStore } from '../../matcher/store/job-store.ts';
 import { OS_TAGS, SITES, buildPopulation, seededRandom } from './population.ts';
 import { fmt, median, percentile } from './stats.ts';
 
@@ -28,6 +31,8 @@ const run = promisify(execFile);
 export interface MatchingBenchOptions {
   jobs: number;
   pilots: number;
+  /** A PostgreSQL URL: the same load also runs on it with one matcher and with two replicas. */
+  db?: string | undefined;
   durationSec: number;
   /** Counted rounds of durationSec each (after a warm-up); figures are the median round. */
   rounds: number;
@@ -40,13 +45,8 @@ export interface MatchingBenchResult {
 }
 
 /** Fills the store directly (not over HTTP), in batches, with the production-shaped population. */
-export async function populate(
-  dbPath: string,
-  totalJobs: number,
-  progress: (m: string) => void,
-): Promise<{ taskQueues: number; seconds: number }> {
-  const store = openSqliteJobStore({ path: dbPath });
-  const started = process.hrtime.bigint();
+/** Fills a store directly (not over HTTP), in batches, with the production-shaped population. */
+async function fill(store: JobStore, totalJobs: number, progress: (m: string) => void): Promise<number> {
   const population = buildPopulation(totalJobs);
   const at = new Date().toISOString();
   let done = 0;
@@ -65,7 +65,17 @@ export async function populate(
     }
   }
   if (batch.length > 0) await store.submitJobs(batch, at);
-  const taskQueues = (await store.listTaskQueues({})).length;
+  return (await store.listTaskQueues({})).length;
+}
+
+export async function populate(
+  dbPath: string,
+  totalJobs: number,
+  progress: (m: string) => void,
+): Promise<{ taskQueues: number; seconds: number }> {
+  const store = openSqliteJobStore({ path: dbPath });
+  const started = process.hrtime.bigint();
+  const taskQueues = await fill(store, totalJobs, progress);
   await store.close();
   // The file was just written (~1 GB): flush it now, or the matcher's first checkpoints would wait
   // for that write-back and the first round would measure the population build.
@@ -75,12 +85,36 @@ export async function populate(
   return { taskQueues, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
 }
 
-export async function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+async function populatePostgres(
+  url: string,
+  schema: string,
+  totalJobs: number,
+  progress: (m: string) => void,
+): Promise<{ taskQueues: number; seconds: number }> {
+  const store = await openPgJobStore({ url, schema });
+  const started = process.hrtime.bigint();
+  const taskQueues = await fill(store, totalJobs, progress);
+  await store.close();
+  return { taskQueues, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+export async function startServer(dataDir: string, db?: string): Promise<{ child: ChildProcess; url: string }> {
   // PH_BENCH_PROFILE=DIR writes a V8 CPU profile of the matcher there (for finding hot spots).
   const profile = process.env.PH_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PH_BENCH_PROFILE}`] : [];
   const child = spawn(
     process.execPath,
-    [...profile, CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'],
+    [
+      ...profile,
+      CLI,
+      'server',
+      '--data-dir',
+      dataDir,
+      '--listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+      ...(db === undefined ? [] : ['--db', db]),
+    ],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },
@@ -217,8 +251,8 @@ async function rawWebSocketRate(clients: number, durationSec: number): Promise<n
 const WARM_UP_SEC = 3;
 
 interface LoadRig {
-  /** The matcher's process id (for its CPU time). */
-  pid: number;
+  /** The matchers' process ids (for their CPU time). */
+  pids: number[];
   pilots: { pilot: SimPilot; resources: OfferResources; parked: boolean }[];
   probe: SimPilot;
   url: string;
@@ -237,7 +271,8 @@ interface RoundFigures {
 /** Every pilot offers, takes its match and offers again until the deadline; probes run alongside. */
 async function loadRound(rig: LoadRig, durationSec: number, probes: number): Promise<RoundFigures> {
   const figures: RoundFigures = { matches: 0, elapsedSec: 0, latenciesMs: [], probeLatenciesMs: [], matcherCpuSec: 0 };
-  const cpuAtStart = await cpuSec(rig.pid);
+  const cpuOf = async (): Promise<number> => (await Promise.all(rig.pids.map(cpuSec))).reduce((a, b) => a + b, 0);
+  const cpuAtStart = await cpuOf();
   const deadline = Date.now() + durationSec * 1000;
   const started = process.hrtime.bigint();
   const ticker = setInterval(
@@ -285,89 +320,155 @@ async function loadRound(rig: LoadRig, durationSec: number, probes: number): Pro
   await load;
   clearInterval(ticker);
   figures.elapsedSec = Number(process.hrtime.bigint() - started) / 1e9;
-  figures.matcherCpuSec = (await cpuSec(rig.pid)) - cpuAtStart;
+  figures.matcherCpuSec = (await cpuOf()) - cpuAtStart;
   return figures;
+}
+
+/** One store setup under the same load: its matcher processes and what they ran on. */
+interface StoreRun {
+  label: string;
+  rounds: RoundFigures[];
+  rssAfterStart: number;
+  peakRss: number;
+  rssEnd: number;
+  parked: number;
+}
+
+/** Starts `replicas` matchers on the data directory (and database), drives them, stops them. */
+async function runLoad(
+  label: string,
+  dataDir: string,
+  db: string | undefined,
+  replicas: number,
+  options: MatchingBenchOptions,
+): Promise<StoreRun> {
+  const random = seededRandom(7);
+  const servers: { child: ChildProcess; url: string }[] = [];
+  for (let i = 0; i < replicas; i += 1) servers.push(await startServer(dataDir, db));
+  const pids = servers.map((server) => server.child.pid as number);
+  const rssOf = async (): Promise<number> => (await Promise.all(pids.map(rssMB))).reduce((a, b) => a + b, 0);
+  const rssAfterStart = await rssOf();
+  const pilotToken = await token(dataDir, ['--kind', 'pilot', '--vo', 'lhcb']);
+  const userToken = await token(dataDir, ['--kind', 'user', '--vo', 'lhcb', '--user', 'bench']);
+  const pilots: SimPilot[] = [];
+  for (let i = 0; i < options.pilots; i += 1) {
+    // Pilots spread over the replicas, as a load balancer would.
+    const pilot = new SimPilot((servers[i % replicas] as { url: string }).url, pilotToken);
+    await pilot.hello(`bench-${i}`, SITES[Math.floor(random() * SITES.length)] as string);
+    pilots.push(pilot);
+  }
+  // The probe pilot waits on the last replica and its jobs are submitted through the first: with two
+  // replicas, submit → push crosses from one to the other.
+  const probe = new SimPilot((servers[replicas - 1] as { url: string }).url, pilotToken);
+  await probe.hello('bench-probe', 'LCG.Probe.org');
+  let peakRss = rssAfterStart;
+  const rssTimer = setInterval(() => {
+    void rssOf().then((mb) => (peakRss = Math.max(peakRss, mb)));
+  }, 250);
+  const load: LoadRig = {
+    pids,
+    pilots: pilots.map((pilot) => ({ pilot, resources: pilotResources(random), parked: false })),
+    probe,
+    url: (servers[0] as { url: string }).url,
+    userToken,
+    progress: options.progress,
+  };
+  options.progress(`${label}: warm-up, ${options.pilots} pilots offering for ${WARM_UP_SEC} s (not counted)`);
+  await loadRound(load, WARM_UP_SEC, 0);
+  const rounds: RoundFigures[] = [];
+  for (let round = 1; round <= options.rounds; round += 1) {
+    options.progress(
+      `${label}: round ${round}/${options.rounds}, ${options.pilots} pilots offering for ${options.durationSec} s`,
+    );
+    rounds.push(await loadRound(load, options.durationSec, Math.ceil(options.probes / options.rounds)));
+  }
+  clearInterval(rssTimer);
+  const rssEnd = await rssOf();
+  for (const pilot of [...pilots, probe]) pilot.ws.close();
+  for (const server of servers) {
+    server.child.kill('SIGTERM');
+    await once(server.child, 'exit');
+  }
+  return { label, rounds, rssAfterStart, peakRss, rssEnd, parked: load.pilots.filter((p) => p.parked).length };
 }
 
 export async function benchMatching(options: MatchingBenchOptions): Promise<MatchingBenchResult> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-'));
-  const random = seededRandom(7);
   try {
     options.progress(`populating ${options.jobs} waiting jobs`);
     const population = await populate(path.join(dataDir, 'pilothouse.sqlite'), options.jobs, options.progress);
     options.progress(
       `populated ${population.taskQueues} task queues in ${fmt(population.seconds)} s; starting the matcher`,
     );
-    const { child, url } = await startServer(dataDir);
-    const pid = child.pid as number;
-    const rssAfterStart = await rssMB(pid);
-    const pilotToken = await token(dataDir, ['--kind', 'pilot', '--vo', 'lhcb']);
-    const userToken = await token(dataDir, ['--kind', 'user', '--vo', 'lhcb', '--user', 'bench']);
-
-    const pilots: SimPilot[] = [];
-    for (let i = 0; i < options.pilots; i += 1) {
-      const pilot = new SimPilot(url, pilotToken);
-      await pilot.hello(`bench-${i}`, SITES[Math.floor(random() * SITES.length)] as string);
-      pilots.push(pilot);
+    const sqlite = await runLoad('SQLite', dataDir, undefined, 1, options);
+    const runs: StoreRun[] = [sqlite];
+    let pgPopulation: { taskQueues: number; seconds: number } | null = null;
+    if (options.db !== undefined) {
+      const schema = `ph_bench_${process.pid}`;
+      const pgDir = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-pg-'));
+      try {
+        options.progress(`populating PostgreSQL (schema ${schema}) with ${options.jobs} waiting jobs`);
+        pgPopulation = await populatePostgres(options.db, schema, options.jobs, options.progress);
+        const db = `${options.db}${options.db.includes('?') ? '&' : '?'}schema=${schema}`;
+        runs.push(await runLoad('PostgreSQL, 1 matcher', pgDir, db, 1, options));
+        runs.push(await runLoad('PostgreSQL, 2 replicas', pgDir, db, 2, options));
+      } finally {
+        const client = new pg.Client({ connectionString: options.db });
+        await client.connect();
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await client.end();
+        await rm(pgDir, { recursive: true, force: true });
+      }
     }
-    const probe = new SimPilot(url, pilotToken);
-    await probe.hello('bench-probe', 'LCG.Probe.org');
-
-    let peakRss = rssAfterStart;
-    const rssTimer = setInterval(() => {
-      void rssMB(pid).then((mb) => (peakRss = Math.max(peakRss, mb)));
-    }, 250);
-    const load: LoadRig = {
-      pid,
-      pilots: pilots.map((pilot) => ({ pilot, resources: pilotResources(random), parked: false })),
-      probe,
-      url,
-      userToken,
-      progress: options.progress,
-    };
-    options.progress(`warm-up: ${options.pilots} pilots offering for ${WARM_UP_SEC} s (not counted)`);
-    await loadRound(load, WARM_UP_SEC, 0);
-    const rounds: RoundFigures[] = [];
-    for (let round = 1; round <= options.rounds; round += 1) {
-      options.progress(
-        `round ${round}/${options.rounds}: ${options.pilots} pilots offering for ${options.durationSec} s`,
-      );
-      rounds.push(await loadRound(load, options.durationSec, Math.ceil(options.probes / options.rounds)));
-    }
-    clearInterval(rssTimer);
-    const rssEnd = await rssMB(pid);
-    for (const pilot of [...pilots, probe]) pilot.ws.close();
-    child.kill('SIGTERM');
-    await once(child, 'exit');
 
     options.progress('measuring the raw WebSocket round-trip rate');
     const rawRate = await rawWebSocketRate(options.pilots, Math.min(options.durationSec, 10));
-    const rates = rounds.map((r) => r.matches / r.elapsedSec);
-    const p99s = rounds.map((r) => percentile(r.latenciesMs, 99));
-    const allLatencies = rounds.flatMap((r) => r.latenciesMs);
-    const probeLatencies = rounds.flatMap((r) => r.probeLatenciesMs);
-    const rate = median(rates);
-    const cpuPerMatchUs = rounds.map((r) => (r.matcherCpuSec / r.matches) * 1e6);
-    const cpuShare = rounds.map((r) => r.matcherCpuSec / r.elapsedSec);
+    const summary = (run: StoreRun) => {
+      const rates = run.rounds.map((r) => r.matches / r.elapsedSec);
+      const p99s = run.rounds.map((r) => percentile(r.latenciesMs, 99));
+      return {
+        rates,
+        p99s,
+        rate: median(rates),
+        cpuPerMatchUs: run.rounds.map((r) => (r.matcherCpuSec / r.matches) * 1e6),
+        cpuShare: run.rounds.map((r) => r.matcherCpuSec / r.elapsedSec),
+        latencies: run.rounds.flatMap((r) => r.latenciesMs),
+        probes: run.rounds.flatMap((r) => r.probeLatenciesMs),
+      };
+    };
     const list = (values: number[], digits: number) => values.map((v) => fmt(v, digits)).join(', ');
-    const markdown = [
+    const s = summary(sqlite);
+    const lines = [
       `Population: ${options.jobs.toLocaleString('en')} waiting jobs in ${population.taskQueues} task queues, 60 sites, 69 platform/OS combinations, 11 job types, one owner holding ~80% (built into SQLite in ${fmt(population.seconds)} s).`,
       `Load: ${options.pilots} simulated pilots over real WebSockets (one process), each offering 8 cores / 16 GB / 48 h with ~35% of the OS tags and re-offering as soon as it is matched; matcher = \`dist/cli.mjs server\` in its own process on the embedded SQLite store. A ${WARM_UP_SEC} s warm-up, then ${options.rounds} rounds of ${options.durationSec} s; figures are the median round (each round in brackets).`,
       '',
       '| figure | value |',
       '|---|---|',
-      `| matches/s | **${fmt(rate, 0)}** (${list(rates, 0)}) |`,
-      `| matcher CPU per match (all its threads; machine load changes it least) | ${fmt(median(cpuPerMatchUs), 0)} µs (${list(cpuPerMatchUs, 0)}) |`,
-      `| matcher CPU use during the rounds | ${fmt(median(cpuShare), 2)} cores (${list(cpuShare, 2)}) |`,
-      `| offer → match latency p50 | ${fmt(median(allLatencies), 2)} ms |`,
-      `| offer → match latency p99 | **${fmt(median(p99s), 2)} ms** (${list(p99s, 2)}) |`,
-      `| submit → match for a parked pilot (REST POST to pushed frame, under load) p50 / p99 (n=${probeLatencies.length}) | ${fmt(median(probeLatencies), 2)} ms / ${fmt(percentile(probeLatencies, 99), 2)} ms |`,
+      `| matches/s | **${fmt(s.rate, 0)}** (${list(s.rates, 0)}) |`,
+      `| matcher CPU per match (all its threads; machine load changes it least) | ${fmt(median(s.cpuPerMatchUs), 0)} µs (${list(s.cpuPerMatchUs, 0)}) |`,
+      `| matcher CPU use during the rounds | ${fmt(median(s.cpuShare), 2)} cores (${list(s.cpuShare, 2)}) |`,
+      `| offer → match latency p50 | ${fmt(median(s.latencies), 2)} ms |`,
+      `| offer → match latency p99 | **${fmt(median(s.p99s), 2)} ms** (${list(s.p99s, 2)}) |`,
+      `| submit → match for a parked pilot (REST POST to pushed frame, under load) p50 / p99 (n=${s.probes.length}) | ${fmt(median(s.probes), 2)} ms / ${fmt(percentile(s.probes, 99), 2)} ms |`,
       `| raw WebSocket round trips/s, same clients, echo server (same run) | ${fmt(rawRate, 0)} |`,
-      `| matches/s ÷ raw round trips/s | ${fmt(rate / rawRate, 2)} |`,
-      `| matcher RSS after start / peak / end | ${fmt(rssAfterStart, 0)} / ${fmt(peakRss, 0)} / ${fmt(rssEnd, 0)} MB |`,
-      `| pilots that ran out of fitting work (parked) | ${load.pilots.filter((p) => p.parked).length} |`,
-    ].join('\n');
-    return { markdown };
+      `| matches/s ÷ raw round trips/s | ${fmt(s.rate / rawRate, 2)} |`,
+      `| matcher RSS after start / peak / end | ${fmt(sqlite.rssAfterStart, 0)} / ${fmt(sqlite.peakRss, 0)} / ${fmt(sqlite.rssEnd, 0)} MB |`,
+      `| pilots that ran out of fitting work (parked) | ${sqlite.parked} |`,
+    ];
+    if (runs.length > 1) {
+      lines.push(
+        '',
+        `The same load on PostgreSQL (${pgPopulation ? `built in ${fmt(pgPopulation.seconds)} s; ` : ''}the local server, both PostgreSQL runs on one population; pilots spread over the replicas, the probe pilot on the last replica with its jobs submitted through the first), measured side by side in this run:`,
+        '',
+        '| store | matches/s | offer → match p99 | matcher CPU per match (all replicas) | submit → push p50 / p99 | matcher RSS peak |',
+        '|---|---|---|---|---|---|',
+        ...runs.map((run) => {
+          const r = summary(run);
+          return `| ${run.label} | **${fmt(r.rate, 0)}** (${list(r.rates, 0)}) | ${fmt(median(r.p99s), 2)} ms | ${fmt(median(r.cpuPerMatchUs), 0)} µs | ${fmt(median(r.probes), 2)} / ${fmt(percentile(r.probes, 99), 2)} ms | ${fmt(run.peakRss, 0)} MB |`;
+        }),
+      );
+    }
+    return { markdown: lines.join('\n') };
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }

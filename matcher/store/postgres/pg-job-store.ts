@@ -241,6 +241,8 @@ export class PgJobStore implements JobStore {
   }
 
   async claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
+    if (claim.maxRunning === null && claim.matchingDelaySec === null)
+      return this.#claimInOneStatement(taskQueueId, claim);
     return withTransaction(this.#pool, async (client): Promise<ClaimResult> => {
       if (claim.maxRunning !== null || claim.matchingDelaySec !== null) {
         // The (site, job type) row is the lock that makes limits hold across replicas.
@@ -291,6 +293,57 @@ export class PgJobStore implements JobStore {
       );
       return { job: jobFromRow(row), taskQueue: await this.#tqStats(client, taskQueueId, waiting) };
     });
+  }
+
+  /**
+   * A claim without limits is one statement (one round trip, its own transaction): the job taken with
+   * SKIP LOCKED, its history row, the site's count and the TQ's count, and the TQ's next job for the
+   * matcher's index (the one after the claimed job; a concurrent claim may take it, which only costs
+   * the index one more refresh).
+   */
+  async #claimInOneStatement(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const result = await run(() =>
+        this.#pool.query<JobRow & { tq_waiting: number | null; head_id: number | null; head_priority: number | null }>(
+          `WITH claimed AS (
+             UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
+                             site = $2, ce = $3, pilot_id = $4, last_update_at = $5
+             WHERE id = (SELECT id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'
+                         ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING *),
+           history AS (
+             INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied)
+             SELECT id, attempt, $5, 'Matched', 'Assigned', 'Unknown', 'Matcher', true FROM claimed),
+           activity AS (
+             INSERT INTO site_activity (site, job_type, running, last_match_at)
+             SELECT $2, job_type, 1, $5 FROM claimed
+             ON CONFLICT (site, job_type) DO UPDATE SET running = site_activity.running + 1, last_match_at = excluded.last_match_at),
+           counted AS (
+             UPDATE task_queues SET waiting_jobs = waiting_jobs - 1
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM claimed) RETURNING waiting_jobs),
+           head AS (
+             SELECT id, priority FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'
+               AND id NOT IN (SELECT id FROM claimed)
+             ORDER BY priority DESC, id LIMIT 1)
+           SELECT claimed.*, (SELECT waiting_jobs FROM counted) AS tq_waiting,
+                  (SELECT id FROM head) AS head_id, (SELECT priority FROM head) AS head_priority
+           FROM claimed`,
+          [taskQueueId, claim.site, claim.ce, claim.pilotId, claim.at],
+        ),
+      );
+      const row = result.rows[0];
+      if (row) {
+        const { tq_waiting: waiting, head_id: headId, head_priority: headPriority, ...job } = row;
+        return {
+          job: jobFromRow(job as JobRow),
+          taskQueue: { id: taskQueueId, waitingJobs: waiting ?? 0, topPriority: headPriority ?? 0, nextJobId: headId },
+        };
+      }
+      // Nothing claimed: the TQ is empty, or its next job was taken under this statement's feet.
+      const stats = await this.#tqStats(this.#pool, taskQueueId);
+      if (stats.nextJobId === null) return { job: null, reason: 'empty', taskQueue: stats };
+    }
+    return { job: null, reason: 'empty', taskQueue: await this.#tqStats(this.#pool, taskQueueId) };
   }
 
   /**
