@@ -12,7 +12,8 @@
  */
 import type pg from 'pg';
 import { PilothouseError } from '../../../shared/errors.ts';
-import { ACTIVE_STATUSES, canTransition, FINAL_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
+import { ACTIVE_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
+import { planStatusReport } from '../status-plan.ts';
 import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
 import type { JobCommand } from '../../../shared/protocol/messages.ts';
 import type {
@@ -453,28 +454,26 @@ export class PgJobStore implements JobStore {
       ]);
       if (seen.rows.length > 0) return { applied: false, status: current, duplicate: true };
     }
-    const next = report.status ?? current;
-    const applied = canTransition(current, next);
-    const minorStatus = report.minorStatus ?? (next === current ? row.minor_status : '');
-    const applicationStatus = report.applicationStatus ?? row.application_status;
+    const plan = planStatusReport(
+      { status: current, minorStatus: row.minor_status, applicationStatus: row.application_status },
+      report,
+    );
     await insertHistory(client, {
       jobId,
       attempt,
       at: report.at,
-      status: next,
-      minorStatus,
-      applicationStatus,
-      source: applied ? report.source : `${report.source} (SM)`,
-      applied,
+      status: plan.next,
+      minorStatus: plan.minorStatus,
+      applicationStatus: plan.applicationStatus,
+      source: plan.source,
+      applied: plan.applied,
       reportKey: reportKey ?? null,
     });
-    if (!applied) return { applied: false, status: current, duplicate: false };
-    if (current === 'Waiting' && next !== 'Waiting' && row.task_queue_id !== null) {
+    if (!plan.applied) return { applied: false, status: current, duplicate: false };
+    if (plan.leavesWaiting && row.task_queue_id !== null) {
       await client.query('UPDATE task_queues SET waiting_jobs = waiting_jobs - 1 WHERE id = $1', [row.task_queue_id]);
     }
-    if (ACTIVE_STATUSES.has(current) && !ACTIVE_STATUSES.has(next) && row.site !== null) {
-      await releaseSite(client, row.site, row.job_type);
-    }
+    if (plan.releasesSite && row.site !== null) await releaseSite(client, row.site, row.job_type);
     await client.query(
       `UPDATE jobs SET status = $2, minor_status = $3, application_status = $4,
          exit_code = coalesce($5, exit_code), output_sandbox = coalesce($6, output_sandbox),
@@ -485,17 +484,17 @@ export class PgJobStore implements JobStore {
        WHERE id = $1`,
       [
         jobId,
-        next,
-        minorStatus,
-        applicationStatus,
+        plan.next,
+        plan.minorStatus,
+        plan.applicationStatus,
         report.exitCode ?? null,
         report.outputSandbox ?? null,
         report.at,
-        FINAL_STATUSES.has(next),
-        report.source.startsWith('Pilot'),
+        plan.isFinal,
+        plan.fromPilot,
       ],
     );
-    return { applied: true, status: next, duplicate: false };
+    return { applied: true, status: plan.next, duplicate: false };
   }
 
   async killJob(jobId: number, at: string, source: string): Promise<StatusOutcome & { commandQueued: boolean }> {

@@ -5,7 +5,8 @@
  */
 import Database from 'better-sqlite3';
 import { PilothouseError } from '../../../shared/errors.ts';
-import { ACTIVE_STATUSES, canTransition, FINAL_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
+import { ACTIVE_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
+import { planStatusReport } from '../status-plan.ts';
 import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
 import type { JobCommand } from '../../../shared/protocol/messages.ts';
 import type {
@@ -368,42 +369,37 @@ export class SqliteJobStore implements JobStore {
     if (reportKey !== undefined && sql.hasReport.get(jobId, reportKey) !== undefined) {
       return { applied: false, status: current, duplicate: true };
     }
-    const next = report.status ?? current;
-    const applied = canTransition(current, next);
-    const minorStatus = report.minorStatus ?? (next === current ? row.minor_status : '');
-    const applicationStatus = report.applicationStatus ?? row.application_status;
+    const plan = planStatusReport(
+      { status: current, minorStatus: row.minor_status, applicationStatus: row.application_status },
+      report,
+    );
     sql.insertHistory.run({
       jobId,
       attempt,
       at: report.at,
-      status: next,
-      minorStatus,
-      applicationStatus,
-      source: applied ? report.source : `${report.source} (SM)`,
-      applied: applied ? 1 : 0,
+      status: plan.next,
+      minorStatus: plan.minorStatus,
+      applicationStatus: plan.applicationStatus,
+      source: plan.source,
+      applied: plan.applied ? 1 : 0,
       reportKey: reportKey ?? null,
     });
-    if (!applied) return { applied: false, status: current, duplicate: false };
+    if (!plan.applied) return { applied: false, status: current, duplicate: false };
     // Leaving Waiting takes the job out of jobs_waiting (applyStatus below); its TQ counts one less.
-    if (current === 'Waiting' && next !== 'Waiting' && row.task_queue_id !== null) {
-      sql.countWaiting.run(-1, row.task_queue_id);
-    }
-    if (ACTIVE_STATUSES.has(current) && !ACTIVE_STATUSES.has(next) && row.site !== null) {
-      sql.activityReleased.run(row.site, row.job_type);
-    }
-    const isFinal = FINAL_STATUSES.has(next);
+    if (plan.leavesWaiting && row.task_queue_id !== null) sql.countWaiting.run(-1, row.task_queue_id);
+    if (plan.releasesSite && row.site !== null) sql.activityReleased.run(row.site, row.job_type);
     sql.applyStatus.run({
       jobId,
-      status: next,
-      minorStatus,
-      applicationStatus,
+      status: plan.next,
+      minorStatus: plan.minorStatus,
+      applicationStatus: plan.applicationStatus,
       exitCode: report.exitCode ?? null,
       outputSandbox: report.outputSandbox ?? null,
       at: report.at,
-      isFinal: isFinal ? 1 : 0,
-      fromPilot: report.source.startsWith('Pilot') ? 1 : 0,
+      isFinal: plan.isFinal ? 1 : 0,
+      fromPilot: plan.fromPilot ? 1 : 0,
     });
-    return { applied: true, status: next, duplicate: false };
+    return { applied: true, status: plan.next, duplicate: false };
   }
 
   async killJob(jobId: number, at: string, source: string): Promise<StatusOutcome & { commandQueued: boolean }> {
