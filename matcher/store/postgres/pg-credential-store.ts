@@ -4,6 +4,7 @@
  * accept it; revoking a family locks its members. Every replica reads the same revocations.
  */
 import type pg from 'pg';
+import { credentialFromRow, type CredentialRow } from '../credential-row.ts';
 import type {
   CredentialStore,
   NewPilotCredential,
@@ -55,40 +56,6 @@ export const PG_CREDENTIAL_MIGRATIONS: readonly PgMigration[] = [
     `,
   },
 ];
-
-interface CredentialRow {
-  hash: string;
-  kind: PilotCredentialKind;
-  vo: string;
-  site: string;
-  pilot_stamp: string;
-  family: string;
-  created_at_ms: number;
-  expires_at_ms: number;
-  family_expires_at_ms: number;
-  created_by: string;
-  spent_at_ms: number | null;
-  access_token_id: string | null;
-  access_expires_at_ms: number | null;
-}
-
-function fromRow(row: CredentialRow): PilotCredential {
-  return {
-    hash: row.hash,
-    kind: row.kind,
-    vo: row.vo,
-    site: row.site,
-    pilotStamp: row.pilot_stamp,
-    family: row.family,
-    createdAtMs: row.created_at_ms,
-    expiresAtMs: row.expires_at_ms,
-    familyExpiresAtMs: row.family_expires_at_ms,
-    createdBy: row.created_by,
-    spentAtMs: row.spent_at_ms,
-    accessTokenId: row.access_token_id,
-    accessExpiresAtMs: row.access_expires_at_ms,
-  };
-}
 
 export async function openPgCredentialStore(options: PgOptions): Promise<PgCredentialStore> {
   const pool = openPgPool(options);
@@ -153,7 +120,7 @@ export class PgCredentialStore implements CredentialStore {
         ])
       ).rows[0];
       if (!row) return { outcome: 'unknown' };
-      const credential = fromRow(row);
+      const credential = credentialFromRow(row);
       if (credential.spentAtMs !== null) return { outcome: 'already-spent', credential };
       if (atMs >= credential.expiresAtMs) return { outcome: 'expired', credential };
       if (credential.pilotStamp !== pilotStamp) return { outcome: 'wrong-stamp', credential };
@@ -169,7 +136,7 @@ export class PgCredentialStore implements CredentialStore {
           'SELECT * FROM pilot_credentials WHERE family = $1 ORDER BY hash FOR UPDATE',
           [family],
         )
-      ).rows.map(fromRow);
+      ).rows.map(credentialFromRow);
       await client.query('UPDATE pilot_credentials SET spent_at_ms = $1 WHERE family = $2 AND spent_at_ms IS NULL', [
         atMs,
         family,

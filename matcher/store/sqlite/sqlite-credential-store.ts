@@ -5,6 +5,7 @@
  * cannot both succeed.
  */
 import Database from 'better-sqlite3';
+import { credentialFromRow, type CredentialRow } from '../credential-row.ts';
 import type {
   CredentialStore,
   NewPilotCredential,
@@ -50,40 +51,6 @@ export const CREDENTIAL_MIGRATIONS: readonly Migration[] = [
     `,
   },
 ];
-
-interface CredentialRow {
-  hash: string;
-  kind: PilotCredentialKind;
-  vo: string;
-  site: string;
-  pilot_stamp: string;
-  family: string;
-  created_at_ms: number;
-  expires_at_ms: number;
-  family_expires_at_ms: number;
-  created_by: string;
-  spent_at_ms: number | null;
-  access_token_id: string | null;
-  access_expires_at_ms: number | null;
-}
-
-function fromRow(row: CredentialRow): PilotCredential {
-  return {
-    hash: row.hash,
-    kind: row.kind,
-    vo: row.vo,
-    site: row.site,
-    pilotStamp: row.pilot_stamp,
-    family: row.family,
-    createdAtMs: row.created_at_ms,
-    expiresAtMs: row.expires_at_ms,
-    familyExpiresAtMs: row.family_expires_at_ms,
-    createdBy: row.created_by,
-    spentAtMs: row.spent_at_ms,
-    accessTokenId: row.access_token_id,
-    accessExpiresAtMs: row.access_expires_at_ms,
-  };
-}
 
 export function openSqliteCredentialStore(options: { path: string; autoCheckpoint?: boolean }): SqliteCredentialStore {
   const db = openSqliteConnection({
@@ -135,7 +102,7 @@ export class SqliteCredentialStore implements CredentialStore {
       .transaction((): SpendOutcome => {
         const row = this.#sql.credential.get(hash, kind) as CredentialRow | undefined;
         if (!row) return { outcome: 'unknown' };
-        const credential = fromRow(row);
+        const credential = credentialFromRow(row);
         if (credential.spentAtMs !== null) return { outcome: 'already-spent', credential };
         if (atMs >= credential.expiresAtMs) return { outcome: 'expired', credential };
         if (credential.pilotStamp !== pilotStamp) return { outcome: 'wrong-stamp', credential };
@@ -148,7 +115,7 @@ export class SqliteCredentialStore implements CredentialStore {
   async revokePilotFamily(family: string, atMs: number, reason: string): Promise<string[]> {
     return this.#db
       .transaction(() => {
-        const members = (this.#sql.family.all(family) as CredentialRow[]).map(fromRow);
+        const members = (this.#sql.family.all(family) as CredentialRow[]).map(credentialFromRow);
         this.#sql.spendFamily.run(atMs, family);
         const revoked: string[] = [];
         for (const member of members) {
