@@ -1,14 +1,14 @@
 /** The `pilothouse` command as a user runs it: dist/cli.mjs in child processes against a real matcher. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
 import { spawnPilot, type PilotProcess } from '../helpers/pilot-process.ts';
-import { CLI, runCli } from '../helpers/cli-process.ts';
+import { runCli } from '../helpers/cli-process.ts';
+import { startServerProcess } from '../helpers/server-process.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const cli = runCli;
@@ -164,22 +164,7 @@ describe('pilothouse CLI', () => {
 
   it('server starts on a data directory, writes admin.token, and stops on SIGTERM', async () => {
     const dataDir = path.join(work, 'server-data');
-    const child = spawn(
-      process.execPath,
-      [CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    let stderr = '';
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        const match = /listening on (http:\/\/\S+)/.exec(stderr);
-        if (match?.[1]) resolve(match[1]);
-      });
-      child.on('exit', () => reject(new Error(`server exited early: ${stderr}`)));
-    });
+    const { url, child } = await startServerProcess({ dataDir });
     const token = (await readFile(path.join(dataDir, 'admin.token'), 'utf8')).trim();
     const health = await fetch(`${url}/api/jobs/search`, {
       method: 'POST',

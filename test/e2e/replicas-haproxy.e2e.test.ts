@@ -12,9 +12,10 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { CLI, runCli } from '../helpers/cli-process.ts';
+import { runCli } from '../helpers/cli-process.ts';
 import { dropSchema, freshSchemaName, PG_TEST_URL } from '../helpers/postgres.ts';
 import { spawnPilot, type PilotProcess } from '../helpers/pilot-process.ts';
+import { startServerProcess } from '../helpers/server-process.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 let dir: string;
@@ -34,23 +35,9 @@ after(async () => {
 });
 
 async function startServer(dataDir: string, db: string): Promise<string> {
-  const child = spawn(
-    process.execPath,
-    [CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--db', db, '--log-level', 'warn'],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  children.push(child);
-  let stderr = '';
-  return new Promise<string>((resolve, reject) => {
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(stderr);
-      if (match?.[1]) resolve(match[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`server exited (${code}): ${stderr}`)));
-  });
+  const server = await startServerProcess({ dataDir, db });
+  children.push(server.child);
+  return server.url;
 }
 
 async function freePort(): Promise<number> {

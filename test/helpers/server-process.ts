@@ -1,0 +1,27 @@
+/**
+ * `pilothouse server` as an operator starts it (dist/cli.mjs in a child process on port 0); resolves
+ * with the URL it prints once listening, rejects with its stderr if it exits first.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CLI } from './cli-process.ts';
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+}
+
+export async function startServerProcess(options: { dataDir: string; db?: string }): Promise<ServerProcess> {
+  const args = [CLI, 'server', '--data-dir', options.dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'];
+  if (options.db) args.push('--db', options.db);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(stderr);
+      if (match?.[1]) resolve(match[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`server exited (${code}) before listening: ${stderr}`)));
+  });
+  return { url, child };
+}
