@@ -45,6 +45,7 @@ import { PilotBundle } from './pilot-bundle/pilot-bundle.ts';
 import { pilotRecordRoutes } from './http/routes/pilot-records.ts';
 import { siteDirectorRoutes } from './http/routes/site-directors.ts';
 import { FaultSweeper } from './maintenance/fault-sweeper.ts';
+import { UndeliveredMatches } from './ws/undelivered-matches.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
 import { ClusterSignals } from './cluster/cluster-signals.ts';
@@ -201,6 +202,13 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     logger: logger.child({ module: 'pilots' }),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     jobTokenGraceSec: config.jobTokenGraceSec,
+    undelivered: new UndeliveredMatches({
+      store,
+      clock,
+      logger: logger.child({ module: 'pilots' }),
+      maxAttempts: config.faultSweeper.maxAttempts,
+      jobsReturned: (taskQueueIds) => cluster.jobsWaiting(taskQueueIds),
+    }),
   };
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {

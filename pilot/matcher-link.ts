@@ -82,6 +82,16 @@ export interface MatcherLink extends EventEmitter<LinkEvents> {
   heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode): void;
   /** Says bye (when connected), closes and stops reconnecting. */
   close(reason: string, stats?: ByeStats): Promise<void>;
+  /**
+   * Who to ask, at each connection, which attempts the pilot holds (told in the hello, with the
+   * attempts whose reports are still unacked).
+   */
+  setHeldJobs(provider: () => HeldJob[]): void;
+}
+
+export interface HeldJob {
+  jobId: number;
+  attempt: number;
 }
 
 /** A sink for the pilot's log lines (the link ships them; tests may collect them). */
@@ -150,6 +160,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   #logTimer: NodeJS.Timeout | null = null;
   #logAcked: (() => void) | null = null;
   #pendingHeartbeat: { jobs: HeartbeatJob[]; node: HeartbeatNode | undefined; at: string } | null = null;
+  #heldJobs: () => HeldJob[] = () => [];
 
   constructor(options: WsMatcherLinkOptions) {
     super();
@@ -188,6 +199,19 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
 
   cancelOffer(offerId: string): boolean {
     return this.#sendNow({ type: 'offer.cancel', offerId });
+  }
+
+  setHeldJobs(provider: () => HeldJob[]): void {
+    this.#heldJobs = provider;
+  }
+
+  /** What the pilot holds: the loop's jobs and every attempt with a report not yet acked. */
+  #holding(): HeldJob[] {
+    const held = new Map<string, HeldJob>();
+    const add = (jobId: number, attempt: number) => held.set(`${jobId}:${attempt}`, { jobId, attempt });
+    for (const job of this.#heldJobs()) add(job.jobId, job.attempt);
+    for (const entry of this.#outbox) add(entry.body.jobId, entry.body.attempt);
+    return [...held.values()];
   }
 
   report(body: JobStatusBody): void {
@@ -280,7 +304,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     let fatal: PilothouseError | null = null;
 
     socket.on('open', () => {
-      this.#sendNow({ type: 'hello', ...this.#options.hello }, true);
+      this.#sendNow({ type: 'hello', ...this.#options.hello, holding: this.#holding() }, true);
       this.#welcomeTimer = setTimeout(() => {
         this.#logger.warn({ timeoutMs: this.#options.welcomeTimeoutMs }, 'no welcome from matcher');
         socket.terminate();

@@ -25,6 +25,7 @@ import type { PilotStore } from '../store/pilot-store.ts';
 import type { ClusterPresence } from '../cluster/presence.ts';
 import type { CommandReceiver, PilotRegistry } from './pilot-registry.ts';
 import { statusReportKey } from './report-key.ts';
+import type { UndeliveredMatches } from './undelivered-matches.ts';
 
 export interface PilotSessionDeps {
   store: JobStore;
@@ -42,6 +43,8 @@ export interface PilotSessionDeps {
   heartbeatIntervalMs: number;
   /** Job tokens outlive the job's wall time by this much; the server also kills them when the attempt ends. */
   jobTokenGraceSec: number;
+  /** Gives back matches the pilot never received (see undelivered-matches.ts). */
+  undelivered: UndeliveredMatches;
 }
 
 const MAX_PROTOCOL_VIOLATIONS = 10;
@@ -212,7 +215,8 @@ export class PilotSession implements CommandReceiver {
     });
     this.#deps.registry.register(this.#pilotId, this);
     await this.#deps.presence.pilotArrived(this.#pilotId);
-    this.#logger.info({ node: hello.node }, 'pilot connected');
+    const lost = hello.holding ? await this.#deps.undelivered.reconcile(this.#pilotId, hello.holding) : 0;
+    this.#logger.info({ node: hello.node, holding: hello.holding?.length, lostMatches: lost }, 'pilot connected');
     this.#send({ type: 'welcome', pilotId: this.#pilotId, heartbeatIntervalMs: this.#deps.heartbeatIntervalMs });
     // A drain asked for while the pilot was away (or before a matcher restart) is delivered now.
     const activity = await this.#deps.activity.getActivity(this.#pilotId);
@@ -254,6 +258,11 @@ export class PilotSession implements CommandReceiver {
 
   async #sendMatch(offerId: string, match: Match): Promise<void> {
     const { job, grant } = match;
+    if (this.#socket.readyState !== this.#socket.OPEN) {
+      // Claimed as the connection went: the pilot will never see this frame.
+      await this.#deps.undelivered.notSent(job.id, job.attempt);
+      return;
+    }
     const jobToken = await this.#deps.tokens.issue({
       kind: 'job',
       subject: `job:${job.id}:${job.attempt}`,

@@ -135,6 +135,13 @@ const pilotMessageSchema = z.discriminatedUnion('type', [
     ce: ident.nullable(),
     queue: ident.nullable(),
     node: nodeInfoSchema,
+    /**
+     * The attempts this pilot holds as it connects: jobs it runs and jobs whose reports it has not
+     * seen acked. After a reconnect, a job matched to it that is not listed never reached it (the
+     * connection died between the claim and the frame), and the matcher gives it back at once.
+     * Absent from older pilots: nothing is reconciled then.
+     */
+    holding: z.array(z.strictObject(jobRef)).max(10_000).optional(),
   }),
   z.strictObject({
     type: z.literal('offer'),

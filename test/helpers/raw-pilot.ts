@@ -38,7 +38,7 @@ export class RawPilot {
   static async connect(
     url: string,
     token: string,
-    hello: { stamp: string; site?: string },
+    hello: { stamp: string; site?: string; holding?: { jobId: number; attempt: number }[] },
     options: { ca?: string } = {},
   ): Promise<RawPilot> {
     const pilot = new RawPilot(url, token, options);
@@ -51,6 +51,7 @@ export class RawPilot {
       ce: 'ce1',
       queue: 'q1',
       node: NODE,
+      ...(hello.holding !== undefined && { holding: hello.holding }),
     });
     await pilot.next('welcome');
     return pilot;

@@ -183,6 +183,52 @@ describe('pilot protocol', () => {
     assert.equal((await m.api('GET', `/api/jobs/${jobId}`)).body.attempt, 2, 'the new attempt is untouched');
   });
 
+  it(
+    'a reconnecting pilot gives back the matches it never received; those it holds stay its own',
+    { timeout: 20_000 },
+    async () => {
+      const [lostId, keptId] = await submit([{ executable: 'lost' }, { executable: 'kept' }]);
+      const first = await connect('p1');
+      first.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+      const lost = (await first.next('match')).job;
+      first.send({ type: 'offer', offerId: 'o2', matchSeq: 1, resources: resources() });
+      const kept = (await first.next('match')).job;
+      assert.deepEqual([lost.jobId, kept.jobId], [lostId, keptId]);
+      await first.close();
+      // Another pilot waits for work: the job given back must reach it at once.
+      const other = await connect('p2');
+      other.send({ type: 'offer', offerId: 'x1', matchSeq: 0, resources: resources() });
+      await other.next('parked');
+
+      const again = await RawPilot.connect(m.url, await m.pilotToken('local'), {
+        stamp: 'p1',
+        holding: [{ jobId: kept.jobId, attempt: kept.attempt }],
+      });
+      pilots.push(again);
+      const pushed = await other.next('match');
+      assert.equal(pushed.job.jobId, lostId);
+      assert.equal(pushed.job.attempt, 2, 'a new attempt: the first one can never report');
+      const history = (await m.api('GET', `/api/jobs/${lostId}`)).body.history as { minorStatus: string }[];
+      assert.ok(history.some((h) => h.minorStatus === 'Match lost: the pilot never received it'));
+      const keptView = (await m.api('GET', `/api/jobs/${keptId}`)).body;
+      assert.equal(keptView.status, 'Matched');
+      assert.equal(keptView.pilotId, 'p1');
+      assert.equal(keptView.attempt, 1);
+    },
+  );
+
+  it('a pilot that does not say what it holds (an older pilot) keeps its matched jobs', async () => {
+    const [jobId] = await submit({ executable: 'echo' });
+    const first = await connect('p1');
+    first.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    await first.next('match');
+    await first.close();
+    await connect('p1');
+    const view = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+    assert.equal(view.status, 'Matched');
+    assert.equal(view.attempt, 1);
+  });
+
   it('malformed frames get PROTOCOL_VIOLATION; a foreign protocol version closes the socket', async () => {
     const pilot = await connect('p1');
     pilot.sendRaw('not json');

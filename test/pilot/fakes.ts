@@ -8,6 +8,7 @@ import type {
   ByeStats,
   HeartbeatJob,
   HeartbeatNode,
+  HeldJob,
   JobStatusBody,
   LinkEvents,
   LinkInbound,
@@ -31,6 +32,8 @@ export class FakeLink extends EventEmitter<LinkEvents> implements MatcherLink {
   readonly outbound = new EventEmitter();
   #unacked = 0;
   autoAck = true;
+  /** What the loop says it holds (the real link puts it in its hello). */
+  heldJobs: () => HeldJob[] = () => [];
 
   get pendingReports(): number {
     return this.#unacked;
@@ -38,6 +41,10 @@ export class FakeLink extends EventEmitter<LinkEvents> implements MatcherLink {
 
   start(): void {
     this.started = true;
+  }
+
+  setHeldJobs(provider: () => HeldJob[]): void {
+    this.heldJobs = provider;
   }
 
   sendOffer(offerId: string, matchSeq: number, resources: OfferResources): boolean {

@@ -274,6 +274,7 @@ test('after a reconnect the loop offers again what is free, counting matches afr
   h.link.deliver({ type: 'match', offerId: 'offer-1', matchSeq: 1, job: matchedJob(1) });
   h.link.deliver({ type: 'parked', offerId: 'offer-2' });
   h.link.drop();
+  assert.deepEqual(h.link.heldJobs(), [{ jobId: 1, attempt: 1 }], 'the next hello says the pilot holds job 1');
   const again = h.link.next('offer');
   h.link.welcome();
   const offer = await again;

@@ -60,6 +60,7 @@ test('says hello with the bearer token, is welcomed, sends offers and reports, d
     ce: null,
     queue: null,
     node,
+    holding: [],
   });
   assert.equal((await connected)[0].pilotId, 'pilot-7');
   assert.equal(link.connected, true);
@@ -90,12 +91,16 @@ test('says hello with the bearer token, is welcomed, sends offers and reports, d
 
 test('after a drop it reconnects, says hello again and replays unacked reports in order', async () => {
   const { matcher, link } = await setup();
+  link.setHeldJobs(() => [
+    { jobId: 1, attempt: 1 },
+    { jobId: 9, attempt: 2 },
+  ]);
   const connected = once(link, 'connected');
   link.start();
   await connected;
   const first = matcher.next('job.status');
   link.report(report(1, 'a'));
-  link.report(report(1, 'b'));
+  link.report(report(4, 'b')); // job 4 has ended: only its unacked report says the pilot holds it
   const [, firstSession] = await first;
 
   const disconnected = once(link, 'disconnected');
@@ -105,7 +110,14 @@ test('after a drop it reconnects, says hello again and replays unacked reports i
   await disconnected;
   assert.equal(link.connected, false);
   link.report(report(1, 'c')); // queued while disconnected
-  assert.equal((await helloAgain)[0].pilotStamp, 'stamp-1');
+  const [hello] = await helloAgain;
+  assert.equal(hello.pilotStamp, 'stamp-1');
+  // It holds what the loop runs and every attempt whose report is unacked, each once.
+  assert.deepEqual(hello.type === 'hello' && hello.holding, [
+    { jobId: 1, attempt: 1 },
+    { jobId: 9, attempt: 2 },
+    { jobId: 4, attempt: 1 },
+  ]);
   await reconnected;
 
   // Wait for the three replayed reports on the new connection.
