@@ -66,6 +66,8 @@ export interface RawMatcherConfig {
   maxAttempts?: number | undefined;
   /** The pilot bundle served to pilot wrappers (default: dist/pilot.mjs beside the program). */
   pilotBundle?: string | undefined;
+  /** How often task queues and the site mask are re-read from the store (default 5). */
+  taskQueueRefreshSec?: number | undefined;
 }
 
 export interface TlsMaterial {
@@ -136,6 +138,12 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
       field: 'heartbeatIntervalSec',
     });
   }
+  const taskQueueRefreshSec = raw.taskQueueRefreshSec ?? DEFAULT_TASK_QUEUE_REFRESH_MS / 1000;
+  if (!(taskQueueRefreshSec >= 0.1)) {
+    throw new PilothouseError('CONFIG_INVALID', '--task-queue-refresh-sec must be at least 0.1', {
+      field: 'taskQueueRefreshSec',
+    });
+  }
   return {
     dataDir,
     host,
@@ -146,7 +154,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     maxSubmitBytes: DEFAULT_MAX_SUBMIT_BYTES,
     maxSandboxBytes: DEFAULT_MAX_SANDBOX_BYTES,
     adminTokenTtlSec: DEFAULT_ADMIN_TOKEN_TTL_SEC,
-    taskQueueRefreshMs: DEFAULT_TASK_QUEUE_REFRESH_MS,
+    taskQueueRefreshMs: Math.round(taskQueueRefreshSec * 1000),
     walCheckpoint: { ...DEFAULT_WAL_CHECKPOINT },
     faultSweeper: compileFaultSweeper(raw, heartbeatIntervalSec),
     faultSweepIntervalMs: DEFAULT_FAULT_SWEEP_INTERVAL_MS,

@@ -165,6 +165,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     logger,
     maxSubmitBytes: config.maxSubmitBytes,
     maxAttempts: config.faultSweeper.maxAttempts,
+    replicaId: presence.replicaId,
   };
   const router = new Router({ tokens, logger: logger.child({ module: 'http' }) });
   for (const route of [

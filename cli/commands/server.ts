@@ -25,6 +25,11 @@ export function serverCommand(): Command {
     )
     .option('--stalled-after-sec <n>', 'a running job silent this long is Stalled (default 600)', parseFloat)
     .option('--max-attempts <n>', 'attempts a job may have, reschedules included (default 4)', Number)
+    .option(
+      '--task-queue-refresh-sec <n>',
+      'how often task queues and the site mask are re-read from the database, behind the instant wake-ups (default 5)',
+      parseFloat,
+    )
     .option('--pilot-bundle <file>', 'the pilot bundle served to pilot wrappers (default: dist/pilot.mjs)')
     .option('--policy <file>', 'scheduling policy JSON: group shares, job-type ranks, running limits, matching delays')
     .option('--log-level <level>', 'pino log level', 'info')
@@ -40,6 +45,7 @@ export function serverCommand(): Command {
         keyRotationAgeSec?: number;
         stalledAfterSec?: number;
         maxAttempts?: number;
+        taskQueueRefreshSec?: number;
         policy?: string;
         pilotBundle?: string;
         logLevel: string;

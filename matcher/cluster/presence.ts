@@ -6,8 +6,11 @@
  * (a replica killed with its pilots leaves no ghost), and a chore such as the fault sweep runs on one
  * replica at a time (an advisory lock).
  */
+import { randomUUID } from 'node:crypto';
 
 export interface ClusterPresence {
+  /** This process among the replicas (random per start; /healthz tells it). */
+  readonly replicaId: string;
   pilotArrived(pilotId: string): Promise<void>;
   pilotLeft(pilotId: string): Promise<void>;
   /** Connected to this or any live replica. */
@@ -21,6 +24,7 @@ export interface ClusterPresence {
 
 /** One process: its registry is the truth, and every chore is its own. */
 export class LocalPresence implements ClusterPresence {
+  readonly replicaId = randomUUID();
   readonly #isConnected: (pilotId: string) => boolean;
 
   constructor(isConnected: (pilotId: string) => boolean) {

@@ -10,9 +10,15 @@ export interface ServerProcess {
   child: ChildProcess;
 }
 
-export async function startServerProcess(options: { dataDir: string; db?: string }): Promise<ServerProcess> {
+export async function startServerProcess(options: {
+  dataDir: string;
+  db?: string;
+  /** More `server` options. */
+  args?: string[];
+}): Promise<ServerProcess> {
   const args = [CLI, 'server', '--data-dir', options.dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'];
   if (options.db) args.push('--db', options.db);
+  args.push(...(options.args ?? []));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const url = await new Promise<string>((resolve, reject) => {

@@ -11,8 +11,8 @@ export function adminRoutes(deps: RouteDeps): Route[] {
       method: 'GET',
       path: '/healthz',
       policy: 'public',
-      summary: 'liveness',
-      handler: async () => ({ status: 200, json: { status: 'ok' } }),
+      summary: 'liveness, and which replica answered',
+      handler: async () => ({ status: 200, json: { status: 'ok', replica: deps.replicaId } }),
     },
     {
       method: 'GET',

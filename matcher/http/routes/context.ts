@@ -40,6 +40,8 @@ export interface RouteDeps {
   maxSubmitBytes: number;
   /** Attempts a job may have in all (user reschedules count too). */
   maxAttempts: number;
+  /** This matcher among its replicas (told by /healthz, so an operator sees who answered). */
+  replicaId: string;
 }
 
 export function parseId(raw: string | undefined, field: string): number {
