@@ -13,7 +13,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
-import { systemClock, type Clock } from '../shared/clock.ts';
+import { isoNow, systemClock, type Clock } from '../shared/clock.ts';
 import { toPilothouseError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { MAX_FRAME_BYTES } from '../shared/protocol/messages.ts';
@@ -33,7 +33,8 @@ import { pilotRoutes } from './http/routes/pilots.ts';
 import { matchingRoutes } from './http/routes/matching.ts';
 import { sandboxRoutes } from './http/routes/sandboxes.ts';
 import { MatchService } from './matching/match-service.ts';
-import { compileSchedulingPolicy, type SchedulingPolicy } from './matching/scheduling-policy.ts';
+import { compileSchedulingPolicy, type PolicyDocument } from './matching/scheduling-policy.ts';
+import { StoredPolicy } from './matching/stored-policy.ts';
 import { SandboxStore } from './sandbox/sandbox-store.ts';
 import type { CredentialStore } from './store/credential-store.ts';
 import type { JobStore } from './store/job-store.ts';
@@ -74,7 +75,12 @@ export interface RunningMatcher {
   stop(): Promise<void>;
 }
 
-type MatcherDeps = { logger: Logger; clock?: Clock; policy?: SchedulingPolicy };
+type MatcherDeps = {
+  logger: Logger;
+  clock?: Clock;
+  /** A policy to publish to the store at start (`--policy FILE`); without one, the stored one applies. */
+  policy?: PolicyDocument;
+};
 
 export async function startMatcher(config: MatcherConfig, deps: MatcherDeps): Promise<RunningMatcher> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -122,14 +128,18 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     store,
     clock,
     logger: logger.child({ module: 'matching' }),
-    policy: deps.policy ?? compileSchedulingPolicy({}),
+    policy: compileSchedulingPolicy({}),
   });
+  const storedPolicy = new StoredPolicy({ store, matchService, logger: logger.child({ module: 'policy' }) });
+  if (deps.policy) await storedPolicy.publish(deps.policy, { at: isoNow(clock), by: deps.policy.source });
+  else await storedPolicy.reload();
   await matchService.refresh();
   // Picks up what other matchers sharing the store did (and heals any drift of the in-memory index).
   const refreshTimer = setInterval(() => {
     // Jobs another matcher sharing the store took in reach parked pilots here too (at this pace).
-    matchService
-      .refresh()
+    storedPolicy
+      .reload()
+      .then(() => matchService.refresh())
       .then(() => matchService.wake())
       .catch((error: unknown) => logger.error({ err: error }, 'refreshing task queues failed'));
   }, config.taskQueueRefreshMs);
@@ -144,9 +154,11 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   const cluster = new ClusterSignals({
     bus: stores.bus,
     matchService,
+    storedPolicy,
     registry,
     logger: logger.child({ module: 'cluster' }),
   });
+  if (deps.policy) cluster.policyChanged();
   const routeDeps: RouteDeps = {
     cluster,
     store,
@@ -166,6 +178,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     maxSubmitBytes: config.maxSubmitBytes,
     maxAttempts: config.faultSweeper.maxAttempts,
     replicaId: presence.replicaId,
+    storedPolicy,
   };
   const router = new Router({ tokens, logger: logger.child({ module: 'http' }) });
   for (const route of [

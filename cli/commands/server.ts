@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { createLogger } from '../../shared/logger.ts';
 import { compileMatcherConfig } from '../../matcher/config.ts';
 import { startMatcher } from '../../matcher/server.ts';
-import { loadSchedulingPolicy } from '../../matcher/matching/scheduling-policy.ts';
+import { readPolicyDocument } from '../../matcher/matching/scheduling-policy.ts';
 
 export function serverCommand(): Command {
   return new Command('server')
@@ -31,7 +31,10 @@ export function serverCommand(): Command {
       parseFloat,
     )
     .option('--pilot-bundle <file>', 'the pilot bundle served to pilot wrappers (default: dist/pilot.mjs)')
-    .option('--policy <file>', 'scheduling policy JSON: group shares, job-type ranks, running limits, matching delays')
+    .option(
+      '--policy <file>',
+      'scheduling policy JSON (group shares, job-type ranks, running limits, matching delays), stored in the database for every replica (default: the stored one, else equal shares and no limits)',
+    )
     .option('--log-level <level>', 'pino log level', 'info')
     .action(
       async (options: {
@@ -51,9 +54,9 @@ export function serverCommand(): Command {
         logLevel: string;
       }) => {
         const config = compileMatcherConfig(options);
-        const policy = await loadSchedulingPolicy(options.policy);
+        const policy = options.policy === undefined ? undefined : await readPolicyDocument(options.policy);
         const logger = createLogger({ component: 'matcher', level: options.logLevel });
-        const matcher = await startMatcher(config, { logger, policy });
+        const matcher = await startMatcher(config, { logger, ...(policy && { policy }) });
         process.stderr.write(`matcher listening on ${matcher.url}\nadmin token: ${matcher.adminTokenPath}\n`);
         await waitForSignal();
         await matcher.stop();

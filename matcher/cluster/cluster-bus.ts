@@ -11,6 +11,7 @@ export type ClusterEvent =
   | { type: 'drain'; pilotId: string; reason: string }
   | { type: 'credentials-changed' }
   | { type: 'site-mask-changed' }
+  | { type: 'policy-changed' }
   /** The bus lost events (its connection dropped): assume anything may have changed. */
   | { type: 'resync' };
 

@@ -6,18 +6,27 @@
  */
 import type { Logger } from '../../shared/logger.ts';
 import type { MatchService } from '../matching/match-service.ts';
+import type { StoredPolicy } from '../matching/stored-policy.ts';
 import type { PilotRegistry } from '../ws/pilot-registry.ts';
 import type { ClusterBus, ClusterEvent } from './cluster-bus.ts';
 
 export class ClusterSignals {
   readonly #bus: ClusterBus;
   readonly #matchService: MatchService;
+  readonly #storedPolicy: StoredPolicy;
   readonly #registry: PilotRegistry;
   readonly #logger: Logger;
 
-  constructor(deps: { bus: ClusterBus; matchService: MatchService; registry: PilotRegistry; logger: Logger }) {
+  constructor(deps: {
+    bus: ClusterBus;
+    matchService: MatchService;
+    storedPolicy: StoredPolicy;
+    registry: PilotRegistry;
+    logger: Logger;
+  }) {
     this.#bus = deps.bus;
     this.#matchService = deps.matchService;
+    this.#storedPolicy = deps.storedPolicy;
     this.#registry = deps.registry;
     this.#logger = deps.logger;
     this.#bus.subscribe((event) => this.#received(event));
@@ -51,6 +60,11 @@ export class ClusterSignals {
     void this.#bus.publish({ type: 'site-mask-changed' });
   }
 
+  /** The scheduling policy was published here: the other replicas apply it too. */
+  policyChanged(): void {
+    void this.#bus.publish({ type: 'policy-changed' });
+  }
+
   #received(event: ClusterEvent): void {
     switch (event.type) {
       case 'jobs-waiting':
@@ -67,11 +81,13 @@ export class ClusterSignals {
       case 'credentials-changed':
         this.#registry.recheckCredentials();
         return;
+      case 'policy-changed':
       case 'site-mask-changed':
       case 'resync':
         if (event.type === 'resync') this.#registry.recheckCredentials();
-        void this.#matchService
-          .refresh()
+        void this.#storedPolicy
+          .reload()
+          .then(() => this.#matchService.refresh())
           .then(() => this.#matchService.wake())
           .catch((error: unknown) => this.#logger.error({ err: error }, 'refreshing after another replica failed'));
         return;

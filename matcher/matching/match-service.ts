@@ -58,7 +58,7 @@ export class MatchService {
   readonly #store: JobStore;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #policy: SchedulingPolicy;
+  #policy: SchedulingPolicy;
   readonly index = new TaskQueueIndex();
   readonly #groupShares = new Map<string, FairShare>();
   readonly #ownerShares = new Map<string, FairShare>();
@@ -88,6 +88,11 @@ export class MatchService {
 
   get policy(): SchedulingPolicy {
     return this.#policy;
+  }
+
+  /** A new policy (published here or by another replica) applies from the next offer on. */
+  setPolicy(policy: SchedulingPolicy): void {
+    this.#policy = policy;
   }
 
   /** Loads (or re-reads) TQs and the site mask from the store: at start, then periodically. */

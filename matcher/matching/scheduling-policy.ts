@@ -1,8 +1,9 @@
 /**
  * The community's scheduling policy: group shares (DIRAC's JobShare, default 1000) and whether a group
  * shares its jobs (JobSharing: one entity for the whole group instead of one per owner), strict job-type
- * ranks, per-site running limits and matching delays per job type. Loaded from a JSON file given to
- * `pilothouse server --policy FILE`, validated with errors naming the field, compiled once.
+ * ranks, per-site running limits and matching delays per job type. Written as JSON (`pilothouse
+ * server --policy FILE`), validated with errors naming the field, kept in the store for every matcher
+ * (stored-policy.ts) and compiled once per change.
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
@@ -80,8 +81,14 @@ export function compileSchedulingPolicy(raw: unknown, source = 'policy'): Schedu
   };
 }
 
-export async function loadSchedulingPolicy(file: string | undefined): Promise<SchedulingPolicy> {
-  if (file === undefined) return compileSchedulingPolicy({});
+/** A policy as written by an operator, checked, with where it came from (for messages). */
+export interface PolicyDocument {
+  raw: RawSchedulingPolicy;
+  source: string;
+}
+
+/** Reads and checks a policy file (errors name the file and the field). */
+export async function readPolicyDocument(file: string): Promise<PolicyDocument> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -98,5 +105,6 @@ export async function loadSchedulingPolicy(file: string | undefined): Promise<Sc
       field: 'policy',
     });
   }
-  return compileSchedulingPolicy(raw, file);
+  compileSchedulingPolicy(raw, file);
+  return { raw: raw as RawSchedulingPolicy, source: file };
 }

@@ -69,6 +69,19 @@ export interface SiteMaskEntry {
   changedAt: string;
 }
 
+/**
+ * A setting every matcher sharing the store applies (the scheduling policy): one JSON document per
+ * name, with a version that grows with every change so that replicas notice one cheaply.
+ */
+export interface StoredSetting {
+  name: string;
+  /** JSON text. */
+  value: string;
+  version: number;
+  updatedAt: string;
+  updatedBy: string;
+}
+
 export const SORTABLE_JOB_FIELDS = ['id', 'submittedAt', 'lastUpdateAt', 'status', 'priority'] as const;
 export type SortableJobField = (typeof SORTABLE_JOB_FIELDS)[number];
 
@@ -162,6 +175,9 @@ export interface JobStore {
   setSiteStatus(entry: SiteMaskEntry): Promise<void>;
   /** Sites that were ever banned or allowed, with their current status. Sites never mentioned are Active. */
   siteMask(): Promise<SiteMaskEntry[]>;
+  getSetting(name: string): Promise<StoredSetting | null>;
+  /** Replaces the setting (its version goes up by one) and returns it as stored. */
+  putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting>;
   /**
    * Applies one report about one attempt through the state machine and records it in the history.
    * `reportKey` makes replays idempotent: a report with a key already recorded changes nothing.

@@ -385,6 +385,28 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       );
     });
 
+    it('a setting is stored as given, and every change raises its version by one', async () => {
+      assert.equal(await store.getSetting('scheduling-policy'), null);
+      const first = await store.putSetting('scheduling-policy', '{"groups":{}}', { at: at(1), by: 'admin' });
+      assert.deepEqual(first, {
+        name: 'scheduling-policy',
+        value: '{"groups":{}}',
+        version: 1,
+        updatedAt: at(1),
+        updatedBy: 'admin',
+      });
+      // Several writers at once (a promise each; on PostgreSQL each takes its own pooled connection).
+      await Promise.all(
+        Array.from({ length: 8 }, (_, n) =>
+          store.putSetting('scheduling-policy', `{"n":${n}}`, { at: at(2 + n), by: `writer-${n}` }),
+        ),
+      );
+      const last = await store.getSetting('scheduling-policy');
+      assert.equal(last?.version, 9, 'no change lost its version step');
+      assert.match(last?.value ?? '', /^\{"n":\d\}$/);
+      assert.equal(await store.getSetting('another'), null);
+    });
+
     it('sandboxes are recorded once, keeping the first owner', async () => {
       const sha = 'a'.repeat(64);
       await store.recordSandbox({ sha256: sha, sizeBytes: 10, vo: 'vo-a', owner: 'alice', createdAt: T0 });

@@ -7,6 +7,7 @@ import type { Clock } from '../../shared/clock.ts';
 import { silentLogger, type Logger } from '../../shared/logger.ts';
 import { compileMatcherConfig, type MatcherConfig, type RawMatcherConfig } from '../../matcher/config.ts';
 import { startMatcher, type RunningMatcher } from '../../matcher/server.ts';
+import type { PolicyDocument } from '../../matcher/matching/scheduling-policy.ts';
 
 export interface TestMatcher {
   matcher: RunningMatcher;
@@ -44,6 +45,8 @@ export interface TestMatcherOptions {
   config?: Partial<MatcherConfig>;
   /** Reuse a data directory (e.g. one prepared by the test); it is still removed on close. */
   dataDir?: string;
+  /** A scheduling policy to publish at start (what `server --policy FILE` does). */
+  policy?: PolicyDocument;
   /** fetch options for https (e.g. an undici dispatcher that trusts the test CA). */
   fetchInit?: Record<string, unknown>;
 }
@@ -62,6 +65,7 @@ export async function startTestMatcher(options: TestMatcherOptions = {}): Promis
   const matcher = await startMatcher(config, {
     logger: options.logger ?? silentLogger(),
     ...(options.clock && { clock: options.clock }),
+    ...(options.policy && { policy: options.policy }),
   });
   const adminToken = (await readFile(matcher.adminTokenPath, 'utf8')).trim();
   const api = async (method: string, urlPath: string, o: ApiOptions = {}): Promise<ApiResponse> => {

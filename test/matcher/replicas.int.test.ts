@@ -13,6 +13,7 @@ import path from 'node:path';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
 import { dropSchema, freshSchemaName, PG_TEST_URL } from '../helpers/postgres.ts';
 import { RawPilot, resources } from '../helpers/raw-pilot.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { PgPresence, PG_PRESENCE_MIGRATIONS } from '../../matcher/cluster/pg-presence.ts';
 import { PRESENCE_STALE_MS } from '../../matcher/cluster/presence.ts';
 import { applyPgMigrations, ensureSchema, openPgPool } from '../../matcher/store/postgres/pg-database.ts';
@@ -98,6 +99,51 @@ it('replicas - a site allowed again through A lets B serve its parked pilots', {
     await pilot.close();
   }
 });
+
+it(
+  'replicas - a policy published by one replica is applied by the others at once, and kept for those that start later',
+  { timeout: 20_000 },
+  async () => {
+    const options = {
+      dataDir,
+      raw: { db: `${PG_TEST_URL}?schema=${schema}` },
+      config: { taskQueueRefreshMs: 60_000 },
+    };
+    const limited = { runningLimits: [{ site: 'Site.Limited', jobType: 'User', maxRunning: 0 }] };
+    const publisher = await startTestMatcher({ ...options, policy: { raw: limited, source: 'policy.json' } });
+    let later: TestMatcher | undefined;
+    try {
+      const published = (await publisher.api('GET', '/api/policy')).body;
+      assert.equal(published.appliedVersion, published.stored.version);
+      assert.deepEqual(published.stored.policy, limited);
+      // B's own refresh is a minute away: only the bus can have told it.
+      await waitFor(
+        async () => (await b.api('GET', '/api/policy')).body.appliedVersion === published.stored.version || undefined,
+        'B applies the published policy',
+        5_000,
+      );
+      const [jobId] = (await b.api('POST', '/api/jobs', { json: { executable: 'true' } })).body.jobIds as number[];
+      const explained = await b.api('POST', `/api/jobs/${jobId}/explain`, {
+        json: { targets: [{ site: 'Site.Limited', resources: resources() }] },
+      });
+      const limit = explained.body.verdicts[0].checks.find(
+        (c: { requirement: string }) => c.requirement === 'runningLimit',
+      );
+      assert.deepEqual(limit, {
+        requirement: 'runningLimit',
+        pass: false,
+        reason: '0 User job(s) held at Site.Limited, limit 0',
+      });
+      await b.api('POST', `/api/jobs/${jobId}/kill`);
+      // A replica started later without a policy applies the stored one.
+      later = await startTestMatcher(options);
+      assert.equal((await later.api('GET', '/api/policy')).body.appliedVersion, published.stored.version);
+    } finally {
+      await publisher.matcher.stop();
+      await later?.matcher.stop();
+    }
+  },
+);
 
 it(
   'replicas - presence: a pilot counts as connected while its replica beats; a chore runs on one replica at a time',

@@ -41,6 +41,7 @@ const EXPECTED_ACCESS: Record<string, Role[] | 'public'> = {
   'POST /api/sites/:site/allow': ['serviceAdmin'],
   'GET /api/task-queues': ['jobAdmin', 'serviceAdmin'],
   'GET /api/task-queues/:id': ['jobAdmin', 'serviceAdmin'],
+  'GET /api/policy': ['jobAdmin', 'serviceAdmin'],
   'GET /api/pilots/:id': ['jobAdmin', 'serviceAdmin'],
   'GET /api/pilots/:id/logs': ['jobAdmin', 'serviceAdmin'],
   'POST /api/pilots/:id/drain': ['jobAdmin', 'serviceAdmin'],

@@ -1,3 +1,4 @@
+import type { StoredPolicy } from '../../matching/stored-policy.ts';
 import { PilothouseError } from '../../../shared/errors.ts';
 import type { Clock } from '../../../shared/clock.ts';
 import type { Logger } from '../../../shared/logger.ts';
@@ -42,6 +43,8 @@ export interface RouteDeps {
   maxAttempts: number;
   /** This matcher among its replicas (told by /healthz, so an operator sees who answered). */
   replicaId: string;
+  /** The scheduling policy kept in the store for every replica. */
+  storedPolicy: StoredPolicy;
 }
 
 export function parseId(raw: string | undefined, field: string): number {

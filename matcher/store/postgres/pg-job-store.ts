@@ -33,7 +33,9 @@ import type {
   SubmitResult,
   TaskQueueStats,
   TaskQueueView,
+  StoredSetting,
 } from '../job-store.ts';
+import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { historyFromRow, jobFromRow, taskQueueFromRow, type JobRow } from '../sqlite/rows.ts';
 import { WhereClause } from '../sqlite/where-clause.ts';
 import {
@@ -419,6 +421,26 @@ export class PgJobStore implements JobStore {
       changedBy: String(row.changed_by),
       changedAt: String(row.changed_at),
     }));
+  }
+
+  async getSetting(name: string): Promise<StoredSetting | null> {
+    const rows = (await run(() => this.#pool.query<SettingRow>('SELECT * FROM settings WHERE name = $1', [name]))).rows;
+    return rows[0] ? settingFromRow(rows[0]) : null;
+  }
+
+  async putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
+    const rows = (
+      await run(() =>
+        this.#pool.query<SettingRow>(
+          `INSERT INTO settings (name, value, version, updated_at, updated_by) VALUES ($1, $2, 1, $3, $4)
+           ON CONFLICT (name) DO UPDATE SET value = excluded.value, version = settings.version + 1,
+             updated_at = excluded.updated_at, updated_by = excluded.updated_by
+           RETURNING *`,
+          [name, value, change.at, change.by],
+        ),
+      )
+    ).rows;
+    return settingFromRow(rows[0] as SettingRow);
   }
 
   async reportStatus(

@@ -205,6 +205,19 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
     name: 'rescheduling: a hold time for rescheduled jobs',
     sql: `ALTER TABLE jobs ADD COLUMN hold_until TEXT;`,
   },
+  {
+    version: 7,
+    name: 'settings every matcher applies (the scheduling policy)',
+    sql: `
+      CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /**

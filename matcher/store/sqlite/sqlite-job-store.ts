@@ -26,7 +26,9 @@ import type {
   SandboxRecord,
   StatusOutcome,
   TaskQueueView,
+  StoredSetting,
 } from '../job-store.ts';
+import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { applyMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import { WriteBatcher } from './write-batcher.ts';
 import { WhereClause } from './where-clause.ts';
@@ -127,6 +129,13 @@ export class SqliteJobStore implements JobStore {
       logSiteMask: db.prepare(`
         INSERT INTO site_mask_log (site, status, reason, changed_by, changed_at) VALUES (@site, @status, @reason, @changedBy, @changedAt)`),
       siteMask: db.prepare('SELECT * FROM site_mask ORDER BY site'),
+      getSetting: db.prepare('SELECT * FROM settings WHERE name = ?'),
+      putSetting: db.prepare(
+        `INSERT INTO settings (name, value, version, updated_at, updated_by) VALUES (?, ?, 1, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, version = settings.version + 1,
+           updated_at = excluded.updated_at, updated_by = excluded.updated_by
+         RETURNING *`,
+      ),
       taskQueues: db.prepare(`
         SELECT tq.*, (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
                (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
@@ -344,6 +353,15 @@ export class SqliteJobStore implements JobStore {
       changedBy: String(row.changed_by),
       changedAt: String(row.changed_at),
     }));
+  }
+
+  async getSetting(name: string): Promise<StoredSetting | null> {
+    const row = this.#sql.getSetting.get(name) as SettingRow | undefined;
+    return row ? settingFromRow(row) : null;
+  }
+
+  async putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
+    return settingFromRow(this.#sql.putSetting.get(name, value, change.at, change.by) as SettingRow);
   }
 
   async reportStatus(
