@@ -137,9 +137,7 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
     this.#link.on('message', this.#onMessage);
     this.#link.on('drained', this.#checkDone);
     this.#link.on('fatal', this.#onFatal);
-    this.#link.setHeldJobs(() =>
-      [...this.#jobs.values()].map((job) => ({ jobId: job.jobId, attempt: job.attempt })),
-    );
+    this.#link.setHeldJobs(() => [...this.#jobs.values()].map((job) => ({ jobId: job.jobId, attempt: job.attempt })));
     this.#link.start();
     this.#armIdleTimer();
     return this.#exited;

@@ -46,7 +46,10 @@ export class StoredPolicy {
       this.#apply(raw, stored.version);
     } catch (error) {
       // Only a checked document is ever stored; one edited by hand into nonsense is not applied.
-      this.#logger.error({ err: error, version: stored.version }, 'stored scheduling policy refused: kept the last one');
+      this.#logger.error(
+        { err: error, version: stored.version },
+        'stored scheduling policy refused: kept the last one',
+      );
       this.#version = stored.version;
       return false;
     }
