@@ -121,7 +121,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   });
   const exchangeLimiter = new FailureLimiter(
     { maxFailures: config.exchangeMaxFailures, windowMs: config.exchangeFailureWindowMs },
-    clock,
+    { counts: credentials, clock },
   );
   const sandboxes = new SandboxStore(path.join(config.dataDir, 'sandboxes'), config.maxSandboxBytes);
   const matchService = new MatchService({

@@ -2,71 +2,49 @@
  * Throttles an address that keeps failing on a public route (the pilot-token exchange): after
  * `maxFailures` failures within `windowMs`, every request from it is refused with RATE_LIMITED until
  * the window ends. Successes cost nothing, so a site's NAT starting hundreds of pilots is not slowed.
- * Memory is bounded: the oldest addresses are forgotten first.
+ * The counts live in the credential store, so replicas behind a load balancer share one budget per
+ * address (an attacker does not get one per replica); ended windows are purged with expired
+ * credentials.
  */
 import { PilothouseError } from '../../shared/errors.ts';
 import type { Clock } from '../../shared/clock.ts';
+import type { CredentialStore } from '../store/credential-store.ts';
 
 export interface FailureLimiterOptions {
   maxFailures: number;
   windowMs: number;
-  /** How many addresses are remembered at most. */
-  maxTrackedAddresses?: number;
 }
 
-interface Window {
-  startMs: number;
-  failures: number;
-}
+type FailureCounts = Pick<CredentialStore, 'recordExchangeFailure' | 'exchangeFailures'>;
 
 export class FailureLimiter {
-  readonly #windows = new Map<string, Window>();
+  readonly #counts: FailureCounts;
   readonly #clock: Clock;
   readonly #maxFailures: number;
   readonly #windowMs: number;
-  readonly #maxTracked: number;
 
-  constructor(options: FailureLimiterOptions, clock: Clock) {
-    this.#clock = clock;
+  constructor(options: FailureLimiterOptions, deps: { counts: FailureCounts; clock: Clock }) {
+    this.#counts = deps.counts;
+    this.#clock = deps.clock;
     this.#maxFailures = options.maxFailures;
     this.#windowMs = options.windowMs;
-    this.#maxTracked = options.maxTrackedAddresses ?? 10_000;
   }
 
   /** Throws RATE_LIMITED while the address is over its budget. */
-  check(address: string): void {
-    const window = this.#current(address);
+  async check(address: string): Promise<void> {
+    const nowMs = this.#clock.nowMs();
+    const window = await this.#counts.exchangeFailures(address, nowMs);
     if (window && window.failures >= this.#maxFailures) {
-      const retryAfterSec = Math.ceil((window.startMs + this.#windowMs - this.#clock.nowMs()) / 1000);
+      const retryAfterSec = Math.max(1, Math.ceil((window.endsAtMs - nowMs) / 1000));
       throw new PilothouseError(
         'RATE_LIMITED',
         `too many failed attempts from ${address}; retry in ${retryAfterSec} s`,
-        {
-          retryAfterSec,
-        },
+        { retryAfterSec },
       );
     }
   }
 
-  recordFailure(address: string): void {
-    const window = this.#current(address);
-    if (window) {
-      window.failures += 1;
-      return;
-    }
-    if (this.#windows.size >= this.#maxTracked) {
-      const oldest = this.#windows.keys().next().value;
-      if (oldest !== undefined) this.#windows.delete(oldest);
-    }
-    this.#windows.set(address, { startMs: this.#clock.nowMs(), failures: 1 });
-  }
-
-  #current(address: string): Window | undefined {
-    const window = this.#windows.get(address);
-    if (window && this.#clock.nowMs() - window.startMs >= this.#windowMs) {
-      this.#windows.delete(address);
-      return undefined;
-    }
-    return window;
+  async recordFailure(address: string): Promise<void> {
+    await this.#counts.recordExchangeFailure(address, this.#clock.nowMs(), this.#windowMs);
   }
 }

@@ -1,8 +1,8 @@
 /**
- * A pilot credential as both stores keep it: one table shape (snake_case columns, times in
+ * Pilot credentials and exchange failure windows as both stores keep them: one table shape (snake_case columns, times in
  * milliseconds since the epoch) and one way back to the model.
  */
-import type { PilotCredential, PilotCredentialKind } from './credential-store.ts';
+import type { FailureWindow, PilotCredential, PilotCredentialKind } from './credential-store.ts';
 
 export interface CredentialRow {
   hash: string;
@@ -36,4 +36,14 @@ export function credentialFromRow(row: CredentialRow): PilotCredential {
     accessTokenId: row.access_token_id,
     accessExpiresAtMs: row.access_expires_at_ms,
   };
+}
+
+export interface FailureWindowRow {
+  failures: number | string;
+  started_at_ms: number | string;
+  ends_at_ms: number | string;
+}
+
+export function failureWindowFromRow(row: FailureWindowRow): FailureWindow {
+  return { failures: Number(row.failures), startedAtMs: Number(row.started_at_ms), endsAtMs: Number(row.ends_at_ms) };
 }

@@ -47,6 +47,13 @@ export interface TokenRevocation {
   atMs: number;
 }
 
+/** Failed pilot-token exchanges from one address, counted in a window that starts at the first one. */
+export interface FailureWindow {
+  failures: number;
+  startedAtMs: number;
+  endsAtMs: number;
+}
+
 export interface CredentialStore {
   addPilotCredential(credential: NewPilotCredential): Promise<void>;
   /**
@@ -67,7 +74,14 @@ export interface CredentialStore {
   /** True when the id was not revoked before. */
   revokeToken(revocation: TokenRevocation): Promise<boolean>;
   isTokenRevoked(tokenId: string): Promise<boolean>;
-  /** Deletes credentials and revocations whose expiry has passed. */
+  /**
+   * Counts a failed exchange from `address`: in its current window, or in a new one of `windowMs`
+   * starting now when there is none (or it has ended). Every matcher sharing the store counts alike.
+   */
+  recordExchangeFailure(address: string, atMs: number, windowMs: number): Promise<FailureWindow>;
+  /** The address's window that holds `atMs`, if any. */
+  exchangeFailures(address: string, atMs: number): Promise<FailureWindow | null>;
+  /** Deletes credentials and revocations whose expiry has passed (and ended failure windows). */
   purgeExpired(atMs: number): Promise<{ credentials: number; revokedTokens: number }>;
   close(): Promise<void>;
 }

@@ -77,6 +77,46 @@ export function credentialStoreSuite(name: string, openFixture: () => Promise<Cr
       }
     });
 
+    it('exchange failures are counted per address in a window that starts at the first one', async () => {
+      const WINDOW = 60_000;
+      assert.equal(await store.exchangeFailures('10.0.0.1', T0), null);
+      assert.deepEqual(await store.recordExchangeFailure('10.0.0.1', T0, WINDOW), {
+        failures: 1,
+        startedAtMs: T0,
+        endsAtMs: T0 + WINDOW,
+      });
+      await store.recordExchangeFailure('10.0.0.1', T0 + 10, WINDOW);
+      await store.recordExchangeFailure('10.0.0.2', T0 + 20, WINDOW);
+      assert.deepEqual(await store.exchangeFailures('10.0.0.1', T0 + WINDOW - 1), {
+        failures: 2,
+        startedAtMs: T0,
+        endsAtMs: T0 + WINDOW,
+      });
+      assert.equal(await store.exchangeFailures('10.0.0.1', T0 + WINDOW), null, 'the window has ended');
+      assert.deepEqual(await store.recordExchangeFailure('10.0.0.1', T0 + WINDOW + 5, WINDOW), {
+        failures: 1,
+        startedAtMs: T0 + WINDOW + 5,
+        endsAtMs: T0 + 2 * WINDOW + 5,
+      });
+      await store.purgeExpired(T0 + WINDOW + 20);
+      assert.equal(await store.exchangeFailures('10.0.0.2', T0 + 30), null, 'ended windows are purged');
+      assert.equal((await store.exchangeFailures('10.0.0.1', T0 + WINDOW + 20))?.failures, 1);
+    });
+
+    it('failures recorded from several connections or processes at once are all counted', async () => {
+      const others = await fixture.others(5);
+      try {
+        await Promise.all(
+          [store, ...others].flatMap((s) =>
+            Array.from({ length: 4 }, () => s.recordExchangeFailure('10.9.9.9', T0 + 1, 60_000)),
+          ),
+        );
+        assert.equal((await store.exchangeFailures('10.9.9.9', T0 + 2))?.failures, 24);
+      } finally {
+        await Promise.all(others.map((s) => s.close()));
+      }
+    });
+
     it('revoking a family spends its members and revokes their live access tokens', async () => {
       await store.addPilotCredential(credential('f-secret'));
       await store.addPilotCredential(

@@ -29,7 +29,7 @@ before(async () => {
   const options = {
     dataDir,
     raw: { db: `${PG_TEST_URL}?schema=${schema}` },
-    config: { taskQueueRefreshMs: 60_000 },
+    config: { taskQueueRefreshMs: 60_000, exchangeMaxFailures: 4 },
   };
   a = await startTestMatcher(options);
   b = await startTestMatcher(options);
@@ -144,6 +144,24 @@ it(
     }
   },
 );
+
+it('replicas - failed pilot-token exchanges through A and B count against one budget', async () => {
+  const exchange = (replica: TestMatcher, attempt: number) =>
+    replica.api('POST', '/api/auth/pilot-token', {
+      token: null,
+      json: { pilotStamp: 'guessing', secret: `phps_${String(attempt % 10).repeat(43)}` },
+    });
+  // Two failures on each replica: under the budget of either alone, at the budget of the cluster.
+  for (const [attempt, replica] of [a, b, a, b].entries()) {
+    const refused = await exchange(replica, attempt);
+    assert.equal(refused.body.error.code, 'PILOT_SECRET_INVALID', `try ${attempt}`);
+  }
+  for (const replica of [a, b]) {
+    const limited = await exchange(replica, 9);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.error.code, 'RATE_LIMITED');
+  }
+});
 
 it(
   'replicas - presence: a pilot counts as connected while its replica beats; a chore runs on one replica at a time',

@@ -54,7 +54,7 @@ export function authRoutes(deps: RouteDeps): Route[] {
         'exchange a one-time pilot secret ({pilotStamp, secret}) or refresh token ({pilotStamp, refreshToken}) for a pilot token and a new refresh token',
       async handler({ req, logger }) {
         const remoteAddress = req.socket.remoteAddress ?? 'unknown';
-        deps.exchangeLimiter.check(remoteAddress);
+        await deps.exchangeLimiter.check(remoteAddress);
         try {
           const request = parseOrThrow(exchangeSchema, await readJsonBody(req, 16 * 1024));
           const grant = await deps.pilotCredentials.exchange(request, { remoteAddress });
@@ -76,7 +76,10 @@ export function authRoutes(deps: RouteDeps): Route[] {
           if (thrown instanceof PilothouseError && thrown.httpStatus < 500) {
             // A reused credential revoked the whole pilot: its open session must notice at once.
             if (thrown.code === 'PILOT_SECRET_SPENT') deps.cluster.credentialsChanged();
-            deps.exchangeLimiter.recordFailure(remoteAddress);
+            // A count that cannot be written must not hide the refusal the caller is owed.
+            await deps.exchangeLimiter
+              .recordFailure(remoteAddress)
+              .catch((error: unknown) => logger.warn({ err: error }, 'exchange failure not counted'));
             logger.warn({ remoteAddress, code: thrown.code }, 'pilot token exchange refused');
           }
           throw thrown;

@@ -4,9 +4,15 @@
  * accept it; revoking a family locks its members. Every replica reads the same revocations.
  */
 import type pg from 'pg';
-import { credentialFromRow, type CredentialRow } from '../credential-row.ts';
+import {
+  credentialFromRow,
+  failureWindowFromRow,
+  type CredentialRow,
+  type FailureWindowRow,
+} from '../credential-row.ts';
 import type {
   CredentialStore,
+  FailureWindow,
   NewPilotCredential,
   PilotCredential,
   PilotCredentialKind,
@@ -53,6 +59,19 @@ export const PG_CREDENTIAL_MIGRATIONS: readonly PgMigration[] = [
         revoked_by TEXT NOT NULL
       );
       CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires_at_ms);
+    `,
+  },
+  {
+    version: 2,
+    name: 'failed pilot-token exchanges per address (the exchange rate limit)',
+    sql: `
+      CREATE TABLE exchange_failures (
+        address TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        started_at_ms BIGINT NOT NULL,
+        ends_at_ms BIGINT NOT NULL
+      );
+      CREATE INDEX exchange_failures_by_end ON exchange_failures (ends_at_ms);
     `,
   },
 ];
@@ -163,7 +182,37 @@ export class PgCredentialStore implements CredentialStore {
     );
   }
 
+  async recordExchangeFailure(address: string, atMs: number, windowMs: number): Promise<FailureWindow> {
+    const rows = (
+      await run(() =>
+        this.#pool.query<FailureWindowRow>(
+          `INSERT INTO exchange_failures (address, failures, started_at_ms, ends_at_ms) VALUES ($1, 1, $2::bigint, $2::bigint + $3::bigint)
+           ON CONFLICT (address) DO UPDATE SET
+             failures = CASE WHEN exchange_failures.ends_at_ms <= $2 THEN 1 ELSE exchange_failures.failures + 1 END,
+             started_at_ms = CASE WHEN exchange_failures.ends_at_ms <= $2 THEN $2 ELSE exchange_failures.started_at_ms END,
+             ends_at_ms = CASE WHEN exchange_failures.ends_at_ms <= $2 THEN $2::bigint + $3::bigint ELSE exchange_failures.ends_at_ms END
+           RETURNING failures, started_at_ms, ends_at_ms`,
+          [address, atMs, windowMs],
+        ),
+      )
+    ).rows;
+    return failureWindowFromRow(rows[0] as FailureWindowRow);
+  }
+
+  async exchangeFailures(address: string, atMs: number): Promise<FailureWindow | null> {
+    const rows = (
+      await run(() =>
+        this.#pool.query<FailureWindowRow>(
+          'SELECT failures, started_at_ms, ends_at_ms FROM exchange_failures WHERE address = $1 AND ends_at_ms > $2',
+          [address, atMs],
+        ),
+      )
+    ).rows;
+    return rows[0] ? failureWindowFromRow(rows[0]) : null;
+  }
+
   async purgeExpired(atMs: number): Promise<{ credentials: number; revokedTokens: number }> {
+    await run(() => this.#pool.query('DELETE FROM exchange_failures WHERE ends_at_ms <= $1', [atMs]));
     const credentials = await run(() =>
       this.#pool.query(
         'DELETE FROM pilot_credentials WHERE expires_at_ms <= $1 AND (access_expires_at_ms IS NULL OR access_expires_at_ms <= $1)',

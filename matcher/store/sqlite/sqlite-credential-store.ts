@@ -5,9 +5,15 @@
  * cannot both succeed.
  */
 import Database from 'better-sqlite3';
-import { credentialFromRow, type CredentialRow } from '../credential-row.ts';
+import {
+  credentialFromRow,
+  failureWindowFromRow,
+  type CredentialRow,
+  type FailureWindowRow,
+} from '../credential-row.ts';
 import type {
   CredentialStore,
+  FailureWindow,
   NewPilotCredential,
   PilotCredential,
   PilotCredentialKind,
@@ -50,6 +56,19 @@ export const CREDENTIAL_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires_at_ms);
     `,
   },
+  {
+    version: 101,
+    name: 'failed pilot-token exchanges per address (the exchange rate limit)',
+    sql: `
+      CREATE TABLE exchange_failures (
+        address TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        ends_at_ms INTEGER NOT NULL
+      );
+      CREATE INDEX exchange_failures_by_end ON exchange_failures (ends_at_ms);
+    `,
+  },
 ];
 
 export function openSqliteCredentialStore(options: { path: string; autoCheckpoint?: boolean }): SqliteCredentialStore {
@@ -85,6 +104,18 @@ export class SqliteCredentialStore implements CredentialStore {
         'DELETE FROM pilot_credentials WHERE expires_at_ms <= ? AND (access_expires_at_ms IS NULL OR access_expires_at_ms <= ?)',
       ),
       purgeRevoked: db.prepare('DELETE FROM revoked_tokens WHERE expires_at_ms <= ?'),
+      recordFailure: db.prepare(
+        `INSERT INTO exchange_failures (address, failures, started_at_ms, ends_at_ms) VALUES (@address, 1, @atMs, @atMs + @windowMs)
+         ON CONFLICT (address) DO UPDATE SET
+           failures = CASE WHEN exchange_failures.ends_at_ms <= @atMs THEN 1 ELSE exchange_failures.failures + 1 END,
+           started_at_ms = CASE WHEN exchange_failures.ends_at_ms <= @atMs THEN @atMs ELSE exchange_failures.started_at_ms END,
+           ends_at_ms = CASE WHEN exchange_failures.ends_at_ms <= @atMs THEN @atMs + @windowMs ELSE exchange_failures.ends_at_ms END
+         RETURNING failures, started_at_ms, ends_at_ms`,
+      ),
+      failures: db.prepare(
+        'SELECT failures, started_at_ms, ends_at_ms FROM exchange_failures WHERE address = ? AND ends_at_ms > ?',
+      ),
+      purgeFailures: db.prepare('DELETE FROM exchange_failures WHERE ends_at_ms <= ?'),
     };
   }
 
@@ -143,7 +174,17 @@ export class SqliteCredentialStore implements CredentialStore {
     return this.#sql.isRevoked.get(tokenId) !== undefined;
   }
 
+  async recordExchangeFailure(address: string, atMs: number, windowMs: number): Promise<FailureWindow> {
+    return failureWindowFromRow(this.#sql.recordFailure.get({ address, atMs, windowMs }) as FailureWindowRow);
+  }
+
+  async exchangeFailures(address: string, atMs: number): Promise<FailureWindow | null> {
+    const row = this.#sql.failures.get(address, atMs) as FailureWindowRow | undefined;
+    return row ? failureWindowFromRow(row) : null;
+  }
+
   async purgeExpired(atMs: number): Promise<{ credentials: number; revokedTokens: number }> {
+    this.#sql.purgeFailures.run(atMs);
     return {
       credentials: this.#sql.purgeCredentials.run(atMs, atMs).changes,
       revokedTokens: this.#sql.purgeRevoked.run(atMs).changes,
