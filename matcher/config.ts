@@ -24,6 +24,8 @@ export const DEFAULT_MAX_SANDBOX_BYTES = 100 * 1024 * 1024;
 /** How often the in-memory task-queue index is re-read from the store (other replicas, drift). */
 export const DEFAULT_TASK_QUEUE_REFRESH_MS = 5_000;
 export const DEFAULT_FAULT_SWEEP_INTERVAL_MS = 60_000;
+/** How often fair-share usage is exchanged with the other matchers sharing the store. */
+export const DEFAULT_SHARE_SYNC_INTERVAL_MS = 1_000;
 /**
  * The admin token (`<dataDir>/admin.token`): rewritten at start and by the maintenance tick when it has
  * less than half its life left or its key no longer verifies.
@@ -88,6 +90,7 @@ export interface MatcherConfig {
   maxSandboxBytes: number;
   adminTokenTtlSec: number;
   taskQueueRefreshMs: number;
+  shareSyncIntervalMs: number;
   /** The VO of the admin token written on first start. */
   defaultVo: string;
   /** Serve https/wss with this certificate; null = plain http/ws. */
@@ -155,6 +158,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     maxSandboxBytes: DEFAULT_MAX_SANDBOX_BYTES,
     adminTokenTtlSec: DEFAULT_ADMIN_TOKEN_TTL_SEC,
     taskQueueRefreshMs: Math.round(taskQueueRefreshSec * 1000),
+    shareSyncIntervalMs: DEFAULT_SHARE_SYNC_INTERVAL_MS,
     walCheckpoint: { ...DEFAULT_WAL_CHECKPOINT },
     faultSweeper: compileFaultSweeper(raw, heartbeatIntervalSec),
     faultSweepIntervalMs: DEFAULT_FAULT_SWEEP_INTERVAL_MS,

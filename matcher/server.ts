@@ -134,6 +134,13 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   if (deps.policy) await storedPolicy.publish(deps.policy, { at: isoNow(clock), by: deps.policy.source });
   else await storedPolicy.reload();
   await matchService.refresh();
+  await matchService.syncShares();
+  const shareSyncTimer = setInterval(() => {
+    matchService
+      .syncShares()
+      .catch((error: unknown) => logger.warn({ err: error }, 'exchanging fair-share usage failed'));
+  }, config.shareSyncIntervalMs);
+  shareSyncTimer.unref();
   // Picks up what other matchers sharing the store did (and heals any drift of the in-memory index).
   const refreshTimer = setInterval(() => {
     // Jobs another matcher sharing the store took in reach parked pilots here too (at this pace).
@@ -349,10 +356,15 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
         await maintaining;
         await sweeping;
         clearInterval(refreshTimer);
+        clearInterval(shareSyncTimer);
         for (const client of wss.clients) client.close(1001, 'matcher shutting down');
         wss.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        // The last matches' usage reaches the other replicas.
+        await matchService
+          .syncShares()
+          .catch((error: unknown) => logger.warn({ err: error }, 'exchanging fair-share usage failed'));
         await stores.close();
         logger.info('matcher stopped');
       })();

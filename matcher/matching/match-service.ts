@@ -15,6 +15,7 @@ import { isoNow, type Clock } from '../../shared/clock.ts';
 import type { JobView } from '../../shared/job/model.ts';
 import type { JobStore, SiteMaskEntry } from '../store/job-store.ts';
 import { FairShare } from './fair-share.ts';
+import { groupsScope, ownersScope, parseScope, SharedUsage } from './shared-usage.ts';
 import {
   fitScore,
   fits,
@@ -62,6 +63,7 @@ export class MatchService {
   readonly index = new TaskQueueIndex();
   readonly #groupShares = new Map<string, FairShare>();
   readonly #ownerShares = new Map<string, FairShare>();
+  readonly #usage: SharedUsage;
   readonly #bannedSites = new Map<string, SiteMaskEntry>();
   readonly #parked = new Map<string, ParkedOffer>();
   /**
@@ -84,6 +86,7 @@ export class MatchService {
     this.#clock = deps.clock;
     this.#logger = deps.logger;
     this.#policy = deps.policy;
+    this.#usage = new SharedUsage(deps.store);
   }
 
   get policy(): SchedulingPolicy {
@@ -239,9 +242,33 @@ export class MatchService {
   }
 
   #charge(tq: IndexedTaskQueue, cores: number): void {
-    this.#shares(this.#groupShares, tq.vo).charge(tq.group, this.#policy.groupShare(tq.group), cores);
-    if (!this.#policy.jobSharing(tq.group))
-      this.#shares(this.#ownerShares, `${tq.vo}\u0000${tq.group}`).charge(tq.owner, 1, cores);
+    this.#chargeGroup(tq.vo, tq.group, cores);
+    this.#usage.record(groupsScope(tq.vo), tq.group, cores);
+    if (!this.#policy.jobSharing(tq.group)) {
+      this.#chargeOwner(tq.vo, tq.group, tq.owner, cores);
+      this.#usage.record(ownersScope(tq.vo, tq.group), tq.owner, cores);
+    }
+  }
+
+  #chargeGroup(vo: string, group: string, cores: number): void {
+    this.#shares(this.#groupShares, vo).charge(group, this.#policy.groupShare(group), cores);
+  }
+
+  #chargeOwner(vo: string, group: string, owner: string, cores: number): void {
+    this.#shares(this.#ownerShares, `${vo}\u0000${group}`).charge(owner, 1, cores);
+  }
+
+  /**
+   * Exchanges fair-share usage with the other matchers sharing the store (shared-usage.ts): what they
+   * matched since the last call is charged here as if matched here. The first call sets the start.
+   */
+  async syncShares(): Promise<void> {
+    for (const { scope, entity, usage } of await this.#usage.sync()) {
+      const contest = parseScope(scope);
+      if (contest?.kind === 'group') this.#chargeGroup(contest.vo, entity, usage);
+      else if (contest?.kind === 'owner' && !this.#policy.jobSharing(contest.group))
+        this.#chargeOwner(contest.vo, contest.group, entity, usage);
+    }
   }
 
   /** Parks an offer; a newer offer of the same pilot replaces the older one. */

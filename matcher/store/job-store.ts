@@ -73,6 +73,16 @@ export interface SiteMaskEntry {
  * A setting every matcher sharing the store applies (the scheduling policy): one JSON document per
  * name, with a version that grows with every change so that replicas notice one cheaply.
  */
+/**
+ * Cores granted to one fair-share entity, summed over every matcher sharing the store. `scope` names
+ * the contest the entity is in (a VO's groups, or one group's owners), `entity` the group or owner.
+ */
+export interface ShareUsage {
+  scope: string;
+  entity: string;
+  usage: number;
+}
+
 export interface StoredSetting {
   name: string;
   /** JSON text. */
@@ -176,6 +186,8 @@ export interface JobStore {
   /** Sites that were ever banned or allowed, with their current status. Sites never mentioned are Active. */
   siteMask(): Promise<SiteMaskEntry[]>;
   getSetting(name: string): Promise<StoredSetting | null>;
+  /** Adds a matcher's usage since its last call to the shared totals, and returns every total. */
+  addShareUsage(deltas: readonly ShareUsage[]): Promise<ShareUsage[]>;
   /** Replaces the setting (its version goes up by one) and returns it as stored. */
   putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting>;
   /**

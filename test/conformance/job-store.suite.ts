@@ -407,6 +407,28 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       assert.equal(await store.getSetting('another'), null);
     });
 
+    it('fair-share usage adds up over writers at once, and every call returns every total', async () => {
+      assert.deepEqual(await store.addShareUsage([]), []);
+      const groups = '["group","vo-a"]';
+      // Eight matchers' syncs at once (on PostgreSQL each on its own pooled connection).
+      await Promise.all(
+        Array.from({ length: 8 }, (_, n) =>
+          store.addShareUsage([
+            { scope: groups, entity: 'prod', usage: 1.5 },
+            { scope: groups, entity: `user-${n % 2}`, usage: n },
+          ]),
+        ),
+      );
+      const totals = await store.addShareUsage([{ scope: '["owner","vo-a","prod"]', entity: 'alice', usage: 4 }]);
+      const byEntity = Object.fromEntries(totals.map((t) => [`${t.scope} ${t.entity}`, t.usage]));
+      assert.deepEqual(byEntity, {
+        [`${groups} prod`]: 12,
+        [`${groups} user-0`]: 0 + 2 + 4 + 6,
+        [`${groups} user-1`]: 1 + 3 + 5 + 7,
+        '["owner","vo-a","prod"] alice': 4,
+      });
+    });
+
     it('sandboxes are recorded once, keeping the first owner', async () => {
       const sha = 'a'.repeat(64);
       await store.recordSandbox({ sha256: sha, sizeBytes: 10, vo: 'vo-a', owner: 'alice', createdAt: T0 });

@@ -16,6 +16,7 @@ import { RawPilot, resources } from '../helpers/raw-pilot.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { PgPresence, PG_PRESENCE_MIGRATIONS } from '../../matcher/cluster/pg-presence.ts';
 import { PRESENCE_STALE_MS } from '../../matcher/cluster/presence.ts';
+import type { Offer } from '../../matcher/matching/fit.ts';
 import { applyPgMigrations, ensureSchema, openPgPool } from '../../matcher/store/postgres/pg-database.ts';
 
 let a: TestMatcher;
@@ -141,6 +142,74 @@ it(
     } finally {
       await publisher.matcher.stop();
       await later?.matcher.stop();
+    }
+  },
+);
+
+it(
+  'replicas - fair share counts the matches of every replica: a group served on B is behind on A',
+  { timeout: 30_000 },
+  async () => {
+    // A schema of its own: the policy published here must not reach the other cases' replicas.
+    const shareSchema = freshSchemaName();
+    const options = {
+      dataDir,
+      raw: { db: `${PG_TEST_URL}?schema=${shareSchema}` },
+      // Only the explicit syncs below exchange usage, so the figures cannot depend on timing.
+      config: { taskQueueRefreshMs: 60_000, shareSyncIntervalMs: 3_600_000 },
+    };
+    const policy = { groups: { prod: { share: 3000 }, user: { share: 1000 } } };
+    const one = await startTestMatcher({ ...options, policy: { raw: policy, source: 'policy.json' } });
+    const two = await startTestMatcher(options);
+    const offer = (tags: string[]): Offer => ({
+      vo: 'vo-a',
+      site: 'Site.A',
+      ce: 'ce',
+      queue: 'q',
+      resources: { cores: 1, memoryMB: 4000, wallTimeSec: null, tags },
+    });
+    const groupsOf = async (replica: TestMatcher, tags: string[], count: number) => {
+      const groups: string[] = [];
+      for (let i = 0; i < count; i += 1) {
+        const match = await replica.matcher.matchService.findMatch(offer(tags), `pilot-${i}`);
+        groups.push(match?.job.group ?? 'none');
+      }
+      return groups;
+    };
+    const submit = async (group: string, tags: string[], count: number) => {
+      const token = await one.userToken(group, 'vo-a', ['NormalUser'], group);
+      const jobs = Array.from({ length: count }, () => ({ executable: 'true', requirements: { tags } }));
+      const submitted = await one.api('POST', '/api/jobs', { token, json: jobs });
+      assert.equal(submitted.status, 201, JSON.stringify(submitted.body));
+    };
+    try {
+      // prod's jobs need big nodes, which only pilots on `one` offer; user's run anywhere.
+      await submit('prod', ['big'], 100);
+      await submit('user', [], 100);
+      await two.matcher.matchService.refresh();
+      assert.deepEqual(new Set(await groupsOf(two, [], 40)), new Set(['user']), 'two serves only user');
+      await two.matcher.matchService.syncShares();
+      await one.matcher.matchService.syncShares();
+      // user had 40 cores and prod none: prod (share 3) is served alone until it has 3 × 40. A replica
+      // that counted only its own matches would give user one match in four here.
+      const onOne = await groupsOf(one, ['big'], 20);
+      assert.deepEqual(onOne, Array(20).fill('prod'), onOne.join(' '));
+      // A replica started now counts usage from now on: no history to catch up with.
+      const later = await startTestMatcher(options);
+      try {
+        const fresh = await groupsOf(later, ['big'], 8);
+        assert.deepEqual(
+          fresh.filter((g) => g === 'prod').length,
+          6,
+          `3:1 from the start on the new replica: ${fresh.join(' ')}`,
+        );
+      } finally {
+        await later.matcher.stop();
+      }
+    } finally {
+      await one.matcher.stop();
+      await two.matcher.stop();
+      await dropSchema(shareSchema);
     }
   },
 );

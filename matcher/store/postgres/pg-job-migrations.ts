@@ -146,4 +146,16 @@ export const PG_JOB_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'fair-share usage summed over every replica',
+    sql: `
+      CREATE TABLE share_usage (
+        scope TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        usage DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (scope, entity)
+      );
+    `,
+  },
 ];

@@ -33,6 +33,7 @@ import type {
   SubmitResult,
   TaskQueueStats,
   TaskQueueView,
+  ShareUsage,
   StoredSetting,
 } from '../job-store.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
@@ -426,6 +427,19 @@ export class PgJobStore implements JobStore {
   async getSetting(name: string): Promise<StoredSetting | null> {
     const rows = (await run(() => this.#pool.query<SettingRow>('SELECT * FROM settings WHERE name = $1', [name]))).rows;
     return rows[0] ? settingFromRow(rows[0]) : null;
+  }
+
+  async addShareUsage(deltas: readonly ShareUsage[]): Promise<ShareUsage[]> {
+    if (deltas.length > 0)
+      await run(() =>
+        this.#pool.query(
+          `INSERT INTO share_usage (scope, entity, usage)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::float8[])
+           ON CONFLICT (scope, entity) DO UPDATE SET usage = share_usage.usage + excluded.usage`,
+          [deltas.map((d) => d.scope), deltas.map((d) => d.entity), deltas.map((d) => d.usage)],
+        ),
+      );
+    return (await run(() => this.#pool.query<ShareUsage>('SELECT scope, entity, usage FROM share_usage'))).rows;
   }
 
   async putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {

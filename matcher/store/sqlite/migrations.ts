@@ -218,6 +218,18 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: 'fair-share usage summed over every matcher',
+    sql: `
+      CREATE TABLE share_usage (
+        scope TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        usage REAL NOT NULL,
+        PRIMARY KEY (scope, entity)
+      );
+    `,
+  },
 ];
 
 /**

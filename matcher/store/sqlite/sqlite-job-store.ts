@@ -26,6 +26,7 @@ import type {
   SandboxRecord,
   StatusOutcome,
   TaskQueueView,
+  ShareUsage,
   StoredSetting,
 } from '../job-store.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
@@ -130,6 +131,11 @@ export class SqliteJobStore implements JobStore {
         INSERT INTO site_mask_log (site, status, reason, changed_by, changed_at) VALUES (@site, @status, @reason, @changedBy, @changedAt)`),
       siteMask: db.prepare('SELECT * FROM site_mask ORDER BY site'),
       getSetting: db.prepare('SELECT * FROM settings WHERE name = ?'),
+      addShareUsage: db.prepare(
+        `INSERT INTO share_usage (scope, entity, usage) VALUES (@scope, @entity, @usage)
+         ON CONFLICT (scope, entity) DO UPDATE SET usage = share_usage.usage + excluded.usage`,
+      ),
+      shareUsage: db.prepare('SELECT scope, entity, usage FROM share_usage'),
       putSetting: db.prepare(
         `INSERT INTO settings (name, value, version, updated_at, updated_by) VALUES (?, ?, 1, ?, ?)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value, version = settings.version + 1,
@@ -358,6 +364,13 @@ export class SqliteJobStore implements JobStore {
   async getSetting(name: string): Promise<StoredSetting | null> {
     const row = this.#sql.getSetting.get(name) as SettingRow | undefined;
     return row ? settingFromRow(row) : null;
+  }
+
+  async addShareUsage(deltas: readonly ShareUsage[]): Promise<ShareUsage[]> {
+    return this.#writes.write(() => {
+      for (const delta of deltas) this.#sql.addShareUsage.run(delta);
+      return this.#sql.shareUsage.all() as ShareUsage[];
+    });
   }
 
   async putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
