@@ -50,6 +50,7 @@ import { UndeliveredMatches } from './ws/undelivered-matches.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
 import { ClusterSignals } from './cluster/cluster-signals.ts';
+import { checkClusterIdentity } from './cluster/cluster-identity.ts';
 import { LocalPresence, PRESENCE_BEAT_INTERVAL_MS } from './cluster/presence.ts';
 
 export const PILOT_CONNECT_PATH = '/api/pilots/connect';
@@ -101,6 +102,11 @@ export async function startMatcher(config: MatcherConfig, deps: MatcherDeps): Pr
 async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: MatcherStores): Promise<RunningMatcher> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger;
+  const clusterId = await checkClusterIdentity({
+    dataDir: config.dataDir,
+    settings: stores.jobs,
+    at: isoNow(clock),
+  });
   const keys = await KeyRing.open({
     dataDir: config.dataDir,
     clock,
@@ -185,6 +191,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     maxSubmitBytes: config.maxSubmitBytes,
     maxAttempts: config.faultSweeper.maxAttempts,
     replicaId: presence.replicaId,
+    clusterId,
     storedPolicy,
   };
   const router = new Router({ tokens, logger: logger.child({ module: 'http' }) });

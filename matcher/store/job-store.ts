@@ -188,6 +188,8 @@ export interface JobStore {
   getSetting(name: string): Promise<StoredSetting | null>;
   /** Adds a matcher's usage since its last call to the shared totals, and returns every total. */
   addShareUsage(deltas: readonly ShareUsage[]): Promise<ShareUsage[]>;
+  /** Stores the setting unless it exists; returns it as stored either way (the first writer wins). */
+  createSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting>;
   /** Replaces the setting (its version goes up by one) and returns it as stored. */
   putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting>;
   /**

@@ -407,6 +407,16 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       assert.equal(await store.getSetting('another'), null);
     });
 
+    it('a setting created by writers at once is stored once: the first writer wins, every writer learns which', async () => {
+      const created = await Promise.all(
+        Array.from({ length: 8 }, (_, n) => store.createSetting('cluster-id', `id-${n}`, { at: at(n), by: `r${n}` })),
+      );
+      const stored = await store.getSetting('cluster-id');
+      assert.equal(stored?.version, 1);
+      for (const setting of created) assert.deepEqual(setting, stored);
+      assert.deepEqual(await store.createSetting('cluster-id', 'other', { at: at(9), by: 'late' }), stored);
+    });
+
     it('fair-share usage adds up over writers at once, and every call returns every total', async () => {
       assert.deepEqual(await store.addShareUsage([]), []);
       const groups = '["group","vo-a"]';

@@ -7,7 +7,7 @@
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
@@ -17,6 +17,7 @@ import { waitFor } from '../helpers/wait.ts';
 import { PgPresence, PG_PRESENCE_MIGRATIONS } from '../../matcher/cluster/pg-presence.ts';
 import { PRESENCE_STALE_MS } from '../../matcher/cluster/presence.ts';
 import type { Offer } from '../../matcher/matching/fit.ts';
+import type { PilothouseError } from '../../shared/errors.ts';
 import { applyPgMigrations, ensureSchema, openPgPool } from '../../matcher/store/postgres/pg-database.ts';
 
 let a: TestMatcher;
@@ -213,6 +214,30 @@ it(
     }
   },
 );
+
+it('replicas - a replica given a data directory of its own refuses to start, naming the fix', async () => {
+  const health = async (replica: TestMatcher) => (await replica.api('GET', '/healthz', { token: null })).body;
+  const [healthA, healthB] = [await health(a), await health(b)];
+  assert.equal(healthA.cluster, healthB.cluster, 'one cluster');
+  assert.notEqual(healthA.replica, healthB.replica, 'two replicas');
+  assert.equal((await readFile(path.join(dataDir, 'cluster-id'), 'utf8')).trim(), healthA.cluster);
+
+  const ownDir = await mkdtemp(path.join(os.tmpdir(), 'ph-own-dir-'));
+  const options = { dataDir: ownDir, raw: { db: `${PG_TEST_URL}?schema=${schema}` } };
+  try {
+    await assert.rejects(startTestMatcher(options), (error: PilothouseError) => {
+      assert.equal(error.code, 'CONFIG_INVALID');
+      assert.match(error.message, new RegExp(`cluster ${healthA.cluster} but .*cluster-id is missing`));
+      assert.match(error.message, /--data-dir/);
+      return true;
+    });
+    assert.deepEqual(await readdir(ownDir), [], 'the refused start left no cluster-id behind');
+    await writeFile(path.join(ownDir, 'cluster-id'), 'another-cluster\n');
+    await assert.rejects(startTestMatcher(options), /holds cluster another-cluster/);
+  } finally {
+    await rm(ownDir, { recursive: true, force: true });
+  }
+});
 
 it('replicas - failed pilot-token exchanges through A and B count against one budget', async () => {
   const exchange = (replica: TestMatcher, attempt: number) =>

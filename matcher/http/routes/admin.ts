@@ -12,7 +12,7 @@ export function adminRoutes(deps: RouteDeps): Route[] {
       path: '/healthz',
       policy: 'public',
       summary: 'liveness, and which replica answered',
-      handler: async () => ({ status: 200, json: { status: 'ok', replica: deps.replicaId } }),
+      handler: async () => ({ status: 200, json: { status: 'ok', replica: deps.replicaId, cluster: deps.clusterId } }),
     },
     {
       method: 'GET',

@@ -43,6 +43,8 @@ export interface RouteDeps {
   maxAttempts: number;
   /** This matcher among its replicas (told by /healthz, so an operator sees who answered). */
   replicaId: string;
+  /** The deployment all replicas belong to (the data directory and the database agree on it). */
+  clusterId: string;
   /** The scheduling policy kept in the store for every replica. */
   storedPolicy: StoredPolicy;
 }

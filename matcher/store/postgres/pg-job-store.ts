@@ -442,6 +442,17 @@ export class PgJobStore implements JobStore {
     return (await run(() => this.#pool.query<ShareUsage>('SELECT scope, entity, usage FROM share_usage'))).rows;
   }
 
+  async createSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
+    await run(() =>
+      this.#pool.query(
+        `INSERT INTO settings (name, value, version, updated_at, updated_by) VALUES ($1, $2, 1, $3, $4)
+         ON CONFLICT (name) DO NOTHING`,
+        [name, value, change.at, change.by],
+      ),
+    );
+    return (await this.getSetting(name)) as StoredSetting;
+  }
+
   async putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
     const rows = (
       await run(() =>

@@ -131,6 +131,10 @@ export class SqliteJobStore implements JobStore {
         INSERT INTO site_mask_log (site, status, reason, changed_by, changed_at) VALUES (@site, @status, @reason, @changedBy, @changedAt)`),
       siteMask: db.prepare('SELECT * FROM site_mask ORDER BY site'),
       getSetting: db.prepare('SELECT * FROM settings WHERE name = ?'),
+      createSetting: db.prepare(
+        `INSERT INTO settings (name, value, version, updated_at, updated_by) VALUES (?, ?, 1, ?, ?)
+         ON CONFLICT (name) DO NOTHING`,
+      ),
       addShareUsage: db.prepare(
         `INSERT INTO share_usage (scope, entity, usage) VALUES (@scope, @entity, @usage)
          ON CONFLICT (scope, entity) DO UPDATE SET usage = share_usage.usage + excluded.usage`,
@@ -370,6 +374,13 @@ export class SqliteJobStore implements JobStore {
     return this.#writes.write(() => {
       for (const delta of deltas) this.#sql.addShareUsage.run(delta);
       return this.#sql.shareUsage.all() as ShareUsage[];
+    });
+  }
+
+  async createSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
+    return this.#writes.write(() => {
+      this.#sql.createSetting.run(name, value, change.at, change.by);
+      return settingFromRow(this.#sql.getSetting.get(name) as SettingRow);
     });
   }
 
