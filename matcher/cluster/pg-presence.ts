@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Clock } from '../../shared/clock.ts';
-import { run, type PgMigration } from '../store/postgres/pg-database.ts';
+import { run, withClient, type PgMigration } from '../store/postgres/pg-database.ts';
 import { PRESENCE_STALE_MS, type ClusterPresence } from './presence.ts';
 
 export const PG_PRESENCE_MIGRATIONS: readonly PgMigration[] = [
@@ -92,8 +92,7 @@ export class PgPresence implements ClusterPresence {
   }
 
   async runExclusive(chore: string, work: () => Promise<void>): Promise<boolean> {
-    const client = await run(() => this.#pool.connect());
-    try {
+    return withClient(this.#pool, async (client) => {
       const got = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
         `pilothouse:${chore}`,
       ]);
@@ -104,9 +103,7 @@ export class PgPresence implements ClusterPresence {
         await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`pilothouse:${chore}`]);
       }
       return true;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async beat(): Promise<void> {

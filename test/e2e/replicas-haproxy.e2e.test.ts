@@ -14,7 +14,6 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +22,7 @@ import { runCli } from '../helpers/cli-process.ts';
 import { dropSchema, freshSchemaName, PG_TEST_URL } from '../helpers/postgres.ts';
 import { spawnPilot, type PilotProcess } from '../helpers/pilot-process.ts';
 import { startServerProcess } from '../helpers/server-process.ts';
+import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 let dir: string;
@@ -48,14 +48,6 @@ async function startReplica(dataDir: string, db: string): Promise<Replica> {
   children.push(server.child);
   const health = (await (await fetch(`${server.url}/healthz`)).json()) as { replica: string };
   return { url: server.url, id: health.replica, child: server.child };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** The documented HAProxy setup (docs/replicas.md): WebSockets tunnel through, /healthz decides. */

@@ -8,6 +8,8 @@ import { CLI } from './cli-process.ts';
 export interface ServerProcess {
   url: string;
   child: ChildProcess;
+  /** What the server wrote to stderr so far (its log, at the level asked). */
+  log(): string;
 }
 
 export async function startServerProcess(options: {
@@ -29,5 +31,5 @@ export async function startServerProcess(options: {
     });
     child.on('exit', (code) => reject(new Error(`server exited (${code}) before listening: ${stderr}`)));
   });
-  return { url, child };
+  return { url, child, log: () => stderr };
 }

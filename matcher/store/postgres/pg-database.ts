@@ -52,20 +52,48 @@ const MAX_TRANSACTION_ATTEMPTS = 5;
 
 export async function withTransaction<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
-    const client = await run(() => pool.connect());
     try {
-      await client.query('BEGIN');
-      const result = await body(client);
-      await client.query('COMMIT');
-      return result;
+      return await withClient(pool, async (client) => {
+        await client.query('BEGIN');
+        try {
+          const result = await body(client);
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      });
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
       const code = (error as { code?: string }).code;
       if (code !== undefined && RETRYABLE_SQLSTATES.has(code) && attempt < MAX_TRANSACTION_ATTEMPTS) continue;
-      throw translate(error);
-    } finally {
-      client.release();
+      throw error;
     }
+  }
+}
+
+/**
+ * Runs `body` on one pooled connection held across awaits. pg emits 'error' on a checked-out client
+ * whose connection is cut between queries (a server restart), which without a listener would end the
+ * process; here it is noted, and a client that failed that way is discarded rather than pooled again.
+ * Connection failures come out as STORE_UNAVAILABLE.
+ */
+export async function withClient<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await run(() => pool.connect());
+  let broken: Error | undefined;
+  const onError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    return await body(client);
+  } catch (error) {
+    const translated = translate(error);
+    if (translated instanceof PilothouseError && translated.code === 'STORE_UNAVAILABLE') broken ??= error as Error;
+    throw translated;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
   }
 }
 
