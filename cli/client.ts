@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { PilothouseError, isErrorCode } from '../shared/errors.ts';
-import { MatcherEndpoints } from '../shared/endpoints.ts';
+import { isConnectFailure, MatcherEndpoints, parseMatcherUrls } from '../shared/endpoints.ts';
 
 export interface ClientOptions {
   matcher?: string | undefined;
@@ -24,28 +24,14 @@ export class MatcherClient {
 
   /** `baseUrl`: one matcher URL, or several comma-separated (tried in turn when one is unreachable). */
   constructor(baseUrl: string, token: string, options: { caPem?: string | undefined } = {}) {
-    this.#endpoints = new MatcherEndpoints(
-      baseUrl
-        .split(',')
-        .map((url) => url.trim())
-        .filter((url) => url !== ''),
-    );
+    this.#endpoints = new MatcherEndpoints(parseMatcherUrls(baseUrl));
     this.#token = token;
     this.#dispatcher = options.caPem === undefined ? undefined : new Agent({ connect: { ca: options.caPem } });
   }
 
   static async fromOptions(options: ClientOptions, env: NodeJS.ProcessEnv = process.env): Promise<MatcherClient> {
     const base = options.matcher ?? env.PILOTHOUSE_MATCHER ?? DEFAULT_MATCHER_URL;
-    for (const one of base.split(',')) {
-      try {
-        const url = new URL(one.trim());
-        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
-      } catch {
-        throw new PilothouseError('CONFIG_INVALID', `--matcher must be http(s) URLs (comma-separated), got "${base}"`, {
-          field: 'matcher',
-        });
-      }
-    }
+    parseMatcherUrls(base);
     const caPem = await readCaFile(options.caFile ?? env.PILOTHOUSE_CA_FILE);
     return new MatcherClient(base, await resolveToken(options.tokenFile, env), { caPem });
   }
@@ -143,15 +129,6 @@ export async function resolveToken(tokenFile: string | undefined, env: NodeJS.Pr
 }
 
 /** The request never reached a matcher (refused, no route, name unknown): another one may take it. */
-function isConnectFailure(error: unknown): boolean {
-  const code =
-    (error as { code?: string; cause?: { code?: string } }).code ??
-    (error as { cause?: { code?: string } }).cause?.code;
-  return ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT'].includes(
-    code ?? '',
-  );
-}
-
 function errorFromResponse(status: number, body: unknown): PilothouseError {
   const error = (body as { error?: { code?: unknown; message?: unknown; field?: unknown } } | null)?.error;
   const code = isErrorCode(error?.code) ? error.code : status >= 500 ? 'INTERNAL' : 'VALIDATION_FAILED';

@@ -4,6 +4,8 @@
  * shared by everything a client does (a pilot's WebSocket, its token exchanges and sandbox transfers),
  * so that they fail over together.
  */
+import { PilothouseError } from './errors.ts';
+
 export class MatcherEndpoints {
   readonly #urls: readonly string[];
   #index = 0;
@@ -35,4 +37,47 @@ export class MatcherEndpoints {
   unreachable(base: string): void {
     if (this.#urls.length > 1 && this.base === base) this.#index = (this.#index + 1) % this.#urls.length;
   }
+}
+
+/**
+ * `--matcher` as given: one http(s) URL or several separated by commas. Throws CONFIG_INVALID naming
+ * the option and the URL that is wrong.
+ */
+export function parseMatcherUrls(list: string, option = '--matcher'): string[] {
+  const urls = list
+    .split(',')
+    .map((url) => url.trim())
+    .filter((url) => url !== '');
+  if (urls.length === 0) {
+    throw new PilothouseError('CONFIG_INVALID', `${option} needs at least one http(s) URL`, { field: 'matcher' });
+  }
+  for (const one of urls) {
+    let protocol = '';
+    try {
+      protocol = new URL(one).protocol;
+    } catch {
+      // reported below
+    }
+    if (protocol !== 'http:' && protocol !== 'https:') {
+      throw new PilothouseError(
+        'CONFIG_INVALID',
+        `${option} must be http(s) URLs separated by commas; "${one}" is not one`,
+        { field: 'matcher' },
+      );
+    }
+  }
+  return urls.map((url) => url.replace(/\/+$/, ''));
+}
+
+/**
+ * The request never reached the address (refused, no route, no such host, connect timeout): sending
+ * it to the next address cannot make anything happen twice.
+ */
+export function isConnectFailure(error: unknown): boolean {
+  const code =
+    (error as { code?: string; cause?: { code?: string } }).code ??
+    (error as { cause?: { code?: string } }).cause?.code;
+  return ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT'].includes(
+    code ?? '',
+  );
 }

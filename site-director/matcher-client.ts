@@ -5,6 +5,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import { isConnectFailure, MatcherEndpoints } from '../shared/endpoints.ts';
 import { PilothouseError, isErrorCode } from '../shared/errors.ts';
 import { PILOT_STATUSES } from '../shared/pilot/status.ts';
 import {
@@ -47,13 +48,19 @@ const bundleInfoSchema = pilotBundleInfoSchema.omit({ path: true });
 export const DEFAULT_MATCHER_REQUEST_TIMEOUT_MS = 30_000;
 
 export class DirectorMatcherClient {
-  readonly baseUrl: string;
+  readonly #endpoints: MatcherEndpoints;
   readonly #token: () => string;
   readonly #dispatcher: Dispatcher | undefined;
   readonly #timeoutMs: number;
 
-  constructor(options: { baseUrl: string; token: () => string; caPem?: string | undefined; timeoutMs?: number }) {
-    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+  /** `urls`: the matcher's addresses, used in turn when one cannot be reached (replicas, balancers). */
+  constructor(options: {
+    urls: readonly string[];
+    token: () => string;
+    caPem?: string | undefined;
+    timeoutMs?: number;
+  }) {
+    this.#endpoints = new MatcherEndpoints(options.urls);
     this.#token = options.token;
     this.#dispatcher = options.caPem === undefined ? undefined : new Agent({ connect: { ca: options.caPem } });
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_MATCHER_REQUEST_TIMEOUT_MS;
@@ -139,27 +146,44 @@ export class DirectorMatcherClient {
     await this.#dispatcher?.close();
   }
 
-  async #json<T>(method: string, path: string, body: unknown, schema: z.ZodType<T>): Promise<T> {
-    let response;
-    try {
-      response = await request(`${this.baseUrl}${path}`, {
-        method: method as 'GET',
-        headers: {
-          authorization: `Bearer ${this.#token()}`,
-          ...(body !== undefined && { 'content-type': 'application/json' }),
-        },
-        ...(body !== undefined && { body: JSON.stringify(body) }),
-        ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-    } catch (error) {
-      throw new PilothouseError(
-        'MATCHER_UNREACHABLE',
-        `cannot reach the matcher at ${this.baseUrl}: ${(error as Error).message}`,
-        {},
-        { cause: error },
-      );
+  /** The matcher address in use (the next one after an unreachable one). */
+  get baseUrl(): string {
+    return this.#endpoints.base;
+  }
+
+  async #send(method: string, path: string, body: unknown): Promise<Dispatcher.ResponseData> {
+    let lastError: unknown;
+    for (let tried = 0; tried < this.#endpoints.all.length; tried += 1) {
+      const base = this.#endpoints.base;
+      try {
+        return await request(`${base}${path}`, {
+          method: method as 'GET',
+          headers: {
+            authorization: `Bearer ${this.#token()}`,
+            ...(body !== undefined && { 'content-type': 'application/json' }),
+          },
+          ...(body !== undefined && { body: JSON.stringify(body) }),
+          ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
+          signal: AbortSignal.timeout(this.#timeoutMs),
+        });
+      } catch (error) {
+        lastError = error;
+        // Only a request that never reached an address goes to the next one at once (it cannot have
+        // been applied); after a timeout the next call starts with the next address.
+        this.#endpoints.unreachable(base);
+        if (!isConnectFailure(error)) break;
+      }
     }
+    throw new PilothouseError(
+      'MATCHER_UNREACHABLE',
+      `cannot reach the matcher at ${this.#endpoints.all.join(', ')}: ${(lastError as Error).message}`,
+      {},
+      { cause: lastError },
+    );
+  }
+
+  async #json<T>(method: string, path: string, body: unknown, schema: z.ZodType<T>): Promise<T> {
+    const response = await this.#send(method, path, body);
     const text = await response.body.text().catch(() => '');
     let parsed: unknown = null;
     try {

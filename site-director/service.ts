@@ -19,7 +19,8 @@ import { DirectorMatcherClient } from './matcher-client.ts';
 
 export interface DirectorServiceOptions {
   config: DirectorConfig;
-  matcherUrl: string;
+  /** The matcher's addresses (`--matcher`, comma-separated), tried in turn. */
+  matcherUrls: readonly string[];
   tokenFile: string;
   caPem?: string | undefined;
   clock?: Clock;
@@ -74,7 +75,7 @@ export interface BuiltDirector {
 export function buildDirector(options: DirectorServiceOptions): BuiltDirector {
   const token = tokenFromFile(options.tokenFile);
   token(); // a missing or empty token file is an error before anything starts
-  const matcher = new DirectorMatcherClient({ baseUrl: options.matcherUrl, token, caPem: options.caPem });
+  const matcher = new DirectorMatcherClient({ urls: options.matcherUrls, token, caPem: options.caPem });
   const backends = new Map<string, CeBackend>();
   for (const ce of options.config.ces) {
     backends.set(
@@ -85,7 +86,8 @@ export function buildDirector(options: DirectorServiceOptions): BuiltDirector {
   const director = new SiteDirector({
     config: options.config,
     matcher,
-    pilotMatcherUrl: options.config.pilotMatcherUrl ?? options.matcherUrl.replace(/\/+$/, ''),
+    // Pilots get every address too: they fail over the same way (their --matcher takes a list).
+    pilotMatcherUrl: options.config.pilotMatcherUrl ?? options.matcherUrls.join(','),
     backends,
     clock: options.clock ?? systemClock,
     logger: options.logger.child({ director: options.config.name }),

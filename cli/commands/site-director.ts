@@ -4,6 +4,7 @@
  * each director's last cycle decided per queue, and why, as the director reported it to the matcher.
  */
 import { Command } from 'commander';
+import { parseMatcherUrls } from '../../shared/endpoints.ts';
 import { PilothouseError } from '../../shared/errors.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { DirectorReport } from '../../shared/protocol/site-director.ts';
@@ -30,7 +31,10 @@ export function siteDirectorCommand(): Command {
     .enablePositionalOptions()
     .description('send pilots to the configured computing elements, as long as their queues have work (Ctrl-C stops)')
     .option('--config <file>', 'sites, CEs and queues (YAML or JSON; see docs/site-director.md)')
-    .option('--matcher <url>', 'matcher base URL (env PILOTHOUSE_MATCHER)')
+    .option(
+      '--matcher <urls>',
+      'matcher base URL, or several comma-separated, tried in turn (env PILOTHOUSE_MATCHER; default http://127.0.0.1:8080)',
+    )
     .option('--token-file <file>', 'a service-administrator token (env PILOTHOUSE_TOKEN_FILE); re-read when it changes')
     .option('--ca-file <file>', 'CA bundle (PEM) that verifies an https matcher (env PILOTHOUSE_CA_FILE)')
     .option('--once', 'run one cycle, print its report and exit')
@@ -43,7 +47,7 @@ export function siteDirectorCommand(): Command {
         throw new PilothouseError('CONFIG_INVALID', '--config FILE is required', { field: 'config' });
       }
       const config = loadDirectorConfig(configFile);
-      const matcherUrl = options.matcher ?? env.PILOTHOUSE_MATCHER ?? 'http://127.0.0.1:8080';
+      const matcherUrls = parseMatcherUrls(options.matcher ?? env.PILOTHOUSE_MATCHER ?? 'http://127.0.0.1:8080');
       const tokenFile = options.tokenFile ?? env.PILOTHOUSE_TOKEN_FILE;
       if (!tokenFile) {
         throw new PilothouseError('CONFIG_INVALID', '--token-file is required (a service-administrator token)', {
@@ -53,7 +57,7 @@ export function siteDirectorCommand(): Command {
       const logger = createLogger({ component: 'site-director', level: options.logLevel });
       const service = {
         config,
-        matcherUrl,
+        matcherUrls,
         tokenFile,
         caPem: await readCaFile(options.caFile ?? env.PILOTHOUSE_CA_FILE),
         logger,

@@ -59,7 +59,12 @@ async function bringUp(
     schedule,
     idleTimeoutSec: 120,
   });
-  const director = startDirectorService({ config, matcherUrl: matcher.url, tokenFile: matcher.adminTokenPath, logger });
+  const director = startDirectorService({
+    config,
+    matcherUrls: [matcher.url],
+    tokenFile: matcher.adminTokenPath,
+    logger,
+  });
   const adminToken = (await readFile(matcher.adminTokenPath, 'utf8')).trim();
   return { matcher, director, adminToken };
 }

@@ -78,7 +78,7 @@ export async function benchSiteDirector(options: SiteDirectorBenchOptions): Prom
       const queueCount = config.ces.reduce((sum, ce) => sum + ce.queues.length, 0);
       const built = buildDirector({
         config,
-        matcherUrl: url,
+        matcherUrls: [url],
         tokenFile: path.join(dataDir, 'admin.token'),
         logger: silentLogger(),
       });

@@ -9,6 +9,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import path from 'node:path';
 import cron from 'node-cron';
 import { LineCounter, parseDocument, type Document } from 'yaml';
+import { parseMatcherUrls } from '../../shared/endpoints.ts';
 import { PilothouseError } from '../../shared/errors.ts';
 import { firstIssue } from '../../shared/validation.ts';
 import type { BackendType, QueueSlot } from '../../shared/protocol/site-director.ts';
@@ -271,7 +272,8 @@ function compile(raw: DirectorFileConfig, baseDir: string, fail: Fail): Director
   return {
     file: '',
     name: raw.name,
-    pilotMatcherUrl: raw.pilotMatcherUrl?.replace(/\/+$/, '') ?? null,
+    pilotMatcherUrl:
+      raw.pilotMatcherUrl === undefined ? null : parseMatcherUrls(raw.pilotMatcherUrl, 'pilotMatcherUrl').join(','),
     schedule: raw.cycle.schedule,
     parallelCes: raw.cycle.parallelCes,
     ceTimeoutMs: raw.cycle.ceTimeoutSec * 1000,

@@ -159,8 +159,22 @@ const backoffSchema = (initial: number, max: number) =>
 
 export const directorFileSchema = z.strictObject({
   name: nameSchema,
-  /** The matcher as worker nodes reach it (default: the --matcher URL). */
-  pilotMatcherUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** The matcher as worker nodes reach it, one URL or several comma-separated (default: --matcher). */
+  pilotMatcherUrl: z
+    .string()
+    .max(4000)
+    .refine(
+      (list) =>
+        list.split(',').every((one) => {
+          try {
+            return ['http:', 'https:'].includes(new URL(one.trim()).protocol);
+          } catch {
+            return false;
+          }
+        }),
+      'http(s) URLs separated by commas',
+    )
+    .optional(),
   cycle: z
     .strictObject({
       /** node-cron expression (a sixth, leading field is seconds). */

@@ -132,10 +132,21 @@ done
 if [ -z "$PH_BUNDLE" ]; then
   PH_BUNDLE=$PH_WORK/pilot.mjs
   [ -n "$PH_CA_FILE" ] && NODE_EXTRA_CA_CERTS=$PH_CA_FILE && export NODE_EXTRA_CA_CERTS
-  "$PH_NODE" -e ${sq(DOWNLOAD_JS)} "$PH_MATCHER/api/pilot-bundle" "$PH_BUNDLE" "$PH_BUNDLE_SHA256"
-  code=$?
-  [ $code -eq 0 ] || fail $code "the pilot bundle from $PH_MATCHER/api/pilot-bundle is unusable (exit $code)"
-  say "pilot bundle downloaded from $PH_MATCHER"
+  # Each matcher address in turn (PH_MATCHER may list several, comma-separated).
+  code=${WRAPPER_EXIT.bundleDownload}
+  # Split on commas with the shell alone: a worker node's PATH may lack even tr.
+  ph_ifs=$IFS
+  IFS=,
+  for url in $PH_MATCHER; do
+    IFS=$ph_ifs
+    "$PH_NODE" -e ${sq(DOWNLOAD_JS)} "$url/api/pilot-bundle" "$PH_BUNDLE" "$PH_BUNDLE_SHA256"
+    code=$?
+    [ $code -eq 0 ] && break
+    say "no usable pilot bundle from $url/api/pilot-bundle (exit $code)"
+  done
+  IFS=$ph_ifs
+  [ $code -eq 0 ] || fail $code "the pilot bundle from $PH_MATCHER is unusable (exit $code)"
+  say "pilot bundle downloaded from $url"
   # Later pilots on this node start from the cache (best effort: a read-only home is fine).
   if mkdir -p "$cache" 2>/dev/null && cp "$PH_BUNDLE" "$cache/.pilot-$PH_STAMP.tmp" 2>/dev/null; then
     mv -f "$cache/.pilot-$PH_STAMP.tmp" "$cache/pilot-$PH_BUNDLE_SHA256.mjs" 2>/dev/null || rm -f "$cache/.pilot-$PH_STAMP.tmp"

@@ -73,7 +73,7 @@ sites:
   );
   const built = buildDirector({
     config,
-    matcherUrl: m.url,
+    matcherUrls: [m.url],
     tokenFile: m.matcher.adminTokenPath,
     logger: silentLogger(),
   });

@@ -58,7 +58,7 @@ ${ceYaml}
   );
   const built = buildDirector({
     config,
-    matcherUrl: m.url,
+    matcherUrls: [m.url],
     tokenFile: m.matcher.adminTokenPath,
     logger: silentLogger(),
   });

@@ -83,7 +83,7 @@ sites:
   const config = parseDirectorConfig(yaml, path.join(dir, 'director.yaml'));
   const built = buildDirector({
     config,
-    matcherUrl: m.url,
+    matcherUrls: [m.url],
     tokenFile: m.matcher.adminTokenPath,
     logger: silentLogger(),
   });
