@@ -268,6 +268,37 @@ interface RoundFigures {
   matcherCpuSec: number;
 }
 
+const PROBE_JOB = { executable: '/bin/true', requirements: { tags: ['bench:probe'], wallTimeSec: 600 } };
+
+/**
+ * One submit → push: the probe pilot only takes jobs tagged bench:probe, so it parks; a probe job is
+ * submitted over REST (through the first replica) and pushed to it (on the last). Milliseconds, or
+ * null if what came was not a match.
+ */
+async function probeOnce(rig: LoadRig): Promise<number | null> {
+  const answer = await rig.probe.offer({
+    cores: 1,
+    memoryMB: 2000,
+    wallTimeSec: 3600,
+    tags: ['bench:probe'],
+    requiredTags: ['bench:probe'],
+  });
+  if (answer.type !== 'parked') throw new Error(`the probe pilot should park, got ${answer.type}`);
+  const pushed = rig.probe.next();
+  const t0 = process.hrtime.bigint();
+  const response = await fetch(`${rig.url}/api/jobs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${rig.userToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify(PROBE_JOB),
+  });
+  if (response.status !== 201) throw new Error(`probe submission failed: ${response.status} ${await response.text()}`);
+  const match = await pushed;
+  return match.type === 'match' ? Number(process.hrtime.bigint() - t0) / 1e6 : null;
+}
+
+/** Submit → push measured before the load starts (nothing else running), per store setup. */
+const IDLE_PROBES = 40;
+
 /** Every pilot offers, takes its match and offers again until the deadline; probes run alongside. */
 async function loadRound(rig: LoadRig, durationSec: number, probes: number): Promise<RoundFigures> {
   const figures: RoundFigures = { matches: 0, elapsedSec: 0, latenciesMs: [], probeLatenciesMs: [], matcherCpuSec: 0 };
@@ -293,29 +324,10 @@ async function loadRound(rig: LoadRig, durationSec: number, probes: number): Pro
       }
     }),
   );
-  // Submit→start for a parked pilot, measured while the load runs: the probe pilot only takes jobs
-  // tagged bench:probe, so it parks; each probe job is submitted over REST and pushed to it.
-  const probeJob = { executable: '/bin/true', requirements: { tags: ['bench:probe'], wallTimeSec: 600 } };
+  // Submit→start for a parked pilot, measured while the load runs.
   for (let i = 0; i < probes && Date.now() < deadline - 200; i += 1) {
-    const answer = await rig.probe.offer({
-      cores: 1,
-      memoryMB: 2000,
-      wallTimeSec: 3600,
-      tags: ['bench:probe'],
-      requiredTags: ['bench:probe'],
-    });
-    if (answer.type !== 'parked') throw new Error(`the probe pilot should park, got ${answer.type}`);
-    const pushed = rig.probe.next();
-    const t0 = process.hrtime.bigint();
-    const response = await fetch(`${rig.url}/api/jobs`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${rig.userToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(probeJob),
-    });
-    if (response.status !== 201)
-      throw new Error(`probe submission failed: ${response.status} ${await response.text()}`);
-    const match = await pushed;
-    if (match.type === 'match') figures.probeLatenciesMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const latencyMs = await probeOnce(rig);
+    if (latencyMs !== null) figures.probeLatenciesMs.push(latencyMs);
   }
   await load;
   clearInterval(ticker);
@@ -328,6 +340,7 @@ async function loadRound(rig: LoadRig, durationSec: number, probes: number): Pro
 interface StoreRun {
   label: string;
   rounds: RoundFigures[];
+  idleProbeLatenciesMs: number[];
   rssAfterStart: number;
   peakRss: number;
   rssEnd: number;
@@ -373,6 +386,12 @@ async function runLoad(
     userToken,
     progress: options.progress,
   };
+  options.progress(`${label}: ${IDLE_PROBES} submit → push probes with no load`);
+  const idleProbeLatenciesMs: number[] = [];
+  for (let i = 0; i < IDLE_PROBES; i += 1) {
+    const latencyMs = await probeOnce(load);
+    if (latencyMs !== null) idleProbeLatenciesMs.push(latencyMs);
+  }
   options.progress(`${label}: warm-up, ${options.pilots} pilots offering for ${WARM_UP_SEC} s (not counted)`);
   await loadRound(load, WARM_UP_SEC, 0);
   const rounds: RoundFigures[] = [];
@@ -389,7 +408,15 @@ async function runLoad(
     server.child.kill('SIGTERM');
     await once(server.child, 'exit');
   }
-  return { label, rounds, rssAfterStart, peakRss, rssEnd, parked: load.pilots.filter((p) => p.parked).length };
+  return {
+    label,
+    rounds,
+    idleProbeLatenciesMs,
+    rssAfterStart,
+    peakRss,
+    rssEnd,
+    parked: load.pilots.filter((p) => p.parked).length,
+  };
 }
 
 export async function benchMatching(options: MatchingBenchOptions): Promise<MatchingBenchResult> {
@@ -450,6 +477,7 @@ export async function benchMatching(options: MatchingBenchOptions): Promise<Matc
       `| offer → match latency p50 | ${fmt(median(s.latencies), 2)} ms |`,
       `| offer → match latency p99 | **${fmt(median(s.p99s), 2)} ms** (${list(s.p99s, 2)}) |`,
       `| submit → match for a parked pilot (REST POST to pushed frame, under load) p50 / p99 (n=${s.probes.length}) | ${fmt(median(s.probes), 2)} ms / ${fmt(percentile(s.probes, 99), 2)} ms |`,
+      `| the same with no load (before the rounds) p50 / p99 (n=${sqlite.idleProbeLatenciesMs.length}) | ${fmt(median(sqlite.idleProbeLatenciesMs), 2)} ms / ${fmt(percentile(sqlite.idleProbeLatenciesMs, 99), 2)} ms |`,
       `| raw WebSocket round trips/s, same clients, echo server (same run) | ${fmt(rawRate, 0)} |`,
       `| matches/s ÷ raw round trips/s | ${fmt(s.rate / rawRate, 2)} |`,
       `| matcher RSS after start / peak / end | ${fmt(sqlite.rssAfterStart, 0)} / ${fmt(sqlite.peakRss, 0)} / ${fmt(sqlite.rssEnd, 0)} MB |`,
@@ -460,11 +488,11 @@ export async function benchMatching(options: MatchingBenchOptions): Promise<Matc
         '',
         `The same load on PostgreSQL (${pgPopulation ? `built in ${fmt(pgPopulation.seconds)} s; ` : ''}the local server, both PostgreSQL runs on one population; pilots spread over the replicas, the probe pilot on the last replica with its jobs submitted through the first), measured side by side in this run:`,
         '',
-        '| store | matches/s | offer → match p99 | matcher CPU per match (all replicas) | submit → push p50 / p99 | matcher RSS peak |',
-        '|---|---|---|---|---|---|',
+        '| store | matches/s | offer → match p99 | matcher CPU per match (all replicas) | submit → push p50 / p99, under load | the same, no load | matcher RSS peak |',
+        '|---|---|---|---|---|---|---|',
         ...runs.map((run) => {
           const r = summary(run);
-          return `| ${run.label} | **${fmt(r.rate, 0)}** (${list(r.rates, 0)}) | ${fmt(median(r.p99s), 2)} ms | ${fmt(median(r.cpuPerMatchUs), 0)} µs | ${fmt(median(r.probes), 2)} / ${fmt(percentile(r.probes, 99), 2)} ms | ${fmt(run.peakRss, 0)} MB |`;
+          return `| ${run.label} | **${fmt(r.rate, 0)}** (${list(r.rates, 0)}) | ${fmt(median(r.p99s), 2)} ms | ${fmt(median(r.cpuPerMatchUs), 0)} µs | ${fmt(median(r.probes), 2)} / ${fmt(percentile(r.probes, 99), 2)} ms | ${fmt(median(run.idleProbeLatenciesMs), 2)} / ${fmt(percentile(run.idleProbeLatenciesMs, 99), 2)} ms | ${fmt(run.peakRss, 0)} MB |`;
         }),
       );
     }
