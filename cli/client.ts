@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { PilothouseError, isErrorCode } from '../shared/errors.ts';
-import { isConnectFailure, MatcherEndpoints, parseMatcherUrls } from '../shared/endpoints.ts';
+import { MatcherEndpoints, parseMatcherUrls, sendWithFailover } from '../shared/endpoints.ts';
 
 export interface ClientOptions {
   matcher?: string | undefined;
@@ -71,28 +71,13 @@ export class MatcherClient {
   async #send(method: string, path: string, body: string | undefined, contentType: string | undefined) {
     const headers: Record<string, string> = { authorization: `Bearer ${this.#token}` };
     if (contentType && body !== undefined) headers['content-type'] = contentType;
-    let lastError: unknown;
-    // Each address once at most: a request a replica could not even receive is safe to send again.
-    for (let tried = 0; tried < this.#endpoints.all.length; tried += 1) {
-      const base = this.#endpoints.base;
-      try {
-        return await request(`${base}${path}`, {
-          method: method as 'GET',
-          headers,
-          body,
-          ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
-        });
-      } catch (error) {
-        lastError = error;
-        if (!isConnectFailure(error)) break;
-        this.#endpoints.unreachable(base);
-      }
-    }
-    throw new PilothouseError(
-      'MATCHER_UNREACHABLE',
-      `cannot reach the matcher at ${this.#endpoints.all.join(', ')}: ${(lastError as Error).message}`,
-      {},
-      { cause: lastError },
+    return sendWithFailover(this.#endpoints, (base) =>
+      request(`${base}${path}`, {
+        method: method as 'GET',
+        headers,
+        body,
+        ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
+      }),
     );
   }
 }

@@ -81,3 +81,28 @@ export function isConnectFailure(error: unknown): boolean {
     code ?? '',
   );
 }
+
+/**
+ * Sends through the address in use. A request that never reached it is sent to the next address
+ * (each one once at most: it cannot have been applied anywhere); any failure moves later requests on
+ * to the next address. What the last address gave is MATCHER_UNREACHABLE (retryable).
+ */
+export async function sendWithFailover<T>(endpoints: MatcherEndpoints, send: (base: string) => Promise<T>): Promise<T> {
+  let lastError: unknown;
+  for (let tried = 0; tried < endpoints.all.length; tried += 1) {
+    const base = endpoints.base;
+    try {
+      return await send(base);
+    } catch (error) {
+      lastError = error;
+      endpoints.unreachable(base);
+      if (!isConnectFailure(error)) break;
+    }
+  }
+  throw new PilothouseError(
+    'MATCHER_UNREACHABLE',
+    `cannot reach the matcher at ${endpoints.all.join(', ')}: ${(lastError as Error).message}`,
+    {},
+    { cause: lastError },
+  );
+}

@@ -5,7 +5,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import { isConnectFailure, MatcherEndpoints } from '../shared/endpoints.ts';
+import { MatcherEndpoints, sendWithFailover } from '../shared/endpoints.ts';
 import { PilothouseError, isErrorCode } from '../shared/errors.ts';
 import { PILOT_STATUSES } from '../shared/pilot/status.ts';
 import {
@@ -152,33 +152,17 @@ export class DirectorMatcherClient {
   }
 
   async #send(method: string, path: string, body: unknown): Promise<Dispatcher.ResponseData> {
-    let lastError: unknown;
-    for (let tried = 0; tried < this.#endpoints.all.length; tried += 1) {
-      const base = this.#endpoints.base;
-      try {
-        return await request(`${base}${path}`, {
-          method: method as 'GET',
-          headers: {
-            authorization: `Bearer ${this.#token()}`,
-            ...(body !== undefined && { 'content-type': 'application/json' }),
-          },
-          ...(body !== undefined && { body: JSON.stringify(body) }),
-          ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
-          signal: AbortSignal.timeout(this.#timeoutMs),
-        });
-      } catch (error) {
-        lastError = error;
-        // Only a request that never reached an address goes to the next one at once (it cannot have
-        // been applied); after a timeout the next call starts with the next address.
-        this.#endpoints.unreachable(base);
-        if (!isConnectFailure(error)) break;
-      }
-    }
-    throw new PilothouseError(
-      'MATCHER_UNREACHABLE',
-      `cannot reach the matcher at ${this.#endpoints.all.join(', ')}: ${(lastError as Error).message}`,
-      {},
-      { cause: lastError },
+    return sendWithFailover(this.#endpoints, (base) =>
+      request(`${base}${path}`, {
+        method: method as 'GET',
+        headers: {
+          authorization: `Bearer ${this.#token()}`,
+          ...(body !== undefined && { 'content-type': 'application/json' }),
+        },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+        ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      }),
     );
   }
 

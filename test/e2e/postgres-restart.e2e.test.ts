@@ -14,6 +14,7 @@ import { runCli } from '../helpers/cli-process.ts';
 import { spawnPilot, type PilotProcess } from '../helpers/pilot-process.ts';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { restCall } from '../helpers/rest.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 let dir: string;
@@ -50,14 +51,7 @@ after(async () => {
 });
 
 async function api(method: string, route: string, json?: unknown): Promise<any> {
-  const response = await fetch(`${server.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(json !== undefined && { body: JSON.stringify(json) }),
-  });
-  const body = await response.json();
-  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${JSON.stringify(body)}`);
-  return body;
+  return restCall(server.url, token, method, route, json);
 }
 
 /** Done jobs, or undefined while the database is away (a 503 is not an answer). */

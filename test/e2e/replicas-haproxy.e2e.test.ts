@@ -23,6 +23,7 @@ import { dropSchema, freshSchemaName, PG_TEST_URL } from '../helpers/postgres.ts
 import { spawnPilot, type PilotProcess } from '../helpers/pilot-process.ts';
 import { startServerProcess } from '../helpers/server-process.ts';
 import { freePort } from '../helpers/ports.ts';
+import { restCall } from '../helpers/rest.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 let dir: string;
@@ -82,14 +83,7 @@ const PROBE_TAG = 'probe';
 const PROBE_STAMP = 'probe-pilot';
 
 async function api(base: string, method: string, route: string, json?: unknown): Promise<any> {
-  const response = await fetch(`${base}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(json !== undefined && { body: JSON.stringify(json) }),
-  });
-  const body = await response.json();
-  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${JSON.stringify(body)}`);
-  return body;
+  return restCall(base, token, method, route, json);
 }
 
 /** pilot id → the replica holding it, from the presence table every replica writes. */
