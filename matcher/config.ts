@@ -24,6 +24,8 @@ export const DEFAULT_MAX_SANDBOX_BYTES = 100 * 1024 * 1024;
 /** How often the in-memory task-queue index is re-read from the store (other replicas, drift). */
 export const DEFAULT_TASK_QUEUE_REFRESH_MS = 5_000;
 export const DEFAULT_FAULT_SWEEP_INTERVAL_MS = 60_000;
+/** A pilot connection that answers nothing (pings included) this long is dropped; pinged 3 times in it. */
+export const DEFAULT_PILOT_TIMEOUT_MS = 30_000;
 /** How often fair-share usage is exchanged with the other matchers sharing the store. */
 export const DEFAULT_SHARE_SYNC_INTERVAL_MS = 1_000;
 /**
@@ -70,6 +72,7 @@ export interface RawMatcherConfig {
   pilotBundle?: string | undefined;
   /** How often task queues and the site mask are re-read from the store (default 5). */
   taskQueueRefreshSec?: number | undefined;
+  pilotTimeoutSec?: number | undefined;
 }
 
 export interface TlsMaterial {
@@ -91,6 +94,8 @@ export interface MatcherConfig {
   adminTokenTtlSec: number;
   taskQueueRefreshMs: number;
   shareSyncIntervalMs: number;
+  /** WebSocket liveness of pilot connections (see ConnectionLiveness). */
+  pilotLiveness: { pingIntervalMs: number; timeoutMs: number };
   /** The VO of the admin token written on first start. */
   defaultVo: string;
   /** Serve https/wss with this certificate; null = plain http/ws. */
@@ -147,6 +152,13 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
       field: 'taskQueueRefreshSec',
     });
   }
+  const pilotTimeoutSec = raw.pilotTimeoutSec ?? DEFAULT_PILOT_TIMEOUT_MS / 1000;
+  if (!(pilotTimeoutSec >= 0.3)) {
+    throw new PilothouseError('CONFIG_INVALID', '--pilot-timeout-sec must be at least 0.3', {
+      field: 'pilotTimeoutSec',
+    });
+  }
+  const pilotTimeoutMs = Math.round(pilotTimeoutSec * 1000);
   return {
     dataDir,
     host,
@@ -159,6 +171,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     adminTokenTtlSec: DEFAULT_ADMIN_TOKEN_TTL_SEC,
     taskQueueRefreshMs: Math.round(taskQueueRefreshSec * 1000),
     shareSyncIntervalMs: DEFAULT_SHARE_SYNC_INTERVAL_MS,
+    pilotLiveness: { pingIntervalMs: Math.round(pilotTimeoutMs / 3), timeoutMs: pilotTimeoutMs },
     walCheckpoint: { ...DEFAULT_WAL_CHECKPOINT },
     faultSweeper: compileFaultSweeper(raw, heartbeatIntervalSec),
     faultSweepIntervalMs: DEFAULT_FAULT_SWEEP_INTERVAL_MS,

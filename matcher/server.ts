@@ -50,6 +50,7 @@ import { UndeliveredMatches } from './ws/undelivered-matches.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
 import { ClusterSignals } from './cluster/cluster-signals.ts';
+import { ConnectionLiveness } from './ws/connection-liveness.ts';
 import { checkClusterIdentity } from './cluster/cluster-identity.ts';
 import { LocalPresence, PRESENCE_BEAT_INTERVAL_MS } from './cluster/presence.ts';
 
@@ -218,7 +219,10 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     }),
   });
 
+  // Network silence is real time: a monotonic clock, not the matcher's (which tests move).
+  const liveness = new ConnectionLiveness(config.pilotLiveness, { clock: { nowMs: () => performance.now() } });
   const sessionDeps = {
+    liveness,
     presence,
     store,
     pilots,
@@ -364,6 +368,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
         await sweeping;
         clearInterval(refreshTimer);
         clearInterval(shareSyncTimer);
+        liveness.stop();
         for (const client of wss.clients) client.close(1001, 'matcher shutting down');
         wss.close();
         server.closeAllConnections();

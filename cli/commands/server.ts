@@ -30,6 +30,11 @@ export function serverCommand(): Command {
       'how often task queues and the site mask are re-read from the database, behind the instant wake-ups (default 5)',
       parseFloat,
     )
+    .option(
+      '--pilot-timeout-sec <n>',
+      'a pilot connection that answers nothing, pings included, this long is dropped; pinged every third of it (default 30)',
+      parseFloat,
+    )
     .option('--pilot-bundle <file>', 'the pilot bundle served to pilot wrappers (default: dist/pilot.mjs)')
     .option(
       '--policy <file>',
@@ -49,6 +54,7 @@ export function serverCommand(): Command {
         stalledAfterSec?: number;
         maxAttempts?: number;
         taskQueueRefreshSec?: number;
+        pilotTimeoutSec?: number;
         policy?: string;
         pilotBundle?: string;
         logLevel: string;

@@ -26,6 +26,7 @@ import type { ClusterPresence } from '../cluster/presence.ts';
 import type { CommandReceiver, PilotRegistry } from './pilot-registry.ts';
 import { statusReportKey } from './report-key.ts';
 import type { UndeliveredMatches } from './undelivered-matches.ts';
+import type { ConnectionLiveness } from './connection-liveness.ts';
 
 export interface PilotSessionDeps {
   store: JobStore;
@@ -45,6 +46,8 @@ export interface PilotSessionDeps {
   jobTokenGraceSec: number;
   /** Gives back matches the pilot never received (see undelivered-matches.ts). */
   undelivered: UndeliveredMatches;
+  /** Pings the connection and drops it when it stops answering (see connection-liveness.ts). */
+  liveness: ConnectionLiveness;
 }
 
 const MAX_PROTOCOL_VIOLATIONS = 10;
@@ -78,6 +81,7 @@ export class PilotSession implements CommandReceiver {
     });
     socket.on('close', () => this.#enqueue(() => this.#onClose()));
     socket.on('error', (error) => this.#logger.warn({ err: error }, 'pilot socket error'));
+    deps.liveness.watch(socket, () => this.#logger);
   }
 
   #enqueue(task: () => Promise<void>): void {

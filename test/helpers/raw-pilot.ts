@@ -17,15 +17,22 @@ export const NODE = {
   cpuModel: 'test cpu',
 };
 
+export interface RawPilotOptions {
+  ca?: string;
+  autoPong?: boolean;
+}
+
 export class RawPilot {
   readonly ws: WebSocket;
   readonly #inbox: MatcherMessage[] = [];
   readonly #waiters: { types: readonly string[]; resolve: (m: MatcherMessage) => void }[] = [];
 
-  constructor(url: string, token: string, options: { ca?: string } = {}) {
+  /** `autoPong: false`: a frozen node, whose TCP connection stays up but which answers no ping. */
+  constructor(url: string, token: string, options: RawPilotOptions = {}) {
     this.ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/pilots/connect`, {
       headers: { authorization: `Bearer ${token}` },
       ...(options.ca !== undefined && { ca: options.ca }),
+      ...(options.autoPong !== undefined && { autoPong: options.autoPong }),
     });
     this.ws.on('message', (data) => {
       const message = parseMatcherMessage(String(data));
@@ -39,7 +46,7 @@ export class RawPilot {
     url: string,
     token: string,
     hello: { stamp: string; site?: string; holding?: { jobId: number; attempt: number }[] },
-    options: { ca?: string } = {},
+    options: RawPilotOptions = {},
   ): Promise<RawPilot> {
     const pilot = new RawPilot(url, token, options);
     await once(pilot.ws, 'open');
