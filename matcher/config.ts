@@ -73,6 +73,7 @@ export interface RawMatcherConfig {
   /** How often task queues and the site mask are re-read from the store (default 5). */
   taskQueueRefreshSec?: number | undefined;
   pilotTimeoutSec?: number | undefined;
+  reconnectGraceSec?: number | undefined;
 }
 
 export interface TlsMaterial {
@@ -260,6 +261,16 @@ function compileFaultSweeper(raw: RawMatcherConfig, heartbeatIntervalSec: number
       });
     }
     options.maxAttempts = raw.maxAttempts;
+  }
+  if (raw.reconnectGraceSec !== undefined) {
+    if (!Number.isFinite(raw.reconnectGraceSec) || raw.reconnectGraceSec < 0) {
+      throw new PilothouseError(
+        'CONFIG_INVALID',
+        `--reconnect-grace-sec must be a number of seconds ≥ 0, got ${raw.reconnectGraceSec}`,
+        { field: 'reconnectGraceSec' },
+      );
+    }
+    options.reconnectGraceSec = raw.reconnectGraceSec;
   }
   return options;
 }

@@ -35,6 +35,11 @@ export function serverCommand(): Command {
       'a pilot connection that answers nothing, pings included, this long is dropped; pinged every third of it (default 30)',
       parseFloat,
     )
+    .option(
+      '--reconnect-grace-sec <n>',
+      'a job whose pilot is gone is rescheduled once silent this long (default 90; a dropped pilot that returns sooner keeps it)',
+      parseFloat,
+    )
     .option('--pilot-bundle <file>', 'the pilot bundle served to pilot wrappers (default: dist/pilot.mjs)')
     .option(
       '--policy <file>',
@@ -55,6 +60,7 @@ export function serverCommand(): Command {
         maxAttempts?: number;
         taskQueueRefreshSec?: number;
         pilotTimeoutSec?: number;
+        reconnectGraceSec?: number;
         policy?: string;
         pilotBundle?: string;
         logLevel: string;

@@ -3,7 +3,9 @@
  *
  *  1. Running or Completing with no heartbeat or status for `stalledAfterSec` → Stalled. A later
  *     heartbeat of the same attempt brings it back to Running.
- *  2. Stalled, and its pilot is no longer connected (or it stayed Stalled `failStalledAfterSec` more) →
+ *  2. Stalled, and its pilot is no longer connected (after `reconnectGraceSec` of silence: a pilot
+ *     dropped for not answering pings is Stalled at once, and may come back in that time), or it
+ *     stayed Stalled `failStalledAfterSec` more →
  *     the attempt ends (a kill is queued for it) and a new one starts, held as Rescheduled for
  *     `rescheduleDelaysSec[n]` after the n-th rescheduling; once `maxAttempts` are used, Failed.
  *  3. Matched for `matchedTimeoutSec` without starting → the same (the pilot never ran it).
@@ -22,6 +24,11 @@ export interface FaultSweeperOptions {
   matchedTimeoutSec: number;
   /** Attempts a job may have in all (DIRAC: MaxRescheduling 3 → 4 attempts). */
   maxAttempts: number;
+  /**
+   * A Stalled job whose pilot is gone is rescheduled once it has been silent this long (or
+   * `stalledAfterSec`, if shorter): a pilot dropped for not answering pings may come back and keep it.
+   */
+  reconnectGraceSec: number;
   /** Hold before a rescheduled job waits again, by how many times it was rescheduled (the last repeats). */
   rescheduleDelaysSec: readonly number[];
 }
@@ -31,6 +38,7 @@ export const DEFAULT_FAULT_SWEEPER_OPTIONS: FaultSweeperOptions = {
   stalledAfterSec: 600,
   failStalledAfterSec: 3 * 3600,
   matchedTimeoutSec: 7200,
+  reconnectGraceSec: 90,
   maxAttempts: 4,
   rescheduleDelaysSec: [60, 180, 300, 600],
 };
@@ -80,6 +88,7 @@ export class FaultSweeper {
       const pilotGone = job.pilotId === null || !(await this.#deps.isPilotConnected(job.pilotId));
       const silentSec = Math.floor((nowMs - Date.parse(job.lastSignAt)) / 1000);
       if (!pilotGone && silentSec < options.stalledAfterSec + options.failStalledAfterSec) continue;
+      if (pilotGone && silentSec < Math.min(options.reconnectGraceSec, options.stalledAfterSec)) continue;
       const reason = pilotGone ? 'Job stalled: pilot not running' : `Stalling for more than ${silentSec} sec`;
       await this.#endAttempt(job.id, job.attempt, reason, at, nowMs, report);
     }

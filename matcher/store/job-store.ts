@@ -209,8 +209,11 @@ export interface JobStore {
   recordHeartbeat(jobId: number, attempt: number, sample: HeartbeatSample, at: string): Promise<JobCommand[]>;
   /** Jobs in these statuses whose last sign of life is older than `before`. */
   findHeldJobs(statuses: readonly JobStatus[], before: string): Promise<HeldJob[]>;
-  /** Running/Completing → Stalled for that attempt (its last update time is kept, so staleness keeps counting). */
-  markStalled(jobId: number, attempt: number, at: string): Promise<boolean>;
+  /**
+   * Running/Completing → Stalled for that attempt (its last update time is kept, so staleness keeps
+   * counting); `source` is who noticed, in the history (default FaultSweeper).
+   */
+  markStalled(jobId: number, attempt: number, at: string, source?: string): Promise<boolean>;
   /**
    * Ends the attempt of a job held by a pilot (a kill command is queued for it, the site's running count
    * released), or of a finished job when `allowFinished`, and starts a new one, held as Rescheduled

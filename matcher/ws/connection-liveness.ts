@@ -18,6 +18,8 @@ export interface LivenessOptions {
 interface Watched {
   lastHeardMs: number;
   logger: () => Logger;
+  /** Called just before the connection is terminated for silence. */
+  onDropped: () => void;
 }
 
 export class ConnectionLiveness {
@@ -34,8 +36,8 @@ export class ConnectionLiveness {
   }
 
   /** Follows the connection until it closes; `logger` gives its current context (pilot, site). */
-  watch(socket: WebSocket, logger: () => Logger): void {
-    const watched: Watched = { lastHeardMs: this.#clock.nowMs(), logger };
+  watch(socket: WebSocket, logger: () => Logger, onDropped: () => void = () => undefined): void {
+    const watched: Watched = { lastHeardMs: this.#clock.nowMs(), logger, onDropped };
     this.#watched.set(socket, watched);
     const heard = (): void => {
       watched.lastHeardMs = this.#clock.nowMs();
@@ -57,6 +59,7 @@ export class ConnectionLiveness {
       if (silentMs >= this.#options.timeoutMs) {
         watched.logger().warn({ silentMs }, 'pilot connection unresponsive, dropped');
         this.#watched.delete(socket);
+        watched.onDropped();
         socket.terminate();
       } else if (socket.readyState === socket.OPEN) {
         socket.ping();

@@ -51,6 +51,8 @@ export interface PilotSessionDeps {
 }
 
 const MAX_PROTOCOL_VIOLATIONS = 10;
+/** The history's source for jobs stalled because their pilot's connection stopped answering. */
+const STALLED_BY = 'PilotLiveness';
 /** How long an open session trusts its last credential check (revocations reach it within this). */
 export const SESSION_RECHECK_MS = 1_000;
 
@@ -81,7 +83,11 @@ export class PilotSession implements CommandReceiver {
     });
     socket.on('close', () => this.#enqueue(() => this.#onClose()));
     socket.on('error', (error) => this.#logger.warn({ err: error }, 'pilot socket error'));
-    deps.liveness.watch(socket, () => this.#logger);
+    deps.liveness.watch(
+      socket,
+      () => this.#logger,
+      () => this.#enqueue(() => this.#stallHeldJobs()),
+    );
   }
 
   #enqueue(task: () => Promise<void>): void {
@@ -394,6 +400,28 @@ export class PilotSession implements CommandReceiver {
       const commands = await this.#deps.store.takePendingCommands(jobId, attempt, isoNow(this.#deps.clock));
       if (commands.length > 0) this.#send({ type: 'commands', commands });
     });
+  }
+
+  /**
+   * The connection was dropped for not answering pings: the node froze or vanished, so its running
+   * jobs are Stalled now rather than after the silence timeout. If the pilot comes back in the grace
+   * period its heartbeat revives them; otherwise the fault sweeper reschedules them.
+   */
+  async #stallHeldJobs(): Promise<void> {
+    if (!this.#hello) return;
+    const held = await this.#deps.store.searchJobs({
+      pilotIds: [this.#pilotId],
+      statuses: ['Running', 'Completing'],
+      sort: { field: 'id', direction: 'asc' },
+      page: 1,
+      perPage: 1000,
+    });
+    const at = isoNow(this.#deps.clock);
+    for (const job of held.jobs) {
+      if (await this.#deps.store.markStalled(job.id, job.attempt, at, STALLED_BY)) {
+        this.#logger.warn({ jobId: job.id, attempt: job.attempt }, 'job stalled: pilot connection lost');
+      }
+    }
   }
 
   async #onClose(): Promise<void> {

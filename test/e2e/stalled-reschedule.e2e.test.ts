@@ -32,6 +32,7 @@ describe('fault sweeper, end to end', () => {
           stalledAfterSec: 1,
           failStalledAfterSec: 3600,
           matchedTimeoutSec: 3600,
+          reconnectGraceSec: 90,
           maxAttempts: 3,
           rescheduleDelaysSec: [0],
         },

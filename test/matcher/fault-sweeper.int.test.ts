@@ -17,6 +17,7 @@ const options: FaultSweeperOptions = {
   stalledAfterSec: 600,
   failStalledAfterSec: 3600,
   matchedTimeoutSec: 7200,
+  reconnectGraceSec: 90,
   maxAttempts: 3,
   rescheduleDelaysSec: [60, 180],
 };

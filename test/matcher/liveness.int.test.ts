@@ -10,9 +10,12 @@ import { once } from 'node:events';
 import { createLogger } from '../../shared/logger.ts';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
 import { RawPilot, resources } from '../helpers/raw-pilot.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let m: TestMatcher;
 const logs: Record<string, unknown>[] = [];
+/** The matcher's clock runs this far ahead of the real one (the grace period passes without a sleep). */
+let skewMs = 0;
 
 before(async () => {
   const logger = createLogger({
@@ -20,13 +23,28 @@ before(async () => {
     level: 'info',
     destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
   });
-  m = await startTestMatcher({ logger, config: { pilotLiveness: { pingIntervalMs: 100, timeoutMs: 400 } } });
+  m = await startTestMatcher({
+    logger,
+    clock: { nowMs: () => Date.now() + skewMs },
+    config: {
+      pilotLiveness: { pingIntervalMs: 100, timeoutMs: 400 },
+      faultSweeper: {
+        stalledAfterSec: 600,
+        failStalledAfterSec: 3 * 3600,
+        matchedTimeoutSec: 7200,
+        reconnectGraceSec: 60,
+        maxAttempts: 4,
+        rescheduleDelaysSec: [0],
+      },
+    },
+  });
 });
 after(() => m.close());
 
 it('liveness - a frozen pilot is dropped with its parked offer; an idle one that answers pings stays', async () => {
   const token = await m.pilotToken('local');
   const frozen = await RawPilot.connect(m.url, token, { stamp: 'frozen' }, { autoPong: false });
+  // (The first case: no job runs on the frozen pilot.)
   const idle = await RawPilot.connect(m.url, token, { stamp: 'idle' });
   try {
     frozen.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
@@ -49,5 +67,52 @@ it('liveness - a frozen pilot is dropped with its parked offer; an idle one that
   } finally {
     await frozen.close();
     await idle.close();
+  }
+});
+
+it('liveness - the running job of a frozen pilot is Stalled at once, then runs again elsewhere as attempt 2', async () => {
+  const token = await m.pilotToken('local');
+  const submitted = await m.api('POST', '/api/jobs', { json: { executable: 'sleep', arguments: ['600'] } });
+  const jobId = submitted.body.jobIds[0] as number;
+  const frozen = await RawPilot.connect(m.url, token, { stamp: 'frozen-mid-run' }, { autoPong: false });
+  const other = await RawPilot.connect(m.url, token, { stamp: 'other' });
+  try {
+    frozen.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    assert.equal((await frozen.next('match')).job.jobId, jobId);
+    frozen.send({ type: 'job.status', ref: 1, jobId, attempt: 1, at: new Date().toISOString(), status: 'Running' });
+    await frozen.next('ack');
+    other.send({ type: 'offer', offerId: 'o2', matchSeq: 0, resources: resources() });
+    await other.next('parked');
+
+    await once(frozen.ws, 'close');
+    const stalled = await waitFor(async () => {
+      const job = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+      return job.status === 'Stalled' ? job : undefined;
+    }, 'the job Stalled');
+    const entry = (stalled.history as { status: string; source: string }[]).at(-1);
+    assert.deepEqual([entry?.status, entry?.source], ['Stalled', 'PilotLiveness']);
+
+    await m.matcher.sweepFaults();
+    assert.equal((await m.api('GET', `/api/jobs/${jobId}`)).body.status, 'Stalled', 'kept within the grace period');
+    skewMs += 61_000;
+    await m.matcher.sweepFaults(); // rescheduled (no hold here)
+    await m.matcher.sweepFaults(); // released to Waiting: the parked pilot gets it
+    const match = await other.next('match');
+    assert.deepEqual([match.job.jobId, match.job.attempt], [jobId, 2]);
+
+    // The frozen pilot, resumed, comes back: it cannot touch attempt 2.
+    const resumed = await RawPilot.connect(m.url, token, { stamp: 'frozen-mid-run' });
+    try {
+      resumed.send({ type: 'job.status', ref: 2, jobId, attempt: 1, at: new Date().toISOString(), status: 'Done' });
+      const refused = await resumed.next('error');
+      assert.equal(refused.code, 'FORBIDDEN', 'the job is no longer its to report on');
+    } finally {
+      await resumed.close();
+    }
+    const after = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+    assert.deepEqual([after.status, after.attempt, after.pilotId], ['Matched', 2, 'other']);
+  } finally {
+    await frozen.close();
+    await other.close();
   }
 });

@@ -15,6 +15,7 @@ describe('reschedule', () => {
           stalledAfterSec: 600,
           failStalledAfterSec: 3600,
           matchedTimeoutSec: 7200,
+          reconnectGraceSec: 90,
           maxAttempts: 2,
           rescheduleDelaysSec: [60],
         },

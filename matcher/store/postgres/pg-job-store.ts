@@ -631,7 +631,7 @@ export class PgJobStore implements JobStore {
     }));
   }
 
-  async markStalled(jobId: number, attempt: number, at: string): Promise<boolean> {
+  async markStalled(jobId: number, attempt: number, at: string, source = 'FaultSweeper'): Promise<boolean> {
     return withTransaction(this.#pool, async (client) => {
       const row = await lockJob(client, jobId);
       if (!row || row.attempt !== attempt || (row.status !== 'Running' && row.status !== 'Completing')) return false;
@@ -642,7 +642,7 @@ export class PgJobStore implements JobStore {
         status: 'Stalled',
         minorStatus: row.minor_status,
         applicationStatus: row.application_status,
-        source: 'FaultSweeper',
+        source,
         applied: true,
         reportKey: null,
       });

@@ -512,7 +512,7 @@ export class SqliteJobStore implements JobStore {
     }));
   }
 
-  async markStalled(jobId: number, attempt: number, at: string): Promise<boolean> {
+  async markStalled(jobId: number, attempt: number, at: string, source = 'FaultSweeper'): Promise<boolean> {
     return this.#writes.write(() => {
       const row = this.#sql.getJob.get(jobId) as JobRow | undefined;
       if (!row || row.attempt !== attempt || (row.status !== 'Running' && row.status !== 'Completing')) return false;
@@ -523,7 +523,7 @@ export class SqliteJobStore implements JobStore {
         status: 'Stalled',
         minorStatus: row.minor_status,
         applicationStatus: row.application_status,
-        source: 'FaultSweeper',
+        source,
         applied: 1,
         reportKey: null,
       });
