@@ -113,7 +113,6 @@ export async function resolveToken(tokenFile: string | undefined, env: NodeJS.Pr
   throw new PilothouseError('TOKEN_MISSING', 'no token: pass --token-file FILE or set PILOTHOUSE_TOKEN');
 }
 
-/** The request never reached a matcher (refused, no route, name unknown): another one may take it. */
 function errorFromResponse(status: number, body: unknown): PilothouseError {
   const error = (body as { error?: { code?: unknown; message?: unknown; field?: unknown } } | null)?.error;
   const code = isErrorCode(error?.code) ? error.code : status >= 500 ? 'INTERNAL' : 'VALIDATION_FAILED';

@@ -136,17 +136,19 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     clock,
     logger: logger.child({ module: 'matching' }),
     policy: compileSchedulingPolicy({}),
+    // Other replicas can share a PostgreSQL database; a SQLite file has one matcher.
+    sharedStore: config.db.kind === 'postgres',
   });
   const storedPolicy = new StoredPolicy({ store, matchService, logger: logger.child({ module: 'policy' }) });
   if (deps.policy) await storedPolicy.publish(deps.policy, { at: isoNow(clock), by: deps.policy.source });
   else await storedPolicy.reload();
   await matchService.refresh();
-  await matchService.syncShares();
-  const shareSyncTimer = setInterval(() => {
+  const syncShares = (): Promise<void> =>
     matchService
       .syncShares()
       .catch((error: unknown) => logger.warn({ err: error }, 'exchanging fair-share usage failed'));
-  }, config.shareSyncIntervalMs);
+  await matchService.syncShares();
+  const shareSyncTimer = setInterval(() => void syncShares(), config.shareSyncIntervalMs);
   shareSyncTimer.unref();
   // Picks up what other matchers sharing the store did (and heals any drift of the in-memory index).
   const refreshTimer = setInterval(() => {
@@ -373,10 +375,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
         wss.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
-        // The last matches' usage reaches the other replicas.
-        await matchService
-          .syncShares()
-          .catch((error: unknown) => logger.warn({ err: error }, 'exchanging fair-share usage failed'));
+        await syncShares(); // the last matches' usage reaches the other replicas
         await stores.close();
         logger.info('matcher stopped');
       })();

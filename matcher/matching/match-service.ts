@@ -63,7 +63,8 @@ export class MatchService {
   readonly index = new TaskQueueIndex();
   readonly #groupShares = new Map<string, FairShare>();
   readonly #ownerShares = new Map<string, FairShare>();
-  readonly #usage: SharedUsage;
+  /** Only when other matchers may share the store (PostgreSQL): SQLite has one matcher. */
+  readonly #usage: SharedUsage | null;
   readonly #bannedSites = new Map<string, SiteMaskEntry>();
   readonly #parked = new Map<string, ParkedOffer>();
   /**
@@ -81,12 +82,19 @@ export class MatchService {
   /** TQs changed since the last wake pass ('all': consider every TQ). */
   #woken: Set<number> | 'all' = new Set();
 
-  constructor(deps: { store: JobStore; clock: Clock; logger: Logger; policy: SchedulingPolicy }) {
+  constructor(deps: {
+    store: JobStore;
+    clock: Clock;
+    logger: Logger;
+    policy: SchedulingPolicy;
+    /** Exchange fair-share usage with other matchers on the store (see syncShares). */
+    sharedStore?: boolean;
+  }) {
     this.#store = deps.store;
     this.#clock = deps.clock;
     this.#logger = deps.logger;
     this.#policy = deps.policy;
-    this.#usage = new SharedUsage(deps.store);
+    this.#usage = deps.sharedStore ? new SharedUsage(deps.store) : null;
   }
 
   get policy(): SchedulingPolicy {
@@ -243,10 +251,10 @@ export class MatchService {
 
   #charge(tq: IndexedTaskQueue, cores: number): void {
     this.#chargeGroup(tq.vo, tq.group, cores);
-    this.#usage.record(groupsScope(tq.vo), tq.group, cores);
+    this.#usage?.record(groupsScope(tq.vo), tq.group, cores);
     if (!this.#policy.jobSharing(tq.group)) {
       this.#chargeOwner(tq.vo, tq.group, tq.owner, cores);
-      this.#usage.record(ownersScope(tq.vo, tq.group), tq.owner, cores);
+      this.#usage?.record(ownersScope(tq.vo, tq.group), tq.owner, cores);
     }
   }
 
@@ -261,8 +269,10 @@ export class MatchService {
   /**
    * Exchanges fair-share usage with the other matchers sharing the store (shared-usage.ts): what they
    * matched since the last call is charged here as if matched here. The first call sets the start.
+   * Nothing to do on a store no other matcher uses.
    */
   async syncShares(): Promise<void> {
+    if (!this.#usage) return;
     for (const { scope, entity, usage } of await this.#usage.sync()) {
       const contest = parseScope(scope);
       if (contest?.kind === 'group') this.#chargeGroup(contest.vo, entity, usage);

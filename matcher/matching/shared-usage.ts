@@ -66,8 +66,9 @@ export class SharedUsage {
   }
 }
 
+/** Scopes are JSON text, which never holds a raw NUL: the pair cannot collide. */
 function keyOf(scope: string, entity: string): string {
-  return JSON.stringify([scope, entity]);
+  return `${scope}\u0000${entity}`;
 }
 
 /** The contest among a VO's groups. */

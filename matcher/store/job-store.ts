@@ -70,10 +70,6 @@ export interface SiteMaskEntry {
 }
 
 /**
- * A setting every matcher sharing the store applies (the scheduling policy): one JSON document per
- * name, with a version that grows with every change so that replicas notice one cheaply.
- */
-/**
  * Cores granted to one fair-share entity, summed over every matcher sharing the store. `scope` names
  * the contest the entity is in (a VO's groups, or one group's owners), `entity` the group or owner.
  */
@@ -83,6 +79,10 @@ export interface ShareUsage {
   usage: number;
 }
 
+/**
+ * A setting every matcher sharing the store applies (the scheduling policy): one JSON document per
+ * name, with a version that grows with every change so that replicas notice one cheaply.
+ */
 export interface StoredSetting {
   name: string;
   /** JSON text. */

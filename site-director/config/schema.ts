@@ -5,6 +5,7 @@
  * in docs/site-director.md.
  */
 import { z } from 'zod';
+import { parseMatcherUrls } from '../../shared/endpoints.ts';
 import { PLATFORM_PATTERN } from '../../shared/job/platform.ts';
 import { nameSchema } from '../../shared/protocol/site-director.ts';
 
@@ -163,17 +164,13 @@ export const directorFileSchema = z.strictObject({
   pilotMatcherUrl: z
     .string()
     .max(4000)
-    .refine(
-      (list) =>
-        list.split(',').every((one) => {
-          try {
-            return ['http:', 'https:'].includes(new URL(one.trim()).protocol);
-          } catch {
-            return false;
-          }
-        }),
-      'http(s) URLs separated by commas',
-    )
+    .refine((list) => {
+      try {
+        return parseMatcherUrls(list).length > 0;
+      } catch {
+        return false;
+      }
+    }, 'http(s) URLs separated by commas')
     .optional(),
   cycle: z
     .strictObject({
