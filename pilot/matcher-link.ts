@@ -113,8 +113,12 @@ export interface WsMatcherLinkOptions {
   handshakeTimeoutMs?: number;
   /** How long after the upgrade the matcher has to say welcome. */
   welcomeTimeoutMs?: number;
-  /** A report refused this many times with a retryable code is dropped. */
-  maxReportRefusals?: number;
+  /**
+   * A report refused with a retryable code (the matcher's store unavailable, the matcher shutting down)
+   * is replayed until this long after its first refusal, then dropped. A Done must outlive a database
+   * restart or failover, so the budget is long: the matcher's own stall timers are longer still.
+   */
+  reportRetryBudgetMs?: number;
   /** Pings missed in a row before the connection is declared dead. */
   maxPingsOut?: number;
   /** Log lines are sent this often (when there are any). */
@@ -133,6 +137,8 @@ const MAX_LOG_BATCH_CHARS = 512 * 1024;
 interface OutboxEntry {
   body: JobStatusBody;
   refusals: number;
+  /** When the matcher first refused it (retryable), per `now()`; null while never refused. */
+  firstRefusedMs: number | null;
 }
 
 const CLOSE_TIMEOUT_MS = 5_000;
@@ -168,7 +174,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
       random: Math.random,
       handshakeTimeoutMs: 15_000,
       welcomeTimeoutMs: 15_000,
-      maxReportRefusals: 5,
+      reportRetryBudgetMs: 3_600_000,
       maxPingsOut: 2,
       ca: null,
       logFlushMs: 1_000,
@@ -215,7 +221,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   }
 
   report(body: JobStatusBody): void {
-    const entry: OutboxEntry = { body, refusals: 0 };
+    const entry: OutboxEntry = { body, refusals: 0, firstRefusedMs: null };
     this.#outbox.push(entry);
     this.#logger.debug({ ...body, pending: this.#outbox.length, connected: this.#welcomed }, 'report queued');
     if (this.#welcomed) this.#sendReport(entry);
@@ -500,9 +506,19 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     if (entry === undefined) return;
     this.#inflight.delete(ref);
     entry.refusals += 1;
+    const nowMs = this.#options.now();
+    entry.firstRefusedMs ??= nowMs;
     const retryable = isErrorCode(code) && ERROR_CODES[code].retryable;
-    const context = { code, err: text, jobId: entry.body.jobId, attempt: entry.body.attempt, refusals: entry.refusals };
-    if (retryable && entry.refusals < this.#options.maxReportRefusals) {
+    const refusedForMs = nowMs - entry.firstRefusedMs;
+    const context = {
+      code,
+      err: text,
+      jobId: entry.body.jobId,
+      attempt: entry.body.attempt,
+      refusals: entry.refusals,
+      refusedForMs,
+    };
+    if (retryable && refusedForMs < this.#options.reportRetryBudgetMs) {
       // Re-sending on this connection would break the order of reports: reconnect and replay instead.
       this.#logger.warn(context, 'report refused, will replay');
       this.#socket?.terminate();

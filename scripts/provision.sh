@@ -4,7 +4,8 @@
 #     that sacct answers for jobs that have left the queue);
 #   - an sshd on 127.0.0.1:$PH_SSH_PORT with key-only login for the account $PH_LAB_USER;
 #   - an ARC A-REX with its REST interface (fork LRMS, a test CA, a client certificate);
-#   - HAProxy (installed only: the replica tests start their own load balancer).
+#   - HAProxy (installed only: the replica tests start their own load balancer);
+#   - bubblewrap (installed only: the pilot isolates payloads with it).
 # Idempotent: packages already installed are not installed again, daemons already running are left
 # alone, keys and certificates are made once. Needs root (apt-get, daemons, a test account).
 #
@@ -64,7 +65,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 install_packages() {
-  local wanted=(slurm-wlm munge openssh-server openssh-client haproxy
+  local wanted=(slurm-wlm munge openssh-server openssh-client haproxy bubblewrap
     nordugrid-arc-arex nordugrid-arc-arcctl nordugrid-arc-client nordugrid-arc-plugins-arcrest)
   [ "$PH_SLURM_DBD" = 1 ] && wanted+=(slurmdbd)
   local missing=()

@@ -17,7 +17,10 @@ after(async () => {
   await Promise.all(matchers.map((matcher) => matcher.close()));
 });
 
-async function setup(autoWelcome = true): Promise<{ matcher: MiniMatcher; link: WsMatcherLink }> {
+async function setup(
+  autoWelcome = true,
+  extra: Partial<ConstructorParameters<typeof WsMatcherLink>[0]> = {},
+): Promise<{ matcher: MiniMatcher; link: WsMatcherLink }> {
   const matcher = new MiniMatcher();
   matchers.push(matcher);
   const base = await matcher.listen();
@@ -32,6 +35,7 @@ async function setup(autoWelcome = true): Promise<{ matcher: MiniMatcher; link: 
     hello: { pilotStamp: 'stamp-1', pilotVersion: '0.1.0', site: 'Test.site', ce: null, queue: null, node },
     logger: silentLogger(),
     backoff: { initialDelayMs: 5, maxDelayMs: 20, jitter: 0 },
+    ...extra,
   });
   links.push(link);
   return { matcher, link };
@@ -193,6 +197,24 @@ test('a refused report is dropped when the code is final, replayed on a new conn
   const [replayed] = await replay;
   assert.equal(replayed.minorStatus, 'retry me');
   assert.equal(matcher.upgrades, 2, 'replayed on a new connection');
+});
+
+test('a report refused with a retryable code is replayed for its whole time budget, however many times, then dropped', async () => {
+  let nowMs = 1_000_000;
+  const { matcher, link } = await setup(true, { reportRetryBudgetMs: 60_000, now: () => nowMs });
+  matcher.on('frame', (frame, session) => {
+    if (frame.type !== 'job.status') return;
+    nowMs += 5_000; // twelve refusals fit in the budget, the thirteenth does not
+    session.send({ type: 'error', code: 'STORE_UNAVAILABLE', message: 'database restarting', ref: frame.ref });
+  });
+  const connected = once(link, 'connected');
+  link.start();
+  await connected;
+  const drained = once(link, 'drained');
+  link.report(report(3, 'Done at last'));
+  await drained;
+  assert.equal(link.pendingReports, 0);
+  assert.equal(matcher.upgrades, 13, 'replayed on a new connection after each of the twelve refusals in budget');
 });
 
 test('a frame with another protocol version is fatal', async () => {
