@@ -19,6 +19,8 @@ export interface LocalSiteOptions {
   /** How often the director looks for work (node-cron, seconds field first). */
   schedule: string;
   idleTimeoutSec: number;
+  /** Arguments every local pilot gets (e.g. `--isolation none` where nothing can isolate payloads). */
+  pilotArgs?: string[];
 }
 
 export async function writeLocalSiteConfig(options: LocalSiteOptions): Promise<DirectorConfig> {
@@ -29,7 +31,10 @@ export async function writeLocalSiteConfig(options: LocalSiteOptions): Promise<D
     cycle: { schedule: options.schedule, stateDir: 'site-director-state', ceTimeoutSec: 30 },
     // A local pilot that matched nothing means the queue was described wrong: back off only briefly.
     throttles: { emptyPilots: { threshold: 5, initialBackoffSec: 10, maxBackoffSec: 120 } },
-    pilot: { idleTimeoutSec: options.idleTimeoutSec },
+    pilot: {
+      idleTimeoutSec: options.idleTimeoutSec,
+      ...(options.pilotArgs === undefined ? {} : { extraArgs: options.pilotArgs }),
+    },
     sites: [
       {
         name: LOCAL_SITE,

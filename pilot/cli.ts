@@ -7,6 +7,7 @@ import {
   DEFAULT_DRAIN_FILE,
   DEFAULT_DRAIN_GRACE_SEC,
   DEFAULT_IDLE_TIMEOUT_SEC,
+  DEFAULT_JOB_UIDS,
   DEFAULT_KILL_GRACE_MS,
   DEFAULT_MIN_FREE_DISK_MB,
   DEFAULT_SITE,
@@ -77,6 +78,13 @@ export function buildPilotCommand(): Command {
     .option('--max-unpacked-mb <n>', 'refuse input sandboxes that unpack to more than this')
     .option('--max-output-sandbox-mb <n>', 'refuse output sandboxes larger than this (compressed)')
     .option('--keep-workdirs', 'keep job directories after their output is uploaded')
+    .option(
+      '--isolation <mode>',
+      "how payloads are kept from the pilot's credentials and from each other: 'auto' (bwrap where it works, else a uid per job when root, else refuse to start), 'bwrap', 'uid' (root only), 'none'",
+      'auto',
+    )
+    .option('--isolation-ro-paths <a,b>', 'extra directories a bwrap container shows read-only (absolute paths)')
+    .option('--job-uids <first-last>', 'uids a root pilot hands to its jobs, one per running job', DEFAULT_JOB_UIDS)
     .option('--log-level <level>', `log level (${LOG_LEVELS.join(', ')})`, 'info')
     .action(async (options: RawPilotOptions) => {
       process.exitCode = await runPilot(options, process.env);

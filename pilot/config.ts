@@ -10,6 +10,7 @@ import { PilothouseError } from '../shared/errors.ts';
 import type { BackoffOptions } from '../shared/backoff.ts';
 import { PLATFORM_PATTERN } from '../shared/job/platform.ts';
 import { MEMORY_LIMIT_POLICIES, type MemoryLimitPolicy } from './watchdog.ts';
+import { ISOLATION_CHOICES, type IsolationChoice } from './isolation.ts';
 
 /** Default idle timeout: five minutes without work is long enough to catch a burst of submissions. */
 export const DEFAULT_IDLE_TIMEOUT_SEC = 300;
@@ -57,6 +58,8 @@ export const DEFAULT_FINAL_FLUSH_TIMEOUT_MS = 120_000;
 /** A parked offer with a finite wall time is renewed this often (its margin covers the drift). */
 export const DEFAULT_OFFER_REFRESH_MS = 60_000;
 export const DEFAULT_RECONNECT_BACKOFF: BackoffOptions = { initialDelayMs: 500, maxDelayMs: 30_000, jitter: 0.5 };
+/** Uids handed to jobs by a root pilot (no account needed; keep clear of real users and subuid ranges). */
+export const DEFAULT_JOB_UIDS = '700000-700999';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** The options as commander parses them (every value still a string). */
@@ -93,6 +96,9 @@ export interface RawPilotOptions {
   maxUnpackedMb?: string;
   maxOutputSandboxMb?: string;
   keepWorkdirs?: boolean;
+  isolation?: string;
+  isolationRoPaths?: string;
+  jobUids?: string;
   logLevel?: string;
 }
 
@@ -148,6 +154,12 @@ export interface PilotConfig {
   transferRetryWindowMs: number;
   idleTimeoutMs: number;
   keepWorkdirs: boolean;
+  /** How payloads are isolated (pilot/isolation.ts); `auto` takes the strongest this node offers. */
+  isolation: IsolationChoice;
+  /** Extra directories (absolute) a container shows read-only, e.g. a shared data area. */
+  isolationReadOnlyPaths: string[];
+  /** Uids a root pilot hands to its jobs, inclusive. */
+  jobUids: { first: number; last: number };
   logLevel: (typeof LOG_LEVELS)[number];
   offerWallTimeMarginSec: number;
   minOfferWallTimeSec: number;
@@ -241,6 +253,9 @@ export function compilePilotConfig(
         ? DEFAULT_IDLE_TIMEOUT_SEC
         : parseInteger('--idle-timeout-sec', raw.idleTimeoutSec, 0, 30 * 86_400)),
     keepWorkdirs: raw.keepWorkdirs === true,
+    isolation: parseChoice('--isolation', raw.isolation ?? 'auto', ISOLATION_CHOICES),
+    isolationReadOnlyPaths: parseAbsolutePaths('--isolation-ro-paths', raw.isolationRoPaths),
+    jobUids: parseUidRange(raw.jobUids ?? DEFAULT_JOB_UIDS),
     logLevel: parseLogLevel(raw.logLevel),
     offerWallTimeMarginSec: DEFAULT_OFFER_WALL_TIME_MARGIN_SEC,
     minOfferWallTimeSec: DEFAULT_MIN_OFFER_WALL_TIME_SEC,
@@ -421,6 +436,29 @@ function parseDrainFile(value: string | undefined, cwd: string): string | null {
   if (value === undefined) return DEFAULT_DRAIN_FILE;
   if (value.trim() === '' || value === 'none') return null;
   return path.resolve(cwd, value);
+}
+
+function parseAbsolutePaths(field: string, value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const paths = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  for (const entry of paths) {
+    if (!path.isAbsolute(entry) || path.normalize(entry) !== entry.replace(/\/+$/, '') || entry === '/')
+      throw invalid(field, `'${entry}' must be an absolute, normalised path other than /`);
+  }
+  return paths;
+}
+
+function parseUidRange(value: string): { first: number; last: number } {
+  const match = /^(\d+)-(\d+)$/.exec(value.trim());
+  const first = Number(match?.[1]);
+  const last = Number(match?.[2]);
+  if (match === null || first < 1000 || last < first || last > 4_294_967_293) {
+    throw invalid('--job-uids', `'${value}' must be FIRST-LAST with 1000 <= FIRST <= LAST (e.g. ${DEFAULT_JOB_UIDS})`);
+  }
+  return { first, last };
 }
 
 function parseLogLevel(value: string | undefined): PilotConfig['logLevel'] {

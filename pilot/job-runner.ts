@@ -20,6 +20,7 @@ import type { JobStatus } from '../shared/job/status.ts';
 import type { GpuInfo, MatchedJob } from '../shared/protocol/messages.ts';
 import { APP_STATUS_FILE_NAME, readApplicationStatus } from './app-status.ts';
 import { gpuEnvironment } from './gpu-probe.ts';
+import { findOnPath, NO_ISOLATION, type JobConfinement, type PayloadIsolation } from './isolation.ts';
 import type { HeartbeatJob } from './matcher-link.ts';
 import { selectOutputFiles } from './output-files.ts';
 import { readAllProcesses, terminateTree, treeOf, treeUsage, usageOf } from './process-tree.ts';
@@ -144,6 +145,8 @@ export interface JobRunnerOptions {
   transfer: SandboxTransfer;
   /** The environment payloads inherit (the pilot's own, minus its secrets). */
   baseEnv: NodeJS.ProcessEnv;
+  /** How payloads are kept from the pilot's credentials and from each other (default: not at all). */
+  isolation?: PayloadIsolation;
   clock: Clock;
   logger: Logger;
 }
@@ -246,6 +249,7 @@ class JobExecution implements RunningJob {
   readonly #options: JobRunnerOptions;
   readonly #logger: Logger;
   readonly #dir: string;
+  readonly #staging: string;
   readonly #startMs: number;
   readonly #watch: JobWatch;
   #lastSample: { cpuSec: number; rssMB: number; diskMB: number } | null = null;
@@ -276,6 +280,7 @@ class JobExecution implements RunningJob {
     this.#logger = logger.child({ jobId: job.jobId, attempt: job.attempt });
     this.#dir = path.join(options.workdir, `job-${job.jobId}-${job.attempt}`);
     this.dir = this.#dir;
+    this.#staging = path.join(options.workdir, `.staging-${job.jobId}-${job.attempt}`);
     this.#startMs = options.clock.nowMs();
     this.#watch = new JobWatch({
       memoryMB: job.memoryMB ?? memoryAskedMB(job),
@@ -292,6 +297,7 @@ class JobExecution implements RunningJob {
         );
       })
       .then(async (outcome) => {
+        await rm(this.#staging, { recursive: true, force: true }).catch(() => {});
         // Nothing is left behind (DIRAC's CleanUpFlag), except the directory of a job whose output
         // could not be uploaded: its files are the only copy.
         if (!options.keepWorkdirs && !this.#keepDir)
@@ -384,8 +390,10 @@ class JobExecution implements RunningJob {
     const { description } = this.#job;
     await rm(this.#dir, { recursive: true, force: true });
     await mkdir(this.#dir, { recursive: true });
-    this.#logger.info({ dir: this.#dir, cores: this.cores }, 'job started');
-    this.#report({ status: 'Running', minorStatus: MINOR.initialization });
+    const isolation = this.#isolation.name;
+    this.#logger.info({ dir: this.#dir, cores: this.cores, isolation }, 'job started');
+    // The job's history says how its payload was isolated (a site's choice the owner may care about).
+    this.#report({ status: 'Running', minorStatus: `${MINOR.initialization} (isolation: ${isolation})` });
 
     if (description.inputSandbox.length > 0) {
       this.#report({ minorStatus: MINOR.downloadingInput });
@@ -486,9 +494,9 @@ class JobExecution implements RunningJob {
   }
 
   async #fetchInputSandboxes(refs: readonly string[]): Promise<void> {
-    const { transfer, unpackLimits, workdir } = this.#options;
+    const { transfer, unpackLimits } = this.#options;
     for (const [index, ref] of refs.entries()) {
-      const archive = path.join(workdir, `.job-${this.jobId}-${this.attempt}-input-${index}.tar.gz`);
+      const archive = path.join(await this.#stagingDir(), `input-${index}.tar.gz`);
       try {
         await transfer.download(ref, this.#job.jobToken, archive, this.#abort.signal);
         const summary = await unpackSandbox(archive, this.#dir, unpackLimits);
@@ -499,21 +507,40 @@ class JobExecution implements RunningJob {
     }
   }
 
+  /** Sandbox archives wait here, in a directory only the pilot can open (jobs may run under other uids). */
+  async #stagingDir(): Promise<string> {
+    await mkdir(this.#staging, { recursive: true, mode: 0o700 });
+    return this.#staging;
+  }
+
+  get #isolation(): PayloadIsolation {
+    return this.#options.isolation ?? NO_ISOLATION;
+  }
+
   async #runPayload(): Promise<
     | { kind: 'not-started'; code: string; message: string }
     | { kind: 'exited'; exitCode: number | null; signal: string | null }
   > {
     const { description } = this.#job;
     const executable = await this.#resolveExecutable(description.executable);
+    const env = this.#environment();
+    if (this.#isolation.name !== 'none' && !(await executableExists(executable, env['PATH'] ?? ''))) {
+      // Inside a container the launcher, not the payload, would fail to start: tell it the same way.
+      return { kind: 'not-started', code: 'ENOENT', message: `cannot execute ${description.executable}: not found` };
+    }
     const stdout = await open(path.join(this.#dir, 'std.out'), 'w');
     const stderr = await open(path.join(this.#dir, 'std.err'), 'w');
     let wallTimer: NodeJS.Timeout | null = null;
     let appTimer: NodeJS.Timeout | null = null;
+    let confinement: JobConfinement | null = null;
     try {
-      const subprocess = execa(executable, description.arguments, {
+      confinement = await this.#isolation.confine(this.#dir);
+      const launch = confinement.launch(executable, description.arguments);
+      const subprocess = execa(launch.file, launch.args, {
         cwd: this.#dir,
-        env: this.#environment(),
+        env: { ...env, ...launch.env },
         extendEnv: false,
+        ...(launch.uid === undefined ? {} : { uid: launch.uid, gid: launch.gid }),
         stdin: 'ignore',
         // File descriptors, not streams: the payload writes straight to the files, nothing is buffered
         // here, and background children holding them open do not delay the exit. (execa's types only
@@ -559,6 +586,7 @@ class JobExecution implements RunningJob {
       if (appTimer !== null) clearInterval(appTimer);
       await stdout.close();
       await stderr.close();
+      await confinement?.release();
     }
   }
 
@@ -618,12 +646,12 @@ class JobExecution implements RunningJob {
   }
 
   async #uploadOutputSandbox(): Promise<{ ref: string; missing: string[] }> {
-    const { transfer, workdir, maxOutputSandboxBytes } = this.#options;
+    const { transfer, maxOutputSandboxBytes } = this.#options;
     const selection = await selectOutputFiles(this.#dir, this.#job.description.outputSandbox);
     if (selection.missing.length > 0 || selection.refused.length > 0) {
       this.#logger.warn({ missing: selection.missing, refused: selection.refused }, 'output sandbox files skipped');
     }
-    const archive = path.join(workdir, `.job-${this.jobId}-${this.attempt}-output.tar.gz`);
+    const archive = path.join(await this.#stagingDir(), 'output.tar.gz');
     try {
       await packSandbox(this.#dir, selection.files, archive);
       const { size } = await stat(archive);
@@ -638,6 +666,14 @@ class JobExecution implements RunningJob {
       await rm(archive, { force: true });
     }
   }
+}
+
+async function executableExists(executable: string, searchPath: string): Promise<boolean> {
+  if (!executable.includes('/')) return findOnPath(executable, searchPath) !== null;
+  return stat(executable).then(
+    (stats) => stats.isFile(),
+    () => false,
+  );
 }
 
 /** The memory a job asked for on the cores it got (when the match carries no grant). */

@@ -17,6 +17,7 @@ import { Agent } from 'undici';
 import { compilePilotConfig, type PilotConfig, type RawPilotOptions } from './config.ts';
 import { exchangeSecret, staticCredentials, type PilotCredentials } from './credentials.ts';
 import { JobRunner } from './job-runner.ts';
+import { setUpIsolation } from './isolation-setup.ts';
 import { LogTee } from './log-tee.ts';
 import { PilotLoop, type PilotExit } from './loop.ts';
 import { WsMatcherLink } from './matcher-link.ts';
@@ -70,6 +71,19 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     return EXIT_CODES.failure;
   }
 
+  let isolation;
+  try {
+    isolation = await setUpIsolation(config, raw, env);
+  } catch (error) {
+    if (error instanceof PilothouseError && error.code === 'CONFIG_INVALID') {
+      process.stderr.write(`pilot: ${error.message}\n`);
+      return EXIT_CODES.usage;
+    }
+    throw error;
+  }
+  if (isolation.name === 'none')
+    logger.warn('payloads are not isolated (--isolation none): jobs can read what the pilot reads');
+
   const timeLeftDeps: TimeLeftDeps = {
     env,
     run: runTool,
@@ -98,6 +112,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
   const endsAt = slot.endsAtMs();
   const node = {
     ...probe.node,
+    isolation: isolation.name,
     batchSystem: batch.system,
     batchJobId: batch.jobId === null ? null : batch.jobId.slice(0, 255),
     slotEndsAt: endsAt === null ? null : new Date(endsAt).toISOString(),
@@ -195,6 +210,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
       dispatcher,
     }),
     baseEnv: env,
+    isolation,
     clock: systemClock,
     logger,
   });

@@ -17,6 +17,7 @@ import { startMatcher, type RunningMatcher } from '../../matcher/server.ts';
 import { MatcherClient } from '../client.ts';
 import { table } from '../format.ts';
 import { LOCAL_SITE, writeLocalSiteConfig } from '../local-site.ts';
+import { probeIsolationHost } from '../../pilot/isolation.ts';
 import { startDirectorService, type RunningDirector } from '../../site-director/service.ts';
 import { createProgress } from '../progress.ts';
 import { unpackOutputSandbox } from '../unpack-output.ts';
@@ -33,6 +34,19 @@ interface UpOptions {
 /** How often the local site director looks for work: the all-in-one should feel immediate. */
 const UP_SCHEDULE = '*/3 * * * * *';
 const DEMO_SCHEDULE = '* * * * * *';
+
+/**
+ * Local pilots isolate payloads whenever this machine can (bubblewrap, or a uid per job as root). On
+ * a machine that cannot, the all-in-one still runs, but says plainly that it runs payloads unprotected.
+ */
+function localPilotIsolation(): string[] | undefined {
+  const host = probeIsolationHost();
+  if (host.isRoot || host.bwrapPath !== null) return undefined;
+  process.stderr.write(
+    'up: bubblewrap is missing or cannot create namespaces here, so the local pilots run payloads with --isolation none (a job could read the pilot token); install bubblewrap to isolate them\n',
+  );
+  return ['--isolation', 'none'];
+}
 
 async function bringUp(
   options: UpOptions,
@@ -58,6 +72,7 @@ async function bringUp(
     coresPerPilot: cores,
     schedule,
     idleTimeoutSec: 120,
+    pilotArgs: localPilotIsolation(),
   });
   const director = startDirectorService({
     config,

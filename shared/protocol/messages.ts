@@ -59,6 +59,8 @@ export const nodeInfoSchema = z.strictObject({
   batchJobId: z.string().max(255).nullable().optional(),
   /** When the batch slot ends (ISO time), as far as the pilot could tell; null = unknown. */
   slotEndsAt: z.iso.datetime().nullable().optional(),
+  /** How the pilot isolates payloads: bwrap, bwrap+uid, uid or none (absent: an older pilot, none). */
+  isolation: z.enum(['bwrap', 'bwrap+uid', 'uid', 'none']).optional(),
 });
 export type NodeInfo = z.infer<typeof nodeInfoSchema>;
 

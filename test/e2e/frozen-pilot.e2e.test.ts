@@ -7,7 +7,7 @@
  */
 import { after, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../../shared/logger.ts';
@@ -53,18 +53,14 @@ it('frozen pilot - dropped within the liveness timeout; the job is Done on anoth
   });
   const matcher = m;
   const token = await matcher.pilotToken('local');
-  const pilotArgs = (stamp: string) => [
-    '--site',
-    'Frozen.site',
-    '--stamp',
-    stamp,
-    '--cores',
-    '1',
-    '--drain-file',
-    'none',
-  ];
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-frozen-'));
+  await chmod(dir, 0o755);
   releaseFile = path.join(dir, 'release');
+  // Payloads run isolated as by default; the directory of the release file is shown to them read-only.
+  const pilotArgs = (stamp: string) => [
+    ...['--site', 'Frozen.site', '--stamp', stamp, '--cores', '1', '--drain-file', 'none'],
+    ...['--isolation-ro-paths', dir],
+  ];
   // Attempt 1 waits for the release file; attempt 2 finishes at once.
   const script = `if [ "$PILOTHOUSE_JOB_ATTEMPT" = 1 ]; then while [ ! -e ${releaseFile} ]; do sleep 0.05; done; fi; echo attempt $PILOTHOUSE_JOB_ATTEMPT`;
   const submitted = await matcher.api('POST', '/api/jobs', {

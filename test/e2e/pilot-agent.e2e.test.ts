@@ -63,6 +63,9 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
         '600',
         '--drain-file',
         'none',
+        // Payloads meet the test through its scratch directory and report their pids: no container.
+        '--isolation',
+        'none',
         ...args,
       ],
     });

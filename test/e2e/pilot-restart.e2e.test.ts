@@ -58,6 +58,9 @@ describe('pilot agent - matcher restart', () => {
         '600',
         '--drain-file',
         'none',
+        // The payloads wait for files the test writes in its scratch directory: no container.
+        '--isolation',
+        'none',
         '--log-level',
         'debug',
       ],

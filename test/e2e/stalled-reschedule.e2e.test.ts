@@ -49,6 +49,9 @@ describe('fault sweeper, end to end', () => {
       '1',
       '--drain-file',
       'none',
+      // Attempt 1 waits for a release file the test writes in its scratch directory: no container.
+      '--isolation',
+      'none',
     ];
     const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-sweep-'));
     releaseFile = path.join(dir, 'release');

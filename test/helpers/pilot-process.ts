@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,12 +25,22 @@ export async function spawnPilot(options: {
   args?: string[];
   bundle?: string;
   cwd?: string;
-}): Promise<PilotProcess> {
-  const bundle = options.bundle ?? PILOT_BUNDLE;
+  /** Run the pilot under this account (the test runs as root): its directory, files and bundle are given to it. */
+  runAs?: { uid: number; gid: number };
+}): Promise<PilotProcess & { dir: string; tokenFile: string }> {
+  let bundle = options.bundle ?? PILOT_BUNDLE;
   if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-pilot-'));
   const tokenFile = path.join(dir, options.secret ? 'pilot.secret' : 'pilot.token');
   await writeFile(tokenFile, options.token, { mode: 0o600 });
+  const { runAs } = options;
+  if (runAs !== undefined) {
+    // The checkout may sit below directories closed to other users: the account gets its own copy.
+    const copy = path.join(dir, 'pilot.mjs');
+    await copyFile(bundle, copy);
+    bundle = copy;
+    for (const file of [dir, tokenFile, copy]) await chown(file, runAs.uid, runAs.gid);
+  }
   const child = spawn(
     process.execPath,
     [
@@ -45,13 +55,15 @@ export async function spawnPilot(options: {
       'info',
       ...(options.args ?? []),
     ],
-    { cwd: options.cwd ?? dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: options.cwd ?? dir, stdio: ['ignore', 'pipe', 'pipe'], ...(runAs ?? {}) },
   );
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   return {
+    dir,
+    tokenFile,
     child,
     exited,
     log: () => output,

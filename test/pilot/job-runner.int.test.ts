@@ -114,7 +114,7 @@ test('a successful payload: DIRAC status sequence, environment, std.out in the o
   );
 
   assert.deepEqual(minor(updates), [
-    'Running/Job Initialization',
+    'Running/Job Initialization (isolation: none)',
     'Running/Application',
     'Completing/Application Finished Successfully',
     '/Uploading Output Sandbox',
@@ -158,7 +158,7 @@ test('a failing payload: Failed with its exit code, output sandbox still uploade
 test('an executable that does not exist: Failed / Application not found, no Completing step', async () => {
   const { transfer, runner } = await setup();
   const { outcome, updates } = await run(runner, { executable: 'pilothouse-no-such-program' });
-  assert.deepEqual(minor(updates), ['Running/Job Initialization', 'Failed/Application not found']);
+  assert.deepEqual(minor(updates), ['Running/Job Initialization (isolation: none)', 'Failed/Application not found']);
   assert.equal(outcome.exitCode, undefined);
   assert.match(updates.at(-1)?.applicationStatus ?? '', /ENOENT/);
   assert.deepEqual(transfer.uploads, []);
@@ -229,7 +229,7 @@ test('input sandbox: downloaded with the job token, unpacked, a shipped script r
   );
   assert.equal(outcome.status, 'Done', JSON.stringify(updates));
   assert.deepEqual(minor(updates).slice(0, 3), [
-    'Running/Job Initialization',
+    'Running/Job Initialization (isolation: none)',
     '/Downloading InputSandbox',
     'Running/Application',
   ]);
@@ -244,7 +244,7 @@ test('a hostile or missing input sandbox fails the job before anything runs', as
   const hostile = transfer.put(rawTarGz([{ path: '../../evil.sh', body: 'x' }]));
   const first = await run(runner, { executable: 'true', inputSandbox: [hostile] });
   assert.deepEqual(minor(first.updates), [
-    'Running/Job Initialization',
+    'Running/Job Initialization (isolation: none)',
     '/Downloading InputSandbox',
     'Failed/Failed Downloading InputSandbox',
   ]);

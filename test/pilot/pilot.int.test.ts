@@ -137,7 +137,7 @@ test('in process: one job from match to Done, output sandbox uploaded, then idle
 
   assert.deepEqual(exit, { reason: 'idle', undeliveredReports: 0, jobsRun: 1, jobsFailed: 0, everConnected: true });
   assert.deepEqual(statusTrail(matcher.frames), [
-    'Running/Job Initialization',
+    'Running/Job Initialization (isolation: none)',
     'Running/Application',
     'Completing/Application Finished Successfully',
     '/Uploading Output Sandbox',
