@@ -57,7 +57,8 @@ it('postgres - two servers on one database share 100 jobs from two pilots: each 
       await spawnPilot({
         matcherUrl: url,
         token: pilotToken,
-        args: ['--cores', '2', '--idle-timeout-sec', '120', '--drain-file', 'none'],
+        // Payloads write marker files in the test's directory: no container.
+        args: ['--cores', '2', '--idle-timeout-sec', '120', '--drain-file', 'none', '--isolation', 'none'],
       }),
     );
   }

@@ -37,7 +37,11 @@ before(async () => {
       await spawnPilot({
         matcherUrl: server.url,
         token: pilotToken,
-        args: ['--cores', '2', '--idle-timeout-sec', '600', '--drain-file', 'none', '--log-level', 'warn'],
+        // The payloads append marker lines to a file of the test: no container.
+        args: ['--cores', '2', '--idle-timeout-sec', '600', '--drain-file', 'none', '--log-level', 'warn'].concat([
+          '--isolation',
+          'none',
+        ]),
       }),
     );
   }

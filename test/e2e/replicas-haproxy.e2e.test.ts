@@ -143,7 +143,11 @@ before(async () => {
       await spawnPilot({
         matcherUrl: lb,
         token: pilotToken,
-        args: ['--cores', '2', '--idle-timeout-sec', '600', '--drain-file', 'none', '--log-level', 'warn', ...tags],
+        // Payloads write marker files in the test's directory: no container.
+        args: [
+          ...['--cores', '2', '--idle-timeout-sec', '600', '--drain-file', 'none', '--log-level', 'warn'],
+          ...['--isolation', 'none', ...tags],
+        ],
       }),
     );
   }

@@ -49,7 +49,11 @@ describe('spine - submit, match, run, Done', () => {
         spawnPilot({
           matcherUrl: m.url,
           token: pilotToken,
-          args: ['--site', 'Local.test', '--idle-timeout-sec', '600', '--stamp', `e2e-${pilots.length + i}`, ...args],
+          // Payloads append marker lines to a file of the test: no container (test/e2e/payload-isolation has them).
+          args: [
+            ...['--site', 'Local.test', '--idle-timeout-sec', '600', '--stamp', `e2e-${pilots.length + i}`],
+            ...['--isolation', 'none', ...args],
+          ],
         }),
       ),
     );
