@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { isoNow, systemClock, type Clock } from '../shared/clock.ts';
-import { toPilothouseError } from '../shared/errors.ts';
+import { PilothouseError, toPilothouseError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { MAX_FRAME_BYTES } from '../shared/protocol/messages.ts';
 import { KeyRing } from './auth/key-ring.ts';
@@ -23,7 +23,7 @@ import { PilotCredentialService } from './auth/pilot-credentials.ts';
 import { TokenService } from './auth/tokens.ts';
 import type { MatcherConfig } from './config.ts';
 import { FailureLimiter } from './http/failure-limiter.ts';
-import { Router } from './http/router.ts';
+import { requestUrl, Router } from './http/router.ts';
 import { adminRoutes } from './http/routes/admin.ts';
 import { authRoutes } from './http/routes/auth.ts';
 import type { RouteDeps } from './http/routes/context.ts';
@@ -256,8 +256,9 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   });
 
   async function acceptPilot(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://matcher.invalid');
     try {
+      const url = requestUrl(req);
+      if (url === null) throw new PilothouseError('BAD_PATH', 'the request target is not a valid URL path');
       if (url.pathname !== PILOT_CONNECT_PATH) {
         refuseUpgrade(socket, 404, { code: 'ROUTE_NOT_FOUND', message: `no WebSocket at ${url.pathname}` });
         return;

@@ -39,6 +39,11 @@ export const ERROR_CODES = {
   },
   FORBIDDEN: { httpStatus: 403, retryable: false, summary: 'the token does not allow this action on this object' },
   ROUTE_NOT_FOUND: { httpStatus: 404, retryable: false, summary: 'no such API route' },
+  BAD_PATH: {
+    httpStatus: 400,
+    retryable: false,
+    summary: 'the request path or target is malformed (e.g. broken percent-encoding)',
+  },
   RATE_LIMITED: {
     httpStatus: 429,
     retryable: true,

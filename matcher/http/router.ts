@@ -75,13 +75,14 @@ export class Router {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://matcher.invalid');
+    const url = requestUrl(req);
     const logger = this.#logger.child({
       method: req.method,
-      path: url.pathname,
+      path: url?.pathname ?? req.url,
       remoteAddress: req.socket.remoteAddress,
     });
     try {
+      if (url === null) throw new PilothouseError('BAD_PATH', 'the request target is not a valid URL path');
       const reply = await this.#dispatch(req, url, logger);
       await send(res, reply);
     } catch (thrown) {
@@ -108,7 +109,7 @@ export class Router {
       if (route.method !== req.method) continue;
       const params: Record<string, string> = {};
       route.paramNames.forEach((name, index) => {
-        params[name] = decodeURIComponent(match[index + 1] ?? '');
+        params[name] = decodePathSegment(match[index + 1] ?? '');
       });
       const principal = await this.authenticate(req, route.policy);
       return route.handler({ req, params, query: url.searchParams, principal, logger });
@@ -124,6 +125,23 @@ export class Router {
     const principal = await this.#tokens.verify(bearerToken(req));
     policy.check(principal);
     return principal;
+  }
+}
+
+/** The request's URL, or null when its target cannot be parsed (hostile clients send anything). */
+export function requestUrl(req: IncomingMessage): URL | null {
+  try {
+    return new URL(req.url ?? '/', 'http://matcher.invalid');
+  } catch {
+    return null;
+  }
+}
+
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new PilothouseError('BAD_PATH', `the path segment '${segment.slice(0, 64)}' is not valid percent-encoding`);
   }
 }
 

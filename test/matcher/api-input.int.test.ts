@@ -1,6 +1,7 @@
 /** Bad input gets a clear 4xx with a stable code, and nothing is stored. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { TokenService } from '../../matcher/auth/tokens.ts';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
 
@@ -103,6 +104,34 @@ describe('REST API - bad input', () => {
     assert.equal(malformed.status, 400);
     assert.equal(malformed.body.error.field, 'id');
   });
+
+  it('answers 400 BAD_PATH for broken percent-encoding and unparsable targets, over REST and WebSocket upgrade', async () => {
+    for (const target of ['/api/jobs/%E0', '/api/jobs/%', '/api/pilots/%C3%28', '/api/jobs/%E0/kill']) {
+      const response = await m.api(target.endsWith('kill') ? 'POST' : 'GET', target);
+      assert.equal(response.status, 400, target);
+      assert.equal(response.body.error.code, 'BAD_PATH', target);
+    }
+    // Targets fetch() would never send, written on a raw socket: the matcher answers, and lives on.
+    for (const line of ['GET http://[bad/api/jobs HTTP/1.1', 'GET //[::1/x HTTP/1.1']) {
+      const upgrade = line.startsWith('GET //') ? '\r\nConnection: Upgrade\r\nUpgrade: websocket' : '';
+      const answer = await rawRequest(`${line}\r\nHost: x${upgrade}\r\n\r\n`);
+      assert.match(answer, /^HTTP\/1\.1 4\d\d /, `${line}: ${answer.slice(0, 80)}`);
+    }
+    assert.equal((await m.api('GET', '/api/jobs/1')).status, 404, 'still serving');
+  });
+
+  async function rawRequest(text: string): Promise<string> {
+    const { port } = new URL(m.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.write(text);
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString();
+      if (answer.includes('\r\n\r\n')) socket.end();
+    });
+    await new Promise((resolve) => socket.on('close', resolve));
+    return answer;
+  }
 
   it('refuses a missing, malformed or foreign token with 401 and stores nothing', async () => {
     const body = JSON.stringify({ executable: 'x' });
