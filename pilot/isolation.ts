@@ -155,7 +155,7 @@ class UidIsolation implements PayloadIsolation {
     this.#pool = pool;
   }
   async confine(jobDir: string): Promise<JobConfinement> {
-    const uid = this.#pool.take();
+    const uid = await this.#pool.take();
     await this.#pool.handOver(jobDir, uid).catch(async (error: unknown) => {
       await this.#pool.reclaim(jobDir, uid);
       throw error;
@@ -208,7 +208,7 @@ class BwrapIsolation implements PayloadIsolation {
 
   async confine(jobDir: string): Promise<JobConfinement> {
     const pool = this.#pool;
-    const uid = pool?.take() ?? null;
+    const uid = pool === null ? null : await pool.take();
     if (pool !== null && uid !== null) {
       await pool.handOver(jobDir, uid).catch(async (error: unknown) => {
         await pool.reclaim(jobDir, uid);

@@ -2,8 +2,14 @@
  * The uids a root pilot hands to its running jobs, one each, so that no job can read another's files
  * or the pilot's. The uids need no account: the kernel checks numbers, and the job's HOME is its
  * directory. A uid goes back to the pool when its job ends (its processes are gone by then).
+ *
+ * Several root pilots on one node share the range: a uid is claimed node-wide by creating a lock file
+ * named after it (exclusive create, holding the pilot's pid; a lock whose pid is dead is stale), and a
+ * uid some process still runs under is never handed out.
  */
-import { chmod, lchown, readdir, readFile } from 'node:fs/promises';
+export const DEFAULT_UID_LOCK_DIR = '/run/pilothouse/job-uids';
+
+import { chmod, lchown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PilothouseError } from '../shared/errors.ts';
 
@@ -11,17 +17,22 @@ export class UidPool {
   // (A uid is given back only through reclaim: its processes and files must be gone first.)
   readonly #first: number;
   readonly #last: number;
+  readonly #lockDir: string;
   readonly #taken = new Set<number>();
 
-  constructor(first: number, last: number) {
+  constructor(first: number, last: number, lockDir = DEFAULT_UID_LOCK_DIR) {
     this.#first = first;
     this.#last = last;
+    this.#lockDir = lockDir;
   }
 
-  /** The lowest free uid. */
-  take(): number {
+  /** The lowest uid free on this node. */
+  async take(): Promise<number> {
+    await mkdir(this.#lockDir, { recursive: true, mode: 0o700 });
+    const busy = await uidsWithProcesses();
     for (let uid = this.#first; uid <= this.#last; uid += 1) {
-      if (!this.#taken.has(uid)) {
+      if (this.#taken.has(uid) || busy.has(uid)) continue;
+      if (await this.#claim(uid)) {
         this.#taken.add(uid);
         return uid;
       }
@@ -30,6 +41,22 @@ export class UidPool {
       'INTERNAL',
       `all ${this.#last - this.#first + 1} job uids (${this.#first}-${this.#last}) are in use: widen --job-uids`,
     );
+  }
+
+  async #claim(uid: number): Promise<boolean> {
+    const lock = path.join(this.#lockDir, String(uid));
+    for (let tries = 0; tries < 2; tries += 1) {
+      try {
+        await writeFile(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) return false;
+      await rm(lock, { force: true }); // stale: its pilot is gone
+    }
+    return false;
   }
 
   /**
@@ -45,6 +72,7 @@ export class UidPool {
       });
     } finally {
       this.#taken.delete(uid);
+      await rm(path.join(this.#lockDir, String(uid)), { force: true });
     }
   }
 
@@ -57,6 +85,26 @@ export class UidPool {
     await chownTree(dir, uid);
     await chmod(dir, 0o700);
   }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function uidsWithProcesses(): Promise<Set<number>> {
+  const uids = new Set<number>();
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const status = await readFile(`/proc/${name}/status`, 'utf8').catch(() => '');
+    const real = /^Uid:\s+(\d+)/m.exec(status)?.[1];
+    if (real !== undefined) uids.add(Number(real));
+  }
+  return uids;
 }
 
 async function killAllOf(uid: number): Promise<void> {
