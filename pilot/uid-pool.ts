@@ -12,6 +12,7 @@ export const DEFAULT_UID_LOCK_DIR = '/run/pilothouse/job-uids';
 import { chmod, lchown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PilothouseError } from '../shared/errors.ts';
+import { isAlive } from './process-tree.ts';
 
 export class UidPool {
   // (A uid is given back only through reclaim: its processes and files must be gone first.)
@@ -29,7 +30,7 @@ export class UidPool {
   /** The lowest uid free on this node. */
   async take(): Promise<number> {
     await mkdir(this.#lockDir, { recursive: true, mode: 0o700 });
-    const busy = await uidsWithProcesses();
+    const busy = await processesByRealUid();
     for (let uid = this.#first; uid <= this.#last; uid += 1) {
       if (this.#taken.has(uid) || busy.has(uid)) continue;
       if (await this.#claim(uid)) {
@@ -87,37 +88,27 @@ export class UidPool {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function uidsWithProcesses(): Promise<Set<number>> {
-  const uids = new Set<number>();
+/** The pids running under each real uid, from one pass over /proc. */
+export async function processesByRealUid(): Promise<Map<number, number[]>> {
+  const byUid = new Map<number, number[]>();
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const status = await readFile(`/proc/${name}/status`, 'utf8').catch(() => '');
     const real = /^Uid:\s+(\d+)/m.exec(status)?.[1];
-    if (real !== undefined) uids.add(Number(real));
+    if (real === undefined) continue;
+    const pids = byUid.get(Number(real)) ?? [];
+    pids.push(Number(name));
+    byUid.set(Number(real), pids);
   }
-  return uids;
+  return byUid;
 }
 
 async function killAllOf(uid: number): Promise<void> {
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const status = await readFile(`/proc/${name}/status`, 'utf8').catch(() => '');
-    const real = /^Uid:\s+(\d+)/m.exec(status)?.[1];
-    if (real !== undefined && Number(real) === uid) {
-      try {
-        process.kill(Number(name), 'SIGKILL');
-      } catch {
-        // Gone already.
-      }
+  for (const pid of (await processesByRealUid()).get(uid) ?? []) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already.
     }
   }
 }

@@ -10,7 +10,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmod, readdir, readFile } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
+import { processesByRealUid } from '../../pilot/uid-pool.ts';
 import path from 'node:path';
 import { lab } from '../helpers/lab.ts';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
@@ -139,14 +140,8 @@ describe('payload isolation', () => {
 
 /** Processes whose real uid is in the pilot's default job uid range. */
 async function processesOfJobUids(): Promise<number[]> {
-  const pids: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const status = await readFile(`/proc/${name}/status`, 'utf8').catch(() => '');
-    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
-    if (uid >= 700000 && uid <= 700999) pids.push(Number(name));
-  }
-  return pids;
+  const byUid = await processesByRealUid();
+  return [...byUid].filter(([uid]) => uid >= 700000 && uid <= 700999).flatMap(([, pids]) => pids);
 }
 
 function accountOf(user: string): { uid: number; gid: number } {
