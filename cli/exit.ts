@@ -15,6 +15,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   VALIDATION_FAILED: EXIT.usage,
   BAD_JSON: EXIT.usage,
   BAD_QUERY: EXIT.usage,
+  SUBMISSION_TOO_LARGE: EXIT.usage,
   TOKEN_MISSING: EXIT.auth,
   TOKEN_INVALID: EXIT.auth,
   TOKEN_EXPIRED: EXIT.auth,
@@ -31,6 +32,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   STORE_UNAVAILABLE: EXIT.unavailable,
   IDP_UNAVAILABLE: EXIT.unavailable,
   RATE_LIMITED: EXIT.unavailable,
+  SHUTTING_DOWN: EXIT.unavailable,
 };
 
 export function exitCodeFor(error: PilothouseError): number {

@@ -12,15 +12,12 @@ import { DEFAULT_FAULT_SWEEPER_OPTIONS, type FaultSweeperOptions } from './maint
 import type { PilotCredentialLimits } from './auth/pilot-credentials.ts';
 import { defaultPilotBundlePath } from './pilot-bundle/pilot-bundle.ts';
 import { parseStoreLocation, type StoreLocation } from './store/location.ts';
+import { compileLimits, type MatcherLimits, type RawLimits } from './limits.ts';
 
 /** Pilots send a heartbeat this often; DIRAC's 30 min made stall detection take 75 min. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
 /** A job token outlives the job's wall time by this much (uploads after the payload ends). */
 export const DEFAULT_JOB_TOKEN_GRACE_SEC = 3_600;
-/** 10,000 jobs of a few KiB each. */
-export const DEFAULT_MAX_SUBMIT_BYTES = 64 * 1024 * 1024;
-/** DiracX caps sandboxes at 100 MiB. */
-export const DEFAULT_MAX_SANDBOX_BYTES = 100 * 1024 * 1024;
 /** How often the in-memory task-queue index is re-read from the store (other replicas, drift). */
 export const DEFAULT_TASK_QUEUE_REFRESH_MS = 5_000;
 export const DEFAULT_FAULT_SWEEP_INTERVAL_MS = 60_000;
@@ -52,7 +49,7 @@ export const DEFAULT_PILOT_CREDENTIAL_LIMITS: PilotCredentialLimits = {
 export const DEFAULT_EXCHANGE_MAX_FAILURES = 20;
 export const DEFAULT_EXCHANGE_FAILURE_WINDOW_MS = 60_000;
 
-export interface RawMatcherConfig {
+export interface RawMatcherConfig extends RawLimits {
   dataDir: string;
   listen?: string | undefined;
   db?: string | undefined;
@@ -90,8 +87,8 @@ export interface MatcherConfig {
   db: StoreLocation;
   heartbeatIntervalMs: number;
   jobTokenGraceSec: number;
-  maxSubmitBytes: number;
-  maxSandboxBytes: number;
+  /** What one client may send (sizes, rates, counts): see limits.ts. */
+  limits: MatcherLimits;
   adminTokenTtlSec: number;
   taskQueueRefreshMs: number;
   shareSyncIntervalMs: number;
@@ -167,8 +164,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     db,
     heartbeatIntervalMs: Math.round(heartbeatIntervalSec * 1000),
     jobTokenGraceSec: DEFAULT_JOB_TOKEN_GRACE_SEC,
-    maxSubmitBytes: DEFAULT_MAX_SUBMIT_BYTES,
-    maxSandboxBytes: DEFAULT_MAX_SANDBOX_BYTES,
+    limits: compileLimits(raw),
     adminTokenTtlSec: DEFAULT_ADMIN_TOKEN_TTL_SEC,
     taskQueueRefreshMs: Math.round(taskQueueRefreshSec * 1000),
     shareSyncIntervalMs: DEFAULT_SHARE_SYNC_INTERVAL_MS,

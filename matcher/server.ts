@@ -6,7 +6,7 @@
  * retired keys, rotates on age, purges expired credentials and keeps admin.token valid.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -16,7 +16,6 @@ import { WebSocketServer } from 'ws';
 import { isoNow, systemClock, type Clock } from '../shared/clock.ts';
 import { PilothouseError, toPilothouseError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { MAX_FRAME_BYTES } from '../shared/protocol/messages.ts';
 import { KeyRing } from './auth/key-ring.ts';
 import { OidcIssuers } from './auth/oidc.ts';
 import { PilotCredentialService } from './auth/pilot-credentials.ts';
@@ -51,6 +50,7 @@ import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
 import { ClusterSignals } from './cluster/cluster-signals.ts';
 import { ConnectionLiveness } from './ws/connection-liveness.ts';
+import { ConnectionQuota } from './ws/connection-quota.ts';
 import { checkClusterIdentity } from './cluster/cluster-identity.ts';
 import { LocalPresence, PRESENCE_BEAT_INTERVAL_MS } from './cluster/presence.ts';
 
@@ -130,7 +130,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     { maxFailures: config.exchangeMaxFailures, windowMs: config.exchangeFailureWindowMs },
     { counts: credentials, clock },
   );
-  const sandboxes = new SandboxStore(path.join(config.dataDir, 'sandboxes'), config.maxSandboxBytes);
+  const sandboxes = new SandboxStore(path.join(config.dataDir, 'sandboxes'), config.limits.maxSandboxBytes);
   const matchService = new MatchService({
     store,
     clock,
@@ -191,7 +191,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     exchangeLimiter,
     clock,
     logger,
-    maxSubmitBytes: config.maxSubmitBytes,
+    limits: config.limits,
     maxAttempts: config.faultSweeper.maxAttempts,
     replicaId: presence.replicaId,
     clusterId,
@@ -221,8 +221,10 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     }),
   });
 
-  // Network silence is real time: a monotonic clock, not the matcher's (which tests move).
-  const liveness = new ConnectionLiveness(config.pilotLiveness, { clock: { nowMs: () => performance.now() } });
+  // Network silence and frame rates are real time: a monotonic clock, not the matcher's (which tests move).
+  const monotonicClock: Clock = { nowMs: () => performance.now() };
+  const liveness = new ConnectionLiveness(config.pilotLiveness, { clock: monotonicClock });
+  const connectionQuota = new ConnectionQuota(config.limits.maxConnectionsPerToken);
   const sessionDeps = {
     liveness,
     presence,
@@ -236,6 +238,9 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     logger: logger.child({ module: 'pilots' }),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     jobTokenGraceSec: config.jobTokenGraceSec,
+    frameRate: { framesPerSec: config.limits.framesPerSec, burst: config.limits.frameBurst },
+    maxFrameBytes: config.limits.maxFrameBytes,
+    monotonicClock,
     undelivered: new UndeliveredMatches({
       store,
       clock,
@@ -244,7 +249,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
       jobsReturned: (taskQueueIds) => cluster.jobsWaiting(taskQueueIds),
     }),
   };
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes });
   const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     void router.handle(req, res);
   };
@@ -265,6 +270,8 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
       }
       const principal = await router.authenticate(req, 'pilot');
       if (!principal) throw new Error('the pilot endpoint cannot be public');
+      // Released when the TCP socket closes, whether or not the upgrade completed.
+      socket.once('close', connectionQuota.acquire(principal.tokenId));
       wss.handleUpgrade(req, socket, head, (ws) => {
         new PilotSession(ws, principal, sessionDeps);
       });
@@ -388,7 +395,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
 function refuseUpgrade(socket: Duplex, status: number, error: object): void {
   const body = JSON.stringify({ error });
   socket.end(
-    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Error'}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
       'Content-Type: application/json\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Connection: close\r\n\r\n' +

@@ -132,7 +132,8 @@ export interface WsMatcherLinkOptions {
 
 const MAX_LOG_LINE_CHARS = 16_000;
 const MAX_LOG_BATCH_LINES = 1_000;
-const MAX_LOG_BATCH_CHARS = 512 * 1024;
+/** Encoded bytes of one batch: a log frame stays far below the matcher's smallest frame limit (512 KiB). */
+const MAX_LOG_BATCH_BYTES = 256 * 1024;
 
 interface OutboxEntry {
   body: JobStatusBody;
@@ -459,12 +460,13 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   #sendLogBatch(): boolean {
     if (!this.#welcomed || this.#logInflight !== null || this.#logLines.length === 0) return false;
     const lines: { seq: number; line: string }[] = [];
-    let chars = 0;
+    let bytes = 0;
     for (const entry of this.#logLines) {
-      if (lines.length >= MAX_LOG_BATCH_LINES || (lines.length > 0 && chars + entry.line.length > MAX_LOG_BATCH_CHARS))
-        break;
+      // As sent: escapes and multi-byte characters can make a line six times its length.
+      const entryBytes = Buffer.byteLength(JSON.stringify(entry.line)) + 32;
+      if (lines.length >= MAX_LOG_BATCH_LINES || (lines.length > 0 && bytes + entryBytes > MAX_LOG_BATCH_BYTES)) break;
       lines.push(entry);
-      chars += entry.line.length + 32;
+      bytes += entryBytes;
     }
     const ref = this.#nextRef++;
     const dropped = this.#logDropped;

@@ -47,7 +47,17 @@ export const ERROR_CODES = {
   RATE_LIMITED: {
     httpStatus: 429,
     retryable: true,
-    summary: 'too many failed attempts from this address; retry later',
+    summary: 'too many failed attempts from this address, or too many frames on one connection; retry later',
+  },
+  TOO_MANY_CONNECTIONS: {
+    httpStatus: 429,
+    retryable: true,
+    summary: 'this token already holds as many open pilot connections as allowed; retry once one closes',
+  },
+  SUBMISSION_TOO_LARGE: {
+    httpStatus: 413,
+    retryable: false,
+    summary: 'a submission holds more jobs than the matcher takes at once',
   },
   METHOD_NOT_ALLOWED: { httpStatus: 405, retryable: false, summary: 'the route exists but not for this HTTP method' },
   JOB_NOT_FOUND: { httpStatus: 404, retryable: false, summary: 'no job with this id (or not visible to the caller)' },
@@ -63,6 +73,11 @@ export const ERROR_CODES = {
     summary: 'a sandbox archive holds an entry that would escape its directory',
   },
   SANDBOX_TOO_LARGE: { httpStatus: 413, retryable: false, summary: 'a sandbox exceeds its size limit' },
+  SANDBOX_QUOTA_EXCEEDED: {
+    httpStatus: 413,
+    retryable: false,
+    summary: "the upload would take the VO's stored sandboxes beyond its quota",
+  },
   ATTEMPT_MISMATCH: {
     httpStatus: 409,
     retryable: false,

@@ -14,7 +14,7 @@ export function serverCommand(): Command {
       '--db <url>',
       'the database: sqlite:PATH (one matcher; default DIR/pilothouse.sqlite) or postgres://USER@HOST:PORT/DB[?schema=S] (replicas)',
     )
-    .option('--heartbeat-interval-sec <n>', 'how often pilots send heartbeats', parseFloat)
+    .option('--heartbeat-interval-sec <n>', 'how often pilots send heartbeats (default 30)', parseFloat)
     .option('--tls-cert <file>', 'serve https/wss with this certificate (PEM, with its chain)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--oidc-config <file>', 'trusted external OIDC issuers and their claim mapping (default: DIR/oidc.json)')
@@ -40,6 +40,24 @@ export function serverCommand(): Command {
       'a job whose pilot is gone is rescheduled once silent this long (default 90; a dropped pilot that returns sooner keeps it)',
       parseFloat,
     )
+    .option('--max-submit-bytes <size>', 'largest body of a job submission, e.g. 64MiB (default 64MiB)')
+    .option('--max-jobs-per-submission <n>', 'most jobs in one submission, all or nothing (default 10000)', Number)
+    .option('--max-frame-bytes <size>', 'largest WebSocket frame a pilot may send, at least 512KiB (default 1MiB)')
+    .option(
+      '--max-frames-per-sec <n>',
+      'frames a pilot connection may send per second on average, twice that at once; beyond, RATE_LIMITED and closed (default 1000)',
+      Number,
+    )
+    .option('--max-sandbox-bytes <size>', 'largest sandbox upload (default 100MiB)')
+    .option(
+      '--max-sandbox-bytes-per-vo <size>',
+      "sandbox bytes stored for one VO, all uploads together; 'none' for no quota (default 100GiB)",
+    )
+    .option(
+      '--max-connections-per-token <n>',
+      'pilot WebSocket connections open at once with one token, per matcher (default 8)',
+      Number,
+    )
     .option('--pilot-bundle <file>', 'the pilot bundle served to pilot wrappers (default: dist/pilot.mjs)')
     .option(
       '--policy <file>',
@@ -61,6 +79,13 @@ export function serverCommand(): Command {
         taskQueueRefreshSec?: number;
         pilotTimeoutSec?: number;
         reconnectGraceSec?: number;
+        maxSubmitBytes?: string;
+        maxJobsPerSubmission?: number;
+        maxFrameBytes?: string;
+        maxFramesPerSec?: number;
+        maxSandboxBytes?: string;
+        maxSandboxBytesPerVo?: string;
+        maxConnectionsPerToken?: number;
         policy?: string;
         pilotBundle?: string;
         logLevel: string;

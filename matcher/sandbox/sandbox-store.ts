@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { PilothouseError } from '../../shared/errors.ts';
+import { formatByteSize } from '../../shared/byte-size.ts';
 
 export const SANDBOX_REF = /^sha256:([0-9a-f]{64})$/;
 
@@ -36,6 +37,12 @@ export class SandboxStore {
     return this.#maxBytes;
   }
 
+  tooLarge(): PilothouseError {
+    return new PilothouseError('SANDBOX_TOO_LARGE', `a sandbox holds at most ${formatByteSize(this.#maxBytes)}`, {
+      maxBytes: this.#maxBytes,
+    });
+  }
+
   #pathOf(sha256: string): string {
     return path.join(this.#root, sha256.slice(0, 2), `${sha256}.tar.gz`);
   }
@@ -49,19 +56,25 @@ export class SandboxStore {
     }
   }
 
-  /** Stores the stream if it hashes to `sha256`; returns its size. Existing content is kept. */
-  async put(sha256: string, body: Readable): Promise<{ sizeBytes: number; created: boolean }> {
+  /**
+   * Stores the stream if it hashes to `sha256`; returns its size. Existing content is kept. Past
+   * `room.bytes` (default: the per-sandbox limit) the upload stops with `room.error()`.
+   */
+  async put(
+    sha256: string,
+    body: Readable,
+    room: { bytes: number; error: () => PilothouseError } = { bytes: this.#maxBytes, error: () => this.tooLarge() },
+  ): Promise<{ sizeBytes: number; created: boolean }> {
     const finalPath = this.#pathOf(sha256);
     await mkdir(path.dirname(finalPath), { recursive: true });
     const tempPath = `${finalPath}.${randomUUID()}.part`;
     const hash = createHash('sha256');
     let sizeBytes = 0;
-    const maxBytes = this.#maxBytes;
     const meter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         sizeBytes += chunk.length;
-        if (sizeBytes > maxBytes) {
-          callback(new PilothouseError('SANDBOX_TOO_LARGE', `a sandbox holds at most ${maxBytes} bytes`));
+        if (sizeBytes > room.bytes) {
+          callback(room.error());
           return;
         }
         hash.update(chunk);

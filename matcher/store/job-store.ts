@@ -226,5 +226,7 @@ export interface JobStore {
   /** Records an uploaded sandbox; a second upload of the same bytes keeps the first owner. */
   recordSandbox(sandbox: SandboxRecord): Promise<void>;
   getSandbox(sha256: string): Promise<SandboxRecord | null>;
+  /** Bytes of the sandboxes recorded for this VO (each counted once, for the VO that first uploaded it). */
+  sandboxBytesOfVo(vo: string): Promise<number>;
   close(): Promise<void>;
 }

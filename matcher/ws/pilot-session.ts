@@ -27,6 +27,7 @@ import type { CommandReceiver, PilotRegistry } from './pilot-registry.ts';
 import { statusReportKey } from './report-key.ts';
 import type { UndeliveredMatches } from './undelivered-matches.ts';
 import type { ConnectionLiveness } from './connection-liveness.ts';
+import { FrameRateLimit, type FrameRateOptions } from './frame-rate-limit.ts';
 
 export interface PilotSessionDeps {
   store: JobStore;
@@ -48,7 +49,16 @@ export interface PilotSessionDeps {
   undelivered: UndeliveredMatches;
   /** Pings the connection and drops it when it stops answering (see connection-liveness.ts). */
   liveness: ConnectionLiveness;
+  /** Frames per connection per second, and the burst allowed after a quiet spell (see limits.ts). */
+  frameRate: FrameRateOptions;
+  /** The WebSocket server's frame limit (enforced by ws, which closes with 1009); for the log. */
+  maxFrameBytes: number;
+  /** Real elapsed time for the frame rate (the matcher's clock may be moved by tests). */
+  monotonicClock: Clock;
 }
+
+/** Frames received and not yet handled above which the socket stops being read. */
+const MAX_QUEUED_FRAMES = 256;
 
 const MAX_PROTOCOL_VIOLATIONS = 10;
 /** The history's source for jobs stalled because their pilot's connection stopped answering. */
@@ -71,23 +81,65 @@ export class PilotSession implements CommandReceiver {
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
   #saidBye = false;
+  readonly #frameRate: FrameRateLimit;
+  #queuedFrames = 0;
+  /** Over its frame rate: nothing more it sends is handled. */
+  #cutOff = false;
 
   constructor(socket: WebSocket, principal: Principal, deps: PilotSessionDeps) {
     this.#socket = socket;
     this.#principal = principal;
     this.#deps = deps;
     this.#logger = deps.logger.child({ vo: principal.vo });
+    this.#frameRate = new FrameRateLimit(deps.frameRate, { clock: deps.monotonicClock });
     socket.on('message', (data, isBinary) => {
+      if (this.#cutOff) return;
+      if (!this.#frameRate.take()) {
+        this.#cutOffOverRate();
+        return;
+      }
       const frame = isBinary ? '' : String(data);
-      this.#enqueue(() => this.#onFrame(frame));
+      this.#queuedFrames += 1;
+      // A pilot that sends faster than its frames are handled stops being read (TCP pushes back on
+      // it) instead of piling frames up in memory.
+      if (this.#queuedFrames === MAX_QUEUED_FRAMES) socket.pause();
+      this.#enqueue(async () => {
+        try {
+          await this.#onFrame(frame);
+        } finally {
+          this.#queuedFrames -= 1;
+          if (this.#queuedFrames === MAX_QUEUED_FRAMES / 2 && socket.isPaused) socket.resume();
+        }
+      });
     });
     socket.on('close', () => this.#enqueue(() => this.#onClose()));
-    socket.on('error', (error) => this.#logger.warn({ err: error }, 'pilot socket error'));
+    socket.on('error', (error: Error & { code?: string }) => {
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        this.#logger.warn({ maxFrameBytes: deps.maxFrameBytes }, 'pilot frame too large, connection closed (1009)');
+      } else {
+        this.#logger.warn({ err: error }, 'pilot socket error');
+      }
+    });
     deps.liveness.watch(
       socket,
       () => this.#logger,
       () => this.#enqueue(() => this.#stallHeldJobs()),
     );
+  }
+
+  /** Over its frame rate: told once (RATE_LIMITED) and closed; what it sends meanwhile is dropped. */
+  #cutOffOverRate(): void {
+    this.#cutOff = true;
+    this.#logger.warn(
+      { framesPerSec: this.#deps.frameRate.framesPerSec },
+      'pilot connection over its frame rate, closed',
+    );
+    this.#send({
+      type: 'error',
+      code: 'RATE_LIMITED',
+      message: `more than ${this.#deps.frameRate.framesPerSec} frames a second (burst ${this.#deps.frameRate.burst}); reconnect and slow down`,
+    });
+    this.#socket.close(1008, 'RATE_LIMITED');
   }
 
   #enqueue(task: () => Promise<void>): void {
@@ -103,7 +155,7 @@ export class PilotSession implements CommandReceiver {
   async #onFrame(frame: string): Promise<void> {
     let message: PilotMessage;
     try {
-      message = parsePilotMessage(frame);
+      message = parsePilotMessage(frame, this.#deps.maxFrameBytes);
     } catch (thrown) {
       const error = toPilothouseError(thrown);
       this.#send({ type: 'error', code: error.code, message: error.message });

@@ -11,7 +11,6 @@ export const DEFAULT_WALL_TIME_SEC = 86_400; // DIRAC's DefaultCPUTime: one day
 export const MAX_WALL_TIME_SEC = 30 * 86_400;
 export const MAX_CORES = 1024; // DIRAC's processor range [1, 1024]
 export const DEFAULT_PRIORITY = 1;
-export const MAX_JOBS_PER_SUBMISSION = 10_000;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -128,17 +127,17 @@ export function parseJobDescription(raw: unknown, fieldPrefix = ''): JobDescript
   throw validationError(result.error, fieldPrefix);
 }
 
-/** Validates one description or an array of them, all or nothing. */
-export function parseJobDescriptions(raw: unknown): JobDescription[] {
+/** Validates one description or an array of at most `maxJobs` of them, all or nothing. */
+export function parseJobDescriptions(raw: unknown, limits: { maxJobs: number }): JobDescription[] {
   if (Array.isArray(raw)) {
     if (raw.length === 0) {
       throw new PilothouseError('VALIDATION_FAILED', 'a bulk submission must hold at least one job', { field: '' });
     }
-    if (raw.length > MAX_JOBS_PER_SUBMISSION) {
+    if (raw.length > limits.maxJobs) {
       throw new PilothouseError(
-        'VALIDATION_FAILED',
-        `a bulk submission holds at most ${MAX_JOBS_PER_SUBMISSION} jobs`,
-        { field: '' },
+        'SUBMISSION_TOO_LARGE',
+        `a submission holds at most ${limits.maxJobs} jobs (this one ${raw.length}; see --max-jobs-per-submission)`,
+        { field: '', maxJobs: limits.maxJobs },
       );
     }
     return raw.map((item, index) => parseJobDescription(item, `[${index}]`));

@@ -248,17 +248,19 @@ export function encodeMessage(body: PilotMessageBody | MatcherMessageBody): stri
   return JSON.stringify({ ...body, v: PROTOCOL_VERSION });
 }
 
-export function parsePilotMessage(frame: string): PilotMessage {
-  return parseFrame(frame, pilotMessageSchema);
+/** `maxFrameBytes`: the matcher's configured frame limit (its WebSocket server enforces it in bytes). */
+export function parsePilotMessage(frame: string, maxFrameBytes = MAX_FRAME_BYTES): PilotMessage {
+  return parseFrame(frame, pilotMessageSchema, maxFrameBytes);
 }
 
 export function parseMatcherMessage(frame: string): MatcherMessage {
-  return parseFrame(frame, matcherMessageSchema);
+  return parseFrame(frame, matcherMessageSchema, MAX_FRAME_BYTES);
 }
 
-function parseFrame<T>(frame: string, schema: z.ZodType<T>): T {
-  if (frame.length > MAX_FRAME_BYTES) {
-    throw new PilothouseError('PROTOCOL_VIOLATION', `frame exceeds ${MAX_FRAME_BYTES} bytes`);
+function parseFrame<T>(frame: string, schema: z.ZodType<T>, maxFrameBytes: number): T {
+  // Characters, not bytes: never more than the bytes the WebSocket layer already bounded.
+  if (frame.length > maxFrameBytes) {
+    throw new PilothouseError('PROTOCOL_VIOLATION', `frame exceeds ${maxFrameBytes} bytes`);
   }
   let value: unknown;
   try {

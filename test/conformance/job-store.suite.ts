@@ -439,12 +439,31 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       });
     });
 
-    it('sandboxes are recorded once, keeping the first owner', async () => {
+    it('sandboxes are recorded once, keeping the first owner, and counted once for their VO', async () => {
       const sha = 'a'.repeat(64);
-      await store.recordSandbox({ sha256: sha, sizeBytes: 10, vo: 'vo-a', owner: 'alice', createdAt: T0 });
-      await store.recordSandbox({ sha256: sha, sizeBytes: 10, vo: 'vo-a', owner: 'bob', createdAt: at(1) });
+      await store.recordSandbox({ sha256: sha, sizeBytes: 10, vo: 'vo-sb', owner: 'alice', createdAt: T0 });
+      await store.recordSandbox({ sha256: sha, sizeBytes: 10, vo: 'vo-sb', owner: 'bob', createdAt: at(1) });
       assert.equal((await store.getSandbox(sha))?.owner, 'alice');
       assert.equal(await store.getSandbox('b'.repeat(64)), null);
+      // Sizes beyond 32 bits: a VO's quota is counted in hundreds of GiB.
+      await store.recordSandbox({
+        sha256: 'c'.repeat(64),
+        sizeBytes: 5 * 2 ** 32,
+        vo: 'vo-sb',
+        owner: 'alice',
+        createdAt: T0,
+      });
+      await store.recordSandbox({
+        sha256: 'c'.repeat(64),
+        sizeBytes: 5 * 2 ** 32,
+        vo: 'vo-other',
+        owner: 'eve',
+        createdAt: T0,
+      });
+      await store.recordSandbox({ sha256: 'd'.repeat(64), sizeBytes: 7, vo: 'vo-other', owner: 'eve', createdAt: T0 });
+      assert.equal(await store.sandboxBytesOfVo('vo-sb'), 10 + 5 * 2 ** 32);
+      assert.equal(await store.sandboxBytesOfVo('vo-other'), 7);
+      assert.equal(await store.sandboxBytesOfVo('vo-none'), 0);
     });
 
     it('a silent held job is found, marked Stalled without touching its last update, and a heartbeat revives it', async () => {

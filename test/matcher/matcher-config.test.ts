@@ -1,9 +1,11 @@
-/** Server options compiled once: fault-sweeper flags, with defaults and clear refusals. */
+/** Server options compiled once: fault-sweeper flags and limits, with defaults and clear refusals. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileMatcherConfig } from '../../matcher/config.ts';
 import { DEFAULT_FAULT_SWEEPER_OPTIONS } from '../../matcher/maintenance/fault-sweeper.ts';
 import { PilothouseError } from '../../shared/errors.ts';
+import { DEFAULT_LIMITS } from '../../matcher/limits.ts';
+import { formatByteSize, parseByteSize } from '../../shared/byte-size.ts';
 
 const refusedFor = (field: string) => (error: unknown) =>
   error instanceof PilothouseError && error.code === 'CONFIG_INVALID' && error.details['field'] === field;
@@ -22,4 +24,53 @@ test('fault sweeper: a stall time under three heartbeats, or a non-whole attempt
   for (const maxAttempts of [0, 1.5, Number.NaN]) {
     assert.throws(() => compileMatcherConfig({ dataDir: '/tmp/ph', maxAttempts }), refusedFor('maxAttempts'));
   }
+});
+
+test('limits: documented defaults, sizes with units, and every bad value refused by its field', () => {
+  assert.deepEqual(compileMatcherConfig({ dataDir: '/tmp/ph' }).limits, DEFAULT_LIMITS);
+  const tuned = compileMatcherConfig({
+    dataDir: '/tmp/ph',
+    maxSubmitBytes: '2MiB',
+    maxJobsPerSubmission: 50,
+    maxFrameBytes: '512KiB',
+    maxFramesPerSec: 20,
+    maxSandboxBytes: '1.5KiB',
+    maxSandboxBytesPerVo: 'none',
+    maxConnectionsPerToken: 2,
+  }).limits;
+  assert.deepEqual(tuned, {
+    maxSubmitBytes: 2 * 1024 ** 2,
+    maxJobsPerSubmission: 50,
+    maxFrameBytes: 512 * 1024,
+    framesPerSec: 20,
+    frameBurst: 40,
+    maxSandboxBytes: 1536,
+    maxSandboxBytesPerVo: null,
+    maxConnectionsPerToken: 2,
+  });
+  const refusals: [Record<string, unknown>, string][] = [
+    [{ maxSubmitBytes: 'lots' }, 'maxSubmitBytes'],
+    [{ maxSubmitBytes: '-1MiB' }, 'maxSubmitBytes'],
+    [{ maxJobsPerSubmission: 0 }, 'maxJobsPerSubmission'],
+    [{ maxJobsPerSubmission: Number.NaN }, 'maxJobsPerSubmission'],
+    [{ maxFrameBytes: '64KiB' }, 'maxFrameBytes'],
+    [{ maxFramesPerSec: 2.5 }, 'maxFramesPerSec'],
+    [{ maxSandboxBytes: '10PB' }, 'maxSandboxBytes'],
+    [{ maxSandboxBytesPerVo: '12 parsecs' }, 'maxSandboxBytesPerVo'],
+    [{ maxConnectionsPerToken: -3 }, 'maxConnectionsPerToken'],
+  ];
+  for (const [raw, field] of refusals) {
+    assert.throws(() => compileMatcherConfig({ dataDir: '/tmp/ph', ...raw }), refusedFor(field), field);
+  }
+});
+
+test('byte sizes: plain bytes and binary units, nothing guessed', () => {
+  assert.equal(parseByteSize('1048576'), 1024 ** 2);
+  assert.equal(parseByteSize('64MiB'), 64 * 1024 ** 2);
+  assert.equal(parseByteSize('64mb'), 64 * 1024 ** 2);
+  assert.equal(parseByteSize(' 2 GiB '), 2 * 1024 ** 3);
+  assert.equal(parseByteSize('0.5KiB'), 512);
+  for (const bad of ['', 'MiB', '1.5', '-1', '1e6', '3 PB', '1,000']) assert.equal(parseByteSize(bad), null, bad);
+  assert.equal(formatByteSize(100 * 1024 ** 2), '100 MiB');
+  assert.equal(formatByteSize(1000), '1000 bytes');
 });

@@ -40,7 +40,7 @@ it('description - names the offending field, including inside a bulk list', () =
     'requirements.cores.min',
   );
   assert.equal(
-    fieldOf(() => parseJobDescriptions([{ executable: 'x' }, { executable: 'y', extra: 1 }])),
+    fieldOf(() => parseJobDescriptions([{ executable: 'x' }, { executable: 'y', extra: 1 }], { maxJobs: 10 })),
     '[1].extra',
   );
   assert.equal(

@@ -15,6 +15,7 @@ import type { PilotStore } from '../../store/pilot-store.ts';
 import type { PilotBundle } from '../../pilot-bundle/pilot-bundle.ts';
 import type { PilotRegistry } from '../../ws/pilot-registry.ts';
 import type { ClusterSignals } from '../../cluster/cluster-signals.ts';
+import type { MatcherLimits } from '../../limits.ts';
 
 /** What route handlers may use; built once by the server. */
 export interface RouteDeps {
@@ -38,7 +39,8 @@ export interface RouteDeps {
   exchangeLimiter: FailureLimiter;
   clock: Clock;
   logger: Logger;
-  maxSubmitBytes: number;
+  /** What one client may send (see limits.ts). */
+  limits: MatcherLimits;
   /** Attempts a job may have in all (user reschedules count too). */
   maxAttempts: number;
   /** This matcher among its replicas (told by /healthz, so an operator sees who answered). */

@@ -64,8 +64,8 @@ export function jobRoutes(deps: RouteDeps): Route[] {
       summary: 'submit one job or an array of jobs (all or nothing)',
       async handler({ req, principal, logger }) {
         const caller = principal as Principal;
-        const body = await readJsonBody(req, deps.maxSubmitBytes);
-        const descriptions = parseJobDescriptions(body);
+        const body = await readJsonBody(req, deps.limits.maxSubmitBytes);
+        const descriptions = parseJobDescriptions(body, { maxJobs: deps.limits.maxJobsPerSubmission });
         const ownership = { vo: caller.vo, group: caller.group, owner: caller.subject };
         for (const [index, description] of descriptions.entries()) {
           for (const [i, ref] of description.inputSandbox.entries()) {

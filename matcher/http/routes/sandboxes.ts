@@ -1,5 +1,6 @@
 /** Sandbox routes: content-addressed upload and download (users, and jobs with their job token). */
 import { PilothouseError } from '../../../shared/errors.ts';
+import { formatByteSize } from '../../../shared/byte-size.ts';
 import { isoNow } from '../../../shared/clock.ts';
 import type { Principal } from '../../../shared/auth/claims.ts';
 import { liveJobOfToken } from '../../auth/job-tokens.ts';
@@ -24,11 +25,11 @@ export function sandboxRoutes(deps: RouteDeps): Route[] {
           throw new PilothouseError('UNSUPPORTED_MEDIA_TYPE', 'a sandbox is uploaded as application/gzip');
         }
         const declared = Number(req.headers['content-length'] ?? NaN);
-        if (declared > deps.sandboxes.maxBytes) {
-          throw new PilothouseError('SANDBOX_TOO_LARGE', `a sandbox holds at most ${deps.sandboxes.maxBytes} bytes`);
-        }
+        if (declared > deps.sandboxes.maxBytes) throw deps.sandboxes.tooLarge();
         const owner = caller.kind === 'job' ? (await liveJobOfToken(deps.store, caller)).owner : caller.subject;
-        const { sizeBytes, created } = await deps.sandboxes.put(sha256, req);
+        const room = await roomForUpload(deps, sha256, caller.vo);
+        if (declared > room.bytes) throw room.error();
+        const { sizeBytes, created } = await deps.sandboxes.put(sha256, req, room);
         await deps.store.recordSandbox({ sha256, sizeBytes, vo: caller.vo, owner, createdAt: isoNow(deps.clock) });
         logger.info({ sandbox: sha256, sizeBytes, created }, 'sandbox stored');
         return { status: created ? 201 : 200, json: { sandbox: `sha256:${sha256}`, sizeBytes } };
@@ -62,4 +63,31 @@ export function sandboxRoutes(deps: RouteDeps): Route[] {
       },
     },
   ];
+}
+
+/**
+ * How many bytes this upload may take: the per-sandbox limit, or less when the VO's quota is nearly
+ * spent. A sandbox already recorded costs nothing more. Concurrent uploads of one VO can each pass the
+ * check, so the quota may be overrun by at most the uploads in flight at once.
+ */
+async function roomForUpload(
+  deps: RouteDeps,
+  sha256: string,
+  vo: string,
+): Promise<{ bytes: number; error: () => PilothouseError }> {
+  const perSandbox = { bytes: deps.sandboxes.maxBytes, error: () => deps.sandboxes.tooLarge() };
+  const quota = deps.limits.maxSandboxBytesPerVo;
+  if (quota === null || (await deps.store.getSandbox(sha256)) !== null) return perSandbox;
+  const used = await deps.store.sandboxBytesOfVo(vo);
+  const left = Math.max(0, quota - used);
+  if (left >= perSandbox.bytes) return perSandbox;
+  return {
+    bytes: left,
+    error: () =>
+      new PilothouseError(
+        'SANDBOX_QUOTA_EXCEEDED',
+        `VO ${vo} stores ${formatByteSize(used)} of sandboxes of its ${formatByteSize(quota)} quota: this upload does not fit (see --max-sandbox-bytes-per-vo)`,
+        { vo, usedBytes: used, quotaBytes: quota },
+      ),
+  };
 }

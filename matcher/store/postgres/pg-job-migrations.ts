@@ -158,4 +158,9 @@ export const PG_JOB_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'sandbox bytes per VO (the quota is summed on every upload)',
+    sql: `CREATE INDEX sandboxes_vo_size ON sandboxes (vo, size_bytes);`,
+  },
 ];

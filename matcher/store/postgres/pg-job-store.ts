@@ -749,6 +749,13 @@ export class PgJobStore implements JobStore {
     );
   }
 
+  async sandboxBytesOfVo(vo: string): Promise<number> {
+    const result = await run(() =>
+      this.#pool.query('SELECT coalesce(sum(size_bytes), 0) AS bytes FROM sandboxes WHERE vo = $1', [vo]),
+    );
+    return Number((result.rows[0] as { bytes: string }).bytes);
+  }
+
   async getSandbox(sha256: string): Promise<SandboxRecord | null> {
     const row = (await run(() => this.#pool.query('SELECT * FROM sandboxes WHERE sha256 = $1', [sha256]))).rows[0] as
       Record<string, unknown> | undefined;

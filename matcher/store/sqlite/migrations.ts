@@ -230,6 +230,11 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    name: 'sandbox bytes per VO (the quota is summed on every upload)',
+    sql: `CREATE INDEX sandboxes_vo_size ON sandboxes (vo, size_bytes);`,
+  },
 ];
 
 /**

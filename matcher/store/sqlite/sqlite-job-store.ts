@@ -185,6 +185,7 @@ export class SqliteJobStore implements JobStore {
         VALUES (@sha256, @sizeBytes, @vo, @owner, @createdAt, @createdAt)
         ON CONFLICT (sha256) DO UPDATE SET last_access_at = excluded.last_access_at`),
       getSandbox: db.prepare('SELECT * FROM sandboxes WHERE sha256 = ?'),
+      sandboxBytesOfVo: db.prepare('SELECT coalesce(sum(size_bytes), 0) FROM sandboxes WHERE vo = ?').pluck(),
       applyStatus: db.prepare(`
         UPDATE jobs SET status = @status, minor_status = @minorStatus, application_status = @applicationStatus,
           exit_code = coalesce(@exitCode, exit_code), output_sandbox = coalesce(@outputSandbox, output_sandbox),
@@ -601,6 +602,10 @@ export class SqliteJobStore implements JobStore {
 
   async recordSandbox(sandbox: SandboxRecord): Promise<void> {
     this.#sql.insertSandbox.run(sandbox);
+  }
+
+  async sandboxBytesOfVo(vo: string): Promise<number> {
+    return Number(this.#sql.sandboxBytesOfVo.get(vo));
   }
 
   async getSandbox(sha256: string): Promise<SandboxRecord | null> {
