@@ -215,10 +215,12 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     path: PILOT_CONNECT_PATH,
     policy: 'pilot',
     summary: 'the pilot WebSocket (upgrade only)',
-    handler: async () => ({
-      status: 426,
-      json: { error: { code: 'PROTOCOL_VIOLATION', message: 'WebSocket upgrade required' } },
-    }),
+    handler: async () => {
+      throw new PilothouseError(
+        'UPGRADE_REQUIRED',
+        `${PILOT_CONNECT_PATH} is the pilot WebSocket: connect with an upgrade`,
+      );
+    },
   });
 
   // Network silence and frame rates are real time: a monotonic clock, not the matcher's (which tests move).

@@ -125,6 +125,11 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'a WebSocket frame is not a valid protocol message',
   },
+  UPGRADE_REQUIRED: {
+    httpStatus: 426,
+    retryable: false,
+    summary: 'the route is a WebSocket endpoint: open it with an upgrade request',
+  },
   PROTOCOL_VERSION: { httpStatus: 400, retryable: false, summary: 'the peer speaks an unsupported protocol version' },
   MATCHER_UNREACHABLE: { httpStatus: 503, retryable: true, summary: 'the matcher could not be reached' },
   IDP_UNAVAILABLE: {

@@ -44,6 +44,12 @@ const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
 /** Payload work is over: the attempt ended. */
 export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['Done', 'Completed', 'Failed', 'Killed', 'Deleted']);
 
+/**
+ * Finished jobs a user or an administrator may reschedule: DIRAC's rescheduleJob forces the move to
+ * Rescheduled from these, outside the transition table (which only allows it from Failed).
+ */
+export const RESCHEDULABLE_FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['Done', 'Failed', 'Killed']);
+
 /** A pilot holds the job: heartbeats are expected. */
 export const ACTIVE_STATUSES: ReadonlySet<JobStatus> = new Set(['Matched', 'Running', 'Completing', 'Stalled']);
 

@@ -97,6 +97,16 @@ it('invariants - each broken invariant is caught and named (hand-made snapshots)
     mutate(snapshot);
     return names(snapshot);
   };
+  // A finished job rescheduled by its owner: DIRAC forces Killed (Done, Failed) -> Rescheduled.
+  const killed = { attempt: 1, status: 'Killed', applied: true };
+  assert.deepEqual(
+    broken((s) => s.histories.get(2)?.splice(2, 0, killed)),
+    [],
+  );
+  assert.deepEqual(
+    broken((s) => s.histories.get(2)?.splice(2, 1, killed)), // Killed -> Waiting, without a reschedule
+    ['history-attempt', 'history-transition'],
+  );
   assert.deepEqual(
     broken((s) => (s.jobs[0].pilotId = null)),
     ['held-without-pilot'],

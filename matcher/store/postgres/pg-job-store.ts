@@ -12,7 +12,7 @@
  */
 import type pg from 'pg';
 import { PilothouseError } from '../../../shared/errors.ts';
-import { ACTIVE_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
+import { ACTIVE_STATUSES, RESCHEDULABLE_FINAL_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
 import { planStatusReport } from '../status-plan.ts';
 import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
 import type { JobCommand } from '../../../shared/protocol/messages.ts';
@@ -58,7 +58,6 @@ const SORT_COLUMNS = {
   priority: 'priority',
 } as const;
 
-const RESCHEDULABLE_WHEN_FINISHED: ReadonlySet<JobStatus> = new Set(['Done', 'Failed', 'Killed']);
 const HEAD = `SELECT priority, id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1`;
 const TQ_VIEW = `SELECT tq.*,
   (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
@@ -656,7 +655,7 @@ export class PgJobStore implements JobStore {
       const row = await lockJob(client, jobId);
       const status = (row?.status ?? null) as JobStatus | null;
       const held = status !== null && ACTIVE_STATUSES.has(status);
-      const finished = status !== null && RESCHEDULABLE_WHEN_FINISHED.has(status);
+      const finished = status !== null && RESCHEDULABLE_FINAL_STATUSES.has(status);
       if (!row || row.attempt !== attempt || !(held || (request.allowFinished && finished))) {
         return { kind: 'stale', status };
       }

@@ -5,7 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import { PilothouseError } from '../../../shared/errors.ts';
-import { ACTIVE_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
+import { ACTIVE_STATUSES, RESCHEDULABLE_FINAL_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
 import { planStatusReport } from '../status-plan.ts';
 import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
 import type { JobCommand } from '../../../shared/protocol/messages.ts';
@@ -72,7 +72,6 @@ export function migrateJobStore(db: Database.Database): void {
 }
 
 /** Finished jobs a user may run again (DIRAC: reschedule from Failed, Killed, Done). */
-const RESCHEDULABLE_WHEN_FINISHED: ReadonlySet<JobStatus> = new Set(['Done', 'Failed', 'Killed']);
 
 export class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
@@ -539,7 +538,7 @@ export class SqliteJobStore implements JobStore {
       const row = sql.getJob.get(jobId) as JobRow | undefined;
       const status = (row?.status ?? null) as JobStatus | null;
       const held = status !== null && ACTIVE_STATUSES.has(status);
-      const finished = status !== null && RESCHEDULABLE_WHEN_FINISHED.has(status);
+      const finished = status !== null && RESCHEDULABLE_FINAL_STATUSES.has(status);
       if (!row || row.attempt !== attempt || !(held || (request.allowFinished && finished))) {
         return { kind: 'stale', status };
       }
