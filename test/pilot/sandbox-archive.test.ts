@@ -110,6 +110,19 @@ test('refuses hard links to outside files', async () => {
   await refused([{ path: 'pw', type: '1', linkpath: '/etc/passwd' }]);
 });
 
+test('refuses links that name themselves, a directory holding them or a path under them (node-tar never finished these)', async () => {
+  // Found by the archive fuzzer: node-tar 7.5 waits forever on its own path reservation for each.
+  for (const [path, type, linkpath] of [
+    ['a/dir', '1', 'a'],
+    ['a', '1', 'a/a'],
+    ['link/x', '2', 'link'],
+    ['self', '2', 'self'],
+  ] as const) {
+    const { error } = await refused([{ path, type, linkpath }]);
+    assert.match(error.message, /itself, a directory holding it or a path under it/);
+  }
+});
+
 test('refuses device files and FIFOs', async () => {
   const { error } = await refused([{ path: 'null', type: '3' }]);
   assert.match(error.message, /CharacterDevice/);
