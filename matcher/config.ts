@@ -23,6 +23,8 @@ export const DEFAULT_TASK_QUEUE_REFRESH_MS = 5_000;
 export const DEFAULT_FAULT_SWEEP_INTERVAL_MS = 60_000;
 /** A pilot connection that answers nothing (pings included) this long is dropped; pinged 3 times in it. */
 export const DEFAULT_PILOT_TIMEOUT_MS = 30_000;
+/** On stop, requests and pilot frames already received get this long to finish their writes. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 /** How often fair-share usage is exchanged with the other matchers sharing the store. */
 export const DEFAULT_SHARE_SYNC_INTERVAL_MS = 1_000;
 /**
@@ -113,6 +115,8 @@ export interface MatcherConfig {
   walCheckpoint: { intervalMs: number; restartAboveFrames: number; holdTimeoutMs: number };
   /** dist/pilot.mjs as served at /api/pilot-bundle; null = none found (the route answers 503). */
   pilotBundlePath: string | null;
+  /** On stop, how long requests and pilot frames already received may take to finish. */
+  shutdownGraceMs: number;
 }
 
 /**
@@ -182,6 +186,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     exchangeMaxFailures: DEFAULT_EXCHANGE_MAX_FAILURES,
     exchangeFailureWindowMs: DEFAULT_EXCHANGE_FAILURE_WINDOW_MS,
     pilotBundlePath: compilePilotBundle(raw.pilotBundle),
+    shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
   };
 }
 

@@ -70,6 +70,8 @@ export interface RunningMatcher {
   keys: KeyRing;
   router: Router;
   adminTokenPath: string;
+  /** The HTTP(S) server, for observers (tests wait on its 'request' events). */
+  httpServer: Server;
   /** Runs one maintenance tick now (the timer runs it every keyMaintenanceIntervalMs). */
   maintain(): Promise<void>;
   /** One pass of the fault sweeper now (it also runs every faultSweepIntervalMs). */
@@ -251,9 +253,24 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
       jobsReturned: (taskQueueIds) => cluster.jobsWaiting(taskQueueIds),
     }),
   };
+  const sessions = new Set<PilotSession>();
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes });
+  // Stopping: new requests and upgrades get SHUTTING_DOWN; those already running finish first.
+  let shuttingDown = false;
+  const inFlight = new Set<Promise<void>>();
   const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
-    void router.handle(req, res);
+    if (shuttingDown) {
+      const body = JSON.stringify({
+        error: new PilothouseError(
+          'SHUTTING_DOWN',
+          'the matcher is stopping: retry on another replica or later',
+        ).toJSON(),
+      });
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' }).end(body);
+      return;
+    }
+    const handled = router.handle(req, res).finally(() => inFlight.delete(handled));
+    inFlight.add(handled);
   };
   const server: Server = config.tls
     ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' }, onRequest)
@@ -264,6 +281,8 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
 
   async function acceptPilot(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     try {
+      if (shuttingDown)
+        throw new PilothouseError('SHUTTING_DOWN', 'the matcher is stopping: connect to another replica');
       const url = requestUrl(req);
       if (url === null) throw new PilothouseError('BAD_PATH', 'the request target is not a valid URL path');
       if (url.pathname !== PILOT_CONNECT_PATH) {
@@ -275,7 +294,9 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
       // Released when the TCP socket closes, whether or not the upgrade completed.
       socket.once('close', connectionQuota.acquire(principal.tokenId));
       wss.handleUpgrade(req, socket, head, (ws) => {
-        new PilotSession(ws, principal, sessionDeps);
+        const session = new PilotSession(ws, principal, sessionDeps);
+        sessions.add(session);
+        ws.once('close', () => void session.drained().then(() => sessions.delete(session)));
       });
     } catch (thrown) {
       const error = toPilothouseError(thrown);
@@ -369,6 +390,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     keys,
     router,
     adminTokenPath,
+    httpServer: server,
     maintain,
     sweepFaults,
     stop() {
@@ -381,10 +403,16 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
         clearInterval(refreshTimer);
         clearInterval(shareSyncTimer);
         liveness.stop();
-        for (const client of wss.clients) client.close(1001, 'matcher shutting down');
+        shuttingDown = true;
+        // 1012 (service restart): pilots reconnect, to another replica or to this one once it is back.
+        for (const client of wss.clients) client.close(1012, 'SHUTTING_DOWN');
         wss.close();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        // Writes already under way finish (requests and the frames each session had received).
+        await settleWithin([...inFlight, ...[...sessions].map((session) => session.drained())], config.shutdownGraceMs);
         server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await closed;
         await syncShares(); // the last matches' usage reaches the other replicas
         await stores.close();
         logger.info('matcher stopped');
@@ -437,4 +465,16 @@ async function ensureAdminToken(
   await writeFile(temp, `${token}\n`, { mode: 0o600, flag: 'wx' });
   await rename(temp, adminTokenPath);
   logger.info({ path: adminTokenPath, renewed: existing !== null }, 'admin token written');
+}
+
+/** Waits for every promise to settle, or for `timeoutMs`, whichever comes first. */
+async function settleWithin(promises: Promise<unknown>[], timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.allSettled(promises),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
 }

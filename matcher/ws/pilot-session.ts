@@ -142,6 +142,11 @@ export class PilotSession implements CommandReceiver {
     this.#socket.close(1008, 'RATE_LIMITED');
   }
 
+  /** Settles once every frame received so far has been handled (for a clean stop). */
+  drained(): Promise<void> {
+    return this.#chain;
+  }
+
   #enqueue(task: () => Promise<void>): void {
     this.#chain = this.#chain.then(task).catch((error: unknown) => {
       this.#logger.error({ err: error }, 'pilot session task failed');
