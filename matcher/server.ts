@@ -15,6 +15,7 @@ import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { isoNow, systemClock, type Clock } from '../shared/clock.ts';
 import { PilothouseError, toPilothouseError } from '../shared/errors.ts';
+import { translateStoreError } from './store/store-errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { KeyRing } from './auth/key-ring.ts';
 import { OidcIssuers } from './auth/oidc.ts';
@@ -299,7 +300,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
         ws.once('close', () => void session.drained().then(() => sessions.delete(session)));
       });
     } catch (thrown) {
-      const error = toPilothouseError(thrown);
+      const error = toPilothouseError(translateStoreError(thrown));
       refuseUpgrade(socket, error.httpStatus, error.toJSON());
     }
   }

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PilothouseError, toPilothouseError } from '../../shared/errors.ts';
+import { translateStoreError } from '../store/store-errors.ts';
 import type { Principal } from '../../shared/auth/claims.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { POLICIES, type PolicyName } from '../auth/policy.ts';
@@ -86,7 +87,7 @@ export class Router {
       const reply = await this.#dispatch(req, url, logger);
       await send(res, reply);
     } catch (thrown) {
-      const error = toPilothouseError(thrown);
+      const error = toPilothouseError(translateStoreError(thrown));
       if (error.code === 'INTERNAL') logger.error({ err: error.cause ?? error }, 'request failed');
       else if (error.httpStatus === 401 || error.httpStatus === 403 || error.httpStatus === 429) {
         // Refused credentials are security events: always on record (never the token itself).
