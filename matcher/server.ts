@@ -14,8 +14,8 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { isoNow, systemClock, type Clock } from '../shared/clock.ts';
-import { PilothouseError, toPilothouseError } from '../shared/errors.ts';
-import { translateStoreError } from './store/store-errors.ts';
+import { PilothouseError } from '../shared/errors.ts';
+import { toAnswerError } from './store/store-errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { KeyRing } from './auth/key-ring.ts';
 import { OidcIssuers } from './auth/oidc.ts';
@@ -23,7 +23,7 @@ import { PilotCredentialService } from './auth/pilot-credentials.ts';
 import { TokenService } from './auth/tokens.ts';
 import type { MatcherConfig } from './config.ts';
 import { FailureLimiter } from './http/failure-limiter.ts';
-import { requestUrl, Router } from './http/router.ts';
+import { requestUrl, Router, sendError } from './http/router.ts';
 import { adminRoutes } from './http/routes/admin.ts';
 import { authRoutes } from './http/routes/auth.ts';
 import type { RouteDeps } from './http/routes/context.ts';
@@ -261,13 +261,11 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   const inFlight = new Set<Promise<void>>();
   const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     if (shuttingDown) {
-      const body = JSON.stringify({
-        error: new PilothouseError(
-          'SHUTTING_DOWN',
-          'the matcher is stopping: retry on another replica or later',
-        ).toJSON(),
-      });
-      res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' }).end(body);
+      res.setHeader('connection', 'close');
+      void sendError(
+        res,
+        new PilothouseError('SHUTTING_DOWN', 'the matcher is stopping: retry on another replica or later'),
+      );
       return;
     }
     const handled = router.handle(req, res).finally(() => inFlight.delete(handled));
@@ -300,7 +298,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
         ws.once('close', () => void session.drained().then(() => sessions.delete(session)));
       });
     } catch (thrown) {
-      const error = toPilothouseError(translateStoreError(thrown));
+      const error = toAnswerError(thrown);
       refuseUpgrade(socket, error.httpStatus, error.toJSON());
     }
   }

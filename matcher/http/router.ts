@@ -7,8 +7,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { PilothouseError, toPilothouseError } from '../../shared/errors.ts';
-import { translateStoreError } from '../store/store-errors.ts';
+import { PilothouseError } from '../../shared/errors.ts';
+import { toAnswerError } from '../store/store-errors.ts';
 import type { Principal } from '../../shared/auth/claims.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { POLICIES, type PolicyName } from '../auth/policy.ts';
@@ -87,7 +87,7 @@ export class Router {
       const reply = await this.#dispatch(req, url, logger);
       await send(res, reply);
     } catch (thrown) {
-      const error = toPilothouseError(translateStoreError(thrown));
+      const error = toAnswerError(thrown);
       if (error.code === 'INTERNAL') logger.error({ err: error.cause ?? error }, 'request failed');
       else if (error.httpStatus === 401 || error.httpStatus === 403 || error.httpStatus === 429) {
         // Refused credentials are security events: always on record (never the token itself).
@@ -97,7 +97,7 @@ export class Router {
         res.destroy();
         return;
       }
-      await send(res, { status: error.httpStatus, json: { error: error.toJSON() } });
+      await sendError(res, error);
     }
   }
 
@@ -152,6 +152,11 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   if (!match) throw new PilothouseError('TOKEN_INVALID', 'the Authorization header must be "Bearer <token>"');
   return match[1];
+}
+
+/** The answer to a refused request: `{ "error": { code, message, retryable, ... } }` with the code's status. */
+export function sendError(res: ServerResponse, error: PilothouseError): Promise<void> {
+  return send(res, { status: error.httpStatus, json: { error: error.toJSON() } });
 }
 
 async function send(res: ServerResponse, reply: Reply): Promise<void> {

@@ -5,12 +5,12 @@
  * every store write is one transaction that rolled back. (PostgreSQL's are translated where its
  * queries run, in postgres/pg-database.ts.) Anything else passes through unchanged.
  */
-import { PilothouseError } from '../../shared/errors.ts';
+import { PilothouseError, toPilothouseError } from '../../shared/errors.ts';
 
 /** SQLite result codes (better-sqlite3's `code`) meaning the database cannot take writes now. */
 const SQLITE_UNAVAILABLE = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY|LOCKED|NOTADB|CORRUPT|PROTOCOL)/;
 
-export function translateStoreError(thrown: unknown): unknown {
+function translateStoreError(thrown: unknown): unknown {
   if (thrown instanceof PilothouseError) return thrown;
   const code = (thrown as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && SQLITE_UNAVAILABLE.test(code)) {
@@ -22,4 +22,9 @@ export function translateStoreError(thrown: unknown): unknown {
     );
   }
   return thrown;
+}
+
+/** What a request or frame is answered with: store faults as STORE_UNAVAILABLE, the rest as usual. */
+export function toAnswerError(thrown: unknown): PilothouseError {
+  return toPilothouseError(translateStoreError(thrown));
 }

@@ -4,8 +4,8 @@
  * interleave. A pilot may only report on jobs it holds, and only for their current attempt.
  */
 import type { WebSocket } from 'ws';
-import { PilothouseError, toPilothouseError } from '../../shared/errors.ts';
-import { translateStoreError } from '../store/store-errors.ts';
+import { PilothouseError } from '../../shared/errors.ts';
+import { toAnswerError } from '../store/store-errors.ts';
 import { isoNow, type Clock } from '../../shared/clock.ts';
 import type { Principal } from '../../shared/auth/claims.ts';
 import type { Logger } from '../../shared/logger.ts';
@@ -163,7 +163,7 @@ export class PilotSession implements CommandReceiver {
     try {
       message = parsePilotMessage(frame, this.#deps.maxFrameBytes);
     } catch (thrown) {
-      const error = toPilothouseError(translateStoreError(thrown));
+      const error = toAnswerError(thrown);
       this.#send({ type: 'error', code: error.code, message: error.message });
       this.#violations += 1;
       if (error.code === 'PROTOCOL_VERSION' || this.#violations >= MAX_PROTOCOL_VIOLATIONS) {
@@ -175,7 +175,7 @@ export class PilotSession implements CommandReceiver {
     try {
       await this.#dispatch(message);
     } catch (thrown) {
-      const error = toPilothouseError(translateStoreError(thrown));
+      const error = toAnswerError(thrown);
       if (error.code === 'INTERNAL') this.#logger.error({ err: error.cause ?? error }, 'pilot message failed');
       this.#send({ type: 'error', code: error.code, message: error.message, ...(ref !== undefined && { ref }) });
     }
@@ -242,7 +242,7 @@ export class PilotSession implements CommandReceiver {
       this.#authorizedUntilMs = nowMs + SESSION_RECHECK_MS;
       return true;
     } catch (thrown) {
-      const error = toPilothouseError(translateStoreError(thrown));
+      const error = toAnswerError(thrown);
       if (error.code === 'INTERNAL') throw error;
       this.#logger.warn({ code: error.code }, 'pilot session closed: its token is no longer valid');
       this.#send({ type: 'error', code: error.code, message: error.message });
@@ -261,7 +261,7 @@ export class PilotSession implements CommandReceiver {
         throw new PilothouseError('FORBIDDEN', `pilot ${hello.pilotStamp} belongs to another VO`);
       }
     } catch (thrown) {
-      const error = toPilothouseError(translateStoreError(thrown));
+      const error = toAnswerError(thrown);
       if (error.code === 'INTERNAL') throw error;
       this.#logger.warn({ pilotStamp: hello.pilotStamp, site: hello.site, code: error.code }, 'pilot hello refused');
       this.#send({ type: 'error', code: error.code, message: error.message });

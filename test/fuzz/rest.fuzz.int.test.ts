@@ -13,6 +13,7 @@ import { ERROR_CODES, isErrorCode } from '../../shared/errors.ts';
 import { checkInvariants, readSnapshot } from '../../matcher/store/invariants.ts';
 import type { Route } from '../../matcher/http/router.ts';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
+import { queueSlot } from '../helpers/queue-slot.ts';
 import { RawPilot, resources } from '../helpers/raw-pilot.ts';
 import { fuzzRuns, hostileBody, hostileString } from './hostile.ts';
 
@@ -60,20 +61,6 @@ before(async () => {
 });
 after(() => m.close());
 
-const slot = {
-  cores: 1,
-  memoryMB: 2048,
-  wallTimeSec: 3600,
-  gpus: 0,
-  gpuModel: null,
-  gpuMemoryMB: null,
-  platform: null,
-  tags: [],
-  requiredTags: [],
-  wholeNode: false,
-  diskMB: null,
-  cpuPower: null,
-};
 /** A valid body per route, for the mutations to start from (other routes start from `{}`). */
 const VALID_BODIES: Record<string, unknown> = {
   'POST /api/jobs': {
@@ -109,7 +96,9 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /api/auth/pilot-token': { pilotStamp: 'p-1', secret: 'not-a-secret' },
   'POST /api/auth/pilot-secrets': { vo: 'local', site: 'Site.A', pilotStamps: ['p-1'], ttlSec: 60 },
   'POST /api/auth/revoke': { tokenId: 'no-such-token', reason: 'fuzz' },
-  'POST /api/queues/demand': { queues: [{ key: 'k', vo: 'local', site: 'Site.A', ce: 'ce', queue: 'q', slot }] },
+  'POST /api/queues/demand': {
+    queues: [{ key: 'k', vo: 'local', site: 'Site.A', ce: 'ce', queue: 'q', slot: queueSlot({ cores: 1 }) }],
+  },
   'POST /api/pilots': {
     director: known.director,
     pilots: [

@@ -12,22 +12,9 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { QueueSlot } from '../../shared/protocol/site-director.ts';
 import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
+import { queueSlot } from '../helpers/queue-slot.ts';
 
-const slot = (overrides: Partial<QueueSlot> = {}): QueueSlot => ({
-  cores: 8,
-  memoryMB: 32_000,
-  wallTimeSec: 86_400,
-  gpus: 0,
-  gpuModel: null,
-  gpuMemoryMB: null,
-  platform: null,
-  tags: [],
-  requiredTags: [],
-  wholeNode: false,
-  diskMB: null,
-  cpuPower: null,
-  ...overrides,
-});
+const slot = queueSlot;
 const queue = (key: string, overrides: Partial<QueueSlot> = {}, place: Record<string, string> = {}) => ({
   key,
   vo: 'lab',
