@@ -73,6 +73,10 @@ export interface RawMatcherConfig extends RawLimits {
   taskQueueRefreshSec?: number | undefined;
   pilotTimeoutSec?: number | undefined;
   reconnectGraceSec?: number | undefined;
+  /** How often the fault sweeper looks for stalled, stuck and rescheduled jobs (default 60). */
+  faultSweepIntervalSec?: number | undefined;
+  /** Holds before a rescheduled job waits again, by reschedule count, e.g. "60,180,300,600" (the last repeats). */
+  rescheduleDelaysSec?: string | undefined;
 }
 
 export interface TlsMaterial {
@@ -175,7 +179,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     pilotLiveness: { pingIntervalMs: Math.round(pilotTimeoutMs / 3), timeoutMs: pilotTimeoutMs },
     walCheckpoint: { ...DEFAULT_WAL_CHECKPOINT },
     faultSweeper: compileFaultSweeper(raw, heartbeatIntervalSec),
-    faultSweepIntervalMs: DEFAULT_FAULT_SWEEP_INTERVAL_MS,
+    faultSweepIntervalMs: compileSweepInterval(raw.faultSweepIntervalSec),
     defaultVo: raw.defaultVo ?? 'local',
     tls: compileTls(raw.tlsCert, raw.tlsKey),
     oidc: compileOidc(raw.oidcConfig, dataDir),
@@ -273,5 +277,32 @@ function compileFaultSweeper(raw: RawMatcherConfig, heartbeatIntervalSec: number
     }
     options.reconnectGraceSec = raw.reconnectGraceSec;
   }
+  if (raw.rescheduleDelaysSec !== undefined) options.rescheduleDelaysSec = parseDelays(raw.rescheduleDelaysSec);
   return options;
+}
+
+function parseDelays(raw: string): number[] {
+  const parts = raw.split(',').map((part) => part.trim());
+  const delays = parts.map(Number);
+  const malformed = parts.some((part) => !/^\d+(\.\d+)?$/.test(part));
+  if (malformed || delays.length > 100 || delays.some((delay) => delay > 86_400)) {
+    throw new PilothouseError(
+      'CONFIG_INVALID',
+      `--reschedule-delays-sec must be a comma-separated list of seconds between 0 and 86400, got "${raw}"`,
+      { field: 'rescheduleDelaysSec' },
+    );
+  }
+  return delays;
+}
+
+function compileSweepInterval(seconds: number | undefined): number {
+  if (seconds === undefined) return DEFAULT_FAULT_SWEEP_INTERVAL_MS;
+  if (!Number.isFinite(seconds) || seconds < 0.1 || seconds > 3600) {
+    throw new PilothouseError(
+      'CONFIG_INVALID',
+      `--fault-sweep-interval-sec must be between 0.1 and 3600 seconds, got ${seconds}`,
+      { field: 'faultSweepIntervalSec' },
+    );
+  }
+  return Math.round(seconds * 1000);
 }

@@ -230,6 +230,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   const monotonicClock: Clock = { nowMs: () => performance.now() };
   const liveness = new ConnectionLiveness(config.pilotLiveness, { clock: monotonicClock });
   const connectionQuota = new ConnectionQuota(config.limits.maxConnectionsPerToken);
+  let shuttingDown = false;
   const sessionDeps = {
     liveness,
     presence,
@@ -246,6 +247,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     frameRate: { framesPerSec: config.limits.framesPerSec, burst: config.limits.frameBurst },
     maxFrameBytes: config.limits.maxFrameBytes,
     monotonicClock,
+    stopping: () => shuttingDown,
     undelivered: new UndeliveredMatches({
       store,
       clock,
@@ -257,7 +259,6 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   const sessions = new Set<PilotSession>();
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes });
   // Stopping: new requests and upgrades get SHUTTING_DOWN; those already running finish first.
-  let shuttingDown = false;
   const inFlight = new Set<Promise<void>>();
   const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     if (shuttingDown) {

@@ -40,6 +40,15 @@ export function serverCommand(): Command {
       'a job whose pilot is gone is rescheduled once silent this long (default 90; a dropped pilot that returns sooner keeps it)',
       parseFloat,
     )
+    .option(
+      '--fault-sweep-interval-sec <n>',
+      'how often stalled, stuck and rescheduled jobs are looked for (default 60)',
+      parseFloat,
+    )
+    .option(
+      '--reschedule-delays-sec <list>',
+      'hold before a rescheduled job waits again, by reschedule count; the last repeats (default 60,180,300,600)',
+    )
     .option('--max-submit-bytes <size>', 'largest body of a job submission, e.g. 64MiB (default 64MiB)')
     .option('--max-jobs-per-submission <n>', 'most jobs in one submission, all or nothing (default 10000)', Number)
     .option('--max-frame-bytes <size>', 'largest WebSocket frame a pilot may send, at least 512KiB (default 1MiB)')
@@ -79,6 +88,8 @@ export function serverCommand(): Command {
         taskQueueRefreshSec?: number;
         pilotTimeoutSec?: number;
         reconnectGraceSec?: number;
+        faultSweepIntervalSec?: number;
+        rescheduleDelaysSec?: string;
         maxSubmitBytes?: string;
         maxJobsPerSubmission?: number;
         maxFrameBytes?: string;

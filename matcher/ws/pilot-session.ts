@@ -56,13 +56,15 @@ export interface PilotSessionDeps {
   maxFrameBytes: number;
   /** Real elapsed time for the frame rate (the matcher's clock may be moved by tests). */
   monotonicClock: Clock;
+  /** True once the matcher is stopping: the connections it closes itself leave their jobs alone. */
+  stopping(): boolean;
 }
 
 /** Frames received and not yet handled above which the socket stops being read. */
 const MAX_QUEUED_FRAMES = 256;
 
 const MAX_PROTOCOL_VIOLATIONS = 10;
-/** The history's source for jobs stalled because their pilot's connection stopped answering. */
+/** The history's source for jobs stalled because their pilot's connection stopped answering or closed. */
 const STALLED_BY = 'PilotLiveness';
 /** How long an open session trusts its last credential check (revocations reach it within this). */
 export const SESSION_RECHECK_MS = 1_000;
@@ -461,8 +463,8 @@ export class PilotSession implements CommandReceiver {
   }
 
   /**
-   * The connection was dropped for not answering pings: the node froze or vanished, so its running
-   * jobs are Stalled now rather than after the silence timeout. If the pilot comes back in the grace
+   * The connection was dropped for not answering pings, or closed without a bye: the node froze or
+   * vanished, so its running jobs are Stalled now rather than after the silence timeout. If the pilot comes back in the grace
    * period its heartbeat revives them; otherwise the fault sweeper reschedules them.
    */
   async #stallHeldJobs(): Promise<void> {
@@ -492,6 +494,11 @@ export class PilotSession implements CommandReceiver {
     if (!this.#saidBye) {
       await this.#deps.pilots.recordDisconnect(this.#pilotId, isoNow(this.#deps.clock));
       this.#logger.info('pilot disconnected');
+      // Gone without a bye (the process died, the node or the network failed): its jobs are Stalled
+      // now, not after the silence timeout. Not when this matcher is the one stopping, nor when the
+      // pilot is already back (to this replica or another): its heartbeats keep them Running.
+      const back = await this.#deps.presence.pilotConnected(this.#pilotId).catch(() => false);
+      if (!this.#deps.stopping() && !back) await this.#stallHeldJobs();
     }
   }
 }

@@ -1,6 +1,7 @@
 /**
- * A pilot dies (SIGKILL) while its job runs. The matcher's fault sweeper marks the job Stalled, sees
- * the pilot gone, and reschedules it with a new attempt; a second real pilot runs that attempt to Done.
+ * A pilot dies (SIGKILL) while its job runs. Its connection closes without a bye, so the matcher marks
+ * the job Stalled at once (no sweep needed); the fault sweeper sees the pilot gone and reschedules it
+ * with a new attempt; a second real pilot runs that attempt to Done.
  * The payload of the first attempt is held by a release file, so it can never finish first.
  */
 import { describe, it, after } from 'node:test';
@@ -68,8 +69,9 @@ describe('fault sweeper, end to end', () => {
     pilots.push(first);
     await waitFor(async () => (await job()).status === 'Running', 'attempt 1 running');
     await first.stop('SIGKILL');
+    await waitFor(async () => (await job()).status === 'Stalled', 'attempt 1 Stalled as its connection closed');
 
-    // Sweep until the job is back in line (stalled after 1 s of silence, then the pilot is gone).
+    // Sweep until the job is back in line (the pilot is gone and the job silent for a second).
     await waitFor(async () => {
       await matcher.matcher.sweepFaults();
       const now = await job();
@@ -86,7 +88,7 @@ describe('fault sweeper, end to end', () => {
     const steps = (done.history as { attempt: number; status: string; minorStatus: string; source: string }[]).map(
       (h) => `${h.attempt} ${h.status} ${h.source}`,
     );
-    const stalledAt = steps.indexOf('1 Stalled FaultSweeper');
+    const stalledAt = steps.indexOf('1 Stalled PilotLiveness');
     assert.ok(stalledAt > steps.indexOf('1 Running Pilot'), steps.join(' | '));
     assert.equal(steps[stalledAt + 1], '1 Rescheduled FaultSweeper');
     assert.equal(steps[stalledAt + 2], '2 Waiting FaultSweeper');

@@ -15,10 +15,21 @@ export interface ServerProcess {
 export async function startServerProcess(options: {
   dataDir: string;
   db?: string;
+  /** host:port to listen on (default 127.0.0.1:0); a fixed port lets a restarted matcher keep its URL. */
+  listen?: string;
   /** More `server` options. */
   args?: string[];
 }): Promise<ServerProcess> {
-  const args = [CLI, 'server', '--data-dir', options.dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'];
+  const args = [
+    CLI,
+    'server',
+    '--data-dir',
+    options.dataDir,
+    '--listen',
+    options.listen ?? '127.0.0.1:0',
+    '--log-level',
+    'warn',
+  ];
   if (options.db) args.push('--db', options.db);
   args.push(...(options.args ?? []));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });

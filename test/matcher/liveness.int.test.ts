@@ -116,3 +116,33 @@ it('liveness - the running job of a frozen pilot is Stalled at once, then runs a
     await other.close();
   }
 });
+
+it('liveness - a pilot whose connection closes without a bye has its job Stalled at once; back in time, its heartbeat revives it', async () => {
+  const token = await m.pilotToken('local');
+  const submitted = await m.api('POST', '/api/jobs', { json: { executable: 'sleep', arguments: ['600'] } });
+  const jobId = submitted.body.jobIds[0] as number;
+  const cut = await RawPilot.connect(m.url, token, { stamp: 'cut-off' });
+  cut.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+  assert.equal((await cut.next('match')).job.jobId, jobId);
+  cut.send({ type: 'job.status', ref: 1, jobId, attempt: 1, at: new Date().toISOString(), status: 'Running' });
+  await cut.next('ack');
+  cut.ws.terminate(); // the process died, or the network failed: no close frame, no bye
+
+  const stalled = await waitFor(async () => {
+    const job = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+    return job.status === 'Stalled' ? job : undefined;
+  }, 'the job Stalled as the connection closed');
+  const entry = (stalled.history as { status: string; source: string }[]).at(-1);
+  assert.deepEqual([entry?.status, entry?.source], ['Stalled', 'PilotLiveness']);
+
+  const back = await RawPilot.connect(m.url, token, { stamp: 'cut-off' });
+  try {
+    back.send({ type: 'heartbeat', ref: 2, jobs: [{ jobId, attempt: 1, cpuSec: 1, rssMB: 10, wallSec: 5 }] });
+    await back.next('ack');
+    const job = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+    assert.deepEqual([job.status, job.attempt, job.pilotId], ['Running', 1, 'cut-off'], 'the job is still its own');
+  } finally {
+    back.send({ type: 'job.status', ref: 3, jobId, attempt: 1, at: new Date().toISOString(), status: 'Killed' });
+    await back.close();
+  }
+});

@@ -26,6 +26,26 @@ test('fault sweeper: a stall time under three heartbeats, or a non-whole attempt
   }
 });
 
+test('fault sweeper: its interval and the reschedule holds are options, bad values refused by name', () => {
+  const defaults = compileMatcherConfig({ dataDir: '/tmp/ph' });
+  assert.equal(defaults.faultSweepIntervalMs, 60_000);
+  const tuned = compileMatcherConfig({ dataDir: '/tmp/ph', faultSweepIntervalSec: 0.5, rescheduleDelaysSec: '0, 5' });
+  assert.equal(tuned.faultSweepIntervalMs, 500);
+  assert.deepEqual(tuned.faultSweeper.rescheduleDelaysSec, [0, 5]);
+  for (const faultSweepIntervalSec of [0, 0.05, 7200, Number.NaN]) {
+    assert.throws(
+      () => compileMatcherConfig({ dataDir: '/tmp/ph', faultSweepIntervalSec }),
+      refusedFor('faultSweepIntervalSec'),
+    );
+  }
+  for (const rescheduleDelaysSec of ['', '60,,180', '-1', 'soon', '90000']) {
+    assert.throws(
+      () => compileMatcherConfig({ dataDir: '/tmp/ph', rescheduleDelaysSec }),
+      refusedFor('rescheduleDelaysSec'),
+    );
+  }
+});
+
 test('limits: documented defaults, sizes with units, and every bad value refused by its field', () => {
   assert.deepEqual(compileMatcherConfig({ dataDir: '/tmp/ph' }).limits, DEFAULT_LIMITS);
   const tuned = compileMatcherConfig({

@@ -1,5 +1,6 @@
 /**
- * A matcher asked to stop: pilots are told to reconnect elsewhere (close 1012 SHUTTING_DOWN), and a
+ * A matcher asked to stop: pilots are told to reconnect elsewhere (close 1012 SHUTTING_DOWN) and their
+ * jobs are left Running (the pilots come back and carry on), and a
  * submission already under way finishes its write before the store closes (seen by a matcher started
  * again on the same data directory).
  */
@@ -8,12 +9,25 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { startTestMatcher } from '../helpers/matcher.ts';
-import { RawPilot } from '../helpers/raw-pilot.ts';
+import { RawPilot, resources } from '../helpers/raw-pilot.ts';
 
-it('shutdown - pilots get 1012 SHUTTING_DOWN; an in-flight submission completes and is kept', async () => {
+it('shutdown - pilots get 1012 SHUTTING_DOWN, their jobs stay Running; an in-flight submission completes and is kept', async () => {
   const m = await startTestMatcher();
   const pilot = await RawPilot.connect(m.url, await m.pilotToken('local'), { stamp: 'leaving' });
   const pilotClosed = once(pilot.ws, 'close');
+  const running = (await m.api('POST', '/api/jobs', { json: { executable: 'sleep', arguments: ['600'] } })).body
+    .jobIds[0] as number;
+  pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+  await pilot.next('match');
+  pilot.send({
+    type: 'job.status',
+    ref: 1,
+    jobId: running,
+    attempt: 1,
+    at: new Date().toISOString(),
+    status: 'Running',
+  });
+  await pilot.next('ack');
 
   const body = Buffer.from(JSON.stringify({ name: 'in-flight', executable: '/bin/true' }));
   const req = request(`${m.url}/api/jobs`, {
@@ -45,6 +59,8 @@ it('shutdown - pilots get 1012 SHUTTING_DOWN; an in-flight submission completes 
     const job = await again.api('GET', `/api/jobs/${jobId}`);
     assert.equal(job.status, 200);
     assert.equal(job.body.description.name, 'in-flight');
+    const held = (await again.api('GET', `/api/jobs/${running}`)).body;
+    assert.equal(held.status, 'Running', 'a matcher closing its own connections does not stall their jobs');
   } finally {
     await again.close();
   }

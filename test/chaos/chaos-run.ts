@@ -1,0 +1,300 @@
+/**
+ * A chaos run: a real matcher process on SQLite and M real pilots work through N jobs while the run
+ * SIGKILLs the matcher (and starts it again on the same port), SIGKILLs pilots in the middle of a job
+ * (and starts replacements), and freezes pilots (SIGSTOP) beyond the liveness timeout before letting
+ * them go on (SIGCONT). Actions take turns, one after another, each after a pause that lets work
+ * move on. The run ends when every job is final, then checks what `verify.ts` describes.
+ *
+ * Figures: how long after a restart every pilot is connected again, how long a killed pilot's job
+ * takes to run again elsewhere, how long a frozen pilot takes to be noticed and its job to run again.
+ * Used by `npm run chaos` (sizes as options, figures in BENCHMARKS.md) and, small, by a test.
+ */
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FINAL_STATUSES, JOB_STATUSES } from '../../shared/job/status.ts';
+import type { JobView } from '../../shared/job/model.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { Fleet, type FleetPilot } from './fleet.ts';
+import { storeViolations, verifyJobs, type FinalJob } from './verify.ts';
+
+export interface ChaosOptions {
+  jobs: number;
+  pilots: number;
+  /** Cores each pilot offers (one job per core). */
+  pilotCores: number;
+  /** How long each payload sleeps, seconds (fractions allowed). */
+  jobSec: number;
+  matcherKills: number;
+  pilotKills: number;
+  freezes: number;
+  /** How long the matcher stays dead after each SIGKILL, seconds. */
+  matcherDownSec: number;
+  /** Pause before each action, seconds. */
+  pauseSec: number;
+  /** `server` liveness options; undefined keeps the matcher's defaults. */
+  pilotTimeoutSec?: number;
+  reconnectGraceSec?: number;
+  heartbeatIntervalSec?: number;
+  faultSweepIntervalSec?: number;
+  /** e.g. "0" or "60,180,300,600". */
+  rescheduleDelaysSec?: string;
+  /** Give up waiting for all jobs to be final after this long, seconds. */
+  timeoutSec: number;
+  progress?: (message: string) => void;
+}
+
+export interface ChaosReport {
+  options: ChaosOptions;
+  durationMs: number;
+  pilotsStarted: number;
+  /** Per matcher SIGKILL: time from the restarted matcher listening until every live pilot is connected again. */
+  reconnectMs: number[];
+  /** Per pilot SIGKILL: time until its job runs again (a later attempt Running or beyond). */
+  killedPilotJobBackMs: number[];
+  /** Per freeze: time until the matcher has dropped the pilot (its job Stalled), and until the job runs again. */
+  freezeDetectedMs: number[];
+  freezeJobBackMs: number[];
+  retried: number;
+  staleCompletions: number;
+  /** Crash points at which the store's invariants were checked. */
+  crashPointChecks: number;
+  violations: string[];
+}
+
+type Action = 'matcher-kill' | 'pilot-kill' | 'freeze';
+const NON_FINAL = JOB_STATUSES.filter((status) => !FINAL_STATUSES.has(status));
+const RUNNING_AGAIN = new Set(['Running', 'Completing', 'Done']);
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const progress = options.progress ?? (() => undefined);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-chaos-'));
+  const markerDir = path.join(dir, 'markers');
+  await mkdir(markerDir);
+  await chmod(markerDir, 0o1777);
+  const fleet = new Fleet({ dir, serverArgs: serverArgs(options), pilotArgs: pilotArgs(options) });
+  const report: ChaosReport = {
+    options,
+    durationMs: 0,
+    pilotsStarted: 0,
+    reconnectMs: [],
+    killedPilotJobBackMs: [],
+    freezeDetectedMs: [],
+    freezeJobBackMs: [],
+    retried: 0,
+    staleCompletions: 0,
+    crashPointChecks: 0,
+    violations: [],
+  };
+  const background: Promise<void>[] = [];
+  try {
+    await fleet.startMatcher();
+    const startPilot = () => fleet.startPilot(`chaos-${++report.pilotsStarted}`);
+    await Promise.all(Array.from({ length: options.pilots }, startPilot));
+    const started = Date.now();
+    const ids = await submit(fleet, options, markerDir);
+    progress(`${ids.length} jobs submitted to ${options.pilots} pilots`);
+
+    for (const action of schedule(options)) {
+      await sleep(options.pauseSec * 1000);
+      if (await allFinal(fleet)) {
+        report.violations.push(`the jobs were all final before the ${action} action: make the run longer`);
+        break;
+      }
+      if (action === 'matcher-kill') {
+        await killMatcher(fleet, options, report);
+        progress(`matcher killed and back; pilots reconnected in ${report.reconnectMs.at(-1)} ms`);
+      } else if (action === 'pilot-kill') {
+        const busy = await busyPilot(fleet);
+        if (busy === null) {
+          report.violations.push(`no job was left running for the ${action} action: make the run longer`);
+          break;
+        }
+        const { pilot, job } = busy;
+        const killedAt = Date.now();
+        await fleet.killPilot(pilot);
+        progress(`pilot ${pilot.stamp} killed while running job ${job.id}`);
+        await startPilot();
+        background.push(
+          runningAgain(fleet, job, options).then((at) => void report.killedPilotJobBackMs.push(at - killedAt)),
+        );
+      } else {
+        if (!(await freezeOne(fleet, options, report))) {
+          report.violations.push(`no job was left running for the ${action} action: make the run longer`);
+          break;
+        }
+        progress(
+          `frozen pilot dropped after ${report.freezeDetectedMs.at(-1)} ms, its job back after ${report.freezeJobBackMs.at(-1)} ms`,
+        );
+      }
+    }
+    await Promise.all(background);
+    await waitFor(() => allFinal(fleet), 'every job final', options.timeoutSec * 1000);
+    report.durationMs = Date.now() - started;
+    progress(`every job final after ${report.durationMs} ms; verifying`);
+
+    const finals = await collectFinalJobs(fleet, ids);
+    await fleet.stopAll();
+    report.violations.push(...(await storeViolations(fleet.dbFile, 'at the end')));
+    const verdict = await verifyJobs(finals, markerDir);
+    report.violations.push(...verdict.violations);
+    report.retried = verdict.retried;
+    report.staleCompletions = verdict.staleCompletions;
+    return report;
+  } catch (error) {
+    const logs = fleet.pilots.map((p) => `--- pilot ${p.stamp} (${p.state})\n${p.process.log().slice(-2000)}`);
+    throw new Error(
+      `${(error as Error).message}\n--- matcher\n${fleet.matcherLog().slice(-4000)}\n${logs.join('\n')}`,
+      {
+        cause: error,
+      },
+    );
+  } finally {
+    await fleet.stopAll();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function serverArgs(options: ChaosOptions): string[] {
+  const args = ['--max-attempts', String(options.pilotKills + options.freezes + 2)];
+  if (options.pilotTimeoutSec !== undefined) args.push('--pilot-timeout-sec', String(options.pilotTimeoutSec));
+  if (options.reconnectGraceSec !== undefined) args.push('--reconnect-grace-sec', String(options.reconnectGraceSec));
+  if (options.heartbeatIntervalSec !== undefined) {
+    args.push('--heartbeat-interval-sec', String(options.heartbeatIntervalSec));
+  }
+  if (options.faultSweepIntervalSec !== undefined) {
+    args.push('--fault-sweep-interval-sec', String(options.faultSweepIntervalSec));
+  }
+  if (options.rescheduleDelaysSec !== undefined) args.push('--reschedule-delays-sec', options.rescheduleDelaysSec);
+  return args;
+}
+
+function pilotArgs(options: ChaosOptions): string[] {
+  // Payloads write their markers into a directory of the run: no container around them.
+  return [
+    ...['--cores', String(options.pilotCores), '--isolation', 'none', '--drain-file', 'none'],
+    ...['--idle-timeout-sec', String(options.timeoutSec)],
+  ];
+}
+
+/** The actions in turns: matcher, pilot, freeze, matcher, ... until each count is used up. */
+function schedule(options: ChaosOptions): Action[] {
+  const left: Record<Action, number> = {
+    'matcher-kill': options.matcherKills,
+    'pilot-kill': options.pilotKills,
+    freeze: options.freezes,
+  };
+  const actions: Action[] = [];
+  while (Object.values(left).some((n) => n > 0)) {
+    for (const action of Object.keys(left) as Action[]) {
+      if (left[action] > 0) {
+        actions.push(action);
+        left[action] -= 1;
+      }
+    }
+  }
+  return actions;
+}
+
+async function submit(fleet: Fleet, options: ChaosOptions, markerDir: string): Promise<number[]> {
+  const marker = (suffix: string) => `${markerDir}/$PILOTHOUSE_JOB_ID.$PILOTHOUSE_JOB_ATTEMPT.${suffix}`;
+  const script = [
+    `echo "$PILOTHOUSE_JOB_ID $PILOTHOUSE_JOB_ATTEMPT" > attempt.txt`,
+    `echo "$PILOTHOUSE_PILOT_STAMP" >> ${marker('start')}`,
+    `sleep ${options.jobSec}`,
+    `echo "$PILOTHOUSE_PILOT_STAMP" >> ${marker('end')}`,
+  ].join('; ');
+  const ids: number[] = [];
+  for (let first = 0; first < options.jobs; first += 5_000) {
+    const batch = Array.from({ length: Math.min(5_000, options.jobs - first) }, (_, n) => ({
+      name: `chaos-${first + n}`,
+      executable: '/bin/sh',
+      arguments: ['-c', script],
+      outputSandbox: ['attempt.txt'],
+      requirements: { wallTimeSec: 3_600 },
+    }));
+    ids.push(...((await fleet.api('POST', '/api/jobs', batch)).jobIds as number[]));
+  }
+  return ids;
+}
+
+/** True when no job is left to run; undefined while the matcher cannot answer. */
+async function allFinal(fleet: Fleet): Promise<true | undefined> {
+  const page = await fleet.api('POST', '/api/jobs/search', { status: NON_FINAL, perPage: 1 }).catch(() => undefined);
+  return page?.total === 0 ? true : undefined;
+}
+
+/** A live pilot and a job it is running now; null once every job is final. */
+async function busyPilot(fleet: Fleet): Promise<{ pilot: FleetPilot; job: JobView } | null> {
+  return waitFor(async () => {
+    if (await allFinal(fleet)) return null;
+    const page = await fleet.api('POST', '/api/jobs/search', { status: ['Running'], perPage: 1000 }).catch(() => null);
+    for (const job of (page?.jobs ?? []) as JobView[]) {
+      const pilot = fleet.alivePilots().find((candidate) => candidate.stamp === job.pilotId);
+      if (pilot) return { pilot, job };
+    }
+    return undefined;
+  }, 'a pilot running a job');
+}
+
+/** When the job is running again in a later attempt (or already further on). */
+async function runningAgain(fleet: Fleet, job: JobView, options: ChaosOptions): Promise<number> {
+  await waitFor(
+    async () => {
+      const now = (await fleet.api('GET', `/api/jobs/${job.id}`).catch(() => null)) as JobView | null;
+      return now !== null && now.attempt > job.attempt && RUNNING_AGAIN.has(now.status);
+    },
+    `job ${job.id} running again after attempt ${job.attempt}`,
+    options.timeoutSec * 1000,
+  );
+  return Date.now();
+}
+
+async function killMatcher(fleet: Fleet, options: ChaosOptions, report: ChaosReport): Promise<void> {
+  const live = fleet.alivePilots().map((pilot) => ({ pilot, connections: Fleet.connections(pilot) }));
+  const killedAt = Date.now();
+  await fleet.killMatcher('SIGKILL');
+  const n = report.reconnectMs.length + 1;
+  report.violations.push(...(await storeViolations(fleet.dbFile, `after matcher kill ${n}`)));
+  report.crashPointChecks += 1;
+  await sleep(Math.max(0, options.matcherDownSec * 1000 - (Date.now() - killedAt)));
+  await fleet.startMatcher();
+  const listening = Date.now();
+  await waitFor(
+    async () => live.every(({ pilot, connections }) => Fleet.connections(pilot) > connections || undefined),
+    'every live pilot connected again',
+    options.timeoutSec * 1000,
+  );
+  report.reconnectMs.push(Date.now() - listening);
+}
+
+async function freezeOne(fleet: Fleet, options: ChaosOptions, report: ChaosReport): Promise<boolean> {
+  const busy = await busyPilot(fleet);
+  if (busy === null) return false;
+  const { pilot, job } = busy;
+  const frozenAt = Date.now();
+  fleet.freeze(pilot);
+  await waitFor(
+    async () => {
+      const now = (await fleet.api('GET', `/api/jobs/${job.id}`).catch(() => null)) as JobView | null;
+      return now !== null && (now.status === 'Stalled' || now.attempt > job.attempt);
+    },
+    `the frozen pilot ${pilot.stamp} dropped`,
+    options.timeoutSec * 1000,
+  );
+  report.freezeDetectedMs.push(Date.now() - frozenAt);
+  report.freezeJobBackMs.push((await runningAgain(fleet, job, options)) - frozenAt);
+  fleet.thaw(pilot);
+  return true;
+}
+
+async function collectFinalJobs(fleet: Fleet, ids: readonly number[]): Promise<FinalJob[]> {
+  const finals: FinalJob[] = [];
+  for (const id of ids) {
+    const job = (await fleet.api('GET', `/api/jobs/${id}`)) as JobView & { history: FinalJob['history'] };
+    const output = job.outputSandbox === null ? null : await fleet.download(`/api/jobs/${id}/output`);
+    finals.push({ job, history: job.history, output });
+  }
+  return finals;
+}
