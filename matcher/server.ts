@@ -197,6 +197,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     limits: config.limits,
     maxAttempts: config.faultSweeper.maxAttempts,
     replicaId: presence.replicaId,
+    storeFault: () => stores.fault(),
     clusterId,
     storedPolicy,
   };

@@ -27,6 +27,7 @@ import { openSqliteJobStore } from './sqlite/sqlite-job-store.ts';
 import { DEFAULT_MAX_LOG_LINES_PER_PILOT, openSqlitePilotActivityStore } from './sqlite/sqlite-pilot-activity-store.ts';
 import { openSqlitePilotStore } from './sqlite/sqlite-pilot-store.ts';
 import { WalCheckpointer } from './sqlite/wal-checkpointer.ts';
+import { DatabaseFileGuard } from './sqlite/database-file-guard.ts';
 
 export interface MatcherStores {
   jobs: JobStore;
@@ -37,6 +38,8 @@ export interface MatcherStores {
   bus: ClusterBus;
   /** Which replica holds which pilot, and chores run once (null on SQLite: the registry is the truth). */
   presence: ClusterPresence | null;
+  /** Null while the stores can work; else why not (the SQLite file was removed or replaced). */
+  fault(): string | null;
   close(): Promise<void>;
 }
 
@@ -46,8 +49,12 @@ export interface OpenStoresOptions {
   walCheckpoint: { intervalMs: number; restartAboveFrames: number; holdTimeoutMs: number };
   /** PostgreSQL only: connections this process may hold. */
   maxConnections?: number;
+  /** SQLite only: how often the file is checked to still be the one open (database-file-guard.ts). */
+  fileCheckIntervalMs?: number;
   clock: Clock;
 }
+
+export const DEFAULT_FILE_CHECK_INTERVAL_MS = 1_000;
 
 /** Connections of one matcher's pool: PostgreSQL allows 100 by default, for every replica. */
 export const DEFAULT_PG_MAX_CONNECTIONS = 16;
@@ -73,6 +80,21 @@ function openSqliteStores(file: string, options: OpenStoresOptions): MatcherStor
       onFailure: () => jobs.checkpointInCommits(),
       ...options.walCheckpoint,
     });
+    const guard = new DatabaseFileGuard({
+      path: file,
+      intervalMs: options.fileCheckIntervalMs ?? DEFAULT_FILE_CHECK_INTERVAL_MS,
+      onLost(reason) {
+        for (const store of [jobs, credentials, pilotActivity, pilots]) store.refuseWrites(true);
+        options.logger.error(
+          { path: file, reason },
+          'database file removed or replaced while open: writes refused until it is put back, or restored and the matcher restarted',
+        );
+      },
+      onRestored() {
+        for (const store of [jobs, credentials, pilotActivity, pilots]) store.refuseWrites(false);
+        options.logger.warn({ path: file }, 'database file back where it was: writes resume');
+      },
+    });
     return {
       jobs,
       credentials,
@@ -80,7 +102,14 @@ function openSqliteStores(file: string, options: OpenStoresOptions): MatcherStor
       pilots,
       bus: new LocalBus(),
       presence: null,
+      fault: () => {
+        const lost = guard.check();
+        return lost === null
+          ? null
+          : `the database file ${file} was ${lost} while open: put it back, or restore it and restart the matcher`;
+      },
       async close() {
+        guard.stop();
         await checkpointer.stop();
         await jobs.close();
         await credentials.close();
@@ -139,6 +168,7 @@ async function openPgStores(
     pilots: new PgPilotStore(pool, shared),
     bus,
     presence,
+    fault: () => null,
     async close() {
       await bus.close();
       await presence.close();

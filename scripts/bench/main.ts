@@ -5,14 +5,13 @@
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
  * Needs `npm run build` first (it runs the shipped dist/ artifacts).
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchMatching } from './matching.ts';
 import { benchSiteDirector } from './site-director.ts';
-import { machineDescription } from './machine.ts';
+import { replaceSection, sectionHeader } from './benchmarks-file.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values } = parseArgs({
@@ -49,24 +48,7 @@ const progress = (message: string): void => {
   process.stderr.write(`[bench] ${message}\n`);
 };
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
-const header = (title: string): string =>
-  `## ${title}\n\nMeasured ${new Date().toISOString().slice(0, 10)} with \`${command}\` on:\n\n${machineDescription()}\n\n`;
-
-async function replaceSection(name: string, body: string): Promise<void> {
-  const file = path.join(root, 'BENCHMARKS.md');
-  const begin = `<!-- bench:${name}:begin -->`;
-  const end = `<!-- bench:${name}:end -->`;
-  let text = existsSync(file)
-    ? await readFile(file, 'utf8')
-    : '# Benchmarks\n\nFigures from `npm run bench` (medians and ratios measured side by side in one run; these machines are noisy).\n';
-  const block = `${begin}\n${body.trim()}\n${end}`;
-  const at = text.indexOf(begin);
-  text =
-    at >= 0
-      ? text.slice(0, at) + block + text.slice(text.indexOf(end) + end.length)
-      : `${text.trimEnd()}\n\n${block}\n`;
-  await writeFile(file, text);
-}
+const header = (title: string): string => sectionHeader(title, command);
 
 if (scenario === 'matching' || scenario === 'all') {
   const result = await benchMatching({

@@ -2,8 +2,7 @@
  * A chaos run: a real matcher process on SQLite and M real pilots work through N jobs while the run
  * SIGKILLs the matcher (and starts it again on the same port), SIGKILLs pilots in the middle of a job
  * (and starts replacements), and freezes pilots (SIGSTOP) beyond the liveness timeout before letting
- * them go on (SIGCONT). Actions take turns, one after another, each after a pause that lets work
- * move on. The run ends when every job is final, then checks what `verify.ts` describes.
+ * them go on (SIGCONT). Actions come one after another, each after a pause that lets work move on. The run ends when every job is final, then checks what `verify.ts` describes.
  *
  * Figures: how long after a restart every pilot is connected again, how long a killed pilot's job
  * takes to run again elsewhere, how long a frozen pilot takes to be noticed and its job to run again.
@@ -106,19 +105,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         await killMatcher(fleet, options, report);
         progress(`matcher killed and back; pilots reconnected in ${report.reconnectMs.at(-1)} ms`);
       } else if (action === 'pilot-kill') {
-        const busy = await busyPilot(fleet);
-        if (busy === null) {
+        if (!(await killOne(fleet, options, report, startPilot, background))) {
           report.violations.push(`no job was left running for the ${action} action: make the run longer`);
           break;
         }
-        const { pilot, job } = busy;
-        const killedAt = Date.now();
-        await fleet.killPilot(pilot);
-        progress(`pilot ${pilot.stamp} killed while running job ${job.id}`);
-        await startPilot();
-        background.push(
-          runningAgain(fleet, job, options).then((at) => void report.killedPilotJobBackMs.push(at - killedAt)),
-        );
       } else {
         if (!(await freezeOne(fleet, options, report))) {
           report.violations.push(`no job was left running for the ${action} action: make the run longer`);
@@ -178,23 +168,22 @@ function pilotArgs(options: ChaosOptions): string[] {
   ];
 }
 
-/** The actions in turns: matcher, pilot, freeze, matcher, ... until each count is used up. */
+/**
+ * Matcher and pilot kills in turns, then the freezes: a freeze holds the run for the liveness timeout
+ * and the reconnect grace (minutes with the defaults), and the kills need work left to hit.
+ */
 function schedule(options: ChaosOptions): Action[] {
-  const left: Record<Action, number> = {
-    'matcher-kill': options.matcherKills,
-    'pilot-kill': options.pilotKills,
-    freeze: options.freezes,
-  };
+  const left = { 'matcher-kill': options.matcherKills, 'pilot-kill': options.pilotKills };
   const actions: Action[] = [];
-  while (Object.values(left).some((n) => n > 0)) {
-    for (const action of Object.keys(left) as Action[]) {
+  while (left['matcher-kill'] + left['pilot-kill'] > 0) {
+    for (const action of ['matcher-kill', 'pilot-kill'] as const) {
       if (left[action] > 0) {
         actions.push(action);
         left[action] -= 1;
       }
     }
   }
-  return actions;
+  return [...actions, ...Array.from({ length: options.freezes }, (): Action => 'freeze')];
 }
 
 async function submit(fleet: Fleet, options: ChaosOptions, markerDir: string): Promise<number[]> {
@@ -269,24 +258,66 @@ async function killMatcher(fleet: Fleet, options: ChaosOptions, report: ChaosRep
   report.reconnectMs.push(Date.now() - listening);
 }
 
-async function freezeOne(fleet: Fleet, options: ChaosOptions, report: ChaosReport): Promise<boolean> {
-  const busy = await busyPilot(fleet);
-  if (busy === null) return false;
-  const { pilot, job } = busy;
-  const frozenAt = Date.now();
-  fleet.freeze(pilot);
-  await waitFor(
+/**
+ * What became of a job whose pilot was just killed or frozen: `hit` once the matcher took it from
+ * the pilot (Stalled, or already a later attempt), `missed` if the pilot's last report, sent before
+ * the signal, ended it first.
+ */
+async function aftermath(fleet: Fleet, job: JobView, timeoutSec: number): Promise<'hit' | 'missed'> {
+  return waitFor(
     async () => {
       const now = (await fleet.api('GET', `/api/jobs/${job.id}`).catch(() => null)) as JobView | null;
-      return now !== null && (now.status === 'Stalled' || now.attempt > job.attempt);
+      if (now === null) return undefined;
+      if (now.status === 'Stalled' || now.attempt > job.attempt) return 'hit';
+      return FINAL_STATUSES.has(now.status) ? 'missed' : undefined;
     },
-    `the frozen pilot ${pilot.stamp} dropped`,
-    options.timeoutSec * 1000,
+    `job ${job.id} taken from its pilot`,
+    timeoutSec * 1000,
   );
-  report.freezeDetectedMs.push(Date.now() - frozenAt);
-  report.freezeJobBackMs.push((await runningAgain(fleet, job, options)) - frozenAt);
-  fleet.thaw(pilot);
-  return true;
+}
+
+/** SIGKILLs a pilot in the middle of a job (another if its job ended first), starts a replacement. */
+async function killOne(
+  fleet: Fleet,
+  options: ChaosOptions,
+  report: ChaosReport,
+  startPilot: () => Promise<unknown>,
+  background: Promise<void>[],
+): Promise<boolean> {
+  for (;;) {
+    const busy = await busyPilot(fleet);
+    if (busy === null) return false;
+    const { pilot, job } = busy;
+    const killedAt = Date.now();
+    await fleet.killPilot(pilot);
+    await startPilot();
+    if ((await aftermath(fleet, job, options.timeoutSec)) === 'missed') continue;
+    options.progress?.(`pilot ${pilot.stamp} killed while running job ${job.id}`);
+    background.push(
+      runningAgain(fleet, job, options).then((at) => void report.killedPilotJobBackMs.push(at - killedAt)),
+    );
+    return true;
+  }
+}
+
+/** SIGSTOPs a pilot in the middle of a job until the job runs elsewhere, then SIGCONTs it. */
+async function freezeOne(fleet: Fleet, options: ChaosOptions, report: ChaosReport): Promise<boolean> {
+  for (;;) {
+    const busy = await busyPilot(fleet);
+    if (busy === null) return false;
+    const { pilot, job } = busy;
+    const frozenAt = Date.now();
+    fleet.freeze(pilot);
+    options.progress?.(`pilot ${pilot.stamp} frozen while running job ${job.id}`);
+    if ((await aftermath(fleet, job, options.timeoutSec)) === 'missed') {
+      fleet.thaw(pilot);
+      continue;
+    }
+    report.freezeDetectedMs.push(Date.now() - frozenAt);
+    report.freezeJobBackMs.push((await runningAgain(fleet, job, options)) - frozenAt);
+    fleet.thaw(pilot);
+    return true;
+  }
 }
 
 async function collectFinalJobs(fleet: Fleet, ids: readonly number[]): Promise<FinalJob[]> {

@@ -11,8 +11,12 @@ export function adminRoutes(deps: RouteDeps): Route[] {
       method: 'GET',
       path: '/healthz',
       policy: 'public',
-      summary: 'liveness, and which replica answered',
-      handler: async () => ({ status: 200, json: { status: 'ok', replica: deps.replicaId, cluster: deps.clusterId } }),
+      summary: 'liveness, and which replica answered (503 STORE_UNAVAILABLE when its store cannot work)',
+      handler: async () => {
+        const fault = deps.storeFault();
+        if (fault !== null) throw new PilothouseError('STORE_UNAVAILABLE', fault, { replica: deps.replicaId });
+        return { status: 200, json: { status: 'ok', replica: deps.replicaId, cluster: deps.clusterId } };
+      },
     },
     {
       method: 'GET',

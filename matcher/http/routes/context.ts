@@ -45,6 +45,8 @@ export interface RouteDeps {
   maxAttempts: number;
   /** This matcher among its replicas (told by /healthz, so an operator sees who answered). */
   replicaId: string;
+  /** Null while the store can work; else why not (then /healthz answers 503 STORE_UNAVAILABLE). */
+  storeFault(): string | null;
   /** The deployment all replicas belong to (the data directory and the database agree on it). */
   clusterId: string;
   /** The scheduling policy kept in the store for every replica. */
