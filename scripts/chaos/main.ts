@@ -62,7 +62,8 @@ const report = await runChaos({ ...options, progress: (message) => process.stder
 const markdown = describe(report);
 process.stdout.write(`${markdown}\n`);
 if (options.write) {
-  const command = `npm run chaos -- ${process.argv.slice(2).join(' ')}`.trim();
+  const args = process.argv.slice(2).join(' ');
+  const command = args === '' ? 'npm run chaos' : `npm run chaos -- ${args}`;
   await replaceSection('chaos', sectionHeader('Chaos', command) + markdown);
   process.stderr.write('[chaos] figures written to BENCHMARKS.md\n');
 }
