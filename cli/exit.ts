@@ -14,6 +14,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   CONFIG_INVALID: EXIT.usage,
   VALIDATION_FAILED: EXIT.usage,
   BAD_JSON: EXIT.usage,
+  JDL_INVALID: EXIT.usage,
   BAD_QUERY: EXIT.usage,
   SUBMISSION_TOO_LARGE: EXIT.usage,
   TOKEN_MISSING: EXIT.auth,

@@ -528,8 +528,8 @@ class JobExecution implements RunningJob {
       // Inside a container the launcher, not the payload, would fail to start: tell it the same way.
       return { kind: 'not-started', code: 'ENOENT', message: `cannot execute ${description.executable}: not found` };
     }
-    const stdout = await open(path.join(this.#dir, 'std.out'), 'w');
-    const stderr = await open(path.join(this.#dir, 'std.err'), 'w');
+    const stdout = await open(path.join(this.#dir, this.#job.description.stdout), 'w');
+    const stderr = await open(path.join(this.#dir, this.#job.description.stderr), 'w');
     let wallTimer: NodeJS.Timeout | null = null;
     let appTimer: NodeJS.Timeout | null = null;
     let confinement: JobConfinement | null = null;
@@ -647,7 +647,8 @@ class JobExecution implements RunningJob {
 
   async #uploadOutputSandbox(): Promise<{ ref: string; missing: string[] }> {
     const { transfer, maxOutputSandboxBytes } = this.#options;
-    const selection = await selectOutputFiles(this.#dir, this.#job.description.outputSandbox);
+    const { stdout, stderr, outputSandbox } = this.#job.description;
+    const selection = await selectOutputFiles(this.#dir, outputSandbox, [stdout, stderr]);
     if (selection.missing.length > 0 || selection.refused.length > 0) {
       this.#logger.warn({ missing: selection.missing, refused: selection.refused }, 'output sandbox files skipped');
     }

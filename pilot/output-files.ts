@@ -91,13 +91,17 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-export async function selectOutputFiles(jobDir: string, patterns: readonly string[]): Promise<OutputSelection> {
+export async function selectOutputFiles(
+  jobDir: string,
+  patterns: readonly string[],
+  standardOutputs: readonly string[] = STANDARD_OUTPUTS,
+): Promise<OutputSelection> {
   const selected = new Set<string>();
   const missing: string[] = [];
   const refused: string[] = [];
   let tree: string[] | null = null;
 
-  for (const pattern of [...STANDARD_OUTPUTS, ...patterns]) {
+  for (const pattern of [...standardOutputs, ...patterns]) {
     const normalised = normalisePattern(pattern);
     if (normalised === null) {
       refused.push(pattern);

@@ -7,6 +7,11 @@
 export const ERROR_CODES = {
   BAD_JSON: { httpStatus: 400, retryable: false, summary: 'the request body is not valid JSON' },
   VALIDATION_FAILED: { httpStatus: 400, retryable: false, summary: 'a field is missing, unknown or of the wrong type' },
+  JDL_INVALID: {
+    httpStatus: 400,
+    retryable: false,
+    summary: 'the JDL is malformed, or an attribute has a value no job can have (line and column given)',
+  },
   BAD_QUERY: { httpStatus: 400, retryable: false, summary: 'a search filter, sort or page parameter is not valid' },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false, summary: 'the request body has the wrong content type' },
   PAYLOAD_TOO_LARGE: { httpStatus: 413, retryable: false, summary: 'the request body exceeds its size limit' },

@@ -15,6 +15,9 @@ export const DEFAULT_PRIORITY = 1;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const SHA256_REF = /^sha256:[0-9a-f]{64}$/;
+/** A plain file name in the job's directory: no directory, nothing hidden, nothing to escape with. */
+const STREAM_FILE = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$/;
+const STREAM_FILE_MESSAGE = 'a file name of letters, digits and _.+- (no directory)';
 
 const siteName = z.string().regex(NAME, 'site names are 1-128 characters of letters, digits and _.:@+-');
 const tagName = z.string().regex(NAME, 'tags are 1-128 characters of letters, digits and _.:@+-');
@@ -100,6 +103,18 @@ export const jobDescriptionSchema = z.strictObject({
     .max(100)
     .default([]),
   outputSandbox: z.array(z.string().min(1).max(1024)).max(1000).default([]),
+  /** Files the payload's standard output and error are written to, in its working directory. */
+  stdout: z.string().regex(STREAM_FILE, STREAM_FILE_MESSAGE).default('std.out'),
+  stderr: z.string().regex(STREAM_FILE, STREAM_FILE_MESSAGE).default('std.err'),
+  /** Grid data the job reads (DIRAC's InputData, LFNs): kept with the job for its payload and for searches. */
+  inputData: z.array(z.string().min(1).max(4096)).max(500).default([]),
+  /** Bookkeeping group (DIRAC's JobGroup), e.g. a production or an analysis campaign. */
+  jobGroup: z.string().regex(NAME, 'job groups are 1-128 characters of letters, digits and _.:@+-').optional(),
+  /** Attributes a JDL carried that Pilothouse does not act on, kept as they were (DIRAC's extraFields). */
+  extraFields: z
+    .record(z.string().max(128), z.json())
+    .refine((fields) => Object.keys(fields).length <= 200, 'at most 200 extra fields')
+    .default({}),
   jobType: z
     .string()
     .regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'job types are letters, digits, _ and -')
