@@ -16,6 +16,8 @@ export interface ClientOptions {
 }
 
 export const DEFAULT_MATCHER_URL = 'http://127.0.0.1:8080';
+/** Uploads go out in pieces this large, each one a step of the progress bar. */
+const UPLOAD_CHUNK_BYTES = 1024 * 1024;
 
 export class MatcherClient {
   readonly #endpoints: MatcherEndpoints;
@@ -51,6 +53,42 @@ export class MatcherClient {
     const parsed = text ? (JSON.parse(text) as unknown) : null;
     if (response.statusCode >= 400) throw errorFromResponse(response.statusCode, parsed);
     return { status: response.statusCode, body: parsed as T, headers: response.headers };
+  }
+
+  /**
+   * A request with a body already encoded (a JDL, a sandbox): JSON answer as for `json`. `onSent` is
+   * told how many bytes have gone out, for a progress bar.
+   */
+  async sendBytes<T>(
+    method: string,
+    path: string,
+    bytes: Buffer,
+    contentType: string,
+    onSent?: (bytes: number) => void,
+  ): Promise<{ status: number; body: T }> {
+    const headers = {
+      authorization: `Bearer ${this.#token}`,
+      'content-type': contentType,
+      'content-length': String(bytes.length),
+    };
+    const chunks = function* (): Generator<Buffer> {
+      for (let at = 0; at < bytes.length; at += UPLOAD_CHUNK_BYTES) {
+        yield bytes.subarray(at, at + UPLOAD_CHUNK_BYTES);
+        onSent?.(Math.min(bytes.length, at + UPLOAD_CHUNK_BYTES));
+      }
+    };
+    const response = await sendWithFailover(this.#endpoints, (base) =>
+      request(`${base}${path}`, {
+        method: method as 'PUT',
+        headers,
+        body: Readable.from(chunks()),
+        ...(this.#dispatcher && { dispatcher: this.#dispatcher }),
+      }),
+    );
+    const text = await response.body.text();
+    const parsed = text ? (JSON.parse(text) as unknown) : null;
+    if (response.statusCode >= 400) throw errorFromResponse(response.statusCode, parsed);
+    return { status: response.statusCode, body: parsed as T };
   }
 
   /** GET of a binary body (sandboxes), as a stream. */

@@ -27,7 +27,7 @@ export interface MatcherLimits {
 
 /** 10,000 jobs of a few KiB each. */
 export const DEFAULT_MAX_SUBMIT_BYTES = 64 * 1024 ** 2;
-export const DEFAULT_MAX_JOBS_PER_SUBMISSION = 10_000;
+export const DEFAULT_MAX_JOBS_PER_SUBMISSION = 100_000;
 /** The pilot's largest frame is a log batch of at most 256 KiB of encoded lines. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 ** 2;
 /** A pilot never needs a quarter of this frame rate; a flooding client exceeds it in milliseconds. */

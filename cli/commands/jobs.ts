@@ -9,6 +9,8 @@ import { MatcherClient, type ClientOptions } from '../client.ts';
 import { printJson, table } from '../format.ts';
 import { createProgress } from '../progress.ts';
 import { unpackOutputSandbox } from '../unpack-output.ts';
+import { ensureUploaded, packInputFiles, type PackedSandbox } from '../input-sandbox.ts';
+import { parseJdl } from '../../shared/jdl/jdl-job.ts';
 
 interface CommonOptions extends ClientOptions {
   json?: boolean;
@@ -28,21 +30,36 @@ export function clientCommand(name: string, description: string): Command {
     .option('--json', 'print JSON for scripts', false);
 }
 
-export const SUBMIT_BATCH_SIZE = 1000;
+/** A job read from a file, with the local input files its sandbox still needs (relative to `baseDir`). */
+interface ReadJob {
+  description: Record<string, unknown>;
+  baseDir: string;
+  localInputFiles: string[];
+}
 
-async function readDescriptions(files: string[]): Promise<unknown[]> {
-  const all: unknown[] = [];
+async function readText(file: string): Promise<string> {
+  try {
+    return file === '-'
+      ? await new Response(process.stdin as unknown as ReadableStream).text()
+      : await readFile(file, 'utf8');
+  } catch (error) {
+    throw new PilothouseError('CONFIG_INVALID', `cannot read ${file}: ${(error as Error).message}`, { field: 'file' });
+  }
+}
+
+/** JSON files (one job or an array; inputSandbox entries other than sha256:... are local files) and JDL files. */
+async function readJobs(files: string[], warn: (message: string) => void): Promise<ReadJob[]> {
+  const all: ReadJob[] = [];
   for (const file of files) {
-    let text: string;
-    try {
-      text =
-        file === '-'
-          ? await new Response(process.stdin as unknown as ReadableStream).text()
-          : await readFile(file, 'utf8');
-    } catch (error) {
-      throw new PilothouseError('CONFIG_INVALID', `cannot read ${file}: ${(error as Error).message}`, {
-        field: 'file',
-      });
+    const text = await readText(file);
+    const baseDir = file === '-' ? process.cwd() : path.dirname(path.resolve(file));
+    if (file.toLowerCase().endsWith('.jdl')) {
+      const parsed = parseJdl(text, { source: file, maxJobs: Number.MAX_SAFE_INTEGER });
+      parsed.warnings.forEach(warn);
+      for (const job of parsed.jobs) {
+        all.push({ description: { ...job.description }, baseDir, localInputFiles: job.localInputFiles });
+      }
+      continue;
     }
     let parsed: unknown;
     try {
@@ -52,41 +69,92 @@ async function readDescriptions(files: string[]): Promise<unknown[]> {
         field: 'file',
       });
     }
-    all.push(...(Array.isArray(parsed) ? parsed : [parsed]));
+    for (const item of Array.isArray(parsed) ? parsed : [parsed]) {
+      const description = { ...(item as Record<string, unknown>) };
+      const entries = Array.isArray(description['inputSandbox']) ? (description['inputSandbox'] as unknown[]) : [];
+      const isRef = (entry: unknown) => typeof entry === 'string' && entry.startsWith('sha256:');
+      if (entries.length > 0) description['inputSandbox'] = entries.filter(isRef);
+      all.push({ description, baseDir, localInputFiles: entries.filter((entry) => !isRef(entry)).map(String) });
+    }
   }
   return all;
 }
 
+/** Packs each distinct set of local input files once, uploads what the matcher lacks, and names it in the jobs. */
+async function attachInputSandboxes(client: MatcherClient, jobs: ReadJob[]): Promise<number> {
+  const packs = new Map<string, PackedSandbox>();
+  for (const job of jobs) {
+    if (job.localInputFiles.length === 0) continue;
+    const key = JSON.stringify([job.baseDir, [...job.localInputFiles].sort()]);
+    let pack = packs.get(key);
+    if (pack === undefined) {
+      pack = await packInputFiles(job.baseDir, job.localInputFiles);
+      packs.set(key, pack);
+    }
+    const refs = (job.description['inputSandbox'] as string[] | undefined) ?? [];
+    job.description['inputSandbox'] = [...refs, pack.ref];
+  }
+  return ensureUploaded(client, [...new Map([...packs.values()].map((pack) => [pack.ref, pack])).values()]);
+}
+
+/**
+ * What goes to the matcher: the expanded descriptions, or, for one JDL whose jobs share their input
+ * files, the JDL itself with its packed sandbox, expanded by the matcher (a 100,000-job parametric
+ * JDL stays a few hundred bytes on the wire).
+ */
+async function submissionBody(files: string[], jobs: ReadJob[]): Promise<unknown> {
+  const [file] = files;
+  const [first] = jobs;
+  const localFiles = (job: ReadJob) => JSON.stringify([...job.localInputFiles].sort());
+  const oneJdl = files.length === 1 && file !== undefined && file.toLowerCase().endsWith('.jdl');
+  if (oneJdl && first !== undefined && jobs.every((job) => localFiles(job) === localFiles(first))) {
+    // attachInputSandboxes appended the packed sandbox of the local files last.
+    const packed = first.localInputFiles.length > 0 ? (first.description['inputSandbox'] as string[]).slice(-1) : [];
+    return { jdl: await readText(file), ...(packed.length > 0 && { inputSandbox: packed }) };
+  }
+  return jobs.map((job) => job.description);
+}
+
+/** Above this many bytes the submission itself shows a progress bar while it is sent. */
+const SUBMIT_PROGRESS_ABOVE_BYTES = 1024 * 1024;
+
 export function submitCommand(): Command {
-  return clientCommand('submit', 'submit the jobs described in JSON files (one job or an array each; - reads stdin)')
+  return clientCommand(
+    'submit',
+    'submit the jobs described in JSON files (one job or an array each; - reads stdin) or DIRAC JDL files (*.jdl), all in one all-or-nothing request; local input files are packed and uploaded once',
+  )
     .argument('<files...>', 'job description files')
     .action(async (files: string[], options: CommonOptions) => {
       const client = await MatcherClient.fromOptions(options);
-      const descriptions = await readDescriptions(files);
-      const jobIds: number[] = [];
+      const jobs = await readJobs(files, (message) => process.stderr.write(`warning: ${message}\n`));
+      if (jobs.length === 0)
+        throw new PilothouseError('VALIDATION_FAILED', 'no job in the given files', { field: 'file' });
+      const uploaded = await attachInputSandboxes(client, jobs);
+      const body = Buffer.from(JSON.stringify(await submissionBody(files, jobs)));
       const progress =
-        descriptions.length > SUBMIT_BATCH_SIZE ? createProgress('submitting', descriptions.length) : null;
-      // Batches are submitted in order; a refused batch stops the run and says which jobs went in.
-      for (let start = 0; start < descriptions.length; start += SUBMIT_BATCH_SIZE) {
-        const batch = descriptions.slice(start, start + SUBMIT_BATCH_SIZE);
-        try {
-          const { body } = await client.json<{ jobIds: number[] }>('POST', '/api/jobs', batch);
-          jobIds.push(...body.jobIds);
-        } catch (error) {
-          if (error instanceof PilothouseError && error.details.field?.startsWith('[')) {
-            const index = Number(/^\[(\d+)\]/.exec(error.details.field)?.[1] ?? 0) + start;
-            throw new PilothouseError(
-              error.code,
-              `job #${index + 1}: ${error.message} (${jobIds.length} job(s) submitted before it)`,
-              error.details,
-            );
-          }
-          throw error;
+        body.length > SUBMIT_PROGRESS_ABOVE_BYTES
+          ? createProgress(`submitting ${jobs.length} jobs`, body.length)
+          : null;
+      let jobIds: number[];
+      try {
+        ({
+          body: { jobIds },
+        } = await client.sendBytes<{ jobIds: number[] }>('POST', '/api/jobs', body, 'application/json', (sent) =>
+          progress?.update(sent),
+        ));
+      } catch (error) {
+        if (error instanceof PilothouseError && error.details.field?.startsWith('[')) {
+          const index = Number(/^\[(\d+)\]/.exec(error.details.field)?.[1] ?? 0);
+          throw new PilothouseError(
+            error.code,
+            `job #${index + 1}: ${error.message} (no job was submitted)`,
+            error.details,
+          );
         }
-        progress?.update(jobIds.length);
+        throw error;
       }
       progress?.finish();
-      if (options.json) printJson({ jobIds });
+      if (options.json) printJson({ jobIds, sandboxesUploaded: uploaded });
       else process.stdout.write(`${jobIds.length === 1 ? 'job' : 'jobs'} ${compactIds(jobIds)} submitted\n`);
     });
 }

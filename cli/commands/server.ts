@@ -50,7 +50,11 @@ export function serverCommand(): Command {
       'hold before a rescheduled job waits again, by reschedule count; the last repeats (default 60,180,300,600)',
     )
     .option('--max-submit-bytes <size>', 'largest body of a job submission, e.g. 64MiB (default 64MiB)')
-    .option('--max-jobs-per-submission <n>', 'most jobs in one submission, all or nothing (default 10000)', Number)
+    .option(
+      '--max-jobs-per-submission <n>',
+      'most jobs in one submission (JSON array or expanded JDL), all or nothing (default 100000)',
+      Number,
+    )
     .option('--max-frame-bytes <size>', 'largest WebSocket frame a pilot may send, at least 512KiB (default 1MiB)')
     .option(
       '--max-frames-per-sec <n>',

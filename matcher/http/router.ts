@@ -176,10 +176,25 @@ async function send(res: ServerResponse, reply: Reply): Promise<void> {
 
 /** Reads a JSON body of at most `maxBytes`; BAD_JSON / UNSUPPORTED_MEDIA_TYPE / PAYLOAD_TOO_LARGE otherwise. */
 export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  const contentType = req.headers['content-type'] ?? '';
-  if (!/^application\/json\b/i.test(contentType)) {
+  if (!JSON_CONTENT.test(req.headers['content-type'] ?? '')) {
     throw new PilothouseError('UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
   }
+  const text = await readTextBody(req, maxBytes);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new PilothouseError('BAD_JSON', `the body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+const JSON_CONTENT = /^application\/json\b/i;
+
+export function isJsonBody(req: IncomingMessage): boolean {
+  return JSON_CONTENT.test(req.headers['content-type'] ?? '');
+}
+
+/** Reads a UTF-8 body of at most `maxBytes` (PAYLOAD_TOO_LARGE beyond it, before reading when declared). */
+export async function readTextBody(req: IncomingMessage, maxBytes: number): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > maxBytes) throw new PilothouseError('PAYLOAD_TOO_LARGE', `the body exceeds ${maxBytes} bytes`);
   const chunks: Buffer[] = [];
@@ -189,11 +204,7 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
     if (size > maxBytes) throw new PilothouseError('PAYLOAD_TOO_LARGE', `the body exceeds ${maxBytes} bytes`);
     chunks.push(chunk);
   }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch (error) {
-    throw new PilothouseError('BAD_JSON', `the body is not valid JSON: ${(error as Error).message}`);
-  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** RFC 7233 Content-Range of a page of a search (`jobs 0-99/1234`); none for an empty page. */

@@ -3,14 +3,15 @@ import { z } from 'zod';
 import { parseOrThrow } from '../../../shared/validation.ts';
 import { PilothouseError } from '../../../shared/errors.ts';
 import { isoNow } from '../../../shared/clock.ts';
-import { parseJobDescriptions } from '../../../shared/job/description.ts';
+import { parseJobDescription, parseJobDescriptions, type JobDescription } from '../../../shared/job/description.ts';
+import { parseJdl } from '../../../shared/jdl/jdl-job.ts';
 import { JOB_STATUSES } from '../../../shared/job/status.ts';
 import type { Principal } from '../../../shared/auth/claims.ts';
 import type { JobView } from '../../../shared/job/model.ts';
 import { canSeeJob, isAdministrator, isJobAdministratorFor } from '../../auth/policy.ts';
 import { taskQueueDefinition } from '../../matching/task-queue-key.ts';
 import { SORTABLE_JOB_FIELDS, type JobQuery, type NewJob } from '../../store/job-store.ts';
-import { contentRange, readJsonBody, type Route } from '../router.ts';
+import { contentRange, isJsonBody, readJsonBody, readTextBody, type Route } from '../router.ts';
 import { parseId, type RouteDeps } from './context.ts';
 
 export const MAX_PER_PAGE = 10_000;
@@ -61,17 +62,38 @@ export function jobRoutes(deps: RouteDeps): Route[] {
       method: 'POST',
       path: '/api/jobs',
       policy: 'submitter',
-      summary: 'submit one job or an array of jobs (all or nothing)',
+      summary:
+        'submit one job or an array of jobs (application/json), or a DIRAC JDL (text/x-jdl, parametric allowed): all or nothing',
       async handler({ req, principal, logger }) {
         const caller = principal as Principal;
-        const body = await readJsonBody(req, deps.limits.maxSubmitBytes);
-        const descriptions = parseJobDescriptions(body, { maxJobs: deps.limits.maxJobsPerSubmission });
+        const contentType = req.headers['content-type'] ?? '';
+        let descriptions: JobDescription[];
+        let warnings: string[] = [];
+        if (JDL_CONTENT.test(contentType)) {
+          ({ descriptions, warnings } = descriptionsOfJdl(
+            await readTextBody(req, deps.limits.maxSubmitBytes),
+            deps.limits.maxJobsPerSubmission,
+          ));
+        } else if (isJsonBody(req)) {
+          const body = await readJsonBody(req, deps.limits.maxSubmitBytes);
+          const envelope = jdlEnvelopeSchema.safeParse(body);
+          if (envelope.success) {
+            ({ descriptions, warnings } = descriptionsOfJdl(
+              envelope.data.jdl,
+              deps.limits.maxJobsPerSubmission,
+              envelope.data.inputSandbox,
+            ));
+          } else descriptions = parseJobDescriptions(body, { maxJobs: deps.limits.maxJobsPerSubmission });
+        } else {
+          throw new PilothouseError('UNSUPPORTED_MEDIA_TYPE', 'jobs are submitted as application/json or text/x-jdl');
+        }
+        const bulk = descriptions.length > 1;
         const ownership = { vo: caller.vo, group: caller.group, owner: caller.subject };
         for (const [index, description] of descriptions.entries()) {
           for (const [i, ref] of description.inputSandbox.entries()) {
             const sandbox = await deps.store.getSandbox(ref.slice('sha256:'.length));
             if (!sandbox || sandbox.vo !== caller.vo) {
-              const field = `${Array.isArray(body) ? `[${index}].` : ''}inputSandbox[${i}]`;
+              const field = `${bulk ? `[${index}].` : ''}inputSandbox[${i}]`;
               throw new PilothouseError('VALIDATION_FAILED', `input sandbox ${ref} was never uploaded`, { field });
             }
           }
@@ -84,7 +106,7 @@ export function jobRoutes(deps: RouteDeps): Route[] {
         const { jobIds, taskQueueIds } = await deps.store.submitJobs(jobs, isoNow(deps.clock));
         logger.info({ count: jobIds.length, owner: caller.subject, vo: caller.vo }, 'jobs submitted');
         void deps.cluster.jobsWaiting(taskQueueIds);
-        return { status: 201, json: { jobIds } };
+        return { status: 201, json: warnings.length > 0 ? { jobIds, warnings } : { jobIds } };
       },
     },
     {
@@ -198,4 +220,51 @@ export function jobRoutes(deps: RouteDeps): Route[] {
       },
     },
   ];
+}
+
+const JDL_CONTENT = /^(text|application)\/(x-)?jdl\b/i;
+
+/**
+ * A JDL in a JSON body: `{jdl, inputSandbox?}`. `inputSandbox` names the uploaded sandboxes that hold
+ * the JDL's local input files (packed by the client), added to every job it expands to.
+ */
+const jdlEnvelopeSchema = z.strictObject({
+  jdl: z.string().min(1),
+  inputSandbox: z
+    .array(z.string().regex(/^sha256:[0-9a-f]{64}$/))
+    .max(100)
+    .optional(),
+});
+
+/**
+ * A JDL sent to the matcher: parsed and expanded here, each job validated as a native description.
+ * Local files in its InputSandbox must come packed and uploaded (`packedInputFiles`): the matcher
+ * cannot read the client's files (`pilothouse submit job.jdl` packs and uploads them).
+ */
+function descriptionsOfJdl(
+  text: string,
+  maxJobs: number,
+  packedInputFiles?: string[],
+): { descriptions: JobDescription[]; warnings: string[] } {
+  const { jobs, warnings } = parseJdl(text, { maxJobs });
+  const local = jobs[0]?.localInputFiles ?? [];
+  if (packedInputFiles !== undefined) {
+    for (const job of jobs)
+      job.description.inputSandbox = [...(job.description.inputSandbox ?? []), ...packedInputFiles];
+  } else if (local.length > 0) {
+    throw new PilothouseError(
+      'JDL_INVALID',
+      `InputSandbox names local files (${local.slice(0, 5).join(', ')}): the matcher cannot read them; upload them and name them as sha256:..., or submit with pilothouse submit, which does`,
+      { field: 'InputSandbox' },
+    );
+  }
+  const descriptions = jobs.map((job, index) => {
+    try {
+      return parseJobDescription(job.description);
+    } catch (error) {
+      const message = error instanceof PilothouseError ? error.message : String(error);
+      throw new PilothouseError('JDL_INVALID', `JDL job ${index}: ${message}`, { field: 'JDL' });
+    }
+  });
+  return { descriptions, warnings };
 }

@@ -6,13 +6,39 @@ import type { Principal } from '../../../shared/auth/claims.ts';
 import { liveJobOfToken } from '../../auth/job-tokens.ts';
 import { isJobAdministratorFor } from '../../auth/policy.ts';
 import { parseSandboxRef } from '../../sandbox/sandbox-store.ts';
-import type { Route } from '../router.ts';
+import { z } from 'zod';
+import { parseOrThrow } from '../../../shared/validation.ts';
+import { readJsonBody, type Route } from '../router.ts';
 import type { RouteDeps } from './context.ts';
+
+const missingSchema = z.strictObject({
+  sandboxes: z
+    .array(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'sandboxes are named sha256:<64 hex>'))
+    .min(1)
+    .max(1000),
+});
 
 const SANDBOX_CONTENT_TYPES = /^application\/(gzip|x-gzip|x-tar|octet-stream)\b/i;
 
 export function sandboxRoutes(deps: RouteDeps): Route[] {
   return [
+    {
+      method: 'POST',
+      path: '/api/sandboxes/missing',
+      policy: 'userOrJob',
+      summary:
+        'which of these sandboxes ({sandboxes: ["sha256:..."]}) the caller must still upload: those not stored for its VO',
+      async handler({ req, principal }) {
+        const caller = principal as Principal;
+        const { sandboxes } = parseOrThrow(missingSchema, await readJsonBody(req, 256 * 1024));
+        const missing: string[] = [];
+        for (const ref of sandboxes) {
+          const stored = await deps.store.getSandbox(parseSandboxRef(ref));
+          if (stored === null || stored.vo !== caller.vo) missing.push(ref);
+        }
+        return { status: 200, json: { missing } };
+      },
+    },
     {
       method: 'PUT',
       path: '/api/sandboxes/:ref',
