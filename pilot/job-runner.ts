@@ -23,6 +23,7 @@ import { gpuEnvironment } from './gpu-probe.ts';
 import { findOnPath, NO_ISOLATION, type JobConfinement, type PayloadIsolation } from './isolation.ts';
 import type { HeartbeatJob } from './matcher-link.ts';
 import { selectOutputFiles } from './output-files.ts';
+import { withJobId } from './job-id-placeholder.ts';
 import { readAllProcesses, terminateTree, treeOf, treeUsage, usageOf } from './process-tree.ts';
 import { freeDiskMB } from './probe.ts';
 import {
@@ -270,7 +271,7 @@ class JobExecution implements RunningJob {
     watchdog: WatchdogOptions,
     logger: Logger,
   ) {
-    this.#job = job;
+    this.#job = { ...job, description: withJobId(job.description, job.jobId) };
     this.jobId = job.jobId;
     this.attempt = job.attempt;
     this.cores = job.cores;

@@ -16,8 +16,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const SHA256_REF = /^sha256:[0-9a-f]{64}$/;
 /** A plain file name in the job's directory: no directory, nothing hidden, nothing to escape with. */
-const STREAM_FILE = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$/;
-const STREAM_FILE_MESSAGE = 'a file name of letters, digits and _.+- (no directory)';
+const STREAM_FILE = /^(?:[A-Za-z0-9_]|%j)(?:[A-Za-z0-9_.+-]|%j){0,127}$/;
+const STREAM_FILE_MESSAGE = 'a file name of letters, digits and _.+- (no directory; %j stands for the job id)';
 
 const siteName = z.string().regex(NAME, 'site names are 1-128 characters of letters, digits and _.:@+-');
 const tagName = z.string().regex(NAME, 'tags are 1-128 characters of letters, digits and _.:@+-');

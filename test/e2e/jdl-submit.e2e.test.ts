@@ -3,7 +3,7 @@
  * files that need nothing of a DIRAC installation run to Done, with their local input files packed,
  * uploaded once and unpacked beside the payload, and their named standard streams in the output.
  * The corpus files that do need DIRAC are refused with a clear message (a missing input file; grid
- * storage). Also: 1,000 JSON jobs sharing a local file make one upload, and a second submission of
+ * storage). `%j` becomes the job id. Also: 1,000 JSON jobs sharing a local file make one upload, and a second submission of
  * the same files none.
  */
 import { after, before, it } from 'node:test';
@@ -92,6 +92,17 @@ it('corpus - copy-file.jdl copies the shipped my.file into my.copy, returned in 
   const { jobIds } = await submit('copy-file.jdl');
   const dir = await doneWithOutput(jobIds[0]!);
   assert.equal(await readFile(path.join(dir, 'my.copy'), 'utf8'), await readFile(path.join(work, 'my.file'), 'utf8'));
+});
+
+it('%j - the job id is put into arguments and file names by the pilot', async () => {
+  await writeFile(
+    path.join(work, 'job-id.jdl'),
+    'Executable = "/bin/echo"; Arguments = "job %j"; StdOutput = "out_%j.txt"; OutputSandbox = {"out_%j.txt"};',
+  );
+  const { jobIds } = await submit('job-id.jdl');
+  const id = jobIds[0]!;
+  const dir = await doneWithOutput(id);
+  assert.equal(await readFile(path.join(dir, `out_${id}.txt`), 'utf8'), `job ${id}\n`);
 });
 
 it('corpus - files that need DIRAC are refused before anything is sent, saying why', async () => {
