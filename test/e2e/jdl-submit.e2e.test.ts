@@ -3,8 +3,8 @@
  * files that need nothing of a DIRAC installation run to Done, with their local input files packed,
  * uploaded once and unpacked beside the payload, and their named standard streams in the output.
  * The corpus files that do need DIRAC are refused with a clear message (a missing input file; grid
- * storage). `%j` becomes the job id. Also: 1,000 JSON jobs sharing a local file make one upload, and a second submission of
- * the same files none.
+ * storage). `%j` becomes the job id. Also: 1,000 JSON jobs sharing a local file make one upload, and
+ * a second submission of the same files none.
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
