@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario matching|pilot|site-director|all] [--jobs N] [--pilots N] [--duration-sec N]
+ * `npm run bench [-- --scenario matching|pilot|site-director|submission|all] [--jobs N] [--pilots N] [--duration-sec N]
  *  [--rounds N] [--queues N] [--tracked N] [--db postgres://USER@HOST:PORT/DB]`
  * With --db, the matching scenario also runs on PostgreSQL, with one matcher and with two replicas.
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchMatching } from './matching.ts';
 import { benchSiteDirector } from './site-director.ts';
+import { benchSubmission } from './submission.ts';
 import { replaceSection, sectionHeader } from './benchmarks-file.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -28,8 +29,8 @@ const { values } = parseArgs({
   },
 });
 const scenario = values.scenario ?? 'all';
-if (!['matching', 'pilot', 'site-director', 'all'].includes(scenario)) {
-  console.error(`--scenario must be matching, pilot, site-director or all (got ${scenario})`);
+if (!['matching', 'pilot', 'site-director', 'submission', 'all'].includes(scenario)) {
+  console.error(`--scenario must be matching, pilot, site-director, submission or all (got ${scenario})`);
   process.exit(2);
 }
 for (const name of ['jobs', 'pilots', 'duration-sec', 'rounds', 'probes', 'queues', 'tracked'] as const) {
@@ -76,6 +77,14 @@ if (scenario === 'site-director' || scenario === 'all') {
   });
   await replaceSection('site-director', header('Site director') + markdown);
   progress('site-director figures written to BENCHMARKS.md');
+  process.stdout.write(`${markdown}\n`);
+}
+if (scenario === 'submission' || scenario === 'all') {
+  // 100,000 jobs per submission unless --jobs was given (the matching population is far larger).
+  const jobs = process.argv.includes('--jobs') ? Number(values.jobs) : 100_000;
+  const markdown = await benchSubmission({ jobs, rounds: Number(values.rounds), progress });
+  await replaceSection('submission', header('Bulk submission') + markdown);
+  progress('submission figures written to BENCHMARKS.md');
   process.stdout.write(`${markdown}\n`);
 }
 if (scenario === 'pilot' || scenario === 'all') {
