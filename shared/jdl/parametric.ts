@@ -70,12 +70,16 @@ export function expandParametric(attributes: JdlAttribute[], source: string, max
   for (const [name, keys] of byKey) sequences.set(name, sequenceOf(keys, jobs, fail));
 
   const width = String(jobs - 1).length;
+  // Most attributes hold no placeholder: those are shared by every job instead of copied.
+  const varying = rest.map((attribute) => hasPlaceholder(attribute.value));
   const expanded: JdlAttribute[][] = [];
   for (let n = 0; n < jobs; n += 1) {
     const values = new Map<string, JdlValue | null>();
     for (const [name, sequence] of sequences) values.set(name, sequence.values[n] ?? null);
     const index = String(n).padStart(width, '0');
-    const job = rest.map((attribute) => ({ ...attribute, value: substitute(attribute.value, values, index) }));
+    const job = rest.map((attribute, i) =>
+      varying[i] ? { ...attribute, value: substitute(attribute.value, values, index) } : attribute,
+    );
     for (const [name, value] of values) {
       if (value === null) continue;
       job.push({ name: name === '0' ? 'Parameter' : `Parameter.${name}`, value, at: value.at });
@@ -148,6 +152,19 @@ function textOf(value: JdlValue): string {
 }
 
 const PLACEHOLDER = /%\(([^)]*)\)s|%s|%n/g;
+
+function hasPlaceholder(value: JdlValue): boolean {
+  switch (value.kind) {
+    case 'string':
+      return /%\(([^)]*)\)s|%s|%n/.test(value.value);
+    case 'expression':
+      return /%\(([^)]*)\)s|%s|%n/.test(value.text);
+    case 'list':
+      return value.items.some(hasPlaceholder);
+    default:
+      return false;
+  }
+}
 
 function substitute(value: JdlValue, parameters: Map<string, JdlValue | null>, index: string): JdlValue {
   const replaceIn = (text: string) =>
