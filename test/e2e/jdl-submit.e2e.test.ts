@@ -94,6 +94,19 @@ it('corpus - copy-file.jdl copies the shipped my.file into my.copy, returned in 
   assert.equal(await readFile(path.join(dir, 'my.copy'), 'utf8'), await readFile(path.join(work, 'my.file'), 'utf8'));
 });
 
+it('examples/parametric.jdl (the README example) - five greetings, greet.sh uploaded once', async () => {
+  await cp(fileURLToPath(new URL('../../examples/', import.meta.url)), path.join(work, 'examples'), {
+    recursive: true,
+  });
+  const { jobIds, sandboxesUploaded } = await submit('examples/parametric.jdl');
+  assert.deepEqual([jobIds.length, sandboxesUploaded], [5, 1]);
+  const dir = await doneWithOutput(jobIds[4]!);
+  assert.match(
+    await readFile(path.join(dir, 'greeting_Radia.txt'), 'utf8'),
+    new RegExp(`^Hello, Radia, from .* \\(job ${jobIds[4]}\\)`),
+  );
+});
+
 it('%j - the job id is put into arguments and file names by the pilot', async () => {
   await writeFile(
     path.join(work, 'job-id.jdl'),
