@@ -8,6 +8,7 @@ import { EXIT, reportError } from './exit.ts';
 import {
   jobsCommand,
   killCommand,
+  deleteCommand,
   outputCommand,
   rescheduleCommand,
   statusCommand,
@@ -38,6 +39,7 @@ const program = new Command('pilothouse')
   .addCommand(outputCommand())
   .addCommand(killCommand())
   .addCommand(rescheduleCommand())
+  .addCommand(deleteCommand())
   .addCommand(explainCommand())
   .addCommand(taskQueuesCommand())
   .addCommand(sitesCommand())

@@ -29,6 +29,7 @@ import { authRoutes } from './http/routes/auth.ts';
 import type { RouteDeps } from './http/routes/context.ts';
 import { jobReportRoutes } from './http/routes/job-reports.ts';
 import { jobRoutes } from './http/routes/jobs.ts';
+import { jobOperationRoutes } from './http/routes/job-operations.ts';
 import { pilotRoutes } from './http/routes/pilots.ts';
 import { matchingRoutes } from './http/routes/matching.ts';
 import { sandboxRoutes } from './http/routes/sandboxes.ts';
@@ -204,6 +205,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   const router = new Router({ tokens, logger: logger.child({ module: 'http' }) });
   for (const route of [
     ...jobRoutes(routeDeps),
+    ...jobOperationRoutes(routeDeps),
     ...jobReportRoutes(routeDeps),
     ...sandboxRoutes(routeDeps),
     ...authRoutes(routeDeps),

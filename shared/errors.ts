@@ -88,6 +88,11 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'the report names an attempt that is not the current one',
   },
+  JOB_NOT_DELETABLE: {
+    httpStatus: 409,
+    retryable: false,
+    summary: 'the job is in a status it cannot be deleted from now',
+  },
   JOB_NOT_RESCHEDULABLE: {
     httpStatus: 409,
     retryable: false,

@@ -312,3 +312,15 @@ export function rescheduleCommand(): Command {
       else for (const r of results) process.stdout.write(`job ${r.jobId}: attempt ${r.attempt}, ${r.status}\n`);
     });
 }
+
+export function deleteCommand(): Command {
+  return clientCommand('delete', 'delete jobs: Deleted, out of sight; a job still running is killed first')
+    .argument('<ids...>', 'job ids')
+    .action(async (ids: string[], options: CommonOptions) => {
+      const results = await postToEachJob<{ jobId: number; status: string; deleted: boolean }>(options, ids, 'delete');
+      if (options.json) printJson(results);
+      else
+        for (const r of results)
+          process.stdout.write(`job ${r.jobId}: ${r.deleted ? 'deleted' : `already ${r.status}`}\n`);
+    });
+}

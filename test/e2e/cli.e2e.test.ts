@@ -49,6 +49,7 @@ describe('pilothouse CLI', () => {
       ['output'],
       ['kill'],
       ['reschedule'],
+      ['delete'],
       ['token', 'issue'],
       ['site-director'],
       ['site-director', 'status'],
@@ -91,7 +92,7 @@ describe('pilothouse CLI', () => {
     assert.equal(await readFile(path.join(outDir, 'answer.txt'), 'utf8'), 'from-cli\n');
   });
 
-  it('kill stops a running job; reschedule runs it again as attempt 2 (--json); an unknown job exits 4', async () => {
+  it('kill stops a running job; reschedule runs it again as attempt 2 (--json); delete ends it; an unknown job exits 4', async () => {
     const file = path.join(work, 'sleeper.json');
     await writeFile(file, JSON.stringify({ name: 'sleeper', executable: 'sleep', arguments: ['60'] }));
     const [id] = JSON.parse((await cli(['submit', file, '--json'], env)).stdout).jobIds as number[];
@@ -108,6 +109,9 @@ describe('pilothouse CLI', () => {
     }, 'attempt 2 running');
     assert.equal((await cli(['kill', String(id)], env)).stdout, `job ${id}: killed\n`);
     assert.equal((await cli(['reschedule', '999999'], env)).code, 4);
+    const deleted = await cli(['delete', String(id), '--json'], env);
+    assert.deepEqual(JSON.parse(deleted.stdout), [{ jobId: id, status: 'Deleted', deleted: true }]);
+    assert.equal((await cli(['delete', String(id)], env)).stdout, `job ${id}: already Deleted\n`);
   });
 
   it('bad input, auth failures, unknown jobs and an unreachable matcher have distinct exit codes', async () => {

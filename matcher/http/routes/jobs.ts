@@ -19,7 +19,7 @@ export const MAX_PER_PAGE = 10_000;
 const oneOrMany = <T extends z.ZodType>(schema: T) =>
   z.union([schema, z.array(schema).max(10_000)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
 
-const searchSchema = z.strictObject({
+export const searchSchema = z.strictObject({
   ids: z.array(z.int().positive()).max(10_000).optional(),
   status: oneOrMany(z.enum(JOB_STATUSES)).optional(),
   owner: oneOrMany(z.string()).optional(),
@@ -54,6 +54,23 @@ function scopeQuery(principal: Principal, query: JobQuery): JobQuery {
   if (isJobAdministratorFor(principal, principal.vo)) return scoped;
   if (principal.properties.includes('JobSharing')) return { ...scoped, groups: [principal.group] };
   return { ...scoped, owners: [principal.subject] };
+}
+
+/** A search body as a store query, narrowed to what the caller may see. */
+export function jobQueryOf(principal: Principal, body: z.output<typeof searchSchema>): JobQuery {
+  return scopeQuery(principal, {
+    ...(body.ids && { ids: body.ids }),
+    ...(body.status && { statuses: body.status }),
+    ...(body.owner && { owners: body.owner }),
+    ...(body.group && { groups: body.group }),
+    ...(body.vo && { vos: body.vo }),
+    ...(body.site && { sites: body.site }),
+    ...(body.jobType && { jobTypes: body.jobType }),
+    ...(body.pilotId && { pilotIds: body.pilotId }),
+    sort: body.sort,
+    page: body.page,
+    perPage: body.perPage,
+  });
 }
 
 export function jobRoutes(deps: RouteDeps): Route[] {
@@ -126,19 +143,7 @@ export function jobRoutes(deps: RouteDeps): Route[] {
       summary: 'search jobs by status, owner, site, group, VO, job type; sorted and paged',
       async handler({ req, principal }) {
         const body = parseOrThrow(searchSchema, await readJsonBody(req, 1024 * 1024), 'BAD_QUERY');
-        const query = scopeQuery(principal as Principal, {
-          ...(body.ids && { ids: body.ids }),
-          ...(body.status && { statuses: body.status }),
-          ...(body.owner && { owners: body.owner }),
-          ...(body.group && { groups: body.group }),
-          ...(body.vo && { vos: body.vo }),
-          ...(body.site && { sites: body.site }),
-          ...(body.jobType && { jobTypes: body.jobType }),
-          ...(body.pilotId && { pilotIds: body.pilotId }),
-          sort: body.sort,
-          page: body.page,
-          perPage: body.perPage,
-        });
+        const query = jobQueryOf(principal as Principal, body);
         const page = await deps.store.searchJobs(query);
         const headers = contentRange('jobs', body.page, body.perPage, page.jobs.length, page.total);
         return {
@@ -146,59 +151,6 @@ export function jobRoutes(deps: RouteDeps): Route[] {
           headers,
           json: { total: page.total, page: body.page, perPage: body.perPage, jobs: page.jobs },
         };
-      },
-    },
-    {
-      method: 'POST',
-      path: '/api/jobs/:id/kill',
-      policy: 'user',
-      summary: 'kill a job: Killed at once; a running payload is stopped by its pilot',
-      async handler({ params, principal, logger }) {
-        const caller = principal as Principal;
-        const job = await loadVisibleJob(deps, caller, params.id);
-        const outcome = await deps.store.killJob(job.id, isoNow(deps.clock), caller.subject);
-        if (outcome.commandQueued && job.pilotId) deps.cluster.commandsQueued(job.pilotId, job.id, job.attempt);
-        logger.info({ jobId: job.id, applied: outcome.applied }, 'job kill requested');
-        return { status: 200, json: { jobId: job.id, status: outcome.status, killed: outcome.applied } };
-      },
-    },
-    {
-      method: 'POST',
-      path: '/api/jobs/:id/reschedule',
-      policy: 'user',
-      summary: 'run a job again as a new attempt (from Done, Failed, Killed, or while a pilot holds it)',
-      async handler({ params, principal, logger }) {
-        const caller = principal as Principal;
-        const job = await loadVisibleJob(deps, caller, params.id);
-        const at = isoNow(deps.clock);
-        const outcome = await deps.store.rescheduleJob(job.id, job.attempt, {
-          at,
-          reason: `Rescheduled by ${caller.subject}`,
-          holdUntil: at, // a user's request waits for no delay
-          maxAttempts: deps.maxAttempts,
-          source: caller.subject,
-          onLimit: 'refuse',
-          allowFinished: true,
-        });
-        if (outcome.kind === 'limit-reached' || outcome.kind === 'failed') {
-          throw new PilothouseError(
-            'JOB_NOT_RESCHEDULABLE',
-            `job ${job.id} has used all its ${deps.maxAttempts} attempts`,
-            { jobId: job.id },
-          );
-        }
-        if (outcome.kind === 'stale') {
-          throw new PilothouseError(
-            'JOB_NOT_RESCHEDULABLE',
-            `job ${job.id} is ${outcome.status ?? 'gone'}: only Done, Failed, Killed jobs and jobs held by a pilot are rescheduled`,
-            { jobId: job.id },
-          );
-        }
-        // The old attempt's pilot hears of the kill at once; the job waits again at once.
-        if (job.pilotId) deps.cluster.commandsQueued(job.pilotId, job.id, job.attempt);
-        await deps.cluster.jobsWaiting((await deps.store.releaseRescheduled(at)).taskQueueIds);
-        logger.info({ jobId: job.id, attempt: outcome.attempt }, 'job rescheduled by its owner');
-        return { status: 200, json: { jobId: job.id, attempt: outcome.attempt, status: 'Waiting' } };
       },
     },
     {
