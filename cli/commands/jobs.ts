@@ -30,6 +30,9 @@ export function clientCommand(name: string, description: string): Command {
     .option('--json', 'print JSON for scripts', false);
 }
 
+/** Jobs one JDL may expand to on this side (the matcher applies its own --max-jobs-per-submission). */
+const MAX_LOCAL_EXPANSION = 1_000_000;
+
 /** A job read from a file, with the local input files its sandbox still needs (relative to `baseDir`). */
 interface ReadJob {
   description: Record<string, unknown>;
@@ -54,7 +57,7 @@ async function readJobs(files: string[], warn: (message: string) => void): Promi
     const text = await readText(file);
     const baseDir = file === '-' ? process.cwd() : path.dirname(path.resolve(file));
     if (file.toLowerCase().endsWith('.jdl')) {
-      const parsed = parseJdl(text, { source: file, maxJobs: Number.MAX_SAFE_INTEGER });
+      const parsed = parseJdl(text, { source: file, maxJobs: MAX_LOCAL_EXPANSION });
       parsed.warnings.forEach(warn);
       for (const job of parsed.jobs) {
         all.push({ description: { ...job.description }, baseDir, localInputFiles: job.localInputFiles });

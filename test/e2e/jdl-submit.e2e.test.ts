@@ -118,13 +118,17 @@ it('%j - the job id is put into arguments and file names by the pilot', async ()
   assert.equal(await readFile(path.join(dir, `out_${id}.txt`), 'utf8'), `job ${id}\n`);
 });
 
-it('corpus - files that need DIRAC are refused before anything is sent, saying why', async () => {
+it('corpus - files that need DIRAC, and a JDL that expands beyond reason, are refused before anything is sent', async () => {
   const typo = await runCli(['submit', path.join(work, 'parametric-count.jdl')], env);
   assert.equal(typo.code, 2);
   assert.match(typo.stderr, /input file testParametericJob\.sh does not exist/);
   const lfn = await runCli(['submit', path.join(work, 'lfn-input-sandbox.jdl')], env);
   assert.equal(lfn.code, 2);
   assert.match(lfn.stderr, /lfn-input-sandbox\.jdl:5:9: InputSandbox names LFN:/);
+  await writeFile(path.join(work, 'huge.jdl'), 'Executable = "/bin/true"; Parameters = 1000000000;');
+  const huge = await runCli(['submit', path.join(work, 'huge.jdl')], env);
+  assert.equal(huge.code, 2, 'refused before anything is expanded');
+  assert.match(huge.stderr, /expands to 1000000000 jobs/);
 });
 
 it('1,000 JSON jobs sharing a local input file: one upload, one all-or-nothing request', async () => {
