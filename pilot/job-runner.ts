@@ -422,7 +422,8 @@ class JobExecution implements RunningJob {
       );
     }
     await this.#appPoll;
-    const appStatus = await this.#pollApplicationStatus(false);
+    // The last line the payload wrote goes with the final status, even if a poll already forwarded it.
+    const appStatus = (await this.#pollApplicationStatus(false)) ?? this.#appStatus;
     const appUpdate = appStatus === null ? {} : { applicationStatus: appStatus };
 
     if (this.#stopReason !== null && !LIMIT_STOPS.has(this.#stopReason)) return this.#stoppedOutcome(appUpdate);
