@@ -38,6 +38,6 @@ it(
     assert.equal(report.killedPilotJobBackMs.length, 2);
     assert.equal(report.freezeDetectedMs.length, 1);
     // A kill and the freeze may hit the same job (its second attempt): at least one job ran again.
-  assert.ok(report.retried >= 1, `the killed and frozen pilots' jobs ran again (${report.retried} retried)`);
+    assert.ok(report.retried >= 1, `the killed and frozen pilots' jobs ran again (${report.retried} retried)`);
   },
 );
