@@ -152,13 +152,14 @@ function textOf(value: JdlValue): string {
 }
 
 const PLACEHOLDER = /%\(([^)]*)\)s|%s|%n/g;
+const HAS_PLACEHOLDER = new RegExp(PLACEHOLDER.source);
 
 function hasPlaceholder(value: JdlValue): boolean {
   switch (value.kind) {
     case 'string':
-      return /%\(([^)]*)\)s|%s|%n/.test(value.value);
+      return HAS_PLACEHOLDER.test(value.value);
     case 'expression':
-      return /%\(([^)]*)\)s|%s|%n/.test(value.text);
+      return HAS_PLACEHOLDER.test(value.text);
     case 'list':
       return value.items.some(hasPlaceholder);
     default:

@@ -49,9 +49,13 @@ export interface JobsVerdict {
 export async function verifyJobs(jobs: readonly FinalJob[], markerDir: string): Promise<JobsVerdict> {
   const violations: string[] = [];
   const markers = new Map<string, number>();
+  /** Per job, the highest attempt any payload left a marker for. */
+  const highestMarked = new Map<number, number>();
   for (const name of await readdir(markerDir)) {
     const lines = (await readFile(path.join(markerDir, name), 'utf8')).split('\n').filter(Boolean).length;
     markers.set(name, lines);
+    const [jobId, attempt] = name.split('.').map(Number) as [number, number];
+    highestMarked.set(jobId, Math.max(highestMarked.get(jobId) ?? 0, attempt));
   }
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'ph-chaos-out-'));
   let retried = 0;
@@ -73,11 +77,9 @@ export async function verifyJobs(jobs: readonly FinalJob[], markerDir: string): 
       for (let attempt = 1; attempt < job.attempt; attempt += 1) {
         if (markers.has(`${id}.${attempt}.end`)) staleCompletions += 1;
       }
-      for (const name of markers.keys()) {
-        const [jobId, attempt] = name.split('.');
-        if (Number(jobId) === id && Number(attempt) > job.attempt) {
-          violations.push(`job ${id}: a payload ran for attempt ${attempt}, beyond the final ${job.attempt}`);
-        }
+      const highest = highestMarked.get(id) ?? 0;
+      if (highest > job.attempt) {
+        violations.push(`job ${id}: a payload ran for attempt ${highest}, beyond the final ${job.attempt}`);
       }
       const kept = output === null ? null : await attemptFile(output, path.join(scratch, String(id)));
       if (kept !== `${id} ${job.attempt}`) {
