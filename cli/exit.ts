@@ -16,6 +16,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   BAD_JSON: EXIT.usage,
   JDL_INVALID: EXIT.usage,
   BAD_QUERY: EXIT.usage,
+  PAGE_OUT_OF_RANGE: EXIT.usage,
   SUBMISSION_TOO_LARGE: EXIT.usage,
   TOKEN_MISSING: EXIT.auth,
   TOKEN_INVALID: EXIT.auth,

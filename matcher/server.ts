@@ -30,6 +30,7 @@ import type { RouteDeps } from './http/routes/context.ts';
 import { jobReportRoutes } from './http/routes/job-reports.ts';
 import { jobRoutes } from './http/routes/jobs.ts';
 import { jobOperationRoutes } from './http/routes/job-operations.ts';
+import { jobSearchRoutes } from './http/routes/job-search.ts';
 import { pilotRoutes } from './http/routes/pilots.ts';
 import { matchingRoutes } from './http/routes/matching.ts';
 import { sandboxRoutes } from './http/routes/sandboxes.ts';
@@ -206,6 +207,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   for (const route of [
     ...jobRoutes(routeDeps),
     ...jobOperationRoutes(routeDeps),
+    ...jobSearchRoutes(routeDeps),
     ...jobReportRoutes(routeDeps),
     ...sandboxRoutes(routeDeps),
     ...authRoutes(routeDeps),

@@ -13,6 +13,7 @@ export const ERROR_CODES = {
     summary: 'the JDL is malformed, or an attribute has a value no job can have (line and column given)',
   },
   BAD_QUERY: { httpStatus: 400, retryable: false, summary: 'a search filter, sort or page parameter is not valid' },
+  PAGE_OUT_OF_RANGE: { httpStatus: 416, retryable: false, summary: 'the page asked for lies past the last job found' },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false, summary: 'the request body has the wrong content type' },
   PAYLOAD_TOO_LARGE: { httpStatus: 413, retryable: false, summary: 'the request body exceeds its size limit' },
   TOKEN_MISSING: { httpStatus: 401, retryable: false, summary: 'no bearer token was presented' },

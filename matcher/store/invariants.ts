@@ -127,7 +127,7 @@ function checkHistory(
 export async function readSnapshot(store: JobStore, perPage = 1_000): Promise<StoreSnapshot> {
   const jobs: SnapshotJob[] = [];
   for (let page = 1; ; page += 1) {
-    const result = await store.searchJobs({ sort: { field: 'id', direction: 'asc' }, page, perPage });
+    const result = await store.searchJobs({ sort: [{ column: 'id', direction: 'asc' }], page, perPage });
     jobs.push(...result.jobs);
     if (result.jobs.length < perPage) break;
   }

@@ -8,6 +8,7 @@ import type { JobDescription } from '../../shared/job/description.ts';
 import type { JobHistoryEntry, JobOwnership, JobStatusReport, JobView } from '../../shared/job/model.ts';
 import type { JobStatus } from '../../shared/job/status.ts';
 import type { JobCommand } from '../../shared/protocol/messages.ts';
+import type { JobColumn, JobFilter, JobSortKey } from '../../shared/job/job-search.ts';
 import type { TaskQueueDefinition, TaskQueueRequirements } from '../matching/task-queue-key.ts';
 
 export interface NewJob {
@@ -92,10 +93,8 @@ export interface StoredSetting {
   updatedBy: string;
 }
 
-export const SORTABLE_JOB_FIELDS = ['id', 'submittedAt', 'lastUpdateAt', 'status', 'priority'] as const;
-export type SortableJobField = (typeof SORTABLE_JOB_FIELDS)[number];
-
-export interface JobQuery {
+/** Which jobs: the shortcut lists (each an IN, an empty one matching nothing) and typed filters, all ANDed. */
+export interface JobSelection {
   ids?: number[];
   statuses?: JobStatus[];
   owners?: string[];
@@ -104,15 +103,35 @@ export interface JobQuery {
   sites?: string[];
   jobTypes?: string[];
   pilotIds?: string[];
-  sort: { field: SortableJobField; direction: 'asc' | 'desc' };
+  filters?: JobFilter[];
+}
+
+export interface JobQuery extends JobSelection {
+  /** Sort keys; `id` is added as the last one so every row has one place. */
+  sort: JobSortKey[];
+  /** 1-based page of `perPage` rows; ignored when `after` is given. */
   page: number;
   perPage: number;
+  /** Keyset paging: the sort values (ending with the id) of the row the page starts after. */
+  after?: (string | number | null)[];
+  /** Count the whole selection (default true); a later keyset page already knows the total. */
+  countTotal?: boolean;
 }
 
 export interface JobPage {
-  total: number;
+  /** Jobs in the whole selection, or null when the query did not ask for the count. */
+  total: number | null;
   jobs: JobView[];
 }
+
+/** One group of a summary: the grouped columns' values, and how many jobs have them. */
+export interface JobCount {
+  values: Partial<Record<JobColumn, string | number | null>>;
+  count: number;
+}
+
+/** Groups a summary returns at most (the largest first). */
+export const MAX_SUMMARY_GROUPS = 10_000;
 
 export interface StatusOutcome {
   applied: boolean;
@@ -172,6 +191,8 @@ export interface JobStore {
   getJob(id: number): Promise<JobView | null>;
   getJobHistory(id: number): Promise<JobHistoryEntry[]>;
   searchJobs(query: JobQuery): Promise<JobPage>;
+  /** Counts of the selected jobs grouped by the given columns, largest first, at most MAX_SUMMARY_GROUPS. */
+  summarizeJobs(selection: JobSelection, groupBy: readonly JobColumn[]): Promise<JobCount[]>;
   /** TQs that have waiting jobs, optionally of one VO. */
   listTaskQueues(filter: { vo?: string }): Promise<TaskQueueView[]>;
   getTaskQueue(id: number): Promise<TaskQueueView | null>;

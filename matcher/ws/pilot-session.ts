@@ -472,7 +472,7 @@ export class PilotSession implements CommandReceiver {
     const held = await this.#deps.store.searchJobs({
       pilotIds: [this.#pilotId],
       statuses: ['Running', 'Completing'],
-      sort: { field: 'id', direction: 'asc' },
+      sort: [{ column: 'id', direction: 'asc' }],
       page: 1,
       perPage: 1000,
     });

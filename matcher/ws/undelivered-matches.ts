@@ -41,7 +41,7 @@ export class UndeliveredMatches {
     const page = await this.#deps.store.searchJobs({
       pilotIds: [pilotId],
       statuses: ['Matched'],
-      sort: { field: 'id', direction: 'asc' },
+      sort: [{ column: 'id', direction: 'asc' }],
       page: 1,
       perPage: MAX_MATCHED_PER_PILOT,
     });

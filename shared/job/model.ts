@@ -25,6 +25,8 @@ export interface JobView extends JobOwnership {
   id: number;
   name: string;
   jobType: string;
+  /** The description's job group (DIRAC's JobGroup), or null. */
+  jobGroup: string | null;
   priority: number;
   status: JobStatus;
   minorStatus: string;

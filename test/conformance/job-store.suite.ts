@@ -252,7 +252,7 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
     it('search filters by status, owner and site, sorts and pages', async () => {
       const { jobIds: ids } = await store.submitJobs([newJob(alice), newJob(alice), newJob(bob), newJob(carol)], T0);
       await store.claimFromTaskQueue((await store.getJob(ids[2] as number))?.taskQueueId as number, claimAt('p1'));
-      const base = { sort: { field: 'id' as const, direction: 'asc' as const }, page: 1, perPage: 10 };
+      const base = { sort: [{ column: 'id' as const, direction: 'asc' as const }], page: 1, perPage: 10 };
       assert.deepEqual(
         (await store.searchJobs({ ...base, owners: ['alice'] })).jobs.map((j) => j.id),
         ids.slice(0, 2),
@@ -265,7 +265,12 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
         (await store.searchJobs({ ...base, sites: ['Site.A'] })).jobs.map((j) => j.id),
         [ids[2]],
       );
-      const page2 = await store.searchJobs({ ...base, sort: { field: 'id', direction: 'desc' }, page: 2, perPage: 3 });
+      const page2 = await store.searchJobs({
+        ...base,
+        sort: [{ column: 'id', direction: 'desc' }],
+        page: 2,
+        perPage: 3,
+      });
       assert.equal(page2.total, 4);
       assert.deepEqual(
         page2.jobs.map((j) => j.id),

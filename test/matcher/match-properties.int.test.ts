@@ -78,7 +78,7 @@ it('matching - a matched job never violates a requirement, and an offer left unm
             misses += 1;
             const waiting = await rig.store.searchJobs({
               statuses: ['Waiting'],
-              sort: { field: 'id', direction: 'asc' },
+              sort: [{ column: 'id', direction: 'asc' }],
               page: 1,
               perPage: 1000,
             });

@@ -5,6 +5,7 @@
  */
 import { openPgJobStore } from '../../matcher/store/postgres/pg-job-store.ts';
 import { claimUntilEmpty, jobStoreSuite } from '../conformance/job-store.suite.ts';
+import { jobSearchSuite } from '../conformance/job-search.suite.ts';
 import { dropSchema, freshSchemaName, PG_TEST_URL, withCloseHook } from '../helpers/postgres.ts';
 
 jobStoreSuite('postgres', async () => {
@@ -23,4 +24,9 @@ jobStoreSuite('postgres', async () => {
         }),
       ),
   };
+});
+
+jobSearchSuite('postgres', async () => {
+  const schema = freshSchemaName();
+  return withCloseHook(await openPgJobStore({ url: PG_TEST_URL, schema }), () => dropSchema(schema));
 });

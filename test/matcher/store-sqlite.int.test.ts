@@ -10,6 +10,7 @@ import { after } from 'node:test';
 import { openSqliteJobStore } from '../../matcher/store/sqlite/sqlite-job-store.ts';
 import type { JobStore } from '../../matcher/store/job-store.ts';
 import { claimUntilEmpty, jobStoreSuite, type Claimant } from '../conformance/job-store.suite.ts';
+import { jobSearchSuite } from '../conformance/job-search.suite.ts';
 import { sqliteStoreInProcess } from '../helpers/store-process.ts';
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-store-'));
@@ -29,3 +30,5 @@ jobStoreSuite('sqlite', async () => {
     claimants: (count) => Promise.all(Array.from({ length: count }, () => claimantProcess(file))),
   };
 });
+
+jobSearchSuite('sqlite', async () => openSqliteJobStore({ path: path.join(dir, `search-${(n += 1)}.sqlite`) }));

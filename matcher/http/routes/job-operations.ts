@@ -14,7 +14,9 @@ import { parseOrThrow } from '../../../shared/validation.ts';
 import type { Logger } from '../../../shared/logger.ts';
 import { readJsonBody, type Route } from '../router.ts';
 import type { RouteDeps } from './context.ts';
-import { jobQueryOf, loadVisibleJob, searchSchema } from './jobs.ts';
+import type { JobQuery } from '../../store/job-store.ts';
+import { loadVisibleJob } from './jobs.ts';
+import { filterListSchema, jobSelectionOf, selectionSchema as searchSelectionSchema } from './job-search-query.ts';
 
 /** Jobs one selection may touch (a bigger one is refused: narrow the filters). */
 export const MAX_JOBS_PER_OPERATION = 10_000;
@@ -34,7 +36,10 @@ const OPERATIONS: Record<Operation, { summary: string; apply: Apply }> = {
 
 const selectionSchema = z.union([
   z.strictObject({ ids: z.array(z.int().positive()).min(1).max(MAX_JOBS_PER_OPERATION) }),
-  z.strictObject({ search: searchSchema.omit({ sort: true, page: true, perPage: true }) }),
+  // The filters of /api/jobs/search: its `search` list alone, or a whole selection with the shortcut lists.
+  z.strictObject({
+    search: z.union([filterListSchema.transform((search) => ({ search })), searchSelectionSchema]),
+  }),
 ]);
 
 export function jobOperationRoutes(deps: RouteDeps): Route[] {
@@ -82,14 +87,14 @@ async function selectedIds(
   selection: z.output<typeof selectionSchema>,
 ): Promise<number[]> {
   if ('ids' in selection) return [...new Set(selection.ids)];
-  const query = jobQueryOf(caller, {
-    ...selection.search,
-    sort: { field: 'id', direction: 'asc' },
+  const query: JobQuery = {
+    ...jobSelectionOf(caller, selection.search, deps.clock.nowMs()),
+    sort: [{ column: 'id', direction: 'asc' }],
     page: 1,
     perPage: MAX_JOBS_PER_OPERATION,
-  });
+  };
   const page = await deps.store.searchJobs(query);
-  if (page.total > MAX_JOBS_PER_OPERATION) {
+  if ((page.total ?? 0) > MAX_JOBS_PER_OPERATION) {
     throw new PilothouseError(
       'BAD_QUERY',
       `the search selects ${page.total} jobs, more than the ${MAX_JOBS_PER_OPERATION} one call may touch: narrow it`,

@@ -10,30 +10,9 @@ import type { Principal } from '../../../shared/auth/claims.ts';
 import type { JobView } from '../../../shared/job/model.ts';
 import { canSeeJob, isAdministrator, isJobAdministratorFor } from '../../auth/policy.ts';
 import { taskQueueDefinition } from '../../matching/task-queue-key.ts';
-import { SORTABLE_JOB_FIELDS, type JobQuery, type NewJob } from '../../store/job-store.ts';
+import type { NewJob } from '../../store/job-store.ts';
 import { contentRange, isJsonBody, readJsonBody, readTextBody, type Route } from '../router.ts';
 import { parseId, type RouteDeps } from './context.ts';
-
-export const MAX_PER_PAGE = 10_000;
-
-const oneOrMany = <T extends z.ZodType>(schema: T) =>
-  z.union([schema, z.array(schema).max(10_000)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
-
-export const searchSchema = z.strictObject({
-  ids: z.array(z.int().positive()).max(10_000).optional(),
-  status: oneOrMany(z.enum(JOB_STATUSES)).optional(),
-  owner: oneOrMany(z.string()).optional(),
-  group: oneOrMany(z.string()).optional(),
-  vo: oneOrMany(z.string()).optional(),
-  site: oneOrMany(z.string()).optional(),
-  jobType: oneOrMany(z.string()).optional(),
-  pilotId: oneOrMany(z.string()).optional(),
-  sort: z
-    .strictObject({ field: z.enum(SORTABLE_JOB_FIELDS), direction: z.enum(['asc', 'desc']).default('asc') })
-    .default({ field: 'id', direction: 'asc' }),
-  page: z.int().min(1).default(1),
-  perPage: z.int().min(1).max(MAX_PER_PAGE).default(100),
-});
 
 export async function loadVisibleJob(
   deps: RouteDeps,
@@ -45,32 +24,6 @@ export async function loadVisibleJob(
   if (!job) throw new PilothouseError('JOB_NOT_FOUND', `job ${id} does not exist`, { jobId: id });
   if (!canSeeJob(principal, job)) throw new PilothouseError('FORBIDDEN', `job ${id} is not yours`, { jobId: id });
   return job;
-}
-
-/** Narrows a search to what the caller may see: own jobs, the group's when it shares, the VO's for admins. */
-function scopeQuery(principal: Principal, query: JobQuery): JobQuery {
-  if (isAdministrator(principal)) return query;
-  const scoped: JobQuery = { ...query, vos: [principal.vo] };
-  if (isJobAdministratorFor(principal, principal.vo)) return scoped;
-  if (principal.properties.includes('JobSharing')) return { ...scoped, groups: [principal.group] };
-  return { ...scoped, owners: [principal.subject] };
-}
-
-/** A search body as a store query, narrowed to what the caller may see. */
-export function jobQueryOf(principal: Principal, body: z.output<typeof searchSchema>): JobQuery {
-  return scopeQuery(principal, {
-    ...(body.ids && { ids: body.ids }),
-    ...(body.status && { statuses: body.status }),
-    ...(body.owner && { owners: body.owner }),
-    ...(body.group && { groups: body.group }),
-    ...(body.vo && { vos: body.vo }),
-    ...(body.site && { sites: body.site }),
-    ...(body.jobType && { jobTypes: body.jobType }),
-    ...(body.pilotId && { pilotIds: body.pilotId }),
-    sort: body.sort,
-    page: body.page,
-    perPage: body.perPage,
-  });
 }
 
 export function jobRoutes(deps: RouteDeps): Route[] {
@@ -134,23 +87,6 @@ export function jobRoutes(deps: RouteDeps): Route[] {
       async handler({ params, principal }) {
         const job = await loadVisibleJob(deps, principal as Principal, params.id);
         return { status: 200, json: { ...job, history: await deps.store.getJobHistory(job.id) } };
-      },
-    },
-    {
-      method: 'POST',
-      path: '/api/jobs/search',
-      policy: 'user',
-      summary: 'search jobs by status, owner, site, group, VO, job type; sorted and paged',
-      async handler({ req, principal }) {
-        const body = parseOrThrow(searchSchema, await readJsonBody(req, 1024 * 1024), 'BAD_QUERY');
-        const query = jobQueryOf(principal as Principal, body);
-        const page = await deps.store.searchJobs(query);
-        const headers = contentRange('jobs', body.page, body.perPage, page.jobs.length, page.total);
-        return {
-          status: 200,
-          headers,
-          json: { total: page.total, page: body.page, perPage: body.perPage, jobs: page.jobs },
-        };
       },
     },
     {

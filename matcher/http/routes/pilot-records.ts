@@ -144,7 +144,7 @@ export function pilotRecordRoutes(deps: RouteDeps): Route[] {
           deps.pilotActivity.getActivity(pilot.id),
           deps.store.searchJobs({
             pilotIds: [pilot.id],
-            sort: { field: 'id', direction: 'asc' },
+            sort: [{ column: 'id', direction: 'asc' }],
             page: 1,
             perPage: JOBS_LISTED_PER_PILOT,
           }),

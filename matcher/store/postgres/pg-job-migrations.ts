@@ -163,4 +163,12 @@ export const PG_JOB_MIGRATIONS: readonly PgMigration[] = [
     name: 'sandbox bytes per VO (the quota is summed on every upload)',
     sql: `CREATE INDEX sandboxes_vo_size ON sandboxes (vo, size_bytes);`,
   },
+  {
+    version: 5,
+    name: 'job group as a column, so searches filter and group by it',
+    sql: `
+      ALTER TABLE jobs ADD COLUMN job_group TEXT;
+      UPDATE jobs SET job_group = description::jsonb ->> 'jobGroup' WHERE description::jsonb ? 'jobGroup';
+    `,
+  },
 ];

@@ -21,8 +21,10 @@ import type {
   ClaimResult,
   HeartbeatSample,
   HeldJob,
+  JobCount,
   JobPage,
   JobQuery,
+  JobSelection,
   JobStore,
   NewJob,
   RescheduleOutcome,
@@ -36,9 +38,18 @@ import type {
   ShareUsage,
   StoredSetting,
 } from '../job-store.ts';
+import { MAX_SUMMARY_GROUPS } from '../job-store.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { historyFromRow, jobFromRow, taskQueueFromRow, type JobRow } from '../sqlite/rows.ts';
-import { WhereClause } from '../sqlite/where-clause.ts';
+import {
+  addKeysetCondition,
+  JOB_COLUMN_SQL,
+  orderBySql,
+  selectionWhere,
+  summaryGroup,
+  POSTGRES_DIALECT,
+} from '../job-search-sql.ts';
+import type { JobColumn } from '../../../shared/job/job-search.ts';
 import {
   applyPgMigrations,
   ensureSchema,
@@ -49,14 +60,6 @@ import {
   type PgQueryable,
 } from './pg-database.ts';
 import { PG_JOB_MIGRATIONS } from './pg-job-migrations.ts';
-
-const SORT_COLUMNS = {
-  id: 'id',
-  submittedAt: 'submitted_at',
-  lastUpdateAt: 'last_update_at',
-  status: 'status',
-  priority: 'priority',
-} as const;
 
 const HEAD = `SELECT priority, id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1`;
 const TQ_VIEW = `SELECT tq.*,
@@ -151,10 +154,12 @@ export class PgJobStore implements JobStore {
       const column = <T>(pick: (job: NewJob, index: number) => T): T[] => jobs.map(pick);
       await client.query(
         `INSERT INTO jobs (id, vo, grp, owner, name, job_type, priority, description, task_queue_id, status, minor_status,
-                           submitted_at, last_update_at)
-         SELECT id, vo, grp, owner, name, job_type, priority, description, tq, 'Waiting', 'Pilot Agent Submission', $9, $9
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $10::bigint[])
-              AS j(id, vo, grp, owner, name, job_type, priority, description, tq)`,
+                           submitted_at, last_update_at, job_group)
+         SELECT id, vo, grp, owner, name, job_type, priority, description, tq, 'Waiting', 'Pilot Agent Submission', $9, $9,
+                job_group
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[],
+                     $10::bigint[], $11::text[])
+              AS j(id, vo, grp, owner, name, job_type, priority, description, tq, job_group)`,
         [
           ids,
           column((job) => job.ownership.vo),
@@ -166,6 +171,7 @@ export class PgJobStore implements JobStore {
           column((job) => JSON.stringify(job.description)),
           at,
           column((job) => tqIds.get(job.taskQueue.key) as number),
+          column((job) => job.description.jobGroup ?? null),
         ],
       );
       const steps: [JobStatus, string, string][] = [
@@ -204,27 +210,35 @@ export class PgJobStore implements JobStore {
   }
 
   async searchJobs(query: JobQuery): Promise<JobPage> {
-    const where = new WhereClause((n) => `$${n}`)
-      .in('id', query.ids)
-      .in('status', query.statuses)
-      .in('owner', query.owners)
-      .in('grp', query.groups)
-      .in('vo', query.vos)
-      .in('site', query.sites)
-      .in('job_type', query.jobTypes)
-      .in('pilot_id', query.pilotIds);
-    const params = where.params;
-    const order = `${SORT_COLUMNS[query.sort.field]} ${query.sort.direction === 'desc' ? 'DESC' : 'ASC'}, id ASC`;
+    const where = selectionWhere(query, POSTGRES_DIALECT);
+    const countSql = `SELECT count(*)::int AS n FROM jobs ${where.sql}`;
+    const countParams = [...where.params];
+    addKeysetCondition(where, query, POSTGRES_DIALECT);
+    const offset = query.after === undefined ? (query.page - 1) * query.perPage : 0;
+    const n = where.params.length;
     const [total, rows] = await Promise.all([
-      run(() => this.#pool.query<{ n: number }>(`SELECT count(*) AS n FROM jobs ${where.sql}`, params)),
+      query.countTotal === false ? null : run(() => this.#pool.query<{ n: number }>(countSql, countParams)),
       run(() =>
         this.#pool.query<JobRow>(
-          `SELECT * FROM jobs ${where.sql} ORDER BY ${order} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
-          [...params, query.perPage, (query.page - 1) * query.perPage],
+          `SELECT * FROM jobs ${where.sql} ORDER BY ${orderBySql(query.sort, POSTGRES_DIALECT)} LIMIT $${n + 1} OFFSET $${n + 2}`,
+          [...where.params, query.perPage, offset],
         ),
       ),
     ]);
-    return { total: total.rows[0]?.n ?? 0, jobs: rows.rows.map(jobFromRow) };
+    return { total: total === null ? null : (total.rows[0]?.n ?? 0), jobs: rows.rows.map(jobFromRow) };
+  }
+
+  async summarizeJobs(selection: JobSelection, groupBy: readonly JobColumn[]): Promise<JobCount[]> {
+    const where = selectionWhere(selection, POSTGRES_DIALECT);
+    const columns = groupBy.map((column) => JOB_COLUMN_SQL[column]);
+    const result = await run(() =>
+      this.#pool.query<Record<string, string | number | null>>(
+        `SELECT ${columns.map((c, i) => `${c} AS g${i}`).join(', ')}, count(*)::int AS n FROM jobs ${where.sql}
+         GROUP BY ${columns.join(', ')} ORDER BY n DESC LIMIT ${MAX_SUMMARY_GROUPS}`,
+        where.params,
+      ),
+    );
+    return result.rows.map((row) => summaryGroup(row, groupBy));
   }
 
   async listTaskQueues(filter: { vo?: string }): Promise<TaskQueueView[]> {

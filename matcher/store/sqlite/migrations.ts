@@ -235,6 +235,15 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
     name: 'sandbox bytes per VO (the quota is summed on every upload)',
     sql: `CREATE INDEX sandboxes_vo_size ON sandboxes (vo, size_bytes);`,
   },
+  {
+    version: 10,
+    name: 'job group as a column, so searches filter and group by it',
+    sql: `
+      ALTER TABLE jobs ADD COLUMN job_group TEXT;
+      UPDATE jobs SET job_group = json_extract(description, '$.jobGroup')
+        WHERE json_extract(description, '$.jobGroup') IS NOT NULL;
+    `,
+  },
 ];
 
 /**

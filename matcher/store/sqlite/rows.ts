@@ -28,6 +28,7 @@ export interface JobRow {
   last_update_at: string;
   heartbeat_at: string | null;
   output_sandbox: string | null;
+  job_group: string | null;
 }
 
 export function jobFromRow(row: JobRow): JobView {
@@ -38,6 +39,7 @@ export function jobFromRow(row: JobRow): JobView {
     owner: row.owner,
     name: row.name,
     jobType: row.job_type,
+    jobGroup: row.job_group ?? null,
     priority: row.priority,
     status: row.status as JobStatus,
     minorStatus: row.minor_status,

@@ -17,8 +17,10 @@ import type {
   TaskQueueStats,
   HeartbeatSample,
   HeldJob,
+  JobCount,
   JobPage,
   JobQuery,
+  JobSelection,
   JobStore,
   NewJob,
   RescheduleOutcome,
@@ -29,21 +31,22 @@ import type {
   ShareUsage,
   StoredSetting,
 } from '../job-store.ts';
+import { MAX_SUMMARY_GROUPS } from '../job-store.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { applyMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import { WriteBatcher } from './write-batcher.ts';
-import { WhereClause } from './where-clause.ts';
+import {
+  addKeysetCondition,
+  JOB_COLUMN_SQL,
+  orderBySql,
+  selectionWhere,
+  summaryGroup,
+  SQLITE_DIALECT,
+} from '../job-search-sql.ts';
+import type { JobColumn } from '../../../shared/job/job-search.ts';
 import { openSqliteConnection } from './open-database.ts';
 import type { WriteGate } from './wal-checkpointer.ts';
 import { historyFromRow, jobFromRow, taskQueueFromRow, type JobRow } from './rows.ts';
-
-const SORT_COLUMNS = {
-  id: 'id',
-  submittedAt: 'submitted_at',
-  lastUpdateAt: 'last_update_at',
-  status: 'status',
-  priority: 'priority',
-} as const;
 
 export interface SqliteJobStoreOptions {
   /** File path, or ':memory:'. */
@@ -88,9 +91,9 @@ export class SqliteJobStore implements JobStore {
       ),
       insertJob: db.prepare(`
         INSERT INTO jobs (vo, grp, owner, name, job_type, priority, description, task_queue_id, status, minor_status,
-                          submitted_at, last_update_at)
+                          submitted_at, last_update_at, job_group)
         VALUES (@vo, @grp, @owner, @name, @jobType, @priority, @description, @tqId, 'Waiting', 'Pilot Agent Submission',
-                @at, @at)`),
+                @at, @at, @jobGroup)`),
       insertHistory: db.prepare(`
         INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied, report_key)
         VALUES (@jobId, @attempt, @at, @status, @minorStatus, @applicationStatus, @source, @applied, @reportKey)`),
@@ -222,6 +225,7 @@ export class SqliteJobStore implements JobStore {
               description: JSON.stringify(job.description),
               tqId,
               at,
+              jobGroup: job.description.jobGroup ?? null,
             }).lastInsertRowid,
           );
           const history = (status: JobStatus, minorStatus: string, source: string): void => {
@@ -258,26 +262,32 @@ export class SqliteJobStore implements JobStore {
   }
 
   async searchJobs(query: JobQuery): Promise<JobPage> {
-    const where = new WhereClause()
-      .in('id', query.ids)
-      .in('status', query.statuses)
-      .in('owner', query.owners)
-      .in('grp', query.groups)
-      .in('vo', query.vos)
-      .in('site', query.sites)
-      .in('job_type', query.jobTypes)
-      .in('pilot_id', query.pilotIds);
-    const whereSql = where.sql;
-    const params = where.params;
-    const total = this.#db
-      .prepare(`SELECT count(*) FROM jobs ${whereSql}`)
-      .pluck()
-      .get(...params) as number;
-    const order = `${SORT_COLUMNS[query.sort.field]} ${query.sort.direction === 'desc' ? 'DESC' : 'ASC'}, id ASC`;
+    const where = selectionWhere(query, SQLITE_DIALECT);
+    const total =
+      query.countTotal === false
+        ? null
+        : (this.#db
+            .prepare(`SELECT count(*) FROM jobs ${where.sql}`)
+            .pluck()
+            .get(...where.params) as number);
+    addKeysetCondition(where, query, SQLITE_DIALECT);
+    const offset = query.after === undefined ? (query.page - 1) * query.perPage : 0;
     const rows = this.#db
-      .prepare(`SELECT * FROM jobs ${whereSql} ORDER BY ${order} LIMIT ? OFFSET ?`)
-      .all(...params, query.perPage, (query.page - 1) * query.perPage) as JobRow[];
+      .prepare(`SELECT * FROM jobs ${where.sql} ORDER BY ${orderBySql(query.sort, SQLITE_DIALECT)} LIMIT ? OFFSET ?`)
+      .all(...where.params, query.perPage, offset) as JobRow[];
     return { total, jobs: rows.map(jobFromRow) };
+  }
+
+  async summarizeJobs(selection: JobSelection, groupBy: readonly JobColumn[]): Promise<JobCount[]> {
+    const where = selectionWhere(selection, SQLITE_DIALECT);
+    const columns = groupBy.map((column) => JOB_COLUMN_SQL[column]);
+    const rows = this.#db
+      .prepare(
+        `SELECT ${columns.map((c, i) => `${c} AS g${i}`).join(', ')}, count(*) AS n FROM jobs ${where.sql}
+         GROUP BY ${columns.join(', ')} ORDER BY n DESC LIMIT ${MAX_SUMMARY_GROUPS}`,
+      )
+      .all(...where.params) as Record<string, string | number | null>[];
+    return rows.map((row) => summaryGroup(row, groupBy));
   }
 
   async listTaskQueues(filter: { vo?: string }): Promise<TaskQueueView[]> {

@@ -6,13 +6,26 @@ export class WhereClause {
   readonly #parts: string[] = [];
   readonly params: unknown[] = [];
   readonly #placeholder: (position: number) => string;
+  /** Parameters bound before this clause's own (a group inside another clause numbers on from them). */
+  readonly #offset: number;
 
-  constructor(placeholder: (position: number) => string = () => '?') {
+  constructor(placeholder: (position: number) => string = () => '?', offset = 0) {
     this.#placeholder = placeholder;
+    this.#offset = offset;
   }
 
   #next(): string {
-    return this.#placeholder(this.params.length + 1);
+    return this.#placeholder(this.#offset + this.params.length + 1);
+  }
+
+  #marks(values: readonly unknown[]): string {
+    return values
+      .map((value) => {
+        const mark = this.#next();
+        this.params.push(value);
+        return mark;
+      })
+      .join(', ');
   }
 
   /** `column IN (...)`; an empty list matches nothing, never everything (DIRAC PR#3697). */
@@ -22,12 +35,13 @@ export class WhereClause {
       this.#parts.push('1 = 0');
       return this;
     }
-    const marks = values.map((value) => {
-      const mark = this.#next();
-      this.params.push(value);
-      return mark;
-    });
-    this.#parts.push(`${column} IN (${marks.join(', ')})`);
+    this.#parts.push(`${column} IN (${this.#marks(values)})`);
+    return this;
+  }
+
+  /** `column NOT IN (...)`; an empty list excludes nothing. */
+  notIn(column: string, values: readonly unknown[]): this {
+    if (values.length > 0) this.#parts.push(`${column} NOT IN (${this.#marks(values)})`);
     return this;
   }
 
@@ -41,6 +55,20 @@ export class WhereClause {
 
   raw(condition: string): this {
     this.#parts.push(condition);
+    return this;
+  }
+
+  /** Conditions built by `build`, joined with `joiner` and added in parentheses as one condition. */
+  group(build: (inner: WhereClause) => void, joiner: 'AND' | 'OR'): this {
+    const inner = new WhereClause(this.#placeholder, this.#offset + this.params.length);
+    build(inner);
+    if (inner.#parts.length === 0) {
+      // An empty OR is false, an empty AND true.
+      if (joiner === 'OR') this.#parts.push('1 = 0');
+      return this;
+    }
+    this.#parts.push(`(${inner.#parts.join(` ${joiner} `)})`);
+    this.params.push(...inner.params);
     return this;
   }
 
