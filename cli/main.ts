@@ -6,7 +6,6 @@ import { Command, CommanderError } from 'commander';
 import { buildPilotCommand } from '../pilot/cli.ts';
 import { EXIT, reportError } from './exit.ts';
 import {
-  jobsCommand,
   killCommand,
   deleteCommand,
   outputCommand,
@@ -14,6 +13,7 @@ import {
   statusCommand,
   submitCommand,
 } from './commands/jobs.ts';
+import { jobsCommand } from './commands/job-search.ts';
 import { explainCommand, sitesCommand, taskQueuesCommand } from './commands/matching.ts';
 import { pilotsCommand } from './commands/pilots.ts';
 import { serverCommand } from './commands/server.ts';

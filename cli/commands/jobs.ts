@@ -1,9 +1,8 @@
 /** Client commands on jobs: submit, status, jobs (search), output. */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { PilothouseError } from '../../shared/errors.ts';
-import { JOB_STATUSES } from '../../shared/job/status.ts';
 import type { JobView, JobWithHistory } from '../../shared/job/model.ts';
 import { MatcherClient, type ClientOptions } from '../client.ts';
 import { printJson, table } from '../format.ts';
@@ -206,62 +205,6 @@ function jobTable(jobs: JobView[]): string {
     ['id', 'status', 'minor status', 'exit', 'site', 'owner', 'name'],
     jobs.map((j) => [j.id, j.status, j.minorStatus, j.exitCode, j.site, j.owner, j.name]),
   );
-}
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',')];
-
-export function jobsCommand(): Command {
-  return clientCommand('jobs', 'search jobs (your own unless you administer jobs)')
-    .addOption(new Option('--status <status>', 'filter by status (repeatable, or comma-separated)').argParser(collect))
-    .addOption(new Option('--owner <owner>', 'filter by owner').argParser(collect))
-    .addOption(new Option('--site <site>', 'filter by site').argParser(collect))
-    .option('--page <n>', 'page number', '1')
-    .option('--per-page <n>', 'jobs per page (at most 10000)', '50')
-    .action(
-      async (
-        options: CommonOptions & {
-          status?: string[];
-          owner?: string[];
-          site?: string[];
-          page: string;
-          perPage: string;
-        },
-      ) => {
-        for (const status of options.status ?? []) {
-          if (!(JOB_STATUSES as readonly string[]).includes(status)) {
-            throw new PilothouseError('CONFIG_INVALID', `--status ${status} is not one of ${JOB_STATUSES.join(', ')}`, {
-              field: 'status',
-            });
-          }
-        }
-        const client = await MatcherClient.fromOptions(options);
-        const { body } = await client.json<{ total: number; page: number; perPage: number; jobs: JobView[] }>(
-          'POST',
-          '/api/jobs/search',
-          {
-            ...(options.status && { status: options.status }),
-            ...(options.owner && { owner: options.owner }),
-            ...(options.site && { site: options.site }),
-            page: positiveInt(options.page, 'page'),
-            perPage: positiveInt(options.perPage, 'per-page'),
-            sort: { field: 'id', direction: 'desc' },
-          },
-        );
-        if (options.json) {
-          printJson(body);
-          return;
-        }
-        process.stdout.write(`${jobTable(body.jobs)}\n`);
-        process.stdout.write(`${body.jobs.length} of ${body.total} job(s), page ${body.page}\n`);
-      },
-    );
-}
-
-function positiveInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new PilothouseError('CONFIG_INVALID', `--${flag} must be a positive integer`, { field: flag });
-  return n;
 }
 
 export function outputCommand(): Command {

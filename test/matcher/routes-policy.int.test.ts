@@ -22,6 +22,7 @@ const EXPECTED_ACCESS: Record<string, Role[] | 'public'> = {
   'POST /api/jobs': ['normal', 'serviceAdmin'], // NormalUser (the admin token has it)
   'GET /api/jobs/:id': USERS,
   'POST /api/jobs/search': USERS,
+  'POST /api/jobs/summary': USERS,
   'POST /api/jobs/:id/kill': USERS,
   'POST /api/jobs/:id/reschedule': USERS,
   'POST /api/jobs/:id/delete': USERS,

@@ -105,7 +105,7 @@ export function columnOrThrow(
 
 /** One `search` entry checked against its column: known column, fitting operator, typed values. */
 function typedFilter(raw: z.output<typeof filterSchema>, index: number, nowMs: number): JobFilter {
-  const at = `search[${index}]`;
+  const at = `search.${index}`;
   const column = columnOrThrow(raw.parameter, `${at}.parameter`);
   const type = JOB_COLUMNS[column];
   const { operator } = raw;
@@ -118,7 +118,7 @@ function typedFilter(raw: z.output<typeof filterSchema>, index: number, nowMs: n
   if (operator === 'in' || operator === 'not in') {
     if (raw.values === undefined) throw badQuery(`${at}.values`, `'${operator}' takes a list of values`);
     if (raw.value !== undefined) throw badQuery(`${at}.value`, `'${operator}' takes values, not value`);
-    return { column, operator, values: raw.values.map((v, i) => typed(v, `${at}.values[${i}]`)) };
+    return { column, operator, values: raw.values.map((v, i) => typed(v, `${at}.values.${i}`)) };
   }
   if (raw.values !== undefined) throw badQuery(`${at}.values`, `'${operator}' takes one value, not values`);
   if (raw.value === undefined) throw badQuery(`${at}.value`, `'${operator}' takes a value`);
@@ -166,13 +166,13 @@ export function jobSelectionOf(principal: Principal, body: SelectionBody, nowMs:
 export function sortKeysOf(sort: SearchBody['sort']): JobSortKey[] {
   if (sort === undefined || sort.length === 0) return [{ column: 'id', direction: 'asc' }];
   return sort.map((key, index) => ({
-    column: columnOrThrow(key.parameter, `sort[${index}].parameter`),
+    column: columnOrThrow(key.parameter, `sort.${index}.parameter`),
     direction: key.direction,
   }));
 }
 
 export function groupingOf(grouping: string[]): JobColumn[] {
-  const columns = grouping.map((name, index) => columnOrThrow(name, `grouping[${index}]`, GROUPABLE_JOB_COLUMNS));
+  const columns = grouping.map((name, index) => columnOrThrow(name, `grouping.${index}`, GROUPABLE_JOB_COLUMNS));
   if (new Set(columns).size !== columns.length) throw badQuery('grouping', 'a column is named twice');
   return columns;
 }

@@ -65,7 +65,7 @@ function withQueryString(body: SearchBody, query: URLSearchParams): SearchBody {
 function projection(parameters: string[] | undefined): ((job: JobView) => Record<string, unknown>) | null {
   if (parameters === undefined) return null;
   const fields = parameters.map((name, index) =>
-    (EXTRA_PARAMETERS as readonly string[]).includes(name) ? name : columnOrThrow(name, `parameters[${index}]`),
+    (EXTRA_PARAMETERS as readonly string[]).includes(name) ? name : columnOrThrow(name, `parameters.${index}`),
   );
   return (job) => Object.fromEntries(fields.map((field) => [field, job[field as keyof JobView]]));
 }
