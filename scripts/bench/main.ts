@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario matching|pilot|site-director|submission|all] [--jobs N] [--pilots N] [--duration-sec N]
+ * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|all] [--jobs N] [--pilots N] [--duration-sec N]
  *  [--rounds N] [--queues N] [--tracked N] [--db postgres://USER@HOST:PORT/DB]`
  * With --db, the matching scenario also runs on PostgreSQL, with one matcher and with two replicas.
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { benchMatching } from './matching.ts';
 import { benchSiteDirector } from './site-director.ts';
 import { benchSubmission } from './submission.ts';
+import { benchSearch } from './search.ts';
 import { replaceSection, sectionHeader } from './benchmarks-file.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,8 +30,8 @@ const { values } = parseArgs({
   },
 });
 const scenario = values.scenario ?? 'all';
-if (!['matching', 'pilot', 'site-director', 'submission', 'all'].includes(scenario)) {
-  console.error(`--scenario must be matching, pilot, site-director, submission or all (got ${scenario})`);
+if (!['matching', 'pilot', 'site-director', 'submission', 'search', 'all'].includes(scenario)) {
+  console.error(`--scenario must be matching, pilot, site-director, submission, search or all (got ${scenario})`);
   process.exit(2);
 }
 for (const name of ['jobs', 'pilots', 'duration-sec', 'rounds', 'probes', 'queues', 'tracked'] as const) {
@@ -85,6 +86,14 @@ if (scenario === 'submission' || scenario === 'all') {
   const markdown = await benchSubmission({ jobs, rounds: Number(values.rounds), progress });
   await replaceSection('submission', header('Bulk submission') + markdown);
   progress('submission figures written to BENCHMARKS.md');
+  process.stdout.write(`${markdown}\n`);
+}
+if (scenario === 'search' || scenario === 'all') {
+  // 1,000,000 jobs unless --jobs was given.
+  const jobs = process.argv.includes('--jobs') ? Number(values.jobs) : 1_000_000;
+  const markdown = await benchSearch({ jobs, rounds: Math.max(5, Number(values.rounds)), progress });
+  await replaceSection('search', header('Search and summary') + markdown);
+  progress('search figures written to BENCHMARKS.md');
   process.stdout.write(`${markdown}\n`);
 }
 if (scenario === 'pilot' || scenario === 'all') {
