@@ -14,6 +14,7 @@ import {
   submitCommand,
 } from './commands/jobs.ts';
 import { jobsCommand } from './commands/job-search.ts';
+import { logsCommand } from './commands/logs.ts';
 import { explainCommand, sitesCommand, taskQueuesCommand } from './commands/matching.ts';
 import { pilotsCommand } from './commands/pilots.ts';
 import { serverCommand } from './commands/server.ts';
@@ -36,6 +37,7 @@ const program = new Command('pilothouse')
   .addCommand(submitCommand())
   .addCommand(statusCommand())
   .addCommand(jobsCommand())
+  .addCommand(logsCommand())
   .addCommand(outputCommand())
   .addCommand(killCommand())
   .addCommand(rescheduleCommand())

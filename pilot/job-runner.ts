@@ -35,6 +35,8 @@ import {
 } from './watchdog.ts';
 import { packSandbox, sha256File, unpackSandbox, type UnpackLimits } from './sandbox-archive.ts';
 import type { SandboxTransfer } from './sandbox-transfer.ts';
+import { OutputTailReader } from './output-tail.ts';
+import type { OutputTail } from '../shared/protocol/messages.ts';
 
 export const MINOR = {
   initialization: 'Job Initialization',
@@ -65,6 +67,8 @@ export interface StatusUpdate {
   applicationStatus?: string;
   exitCode?: number;
   outputSandbox?: string;
+  /** The payload's last output, sent with the report that it ended. */
+  outputTail?: OutputTail;
 }
 
 export interface JobOutcome {
@@ -250,6 +254,7 @@ class JobExecution implements RunningJob {
   readonly #options: JobRunnerOptions;
   readonly #logger: Logger;
   readonly #dir: string;
+  readonly #outputTail: OutputTailReader;
   readonly #staging: string;
   readonly #startMs: number;
   readonly #watch: JobWatch;
@@ -281,6 +286,10 @@ class JobExecution implements RunningJob {
     this.#logger = logger.child({ jobId: job.jobId, attempt: job.attempt });
     this.#dir = path.join(options.workdir, `job-${job.jobId}-${job.attempt}`);
     this.dir = this.#dir;
+    this.#outputTail = new OutputTailReader(
+      path.join(this.#dir, this.#job.description.stdout),
+      path.join(this.#dir, this.#job.description.stderr),
+    );
     this.#staging = path.join(options.workdir, `.staging-${job.jobId}-${job.attempt}`);
     this.#startMs = options.clock.nowMs();
     this.#watch = new JobWatch({
@@ -321,6 +330,7 @@ class JobExecution implements RunningJob {
       sample = { cpuSec: tree.cpuSec, rssMB: tree.rssMB, diskMB: 0 };
     }
     sample ??= { cpuSec: 0, rssMB: 0, diskMB: 0 };
+    const outputTail = this.#pid === null ? undefined : await this.#outputTail.changed();
     return {
       jobId: this.jobId,
       attempt: this.attempt,
@@ -328,6 +338,7 @@ class JobExecution implements RunningJob {
       rssMB: sample.rssMB,
       wallSec,
       diskMB: sample.diskMB,
+      ...(outputTail && { outputTail }),
     };
   }
 
@@ -425,6 +436,7 @@ class JobExecution implements RunningJob {
     // The last line the payload wrote goes with the final status, even if a poll already forwarded it.
     const appStatus = (await this.#pollApplicationStatus(false)) ?? this.#appStatus;
     const appUpdate = appStatus === null ? {} : { applicationStatus: appStatus };
+    const outputTail = await this.#outputTail.changed(true);
 
     if (this.#stopReason !== null && !LIMIT_STOPS.has(this.#stopReason)) return this.#stoppedOutcome(appUpdate);
 
@@ -432,10 +444,15 @@ class JobExecution implements RunningJob {
     const limit = this.#stopReason;
     if (limit !== null) {
       failed = { status: 'Failed', minorStatus: LIMIT_MINOR[limit as keyof typeof LIMIT_MINOR] };
-      this.#report({ status: 'Completing', minorStatus: MINOR.uploadingOutput, ...appUpdate });
+      this.#report({ status: 'Completing', minorStatus: MINOR.uploadingOutput, ...appUpdate, outputTail });
     } else {
       const ok = exit.exitCode === 0;
-      this.#report({ status: 'Completing', minorStatus: ok ? MINOR.finishedOk : MINOR.finishedErrors, ...appUpdate });
+      this.#report({
+        status: 'Completing',
+        minorStatus: ok ? MINOR.finishedOk : MINOR.finishedErrors,
+        ...appUpdate,
+        outputTail,
+      });
       this.#report({ minorStatus: MINOR.uploadingOutput });
       failed = {
         status: 'Failed',

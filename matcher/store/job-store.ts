@@ -7,7 +7,7 @@
 import type { JobDescription } from '../../shared/job/description.ts';
 import type { JobHistoryEntry, JobOwnership, JobStatusReport, JobView } from '../../shared/job/model.ts';
 import type { JobStatus } from '../../shared/job/status.ts';
-import type { JobCommand } from '../../shared/protocol/messages.ts';
+import type { JobCommand, OutputTail } from '../../shared/protocol/messages.ts';
 import type { JobColumn, JobFilter, JobSortKey } from '../../shared/job/job-search.ts';
 import type { TaskQueueDefinition, TaskQueueRequirements } from '../matching/task-queue-key.ts';
 
@@ -140,6 +140,11 @@ export interface StatusOutcome {
   duplicate: boolean;
 }
 
+export interface StoredOutputTail extends OutputTail {
+  attempt: number;
+  updatedAt: string;
+}
+
 export interface HeartbeatSample {
   cpuSec: number;
   rssMB: number;
@@ -228,6 +233,13 @@ export interface JobStore {
   takePendingCommands(jobId: number, attempt: number, at: string): Promise<JobCommand[]>;
   /** Records a heartbeat and returns the commands pending for that attempt (each delivered once). */
   recordHeartbeat(jobId: number, attempt: number, sample: HeartbeatSample, at: string): Promise<JobCommand[]>;
+  /**
+   * Keeps the payload's last output for that attempt (replacing the previous one); nothing when the
+   * attempt is no longer the job's current one.
+   */
+  recordOutputTail(jobId: number, attempt: number, tail: OutputTail, at: string): Promise<void>;
+  /** The last output recorded for the job (of its latest attempt that sent one), or null. */
+  getOutputTail(jobId: number): Promise<StoredOutputTail | null>;
   /** Jobs in these statuses whose last sign of life is older than `before`. */
   findHeldJobs(statuses: readonly JobStatus[], before: string): Promise<HeldJob[]>;
   /**

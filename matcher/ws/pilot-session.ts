@@ -375,6 +375,9 @@ export class PilotSession implements CommandReceiver {
   async #onJobStatus(message: Extract<PilotMessage, { type: 'job.status' }>): Promise<void> {
     await this.#assertHolds(message.jobId);
     const at = new Date(message.at).toISOString();
+    if (message.outputTail) {
+      await this.#deps.store.recordOutputTail(message.jobId, message.attempt, message.outputTail, at);
+    }
     const outcome = await this.#deps.store.reportStatus(
       message.jobId,
       message.attempt,
@@ -418,6 +421,8 @@ export class PilotSession implements CommandReceiver {
       commands.push(
         ...(await this.#deps.store.recordHeartbeat(sample.jobId, sample.attempt, { cpuSec, rssMB, wallSec }, at)),
       );
+      if (sample.outputTail)
+        await this.#deps.store.recordOutputTail(sample.jobId, sample.attempt, sample.outputTail, at);
       usage.push({
         jobId: sample.jobId,
         attempt: sample.attempt,

@@ -87,6 +87,16 @@ export const offerResourcesSchema = z.strictObject({
 });
 export type OfferResources = z.infer<typeof offerResourcesSchema>;
 
+/** Characters of std.out and of std.err a tail carries at most. */
+export const OUTPUT_TAIL_MAX_CHARS = 16_384;
+
+/** The last lines a running payload wrote, for `pilothouse logs` (sent when they changed). */
+export const outputTailSchema = z.strictObject({
+  stdout: z.string().max(OUTPUT_TAIL_MAX_CHARS),
+  stderr: z.string().max(OUTPUT_TAIL_MAX_CHARS),
+});
+export type OutputTail = z.infer<typeof outputTailSchema>;
+
 const heartbeatJobSchema = z.strictObject({
   ...jobRef,
   /** CPU time (user + system) of the whole process tree, s. */
@@ -96,6 +106,7 @@ const heartbeatJobSchema = z.strictObject({
   wallSec: z.number().min(0),
   /** Disk used by the job's working directory, MB. */
   diskMB: z.number().min(0).optional(),
+  outputTail: outputTailSchema.optional(),
 });
 
 /** The node as a whole at heartbeat time. */
@@ -124,6 +135,8 @@ export const jobStatusReportFields = {
     .string()
     .regex(/^sha256:[0-9a-f]{64}$/)
     .optional(),
+  /** The payload's last output, with the report that it ended (heartbeats carry it while it runs). */
+  outputTail: outputTailSchema.optional(),
 };
 
 const pilotMessageSchema = z.discriminatedUnion('type', [

@@ -279,6 +279,26 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       assert.equal((await store.searchJobs({ ...base, owners: [] })).total, 0, 'an empty filter matches nothing');
     });
 
+    it("keeps a job's last output for its current attempt only, replacing the one before", async () => {
+      const {
+        jobIds: [id],
+      } = await store.submitJobs([newJob(alice)], T0);
+      const jobId = id as number;
+      assert.equal(await store.getOutputTail(jobId), null);
+      await store.recordOutputTail(jobId, 1, { stdout: 'one\n', stderr: '' }, at(1));
+      await store.recordOutputTail(jobId, 1, { stdout: 'one\ntwo\n', stderr: 'warn\n' }, at(2));
+      assert.deepEqual(await store.getOutputTail(jobId), {
+        attempt: 1,
+        stdout: 'one\ntwo\n',
+        stderr: 'warn\n',
+        updatedAt: at(2),
+      });
+      await store.recordOutputTail(jobId, 2, { stdout: 'from an attempt that does not exist', stderr: '' }, at(3));
+      assert.equal((await store.getOutputTail(jobId))?.updatedAt, at(2), 'another attempt changes nothing');
+      await store.recordOutputTail(jobId + 1000, 1, { stdout: 'x', stderr: '' }, at(3));
+      assert.equal(await store.getOutputTail(jobId + 1000), null, 'an unknown job keeps nothing');
+    });
+
     it('killing a running job queues one kill command for its attempt, delivered once', async () => {
       const {
         jobIds: [id],

@@ -23,6 +23,7 @@ const EXPECTED_ACCESS: Record<string, Role[] | 'public'> = {
   'GET /api/jobs/:id': USERS,
   'POST /api/jobs/search': USERS,
   'POST /api/jobs/summary': USERS,
+  'GET /api/jobs/:id/logs': USERS,
   'POST /api/jobs/:id/kill': USERS,
   'POST /api/jobs/:id/reschedule': USERS,
   'POST /api/jobs/:id/delete': USERS,

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parseOrThrow } from '../../../shared/validation.ts';
 import { PilothouseError } from '../../../shared/errors.ts';
 import { isoNow } from '../../../shared/clock.ts';
-import { jobStatusReportFields } from '../../../shared/protocol/messages.ts';
+import { jobStatusReportFields, outputTailSchema } from '../../../shared/protocol/messages.ts';
 import type { Principal } from '../../../shared/auth/claims.ts';
 import { liveJobOfToken } from '../../auth/job-tokens.ts';
 import { assertJobTokenFor } from '../../auth/policy.ts';
@@ -25,6 +25,7 @@ const heartbeatSchema = z.strictObject({
   cpuSec: z.number().min(0),
   rssMB: z.number().min(0),
   wallSec: z.number().min(0),
+  outputTail: outputTailSchema.optional(),
 });
 
 /** The token is for this job (checked before the body is read: a stranger learns nothing more). */
@@ -56,6 +57,7 @@ export function jobReportRoutes(deps: RouteDeps): Route[] {
         const body = parseOrThrow(statusSchema, await readJsonBody(req, 64 * 1024));
         const job = await authorizeReport(deps, principal as Principal, jobId, body.attempt);
         const at = new Date(body.at).toISOString();
+        if (body.outputTail) await deps.store.recordOutputTail(job.id, body.attempt, body.outputTail, at);
         const outcome = await deps.store.reportStatus(
           job.id,
           body.attempt,
@@ -88,7 +90,10 @@ export function jobReportRoutes(deps: RouteDeps): Route[] {
         const jobId = tokenJobId(principal as Principal, params.id);
         const body = parseOrThrow(heartbeatSchema, await readJsonBody(req, 16 * 1024));
         const job = await authorizeReport(deps, principal as Principal, jobId, body.attempt);
-        const commands = await deps.store.recordHeartbeat(job.id, body.attempt, body, isoNow(deps.clock));
+        const at = isoNow(deps.clock);
+        const { cpuSec, rssMB, wallSec } = body;
+        const commands = await deps.store.recordHeartbeat(job.id, body.attempt, { cpuSec, rssMB, wallSec }, at);
+        if (body.outputTail) await deps.store.recordOutputTail(job.id, body.attempt, body.outputTail, at);
         return { status: 200, json: { jobId: job.id, attempt: body.attempt, commands } };
       },
     },

@@ -91,6 +91,24 @@ export function jobRoutes(deps: RouteDeps): Route[] {
     },
     {
       method: 'GET',
+      path: '/api/jobs/:id/logs',
+      policy: 'user',
+      summary: "a job's status history and its payload's last output (std.out and std.err tails, from heartbeats)",
+      async handler({ params, principal }) {
+        const job = await loadVisibleJob(deps, principal as Principal, params.id);
+        const [history, outputTail] = await Promise.all([
+          deps.store.getJobHistory(job.id),
+          deps.store.getOutputTail(job.id),
+        ]);
+        const { id, status, minorStatus, applicationStatus, attempt, site, pilotId } = job;
+        return {
+          status: 200,
+          json: { jobId: id, status, minorStatus, applicationStatus, attempt, site, pilotId, history, outputTail },
+        };
+      },
+    },
+    {
+      method: 'GET',
       path: '/api/jobs/:id/output',
       policy: 'user',
       summary: "the job's output sandbox (tar.gz)",

@@ -173,4 +173,17 @@ export const PG_JOB_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX jobs_by_submission ON jobs (submitted_at);
     `,
   },
+  {
+    version: 6,
+    name: "the last output of each job's payload (std.out and std.err tails)",
+    sql: `
+      CREATE TABLE job_output_tails (
+        job_id BIGINT PRIMARY KEY REFERENCES jobs (id),
+        attempt INTEGER NOT NULL,
+        stdout TEXT NOT NULL,
+        stderr TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

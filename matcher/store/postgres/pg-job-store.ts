@@ -15,7 +15,7 @@ import { PilothouseError } from '../../../shared/errors.ts';
 import { ACTIVE_STATUSES, RESCHEDULABLE_FINAL_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
 import { planStatusReport } from '../status-plan.ts';
 import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
-import type { JobCommand } from '../../../shared/protocol/messages.ts';
+import type { JobCommand, OutputTail } from '../../../shared/protocol/messages.ts';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -32,6 +32,7 @@ import type {
   SandboxRecord,
   SiteMaskEntry,
   StatusOutcome,
+  StoredOutputTail,
   SubmitResult,
   TaskQueueStats,
   TaskQueueView,
@@ -40,7 +41,7 @@ import type {
 } from '../job-store.ts';
 import { MAX_SUMMARY_GROUPS } from '../job-store.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
-import { historyFromRow, jobFromRow, taskQueueFromRow, type JobRow } from '../sqlite/rows.ts';
+import { historyFromRow, jobFromRow, outputTailFromRow, taskQueueFromRow, type JobRow } from '../sqlite/rows.ts';
 import {
   addKeysetCondition,
   JOB_COLUMN_SQL,
@@ -615,6 +616,24 @@ export class PgJobStore implements JobStore {
       }
       return this.#takeCommands(client, jobId, attempt, at);
     });
+  }
+
+  async recordOutputTail(jobId: number, attempt: number, tail: OutputTail, at: string): Promise<void> {
+    await run(() =>
+      this.#pool.query(
+        `INSERT INTO job_output_tails (job_id, attempt, stdout, stderr, updated_at)
+         SELECT id, attempt, $3, $4, $5 FROM jobs WHERE id = $1 AND attempt = $2
+         ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, stdout = excluded.stdout,
+           stderr = excluded.stderr, updated_at = excluded.updated_at`,
+        [jobId, attempt, tail.stdout, tail.stderr, at],
+      ),
+    );
+  }
+
+  async getOutputTail(jobId: number): Promise<StoredOutputTail | null> {
+    const result = await run(() => this.#pool.query('SELECT * FROM job_output_tails WHERE job_id = $1', [jobId]));
+    const row = result.rows[0] as Record<string, unknown> | undefined;
+    return row ? outputTailFromRow(row) : null;
   }
 
   async findHeldJobs(statuses: readonly JobStatus[], before: string): Promise<HeldJob[]> {

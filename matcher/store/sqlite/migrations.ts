@@ -246,6 +246,19 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_by_submission ON jobs (submitted_at);
     `,
   },
+  {
+    version: 11,
+    name: "the last output of each job's payload (std.out and std.err tails)",
+    sql: `
+      CREATE TABLE job_output_tails (
+        job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
+        attempt INTEGER NOT NULL,
+        stdout TEXT NOT NULL,
+        stderr TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /**

@@ -1,7 +1,7 @@
 /** Row ↔ domain mapping for the SQLite store (snake_case columns, JSON text columns). */
 import type { JobHistoryEntry, JobView } from '../../../shared/job/model.ts';
 import type { JobStatus } from '../../../shared/job/status.ts';
-import type { TaskQueueView } from '../job-store.ts';
+import type { StoredOutputTail, TaskQueueView } from '../job-store.ts';
 import type { TaskQueueRequirements } from '../../matching/task-queue-key.ts';
 
 export interface JobRow {
@@ -83,5 +83,14 @@ export function taskQueueFromRow(row: Record<string, unknown>): TaskQueueView {
     topPriority: row.top_priority === null ? 0 : Number(row.top_priority),
     nextJobId: row.next_job_id === null ? null : Number(row.next_job_id),
     createdAt: String(row.created_at),
+  };
+}
+
+export function outputTailFromRow(row: Record<string, unknown>): StoredOutputTail {
+  return {
+    attempt: Number(row.attempt),
+    stdout: String(row.stdout),
+    stderr: String(row.stderr),
+    updatedAt: String(row.updated_at),
   };
 }

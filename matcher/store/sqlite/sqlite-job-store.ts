@@ -8,7 +8,7 @@ import { PilothouseError } from '../../../shared/errors.ts';
 import { ACTIVE_STATUSES, RESCHEDULABLE_FINAL_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
 import { planStatusReport } from '../status-plan.ts';
 import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
-import type { JobCommand } from '../../../shared/protocol/messages.ts';
+import type { JobCommand, OutputTail } from '../../../shared/protocol/messages.ts';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -27,6 +27,7 @@ import type {
   RescheduleRequest,
   SandboxRecord,
   StatusOutcome,
+  StoredOutputTail,
   TaskQueueView,
   ShareUsage,
   StoredSetting,
@@ -46,7 +47,7 @@ import {
 import type { JobColumn } from '../../../shared/job/job-search.ts';
 import { openSqliteConnection } from './open-database.ts';
 import type { WriteGate } from './wal-checkpointer.ts';
-import { historyFromRow, jobFromRow, taskQueueFromRow, type JobRow } from './rows.ts';
+import { historyFromRow, jobFromRow, outputTailFromRow, taskQueueFromRow, type JobRow } from './rows.ts';
 
 export interface SqliteJobStoreOptions {
   /** File path, or ':memory:'. */
@@ -177,6 +178,12 @@ export class SqliteJobStore implements JobStore {
         `UPDATE jobs SET heartbeat_at = @at, cpu_sec = @cpuSec, rss_mb = @rssMB, wall_sec = @wallSec
            WHERE id = @jobId AND attempt = @attempt RETURNING status, minor_status`,
       ),
+      upsertOutputTail: db.prepare(`
+        INSERT INTO job_output_tails (job_id, attempt, stdout, stderr, updated_at)
+        SELECT id, attempt, @stdout, @stderr, @at FROM jobs WHERE id = @jobId AND attempt = @attempt
+        ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, stdout = excluded.stdout,
+          stderr = excluded.stderr, updated_at = excluded.updated_at`),
+      outputTail: db.prepare('SELECT * FROM job_output_tails WHERE job_id = ?'),
       pendingCommands: db.prepare(
         'SELECT id, command FROM job_commands WHERE job_id = ? AND attempt = ? AND sent_at IS NULL ORDER BY id',
       ),
@@ -496,6 +503,17 @@ export class SqliteJobStore implements JobStore {
       }
       return this.#takeCommandsSync(jobId, attempt, at);
     });
+  }
+
+  async recordOutputTail(jobId: number, attempt: number, tail: OutputTail, at: string): Promise<void> {
+    await this.#writes.write(() => {
+      this.#sql.upsertOutputTail.run({ jobId, attempt, at, stdout: tail.stdout, stderr: tail.stderr });
+    });
+  }
+
+  async getOutputTail(jobId: number): Promise<StoredOutputTail | null> {
+    const row = this.#sql.outputTail.get(jobId) as Record<string, unknown> | undefined;
+    return row ? outputTailFromRow(row) : null;
   }
 
   async findHeldJobs(statuses: readonly JobStatus[], before: string): Promise<HeldJob[]> {
