@@ -15,6 +15,7 @@ import {
 } from './commands/jobs.ts';
 import { jobsCommand } from './commands/job-search.ts';
 import { logsCommand } from './commands/logs.ts';
+import { runCommand } from './commands/run.ts';
 import { explainCommand, sitesCommand, taskQueuesCommand } from './commands/matching.ts';
 import { pilotsCommand } from './commands/pilots.ts';
 import { serverCommand } from './commands/server.ts';
@@ -38,6 +39,7 @@ const program = new Command('pilothouse')
   .addCommand(statusCommand())
   .addCommand(jobsCommand())
   .addCommand(logsCommand())
+  .addCommand(runCommand())
   .addCommand(outputCommand())
   .addCommand(killCommand())
   .addCommand(rescheduleCommand())

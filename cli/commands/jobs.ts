@@ -1,5 +1,4 @@
 /** Client commands on jobs: submit, status, jobs (search), output. */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import { PilothouseError } from '../../shared/errors.ts';
@@ -9,7 +8,7 @@ import { printJson, table } from '../format.ts';
 import { createProgress } from '../progress.ts';
 import { unpackOutputSandbox } from '../unpack-output.ts';
 import { ensureUploaded, packInputFiles, type PackedSandbox } from '../input-sandbox.ts';
-import { parseJdl } from '../../shared/jdl/jdl-job.ts';
+import { readJobs, readText, type ReadJob } from '../job-files.ts';
 
 interface CommonOptions extends ClientOptions {
   json?: boolean;
@@ -27,59 +26,6 @@ export function clientCommand(name: string, description: string): Command {
     .option('--token-file <file>', 'file holding a user token (env PILOTHOUSE_TOKEN_FILE or PILOTHOUSE_TOKEN)')
     .option('--ca-file <file>', 'CA bundle (PEM) that verifies an https matcher (env PILOTHOUSE_CA_FILE)')
     .option('--json', 'print JSON for scripts', false);
-}
-
-/** Jobs one JDL may expand to on this side (the matcher applies its own --max-jobs-per-submission). */
-const MAX_LOCAL_EXPANSION = 1_000_000;
-
-/** A job read from a file, with the local input files its sandbox still needs (relative to `baseDir`). */
-interface ReadJob {
-  description: Record<string, unknown>;
-  baseDir: string;
-  localInputFiles: string[];
-}
-
-async function readText(file: string): Promise<string> {
-  try {
-    return file === '-'
-      ? await new Response(process.stdin as unknown as ReadableStream).text()
-      : await readFile(file, 'utf8');
-  } catch (error) {
-    throw new PilothouseError('CONFIG_INVALID', `cannot read ${file}: ${(error as Error).message}`, { field: 'file' });
-  }
-}
-
-/** JSON files (one job or an array; inputSandbox entries other than sha256:... are local files) and JDL files. */
-async function readJobs(files: string[], warn: (message: string) => void): Promise<ReadJob[]> {
-  const all: ReadJob[] = [];
-  for (const file of files) {
-    const text = await readText(file);
-    const baseDir = file === '-' ? process.cwd() : path.dirname(path.resolve(file));
-    if (file.toLowerCase().endsWith('.jdl')) {
-      const parsed = parseJdl(text, { source: file, maxJobs: MAX_LOCAL_EXPANSION });
-      parsed.warnings.forEach(warn);
-      for (const job of parsed.jobs) {
-        all.push({ description: { ...job.description }, baseDir, localInputFiles: job.localInputFiles });
-      }
-      continue;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw new PilothouseError('BAD_JSON', `${file} is not valid JSON: ${(error as Error).message}`, {
-        field: 'file',
-      });
-    }
-    for (const item of Array.isArray(parsed) ? parsed : [parsed]) {
-      const description = { ...(item as Record<string, unknown>) };
-      const entries = Array.isArray(description['inputSandbox']) ? (description['inputSandbox'] as unknown[]) : [];
-      const isRef = (entry: unknown) => typeof entry === 'string' && entry.startsWith('sha256:');
-      if (entries.length > 0) description['inputSandbox'] = entries.filter(isRef);
-      all.push({ description, baseDir, localInputFiles: entries.filter((entry) => !isRef(entry)).map(String) });
-    }
-  }
-  return all;
 }
 
 /** Packs each distinct set of local input files once, uploads what the matcher lacks, and names it in the jobs. */

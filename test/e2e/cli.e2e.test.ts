@@ -46,6 +46,8 @@ describe('pilothouse CLI', () => {
       ['submit'],
       ['status'],
       ['jobs'],
+      ['logs'],
+      ['run'],
       ['output'],
       ['kill'],
       ['reschedule'],
