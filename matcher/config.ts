@@ -9,6 +9,7 @@ import { PilothouseError } from '../shared/errors.ts';
 import { MAX_WALL_TIME_SEC } from '../shared/job/description.ts';
 import { readOidcConfig, type OidcConfig } from './auth/oidc.ts';
 import { DEFAULT_FAULT_SWEEPER_OPTIONS, type FaultSweeperOptions } from './maintenance/fault-sweeper.ts';
+import { compileRetention, type RawRetentionOptions, type RetentionOptions } from './maintenance/retention-sweeper.ts';
 import type { PilotCredentialLimits } from './auth/pilot-credentials.ts';
 import { defaultPilotBundlePath } from './pilot-bundle/pilot-bundle.ts';
 import { parseStoreLocation, type StoreLocation } from './store/location.ts';
@@ -51,7 +52,7 @@ export const DEFAULT_PILOT_CREDENTIAL_LIMITS: PilotCredentialLimits = {
 export const DEFAULT_EXCHANGE_MAX_FAILURES = 20;
 export const DEFAULT_EXCHANGE_FAILURE_WINDOW_MS = 60_000;
 
-export interface RawMatcherConfig extends RawLimits {
+export interface RawMatcherConfig extends RawLimits, RawRetentionOptions {
   dataDir: string;
   listen?: string | undefined;
   db?: string | undefined;
@@ -115,6 +116,8 @@ export interface MatcherConfig {
   /** Stalled jobs, stuck matches and rescheduling (see FaultSweeper); swept every `faultSweepIntervalMs`. */
   faultSweeper: FaultSweeperOptions;
   faultSweepIntervalMs: number;
+  /** How long finished jobs, unused sandboxes and pilot logs are kept (see RetentionSweeper). */
+  retention: RetentionOptions;
   /** The WAL is checkpointed on a worker thread (see WalCheckpointer). */
   walCheckpoint: { intervalMs: number; restartAboveFrames: number; holdTimeoutMs: number };
   /** dist/pilot.mjs as served at /api/pilot-bundle; null = none found (the route answers 503). */
@@ -180,6 +183,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     walCheckpoint: { ...DEFAULT_WAL_CHECKPOINT },
     faultSweeper: compileFaultSweeper(raw, heartbeatIntervalSec),
     faultSweepIntervalMs: compileSweepInterval(raw.faultSweepIntervalSec),
+    retention: compileRetention(raw),
     defaultVo: raw.defaultVo ?? 'local',
     tls: compileTls(raw.tlsCert, raw.tlsKey),
     oidc: compileOidc(raw.oidcConfig, dataDir),

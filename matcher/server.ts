@@ -48,6 +48,7 @@ import { PilotBundle } from './pilot-bundle/pilot-bundle.ts';
 import { pilotRecordRoutes } from './http/routes/pilot-records.ts';
 import { siteDirectorRoutes } from './http/routes/site-directors.ts';
 import { FaultSweeper } from './maintenance/fault-sweeper.ts';
+import { RetentionSweeper, type RetentionReport } from './maintenance/retention-sweeper.ts';
 import { UndeliveredMatches } from './ws/undelivered-matches.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
@@ -79,6 +80,8 @@ export interface RunningMatcher {
   maintain(): Promise<void>;
   /** One pass of the fault sweeper now (it also runs every faultSweepIntervalMs). */
   sweepFaults(): Promise<void>;
+  /** One retention sweep now (it also runs every retention.sweepIntervalMs); null when another replica had it. */
+  sweepRetention(): Promise<RetentionReport | null>;
   stop(): Promise<void>;
 }
 
@@ -381,6 +384,35 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
   const sweepTimer = setInterval(() => void sweepFaults(), config.faultSweepIntervalMs);
   sweepTimer.unref();
 
+  const retentionSweeper = new RetentionSweeper({
+    store,
+    activity: pilotActivity,
+    sandboxes,
+    clock,
+    logger: logger.child({ module: 'retention' }),
+    options: config.retention,
+  });
+  let purging: Promise<RetentionReport | null> | null = null;
+  const sweepRetention = (): Promise<RetentionReport | null> => {
+    // One replica purges at a time: the others skip the round (and answer null).
+    purging ??= (async () => {
+      let report: RetentionReport | null = null;
+      try {
+        await presence.runExclusive('retention', async () => {
+          report = await retentionSweeper.sweep();
+        });
+      } catch (error) {
+        logger.error({ err: error }, 'retention sweep failed');
+      } finally {
+        purging = null;
+      }
+      return report;
+    })();
+    return purging;
+  };
+  const retentionTimer = setInterval(() => void sweepRetention(), config.retention.sweepIntervalMs);
+  retentionTimer.unref();
+
   let stopping: Promise<void> | null = null;
   return {
     url,
@@ -398,10 +430,12 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     httpServer: server,
     maintain,
     sweepFaults,
+    sweepRetention,
     stop() {
       stopping ??= (async () => {
         clearInterval(maintenanceTimer);
         clearInterval(sweepTimer);
+        clearInterval(retentionTimer);
         clearInterval(presenceTimer);
         await maintaining;
         await sweeping;

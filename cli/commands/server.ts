@@ -71,6 +71,23 @@ export function serverCommand(): Command {
       'pilot WebSocket connections open at once with one token, per matcher (default 8)',
       Number,
     )
+    .option(
+      '--purge-final-jobs-after-days <days>',
+      "Done, Completed, Failed and Killed jobs are removed with their history this long after their last update; 'never' keeps them (default 90)",
+    )
+    .option(
+      '--purge-deleted-jobs-after-days <days>',
+      "Deleted jobs are removed this long after their deletion; 'never' keeps them (default 7)",
+    )
+    .option(
+      '--purge-unused-sandboxes-after-days <days>',
+      "sandboxes no stored job names are deleted once unused this long; 'never' keeps them (default 7)",
+    )
+    .option(
+      '--purge-pilot-logs-after-days <days>',
+      "a pilot's log is dropped once its latest line is this old; 'never' keeps them (default 30)",
+    )
+    .option('--retention-sweep-interval-sec <n>', 'how often the purges above run (default 3600)', parseFloat)
     .option('--pilot-bundle <file>', 'the pilot bundle served to pilot wrappers (default: dist/pilot.mjs)')
     .option(
       '--policy <file>',
@@ -101,6 +118,11 @@ export function serverCommand(): Command {
         maxSandboxBytes?: string;
         maxSandboxBytesPerVo?: string;
         maxConnectionsPerToken?: number;
+        purgeFinalJobsAfterDays?: string;
+        purgeDeletedJobsAfterDays?: string;
+        purgeUnusedSandboxesAfterDays?: string;
+        purgePilotLogsAfterDays?: string;
+        retentionSweepIntervalSec?: number;
         policy?: string;
         pilotBundle?: string;
         logLevel: string;

@@ -97,6 +97,11 @@ export class SandboxStore {
     }
   }
 
+  /** Deletes the file (nothing when it is already gone). */
+  async delete(sha256: string): Promise<void> {
+    await rm(this.#pathOf(sha256), { force: true });
+  }
+
   open(sha256: string): Readable {
     return createReadStream(this.#pathOf(sha256));
   }

@@ -140,6 +140,15 @@ export interface StatusOutcome {
   duplicate: boolean;
 }
 
+export interface PurgeRequest {
+  finalBefore: string | null;
+  deletedBefore: string | null;
+  limit: number;
+}
+
+/** Final statuses purged after `finalBefore` (Deleted has its own cutoff). */
+export const PURGED_FINAL_STATUSES = ['Done', 'Completed', 'Failed', 'Killed'] as const;
+
 export interface StoredOutputTail extends OutputTail {
   attempt: number;
   updatedAt: string;
@@ -256,6 +265,17 @@ export interface JobStore {
   rescheduleJob(jobId: number, attempt: number, request: RescheduleRequest): Promise<RescheduleOutcome>;
   /** Rescheduled jobs whose hold is over become Waiting again: how many, and the TQs they went back to. */
   releaseRescheduled(at: string): Promise<{ jobs: number; taskQueueIds: number[] }>;
+  /**
+   * Removes at most `limit` jobs in a final status whose last update is before the cutoff for their
+   * status (Done, Completed, Failed, Killed: `finalBefore`; Deleted: `deletedBefore`; null: kept),
+   * with their history, commands, output tails and sandbox links. Returns their ids.
+   */
+  purgeJobs(request: PurgeRequest): Promise<number[]>;
+  /**
+   * Forgets at most `limit` sandboxes not used since `before` that no job in the store names (as input,
+   * or as its current output); returns their checksums, whose files the caller deletes.
+   */
+  purgeUnusedSandboxes(before: string, limit: number): Promise<string[]>;
   /** Records an uploaded sandbox; a second upload of the same bytes keeps the first owner. */
   recordSandbox(sandbox: SandboxRecord): Promise<void>;
   getSandbox(sha256: string): Promise<SandboxRecord | null>;

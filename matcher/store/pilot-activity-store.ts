@@ -87,5 +87,9 @@ export interface PilotActivityStore {
   recordHeartbeat(pilotId: string, node: NodeHeartbeat | null, jobs: readonly JobUsageSample[]): Promise<void>;
   getActivity(pilotId: string): Promise<PilotActivity>;
   getJobUsage(jobId: number): Promise<JobUsage | null>;
+  /** Forgets what is kept about these jobs (their usage), once the jobs are purged. */
+  forgetJobs(jobIds: readonly number[]): Promise<void>;
+  /** Drops the whole log of each pilot whose latest line came before `before`; how many pilots. */
+  prunePilotLogs(before: string): Promise<number>;
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@
 import { openPgJobStore } from '../../matcher/store/postgres/pg-job-store.ts';
 import { claimUntilEmpty, jobStoreSuite } from '../conformance/job-store.suite.ts';
 import { jobSearchSuite } from '../conformance/job-search.suite.ts';
+import { jobRetentionSuite } from '../conformance/job-retention.suite.ts';
 import { dropSchema, freshSchemaName, PG_TEST_URL, withCloseHook } from '../helpers/postgres.ts';
 
 jobStoreSuite('postgres', async () => {
@@ -27,6 +28,11 @@ jobStoreSuite('postgres', async () => {
 });
 
 jobSearchSuite('postgres', async () => {
+  const schema = freshSchemaName();
+  return withCloseHook(await openPgJobStore({ url: PG_TEST_URL, schema }), () => dropSchema(schema));
+});
+
+jobRetentionSuite('postgres', async () => {
   const schema = freshSchemaName();
   return withCloseHook(await openPgJobStore({ url: PG_TEST_URL, schema }), () => dropSchema(schema));
 });

@@ -186,4 +186,20 @@ export const PG_JOB_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: 'which jobs name which sandboxes, so unused sandboxes can be purged',
+    sql: `
+      CREATE TABLE job_sandboxes (
+        sha256 TEXT NOT NULL,
+        job_id BIGINT NOT NULL,
+        PRIMARY KEY (sha256, job_id)
+      );
+      CREATE INDEX job_sandboxes_by_job ON job_sandboxes (job_id);
+      INSERT INTO job_sandboxes (sha256, job_id)
+        SELECT DISTINCT substr(ref, 8), jobs.id FROM jobs,
+          jsonb_array_elements_text(coalesce(jobs.description::jsonb -> 'inputSandbox', '[]'::jsonb)) AS ref;
+      CREATE INDEX jobs_by_output_sandbox ON jobs (output_sandbox) WHERE output_sandbox IS NOT NULL;
+    `,
+  },
 ];

@@ -32,6 +32,7 @@ import type {
   SandboxRecord,
   SiteMaskEntry,
   StatusOutcome,
+  PurgeRequest,
   StoredOutputTail,
   SubmitResult,
   TaskQueueStats,
@@ -39,7 +40,8 @@ import type {
   ShareUsage,
   StoredSetting,
 } from '../job-store.ts';
-import { MAX_SUMMARY_GROUPS } from '../job-store.ts';
+import { MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
+import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { historyFromRow, jobFromRow, outputTailFromRow, taskQueueFromRow, type JobRow } from '../sqlite/rows.ts';
 import {
@@ -132,6 +134,12 @@ export class PgJobStore implements JobStore {
   async submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult> {
     if (jobs.length === 0) return { jobIds: [], taskQueueIds: [] };
     return withTransaction(this.#pool, async (client) => {
+      // Each input sandbox is marked used first: the row lock keeps a concurrent purge off it, and a
+      // purge that got there first makes the submission fail whole.
+      for (const sha256 of inputSandboxesOf(jobs)) {
+        const touched = await client.query('UPDATE sandboxes SET last_access_at = $1 WHERE sha256 = $2', [at, sha256]);
+        if (touched.rowCount === 0) throw sandboxGone(sha256);
+      }
       const tqIds = new Map<string, number>();
       for (const job of jobs) {
         const tq = job.taskQueue;
@@ -185,6 +193,16 @@ export class PgJobStore implements JobStore {
           `INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied)
            SELECT id, 1, $2, $3, $4, 'Unknown', $5, true FROM unnest($1::bigint[]) AS j(id) ORDER BY id`,
           [ids, at, status, minorStatus, source],
+        );
+      }
+      const links = jobs.flatMap((job, index) =>
+        job.description.inputSandbox.map((ref) => [ref.slice(SHA256_PREFIX.length), ids[index]] as const),
+      );
+      if (links.length > 0) {
+        await client.query(
+          `INSERT INTO job_sandboxes (sha256, job_id) SELECT * FROM unnest($1::text[], $2::bigint[])
+           ON CONFLICT DO NOTHING`,
+          [links.map(([sha256]) => sha256), links.map(([, id]) => id)],
         );
       }
       const perTq = new Map<number, number>();
@@ -786,6 +804,41 @@ export class PgJobStore implements JobStore {
       this.#pool.query('SELECT coalesce(sum(size_bytes), 0) AS bytes FROM sandboxes WHERE vo = $1', [vo]),
     );
     return Number((result.rows[0] as { bytes: string }).bytes);
+  }
+
+  async purgeJobs(request: PurgeRequest): Promise<number[]> {
+    return withTransaction(this.#pool, async (client) => {
+      const ids = (
+        await client.query<{ id: number }>(
+          `SELECT id FROM jobs
+           WHERE (status = ANY($1::text[]) AND last_update_at < $2) OR (status = 'Deleted' AND last_update_at < $3)
+           LIMIT $4 FOR UPDATE SKIP LOCKED`,
+          [PURGED_FINAL_STATUSES, request.finalBefore ?? '', request.deletedBefore ?? '', request.limit],
+        )
+      ).rows.map((row) => Number(row.id));
+      if (ids.length === 0) return [];
+      for (const table of ['job_history', 'job_commands', 'job_output_tails', 'job_sandboxes']) {
+        await client.query(`DELETE FROM ${table} WHERE job_id = ANY($1::bigint[])`, [ids]);
+      }
+      await client.query('DELETE FROM jobs WHERE id = ANY($1::bigint[])', [ids]);
+      return ids;
+    });
+  }
+
+  async purgeUnusedSandboxes(before: string, limit: number): Promise<string[]> {
+    const result = await run(() =>
+      this.#pool.query<{ sha256: string }>(
+        `DELETE FROM sandboxes WHERE sha256 IN (
+           SELECT s.sha256 FROM sandboxes s WHERE s.last_access_at < $1
+             AND NOT EXISTS (SELECT 1 FROM job_sandboxes l WHERE l.sha256 = s.sha256)
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.output_sandbox = 'sha256:' || s.sha256)
+           LIMIT $2 FOR UPDATE SKIP LOCKED)
+           AND last_access_at < $1
+         RETURNING sha256`,
+        [before, limit],
+      ),
+    );
+    return result.rows.map((row) => row.sha256);
   }
 
   async getSandbox(sha256: string): Promise<SandboxRecord | null> {

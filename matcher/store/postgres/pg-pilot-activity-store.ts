@@ -240,6 +240,27 @@ export class PgPilotActivityStore implements PilotActivityStore {
     };
   }
 
+  async forgetJobs(jobIds: readonly number[]): Promise<void> {
+    if (jobIds.length === 0) return;
+    await run(() => this.#pool.query('DELETE FROM job_usage WHERE job_id = ANY($1::bigint[])', [jobIds]));
+  }
+
+  async prunePilotLogs(before: string): Promise<number> {
+    return withTransaction(this.#pool, async (client) => {
+      const pilots = (
+        await client.query<{ pilot_id: string }>(
+          `DELETE FROM pilot_logs WHERE pilot_id IN (
+             SELECT pilot_id FROM pilot_logs GROUP BY pilot_id HAVING max(received_at) < $1
+           ) RETURNING pilot_id`,
+          [before],
+        )
+      ).rows.map((row) => row.pilot_id);
+      const distinct = [...new Set(pilots)];
+      await client.query('UPDATE pilot_activity SET log_lines = 0 WHERE pilot_id = ANY($1::text[])', [distinct]);
+      return distinct.length;
+    });
+  }
+
   async getJobUsage(jobId: number): Promise<JobUsage | null> {
     const row = (await run(() => this.#pool.query('SELECT * FROM job_usage WHERE job_id = $1', [jobId]))).rows[0] as
       Record<string, number | string | null> | undefined;

@@ -259,6 +259,21 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 12,
+    name: 'which jobs name which sandboxes, so unused sandboxes can be purged',
+    sql: `
+      CREATE TABLE job_sandboxes (
+        sha256 TEXT NOT NULL,
+        job_id INTEGER NOT NULL,
+        PRIMARY KEY (sha256, job_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX job_sandboxes_by_job ON job_sandboxes (job_id);
+      INSERT OR IGNORE INTO job_sandboxes (sha256, job_id)
+        SELECT substr(value, 8), jobs.id FROM jobs, json_each(jobs.description, '$.inputSandbox');
+      CREATE INDEX jobs_by_output_sandbox ON jobs (output_sandbox) WHERE output_sandbox IS NOT NULL;
+    `,
+  },
 ];
 
 /**

@@ -27,12 +27,14 @@ import type {
   RescheduleRequest,
   SandboxRecord,
   StatusOutcome,
+  PurgeRequest,
   StoredOutputTail,
   TaskQueueView,
   ShareUsage,
   StoredSetting,
 } from '../job-store.ts';
-import { MAX_SUMMARY_GROUPS } from '../job-store.ts';
+import { MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
+import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { applyMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import { WriteBatcher } from './write-batcher.ts';
@@ -194,6 +196,8 @@ export class SqliteJobStore implements JobStore {
         VALUES (@sha256, @sizeBytes, @vo, @owner, @createdAt, @createdAt)
         ON CONFLICT (sha256) DO UPDATE SET last_access_at = excluded.last_access_at`),
       getSandbox: db.prepare('SELECT * FROM sandboxes WHERE sha256 = ?'),
+      touchSandbox: db.prepare('UPDATE sandboxes SET last_access_at = ? WHERE sha256 = ?'),
+      linkSandbox: db.prepare('INSERT OR IGNORE INTO job_sandboxes (sha256, job_id) VALUES (?, ?)'),
       sandboxBytesOfVo: db.prepare('SELECT coalesce(sum(size_bytes), 0) FROM sandboxes WHERE vo = ?').pluck(),
       applyStatus: db.prepare(`
         UPDATE jobs SET status = @status, minor_status = @minorStatus, application_status = @applicationStatus,
@@ -210,6 +214,10 @@ export class SqliteJobStore implements JobStore {
     const sql = this.#sql;
     return this.#db
       .transaction((): SubmitResult => {
+        // Each input sandbox is marked used (a purge that got there first makes the submission fail whole).
+        for (const sha256 of inputSandboxesOf(jobs)) {
+          if (sql.touchSandbox.run(at, sha256).changes === 0) throw sandboxGone(sha256);
+        }
         const tqIds = new Map<string, number>();
         const ids: number[] = [];
         for (const job of jobs) {
@@ -235,6 +243,7 @@ export class SqliteJobStore implements JobStore {
               jobGroup: job.description.jobGroup ?? null,
             }).lastInsertRowid,
           );
+          for (const ref of job.description.inputSandbox) sql.linkSandbox.run(ref.slice(SHA256_PREFIX.length), jobId);
           const history = (status: JobStatus, minorStatus: string, source: string): void => {
             sql.insertHistory.run({
               jobId,
@@ -633,6 +642,49 @@ export class SqliteJobStore implements JobStore {
 
   async sandboxBytesOfVo(vo: string): Promise<number> {
     return Number(this.#sql.sandboxBytesOfVo.get(vo));
+  }
+
+  async purgeJobs(request: PurgeRequest): Promise<number[]> {
+    return this.#writes.write((): number[] => {
+      const ids = this.#db
+        .prepare(
+          `SELECT id FROM jobs
+           WHERE (status IN (${PURGED_FINAL_STATUSES.map(() => '?').join(', ')}) AND last_update_at < ?)
+              OR (status = 'Deleted' AND last_update_at < ?)
+           LIMIT ?`,
+        )
+        .pluck()
+        .all(
+          ...PURGED_FINAL_STATUSES,
+          request.finalBefore ?? '',
+          request.deletedBefore ?? '',
+          request.limit,
+        ) as number[];
+      if (ids.length === 0) return [];
+      const list = JSON.stringify(ids);
+      for (const table of ['job_history', 'job_commands', 'job_output_tails', 'job_sandboxes']) {
+        this.#db.prepare(`DELETE FROM ${table} WHERE job_id IN (SELECT value FROM json_each(?))`).run(list);
+      }
+      this.#db.prepare('DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?))').run(list);
+      return ids;
+    });
+  }
+
+  async purgeUnusedSandboxes(before: string, limit: number): Promise<string[]> {
+    return this.#writes.write(
+      (): string[] =>
+        this.#db
+          .prepare(
+            `DELETE FROM sandboxes WHERE sha256 IN (
+               SELECT s.sha256 FROM sandboxes s WHERE s.last_access_at < ?
+                 AND NOT EXISTS (SELECT 1 FROM job_sandboxes l WHERE l.sha256 = s.sha256)
+                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.output_sandbox = 'sha256:' || s.sha256)
+               LIMIT ?)
+             RETURNING sha256`,
+          )
+          .pluck()
+          .all(before, limit) as string[],
+    );
   }
 
   async getSandbox(sha256: string): Promise<SandboxRecord | null> {

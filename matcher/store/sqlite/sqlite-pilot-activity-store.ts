@@ -249,6 +249,33 @@ export class SqlitePilotActivityStore implements PilotActivityStore {
     };
   }
 
+  async forgetJobs(jobIds: readonly number[]): Promise<void> {
+    if (jobIds.length === 0) return;
+    this.#db
+      .prepare('DELETE FROM job_usage WHERE job_id IN (SELECT value FROM json_each(?))')
+      .run(JSON.stringify(jobIds));
+  }
+
+  async prunePilotLogs(before: string): Promise<number> {
+    return this.#db
+      .transaction((): number => {
+        const pilots = new Set(
+          this.#db
+            .prepare(
+              `DELETE FROM pilot_logs WHERE pilot_id IN (
+                 SELECT pilot_id FROM pilot_logs GROUP BY pilot_id HAVING max(received_at) < ?
+               ) RETURNING pilot_id`,
+            )
+            .pluck()
+            .all(before) as string[],
+        );
+        const reset = this.#db.prepare('UPDATE pilot_activity SET log_lines = 0 WHERE pilot_id = ?');
+        for (const pilotId of pilots) reset.run(pilotId);
+        return pilots.size;
+      })
+      .immediate();
+  }
+
   async getJobUsage(jobId: number): Promise<JobUsage | null> {
     const row = this.#sql.getUsage.get(jobId) as UsageRow | undefined;
     if (!row) return null;
