@@ -16,6 +16,7 @@ import {
 import { jobsCommand } from './commands/job-search.ts';
 import { logsCommand } from './commands/logs.ts';
 import { runCommand } from './commands/run.ts';
+import { backupCommand } from './commands/backup.ts';
 import { explainCommand, sitesCommand, taskQueuesCommand } from './commands/matching.ts';
 import { pilotsCommand } from './commands/pilots.ts';
 import { serverCommand } from './commands/server.ts';
@@ -47,6 +48,7 @@ const program = new Command('pilothouse')
   .addCommand(explainCommand())
   .addCommand(taskQueuesCommand())
   .addCommand(sitesCommand())
+  .addCommand(backupCommand())
   .addCommand(tokenCommand())
   .addCommand(pilotsCommand());
 
