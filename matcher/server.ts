@@ -49,6 +49,8 @@ import { pilotRecordRoutes } from './http/routes/pilot-records.ts';
 import { siteDirectorRoutes } from './http/routes/site-directors.ts';
 import { FaultSweeper } from './maintenance/fault-sweeper.ts';
 import { RetentionSweeper, type RetentionReport } from './maintenance/retention-sweeper.ts';
+import { MatcherMetrics } from './metrics/matcher-metrics.ts';
+import { operationsRoutes } from './http/routes/operations.ts';
 import { UndeliveredMatches } from './ws/undelivered-matches.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
@@ -94,13 +96,15 @@ type MatcherDeps = {
 
 export async function startMatcher(config: MatcherConfig, deps: MatcherDeps): Promise<RunningMatcher> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const metrics = new MatcherMetrics();
   const stores = await openMatcherStores(config.db, {
     logger: deps.logger,
     walCheckpoint: config.walCheckpoint,
     clock: deps.clock ?? systemClock,
+    onCommit: (seconds) => metrics.committed(seconds),
   });
   try {
-    return await startOnStores(config, deps, stores);
+    return await startOnStores(config, deps, stores, metrics);
   } catch (error) {
     // A matcher that could not start (its port taken, say) leaves the stores as it found them.
     await stores.close();
@@ -108,7 +112,12 @@ export async function startMatcher(config: MatcherConfig, deps: MatcherDeps): Pr
   }
 }
 
-async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: MatcherStores): Promise<RunningMatcher> {
+async function startOnStores(
+  config: MatcherConfig,
+  deps: MatcherDeps,
+  stores: MatcherStores,
+  metrics: MatcherMetrics,
+): Promise<RunningMatcher> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger;
   const clusterId = await checkClusterIdentity({
@@ -146,6 +155,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     policy: compileSchedulingPolicy({}),
     // Other replicas can share a PostgreSQL database; a SQLite file has one matcher.
     sharedStore: config.db.kind === 'postgres',
+    onMatchTried: (matched, seconds) => metrics.matchTried(matched, seconds),
   });
   const storedPolicy = new StoredPolicy({ store, matchService, logger: logger.child({ module: 'policy' }) });
   if (deps.policy) await storedPolicy.publish(deps.policy, { at: isoNow(clock), by: deps.policy.source });
@@ -205,12 +215,25 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     storeFault: () => stores.fault(),
     clusterId,
     storedPolicy,
+    metrics,
+    stopping: () => shuttingDown,
   };
-  const router = new Router({ tokens, logger: logger.child({ module: 'http' }) });
+  metrics.attachSources({
+    jobCounts: () => store.summarizeJobs({}, ['status', 'vo']),
+    taskQueues: () => store.listTaskQueues({}),
+    parkedOffers: () => matchService.parkedCount,
+    connectedPilots: () => registry.size,
+  });
+  const router = new Router({
+    tokens,
+    logger: logger.child({ module: 'http' }),
+    onAnswered: (method, route, status, seconds) => metrics.httpAnswered(method, route, status, seconds),
+  });
   for (const route of [
     ...jobRoutes(routeDeps),
     ...jobOperationRoutes(routeDeps),
     ...jobSearchRoutes(routeDeps),
+    ...operationsRoutes(routeDeps),
     ...jobReportRoutes(routeDeps),
     ...sandboxRoutes(routeDeps),
     ...authRoutes(routeDeps),
@@ -256,6 +279,7 @@ async function startOnStores(config: MatcherConfig, deps: MatcherDeps, stores: M
     maxFrameBytes: config.limits.maxFrameBytes,
     monotonicClock,
     stopping: () => shuttingDown,
+    metrics,
     undelivered: new UndeliveredMatches({
       store,
       clock,

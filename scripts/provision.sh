@@ -5,7 +5,8 @@
 #   - an sshd on 127.0.0.1:$PH_SSH_PORT with key-only login for the account $PH_LAB_USER;
 #   - an ARC A-REX with its REST interface (fork LRMS, a test CA, a client certificate);
 #   - HAProxy (installed only: the replica tests start their own load balancer);
-#   - bubblewrap (installed only: the pilot isolates payloads with it).
+#   - bubblewrap (installed only: the pilot isolates payloads with it);
+#   - promtool, from Debian's prometheus package (installed only: the metrics test checks /metrics with it).
 # Idempotent: packages already installed are not installed again, daemons already running are left
 # alone, keys and certificates are made once. Needs root (apt-get, daemons, a test account).
 #
@@ -72,15 +73,19 @@ install_packages() {
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing ${missing[*]}"
+  # promtool only: the server, its recommends and its daemon are not needed.
+  local lean=()
+  dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q 'install ok installed' || lean+=(prometheus)
+  [ ${#missing[@]} -eq 0 ] && [ ${#lean[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} ${lean[*]}"
   [ -e /usr/sbin/policy-rc.d ] || {
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d
   }
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#lean[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 }
 
 ensure_account() {

@@ -4,6 +4,7 @@
  * (test/matcher/routes-policy.int.test.ts enumerates the table). Errors become
  * `{ "error": { code, message, field?, retryable } }` with the code's HTTP status.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -42,14 +43,27 @@ interface CompiledRoute extends Route {
   paramNames: string[];
 }
 
+/** Told about every answer: method, route pattern ('unmatched' when none), status, seconds taken. */
+export type AnswerObserver = (method: string, route: string, status: number, seconds: number) => void;
+
+/** A request id a client sent, when it is one we can safely echo and log; else a new one. */
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function requestIdOf(req: IncomingMessage): string {
+  const sent = req.headers['x-request-id'];
+  return typeof sent === 'string' && CLIENT_REQUEST_ID.test(sent) ? sent : randomUUID();
+}
+
 export class Router {
   readonly #routes: CompiledRoute[] = [];
   readonly #tokens: TokenService;
   readonly #logger: Logger;
+  readonly #onAnswered: AnswerObserver;
 
-  constructor(deps: { tokens: TokenService; logger: Logger }) {
+  constructor(deps: { tokens: TokenService; logger: Logger; onAnswered?: AnswerObserver }) {
     this.#tokens = deps.tokens;
     this.#logger = deps.logger;
+    this.#onAnswered = deps.onAnswered ?? (() => {});
   }
 
   add(route: Route): void {
@@ -76,15 +90,24 @@ export class Router {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    // Every answer, refusals included, carries the id its log lines carry.
+    const requestId = requestIdOf(req);
+    res.setHeader('x-request-id', requestId);
     const url = requestUrl(req);
     const logger = this.#logger.child({
+      requestId,
       method: req.method,
       path: url?.pathname ?? req.url,
       remoteAddress: req.socket.remoteAddress,
     });
+    const matched = { route: 'unmatched' };
+    res.once('close', () =>
+      this.#onAnswered(req.method ?? '', matched.route, res.statusCode, (performance.now() - started) / 1000),
+    );
     try {
       if (url === null) throw new PilothouseError('BAD_PATH', 'the request target is not a valid URL path');
-      const reply = await this.#dispatch(req, url, logger);
+      const reply = await this.#dispatch(req, url, logger, matched);
       await send(res, reply);
     } catch (thrown) {
       const error = toAnswerError(thrown);
@@ -101,13 +124,14 @@ export class Router {
     }
   }
 
-  async #dispatch(req: IncomingMessage, url: URL, logger: Logger): Promise<Reply> {
+  async #dispatch(req: IncomingMessage, url: URL, logger: Logger, matched: { route: string }): Promise<Reply> {
     let pathMatched = false;
     for (const route of this.#routes) {
       const match = route.pattern.exec(url.pathname);
       if (!match) continue;
       pathMatched = true;
       if (route.method !== req.method) continue;
+      matched.route = route.path;
       const params: Record<string, string> = {};
       route.paramNames.forEach((name, index) => {
         params[name] = decodePathSegment(match[index + 1] ?? '');

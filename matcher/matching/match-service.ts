@@ -67,6 +67,7 @@ export class MatchService {
   readonly #usage: SharedUsage | null;
   readonly #bannedSites = new Map<string, SiteMaskEntry>();
   readonly #parked = new Map<string, ParkedOffer>();
+  readonly #onMatchTried: (matched: boolean, seconds: number) => void;
   /**
    * Per offer shape (placementKey): the VO's TQs that pass the placement checks and the site mask. A
    * pilot's offers differ only in what is left of its slot, so an offer re-checks only resources.
@@ -89,7 +90,10 @@ export class MatchService {
     policy: SchedulingPolicy;
     /** Exchange fair-share usage with other matchers on the store (see syncShares). */
     sharedStore?: boolean;
+    /** Told how each match attempt ended and how long it took, in seconds (for /metrics). */
+    onMatchTried?: (matched: boolean, seconds: number) => void;
   }) {
+    this.#onMatchTried = deps.onMatchTried ?? (() => {});
     this.#store = deps.store;
     this.#clock = deps.clock;
     this.#logger = deps.logger;
@@ -178,6 +182,18 @@ export class MatchService {
 
   /** Claims the best fitting job for the offer, or returns null when nothing fits now. */
   async findMatch(offer: Offer, pilotId: string): Promise<Match | null> {
+    const started = performance.now();
+    const match = await this.#findMatch(offer, pilotId);
+    this.#onMatchTried(match !== null, (performance.now() - started) / 1000);
+    return match;
+  }
+
+  /** How many offers are parked here now. */
+  get parkedCount(): number {
+    return this.#parked.size;
+  }
+
+  async #findMatch(offer: Offer, pilotId: string): Promise<Match | null> {
     const view = viewOffer(offer);
     let candidates = this.candidates(offer, view);
     while (candidates.length > 0) {

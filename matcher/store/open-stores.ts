@@ -17,7 +17,7 @@ import type { PilotActivityStore } from './pilot-activity-store.ts';
 import type { PilotStore } from './pilot-store.ts';
 import { acquireProcessLock } from './process-lock.ts';
 import { openPgCredentialStore, PgCredentialStore, PG_CREDENTIAL_MIGRATIONS } from './postgres/pg-credential-store.ts';
-import { applyPgMigrations, ensureSchema, openPgPool, translate } from './postgres/pg-database.ts';
+import { applyPgMigrations, ensureSchema, observeCommits, openPgPool, translate } from './postgres/pg-database.ts';
 import { PG_JOB_MIGRATIONS } from './postgres/pg-job-migrations.ts';
 import { PgJobStore } from './postgres/pg-job-store.ts';
 import { PgPilotActivityStore, PG_PILOT_ACTIVITY_MIGRATIONS } from './postgres/pg-pilot-activity-store.ts';
@@ -52,6 +52,8 @@ export interface OpenStoresOptions {
   /** SQLite only: how often the file is checked to still be the one open (database-file-guard.ts). */
   fileCheckIntervalMs?: number;
   clock: Clock;
+  /** Told how long each write transaction took, in seconds (for /metrics). */
+  onCommit?: (seconds: number) => void;
 }
 
 export const DEFAULT_FILE_CHECK_INTERVAL_MS = 1_000;
@@ -68,7 +70,7 @@ function openSqliteStores(file: string, options: OpenStoresOptions): MatcherStor
   try {
     // Every connection of this process leaves checkpoints to the checkpointer's worker thread.
     const sqlite = { path: file, autoCheckpoint: false };
-    const jobs = openSqliteJobStore(sqlite);
+    const jobs = openSqliteJobStore({ ...sqlite, ...(options.onCommit && { onCommit: options.onCommit }) });
     const credentials = openSqliteCredentialStore(sqlite);
     const pilotActivity = openSqlitePilotActivityStore(sqlite);
     const pilots = openSqlitePilotStore(sqlite);
@@ -135,6 +137,7 @@ async function openPgStores(
     maxConnections: options.maxConnections ?? DEFAULT_PG_MAX_CONNECTIONS,
     onIdleError: (error) => logger.warn({ err: (translate(error) as Error).message }, 'database connection lost'),
   });
+  if (options.onCommit) observeCommits(pool, options.onCommit);
   try {
     await ensureSchema(pool, location.schema);
     await applyPgMigrations(pool, 'jobs', PG_JOB_MIGRATIONS);

@@ -22,6 +22,11 @@ export class PilotRegistry {
     if (this.#pilots.get(pilotId) === receiver) this.#pilots.delete(pilotId);
   }
 
+  /** Pilots connected here now. */
+  get size(): number {
+    return this.#pilots.size;
+  }
+
   isConnected(pilotId: string): boolean {
     return this.#pilots.has(pilotId);
   }

@@ -52,6 +52,8 @@ export interface PilotSessionDeps {
   liveness: ConnectionLiveness;
   /** Frames per connection per second, and the burst allowed after a quiet spell (see limits.ts). */
   frameRate: FrameRateOptions;
+  /** Counts frames in and out (for /metrics). */
+  metrics?: { frameIn(): void; frameOut(): void };
   /** The WebSocket server's frame limit (enforced by ws, which closes with 1009); for the log. */
   maxFrameBytes: number;
   /** Real elapsed time for the frame rate (the matcher's clock may be moved by tests). */
@@ -96,6 +98,7 @@ export class PilotSession implements CommandReceiver {
     this.#logger = deps.logger.child({ vo: principal.vo });
     this.#frameRate = new FrameRateLimit(deps.frameRate, { clock: deps.monotonicClock });
     socket.on('message', (data, isBinary) => {
+      this.#deps.metrics?.frameIn();
       if (this.#cutOff) return;
       if (!this.#frameRate.take()) {
         this.#cutOffOverRate();
@@ -157,7 +160,9 @@ export class PilotSession implements CommandReceiver {
   }
 
   #send(body: MatcherMessageBody): void {
-    if (this.#socket.readyState === this.#socket.OPEN) this.#socket.send(encodeMessage(body));
+    if (this.#socket.readyState !== this.#socket.OPEN) return;
+    this.#socket.send(encodeMessage(body));
+    this.#deps.metrics?.frameOut();
   }
 
   async #onFrame(frame: string): Promise<void> {

@@ -41,6 +41,8 @@ const EXPECTED_ACCESS: Record<string, Role[] | 'public'> = {
   'POST /api/auth/revoke': ['serviceAdmin'],
   'GET /api/auth/userinfo': USERS,
   'GET /healthz': 'public',
+  'GET /readyz': 'public',
+  'GET /metrics': 'public',
   'GET /.well-known/jwks.json': 'public',
   'POST /api/jobs/:id/explain': USERS,
   'GET /api/sites': USERS,

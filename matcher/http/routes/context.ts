@@ -16,6 +16,7 @@ import type { PilotBundle } from '../../pilot-bundle/pilot-bundle.ts';
 import type { PilotRegistry } from '../../ws/pilot-registry.ts';
 import type { ClusterSignals } from '../../cluster/cluster-signals.ts';
 import type { MatcherLimits } from '../../limits.ts';
+import type { MatcherMetrics } from '../../metrics/matcher-metrics.ts';
 
 /** What route handlers may use; built once by the server. */
 export interface RouteDeps {
@@ -51,6 +52,10 @@ export interface RouteDeps {
   clusterId: string;
   /** The scheduling policy kept in the store for every replica. */
   storedPolicy: StoredPolicy;
+  /** Prometheus metrics of this matcher (served at /metrics). */
+  metrics: MatcherMetrics;
+  /** True once the matcher is stopping (then /readyz answers 503). */
+  stopping(): boolean;
 }
 
 export function parseId(raw: string | undefined, field: string): number {

@@ -50,14 +50,26 @@ export async function ensureSchema(pool: pg.Pool, schema: string | undefined): P
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
 const MAX_TRANSACTION_ATTEMPTS = 5;
 
+/**
+ * Who is told how long each transaction of a pool took (for /metrics), by pool: every PostgreSQL
+ * store of a matcher shares its pool, and several matchers of one test process must not mix.
+ */
+const commitObservers = new WeakMap<pg.Pool, (seconds: number) => void>();
+
+export function observeCommits(pool: pg.Pool, observer: (seconds: number) => void): void {
+  commitObservers.set(pool, observer);
+}
+
 export async function withTransaction<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await withClient(pool, async (client) => {
+        const started = performance.now();
         await client.query('BEGIN');
         try {
           const result = await body(client);
           await client.query('COMMIT');
+          commitObservers.get(pool)?.((performance.now() - started) / 1000);
           return result;
         } catch (error) {
           await client.query('ROLLBACK').catch(() => undefined);

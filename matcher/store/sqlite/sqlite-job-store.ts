@@ -56,6 +56,8 @@ export interface SqliteJobStoreOptions {
   path: string;
   /** False when a WalCheckpointer runs for the file in this process (see openSqliteConnection). */
   autoCheckpoint?: boolean;
+  /** Told how long each group commit took, in seconds (for /metrics). */
+  onCommit?: (seconds: number) => void;
 }
 
 export function openSqliteJobStore(options: SqliteJobStoreOptions): SqliteJobStore {
@@ -69,7 +71,7 @@ export function openSqliteJobStore(options: SqliteJobStoreOptions): SqliteJobSto
   });
   db.pragma('foreign_keys = ON');
   migrateJobStore(db);
-  return new SqliteJobStore(db);
+  return new SqliteJobStore(db, options.onCommit);
 }
 
 /** Brings the file to the job store's newest schema (other stores on the same file build on it). */
@@ -84,9 +86,9 @@ export class SqliteJobStore implements JobStore {
   readonly #sql;
   readonly #writes: WriteBatcher;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, onCommit?: (seconds: number) => void) {
     this.#db = db;
-    this.#writes = new WriteBatcher(db);
+    this.#writes = new WriteBatcher(db, onCommit);
     this.#sql = {
       findTq: db.prepare('SELECT id FROM task_queues WHERE tq_key = ?').pluck(),
       insertTq: db.prepare(

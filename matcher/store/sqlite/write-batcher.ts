@@ -19,12 +19,15 @@ interface PendingWrite {
 
 export class WriteBatcher {
   readonly #db: Database.Database;
+  readonly #onCommit: (seconds: number) => void;
   #pending: PendingWrite[] = [];
   #scheduled = false;
   #held = false;
 
-  constructor(db: Database.Database) {
+  /** `onCommit` is told how long each group's transaction took, commit included (for /metrics). */
+  constructor(db: Database.Database, onCommit: (seconds: number) => void = () => {}) {
     this.#db = db;
+    this.#onCommit = onCommit;
   }
 
   /** Runs `write` inside the next group transaction; resolves with its result. */
@@ -59,9 +62,11 @@ export class WriteBatcher {
     this.#pending = [];
     if (batch.length === 0) return;
     let results: unknown[];
+    const started = performance.now();
     try {
       // Fast path: every write of the batch in one transaction, no savepoints.
       results = this.#db.transaction(() => batch.map((pending) => pending.run())).immediate();
+      this.#onCommit((performance.now() - started) / 1000);
     } catch {
       // Some write threw (a stale attempt, an unknown job...): the whole group rolled back, so each
       // write is run again in a transaction of its own, and only the failing ones fail.
