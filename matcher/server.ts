@@ -51,6 +51,7 @@ import { FaultSweeper } from './maintenance/fault-sweeper.ts';
 import { RetentionSweeper, type RetentionReport } from './maintenance/retention-sweeper.ts';
 import { MatcherMetrics } from './metrics/matcher-metrics.ts';
 import { operationsRoutes } from './http/routes/operations.ts';
+import { apiDocsRoutes } from './http/routes/api-docs.ts';
 import { UndeliveredMatches } from './ws/undelivered-matches.ts';
 import { PilotSession } from './ws/pilot-session.ts';
 import { PilotRegistry } from './ws/pilot-registry.ts';
@@ -242,6 +243,7 @@ async function startOnStores(
     ...pilotRecordRoutes(routeDeps),
     ...siteDirectorRoutes(routeDeps),
     ...matchingRoutes(routeDeps),
+    ...apiDocsRoutes(() => router.routes()),
   ])
     router.add(route);
   router.add({

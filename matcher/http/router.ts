@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { z } from 'zod';
 import { pipeline } from 'node:stream/promises';
 import { PilothouseError } from '../../shared/errors.ts';
 import { toAnswerError } from '../store/store-errors.ts';
@@ -30,11 +31,27 @@ export type Reply =
   | { status: number; json: unknown; headers?: Record<string, string> }
   | { status: number; stream: Readable; headers: Record<string, string> };
 
+/**
+ * What /api/openapi.json says of a route: the schemas its handler validates with (the same objects,
+ * so the document cannot drift from what is enforced) and what it answers.
+ */
+export interface RouteDocs {
+  /** The JSON body, as validated; 'none' for a POST that takes none. */
+  body?: z.ZodType | 'none';
+  /** Bodies in other media types (a JDL, a gzip sandbox), with what they hold. */
+  otherBodies?: { contentType: string; description: string }[];
+  /** Query parameters, as validated. */
+  query?: z.ZodObject;
+  /** The success answer (default: 200 with a JSON body). */
+  answer?: { status: number; description: string; schema?: z.ZodType; contentType?: string };
+}
+
 export interface Route {
   method: HttpMethod;
   path: string;
   policy: PolicyName;
   summary: string;
+  docs?: RouteDocs;
   handler(ctx: RequestContext): Promise<Reply>;
 }
 

@@ -52,6 +52,7 @@ export function authRoutes(deps: RouteDeps): Route[] {
       policy: 'public',
       summary:
         'exchange a one-time pilot secret ({pilotStamp, secret}) or refresh token ({pilotStamp, refreshToken}) for a pilot token and a new refresh token',
+      docs: { body: exchangeSchema },
       async handler({ req, logger }) {
         const remoteAddress = req.socket.remoteAddress ?? 'unknown';
         await deps.exchangeLimiter.check(remoteAddress);
@@ -92,6 +93,7 @@ export function authRoutes(deps: RouteDeps): Route[] {
       policy: 'serviceAdmin',
       summary:
         'mint one-time pilot secrets for {vo, site, pilotStamp} or {vo, site, pilotStamps: [...]} (only hashes are stored); returned once',
+      docs: { body: z.union([mintSchema, mintBatchSchema]) },
       async handler({ req, principal }) {
         const caller = principal as Principal;
         const raw = await readJsonBody(req, 256 * 1024);
@@ -139,6 +141,7 @@ export function authRoutes(deps: RouteDeps): Route[] {
       path: '/api/auth/revoke',
       policy: 'serviceAdmin',
       summary: 'revoke a token by id ({tokenId, expiresAt?}) or by value ({token}); refused from the next request on',
+      docs: { body: revokeSchema },
       async handler({ req, principal, logger }) {
         const caller = principal as Principal;
         const request = parseOrThrow(revokeSchema, await readJsonBody(req, 64 * 1024));

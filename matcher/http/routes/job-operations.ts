@@ -49,6 +49,7 @@ export function jobOperationRoutes(deps: RouteDeps): Route[] {
       path: `/api/jobs/:id/${name}`,
       policy: 'user',
       summary: `${name} a job: ${OPERATIONS[name].summary}`,
+      docs: { body: 'none' },
       async handler({ params, principal, logger }) {
         const caller = principal as Principal;
         const job = await loadVisibleJob(deps, caller, params.id);
@@ -60,6 +61,7 @@ export function jobOperationRoutes(deps: RouteDeps): Route[] {
       path: `/api/jobs/${name}`,
       policy: 'user',
       summary: `${name} a selection of jobs ({ids: [...]} or {search: {filters}}), with a result per job`,
+      docs: { body: selectionSchema },
       async handler({ req, principal, logger }) {
         const caller = principal as Principal;
         const selection = parseOrThrow(selectionSchema, await readJsonBody(req, 1024 * 1024), 'BAD_QUERY');

@@ -52,6 +52,7 @@ export function jobReportRoutes(deps: RouteDeps): Route[] {
       path: '/api/jobs/:id/status',
       policy: 'jobToken',
       summary: "report a job's status (the job's own token, for its live attempt)",
+      docs: { body: statusSchema },
       async handler({ req, params, principal, logger }) {
         const jobId = tokenJobId(principal as Principal, params.id);
         const body = parseOrThrow(statusSchema, await readJsonBody(req, 64 * 1024));
@@ -86,6 +87,7 @@ export function jobReportRoutes(deps: RouteDeps): Route[] {
       path: '/api/jobs/:id/heartbeat',
       policy: 'jobToken',
       summary: "a job's heartbeat (its own token); answers with the commands pending for the attempt",
+      docs: { body: heartbeatSchema },
       async handler({ req, params, principal }) {
         const jobId = tokenJobId(principal as Principal, params.id);
         const body = parseOrThrow(heartbeatSchema, await readJsonBody(req, 16 * 1024));

@@ -4,6 +4,7 @@
  * `Content-Range: jobs a-b/N` when partial and 416 past the end. Beyond DiracX: a keyset `cursor`
  * for the next page, which costs neither a count nor an OFFSET scan however deep it goes.
  */
+import { z } from 'zod';
 import { PilothouseError } from '../../../shared/errors.ts';
 import { parseOrThrow } from '../../../shared/validation.ts';
 import type { Principal } from '../../../shared/auth/claims.ts';
@@ -34,8 +35,16 @@ const MAX_SEARCH_BODY_BYTES = 1024 * 1024;
 /** Extra fields a client may ask for besides the columns. */
 const EXTRA_PARAMETERS = ['description', 'outputSandbox'] as const;
 
+/** DiracX's paging in the URL (also accepted in the body as page, perPage, cursor). */
+const pagingQuerySchema = z.object({
+  page: z.string().regex(/^\d+$/, 'a whole number from 1').optional(),
+  per_page: z.string().regex(/^\d+$/, `a whole number from 1 to ${MAX_PER_PAGE}`).optional(),
+  cursor: z.string().max(4096).optional(),
+});
+
 /** `?page=`, `?per_page=` and `?cursor=` merged into the body; the same one given twice differently is refused. */
 function withQueryString(body: SearchBody, query: URLSearchParams): SearchBody {
+  parseOrThrow(pagingQuerySchema, Object.fromEntries(query), 'BAD_QUERY');
   const merged = { ...body };
   const pairs = [
     ['page', 'page'],
@@ -78,6 +87,7 @@ export function jobSearchRoutes(deps: RouteDeps): Route[] {
       policy: 'user',
       summary:
         'search jobs: filters (eq, neq, gt, gte, lt, lte, like, not like, in, not in, last hours) on any column, sort, page or cursor; 206 with Content-Range when partial',
+      docs: { body: searchSchema, query: pagingQuerySchema },
       async handler({ req, query, principal }): Promise<Reply> {
         const raw = parseOrThrow(searchSchema, await readJsonBody(req, MAX_SEARCH_BODY_BYTES), 'BAD_QUERY');
         const body = withQueryString(raw, query);
@@ -138,6 +148,7 @@ export function jobSearchRoutes(deps: RouteDeps): Route[] {
       policy: 'user',
       summary:
         'count jobs grouped by up to four columns (status, site, owner, job type...), with the same filters as search',
+      docs: { body: summarySchema },
       async handler({ req, principal }): Promise<Reply> {
         const body = parseOrThrow(summarySchema, await readJsonBody(req, MAX_SEARCH_BODY_BYTES), 'BAD_QUERY');
         const grouping = groupingOf(body.grouping);

@@ -3,7 +3,12 @@ import { z } from 'zod';
 import { parseOrThrow } from '../../../shared/validation.ts';
 import { PilothouseError } from '../../../shared/errors.ts';
 import { isoNow } from '../../../shared/clock.ts';
-import { parseJobDescription, parseJobDescriptions, type JobDescription } from '../../../shared/job/description.ts';
+import {
+  jobDescriptionSchema,
+  parseJobDescription,
+  parseJobDescriptions,
+  type JobDescription,
+} from '../../../shared/job/description.ts';
 import { parseJdl } from '../../../shared/jdl/jdl-job.ts';
 import { JOB_STATUSES } from '../../../shared/job/status.ts';
 import type { Principal } from '../../../shared/auth/claims.ts';
@@ -34,6 +39,13 @@ export function jobRoutes(deps: RouteDeps): Route[] {
       policy: 'submitter',
       summary:
         'submit one job or an array of jobs (application/json), or a DIRAC JDL (text/x-jdl, parametric allowed): all or nothing',
+      docs: {
+        body: z.union([jobDescriptionSchema, z.array(jobDescriptionSchema), jdlEnvelopeSchema]),
+        otherBodies: [
+          { contentType: 'text/x-jdl', description: 'a DIRAC JDL (parametric allowed), e.g. Executable = "run.sh";' },
+        ],
+        answer: { status: 201, description: 'the ids of the jobs stored, in order, and any JDL warnings' },
+      },
       async handler({ req, principal, logger }) {
         const caller = principal as Principal;
         const contentType = req.headers['content-type'] ?? '';

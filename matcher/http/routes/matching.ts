@@ -71,6 +71,7 @@ export function matchingRoutes(deps: RouteDeps): Route[] {
       policy: 'user',
       summary:
         "why a job does or does not match: each requirement against the given queues/offers, or the pilots' parked offers",
+      docs: { body: explainSchema },
       async handler({ req, params, principal }) {
         const job = await loadVisibleJob(deps, principal as Principal, params.id);
         const body = parseOrThrow(explainSchema, await optionalJsonBody(req));
@@ -109,6 +110,7 @@ export function matchingRoutes(deps: RouteDeps): Route[] {
       path: '/api/sites/:site/ban',
       policy: 'serviceAdmin',
       summary: 'ban a site: from now on it receives only Test jobs',
+      docs: { body: siteStatusSchema },
       handler: setSite('Banned'),
     },
     {
@@ -116,6 +118,7 @@ export function matchingRoutes(deps: RouteDeps): Route[] {
       path: '/api/sites/:site/allow',
       policy: 'serviceAdmin',
       summary: 'allow a banned site again',
+      docs: { body: siteStatusSchema },
       handler: setSite('Active'),
     },
   ];

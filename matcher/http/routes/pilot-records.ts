@@ -69,6 +69,7 @@ export function pilotRecordRoutes(deps: RouteDeps): Route[] {
       policy: 'serviceAdmin',
       summary:
         'register pilots a site director just submitted ({director, pilots: [{stamp, vo, site, ce, queue, backend, backendRef, submittedAt}]})',
+      docs: { body: registerPilotsSchema },
       async handler({ req, logger }) {
         const body = parseOrThrow(registerPilotsSchema, await readJsonBody(req, 4 * 1024 * 1024));
         const outcome = await deps.pilots.registerPilots(body.director, body.pilots, isoNow(deps.clock));
@@ -92,6 +93,7 @@ export function pilotRecordRoutes(deps: RouteDeps): Route[] {
       policy: 'serviceAdmin',
       summary:
         'what the batch systems say about pilots ({updates: [{stamp, status, reason, native, exitCode, at, untrack}]})',
+      docs: { body: pilotStatusUpdatesSchema },
       async handler({ req }) {
         const body = parseOrThrow(pilotStatusUpdatesSchema, await readJsonBody(req, 4 * 1024 * 1024));
         return { status: 200, json: await deps.pilots.applyBackendUpdates(body.updates) };
@@ -172,6 +174,7 @@ export function pilotRecordRoutes(deps: RouteDeps): Route[] {
       path: '/api/pilots/:id/output',
       policy: 'serviceAdmin',
       summary: "store the pilot wrapper's stdout/stderr as fetched from the CE ({stdout, stderr, truncated})",
+      docs: { body: pilotOutputSchema },
       async handler({ req, params }) {
         const output = parseOrThrow(pilotOutputSchema, await readJsonBody(req, 4 * 1024 * 1024));
         const stored = await deps.pilots.storeOutput(params.id ?? '', output, isoNow(deps.clock));

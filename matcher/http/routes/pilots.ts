@@ -61,6 +61,7 @@ export function pilotRoutes(deps: RouteDeps): Route[] {
       path: '/api/pilots/:id/drain',
       policy: 'jobAdmin',
       summary: 'drain a pilot: it takes no more work and exits once its running jobs end',
+      docs: { body: drainBodySchema },
       async handler({ req, params, principal, logger }) {
         const caller = principal as Principal;
         const pilot = await loadVisiblePilot(deps, caller, params.id);

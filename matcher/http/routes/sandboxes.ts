@@ -28,6 +28,7 @@ export function sandboxRoutes(deps: RouteDeps): Route[] {
       policy: 'userOrJob',
       summary:
         'which of these sandboxes ({sandboxes: ["sha256:..."]}) the caller must still upload: those not stored for its VO',
+      docs: { body: missingSchema },
       async handler({ req, principal }) {
         const caller = principal as Principal;
         const { sandboxes } = parseOrThrow(missingSchema, await readJsonBody(req, 256 * 1024));
@@ -44,6 +45,10 @@ export function sandboxRoutes(deps: RouteDeps): Route[] {
       path: '/api/sandboxes/:ref',
       policy: 'userOrJob',
       summary: 'upload a sandbox (tar.gz) under its sha256; the bytes must hash to it',
+      docs: {
+        otherBodies: [{ contentType: 'application/gzip', description: 'the sandbox, a tar.gz whose sha256 is {ref}' }],
+        answer: { status: 201, description: 'stored (200: it was there already)' },
+      },
       async handler({ req, params, principal, logger }) {
         const caller = principal as Principal;
         const sha256 = parseSandboxRef(params.ref ?? '');

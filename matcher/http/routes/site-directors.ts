@@ -23,6 +23,7 @@ export function siteDirectorRoutes(deps: RouteDeps): Route[] {
       policy: 'serviceAdmin',
       summary:
         'for each queue (slot, VO): waiting jobs that fit a pilot of it, pilots that would take them, pilots already there',
+      docs: { body: demandRequestSchema },
       async handler({ req }) {
         const body = parseOrThrow(demandRequestSchema, await readJsonBody(req, 32 * 1024 * 1024));
         const counts = await deps.pilots.countActive(body.queues);
@@ -39,6 +40,7 @@ export function siteDirectorRoutes(deps: RouteDeps): Route[] {
       path: '/api/site-directors/:name',
       policy: 'serviceAdmin',
       summary: "a site director's last cycle: per queue the demand, pilots, caps, throttles and what it submitted",
+      docs: { body: directorReportSchema },
       async handler({ req, params }) {
         const report = parseOrThrow(directorReportSchema, await readJsonBody(req, 32 * 1024 * 1024));
         if (report.director !== params.name) {
