@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { PilothouseError } from '../../shared/errors.ts';
 import type { JobView, JobWithHistory } from '../../shared/job/model.ts';
 import { MatcherClient, type ClientOptions } from '../client.ts';
+import { exitCodeFor } from '../exit.ts';
 import { printJson, table } from '../format.ts';
 import { createProgress } from '../progress.ts';
 import { unpackOutputSandbox } from '../unpack-output.ts';
@@ -154,15 +155,45 @@ function jobTable(jobs: JobView[]): string {
 }
 
 export function outputCommand(): Command {
-  return clientCommand('output', "download a job's output sandbox and unpack it")
-    .argument('<id>', 'job id')
-    .option('--dir <dir>', 'where to unpack (default ./job-<id>)')
-    .action(async (id: string, options: CommonOptions & { dir?: string }) => {
+  return clientCommand('output', "download jobs' output sandboxes and unpack each into its own directory")
+    .argument('<ids...>', 'job ids')
+    .option('--dir <dir>', 'where to unpack: one job into DIR itself, several into DIR/job-<id> (default ./job-<id>)')
+    .action(async (ids: string[], options: CommonOptions & { dir?: string }) => {
       const client = await MatcherClient.fromOptions(options);
-      const dir = path.resolve(options.dir ?? `job-${id}`);
-      const files = await unpackOutputSandbox(await client.download(`/api/jobs/${encodeURIComponent(id)}/output`), dir);
-      if (options.json) printJson({ dir, files });
-      else process.stdout.write(`${files.length} file(s) in ${dir}: ${files.join(' ')}\n`);
+      const one = ids.length === 1;
+      const results: ({ jobId: string; dir: string; files: string[] } | { jobId: string; error: PilothouseError })[] =
+        [];
+      for (const [index, id] of ids.entries()) {
+        const dir = path.resolve(one && options.dir ? options.dir : path.join(options.dir ?? '.', `job-${id}`));
+        try {
+          const archive = await client.download(`/api/jobs/${encodeURIComponent(id)}/output`);
+          results.push({ jobId: id, dir, files: await unpackOutputSandbox(archive, dir) });
+        } catch (error) {
+          // One job without output does not keep the others from coming back; a dead matcher does.
+          if (one || !(error instanceof PilothouseError) || error.retryable) throw error;
+          results.push({ jobId: id, error });
+        }
+        if (!options.json && !one) process.stderr.write(`\r${index + 1}/${ids.length} job(s)`);
+      }
+      if (!options.json && !one) process.stderr.write('\n');
+      const failed = results.filter((r) => 'error' in r);
+      if (options.json) {
+        const shown = results.map((r) => ('error' in r ? { jobId: r.jobId, error: r.error.toJSON() } : r));
+        printJson(one ? shown[0] : shown);
+      } else {
+        for (const r of results) {
+          if ('error' in r) process.stdout.write(`job ${r.jobId}: ${r.error.message}\n`);
+          else process.stdout.write(`job ${r.jobId}: ${r.files.length} file(s) in ${r.dir}: ${r.files.join(' ')}\n`);
+        }
+      }
+      const first = failed[0];
+      if (first && 'error' in first) {
+        // The results above already say which jobs failed; the exit code says what the first failure was.
+        process.stderr.write(
+          `pilothouse: ${failed.length} of ${results.length} job(s) gave no output (job ${first.jobId}: ${first.error.message})\n`,
+        );
+        process.exitCode = exitCodeFor(first.error);
+      }
     });
 }
 

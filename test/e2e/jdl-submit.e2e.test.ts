@@ -86,6 +86,22 @@ it('corpus - parametric-list.jdl: five jobs, each with its own argument and outp
   assert.equal(jobIds.length, 5);
   const dir = await doneWithOutput(jobIds[3]!);
   assert.match(await readFile(path.join(dir, 'StdOut_fourth'), 'utf8'), new RegExp(os.hostname()));
+  for (const id of jobIds) await doneWithOutput(id);
+  // All five at once, each into its own directory; a job that does not exist is reported, not fatal.
+  const all = path.join(work, 'all-five');
+  const output = await runCli(['output', ...jobIds.map(String), '999999', '--dir', all, '--json'], env);
+  assert.equal(output.code, 4, output.stderr);
+  assert.match(output.stderr, /1 of 6 job\(s\) gave no output/);
+  const results = JSON.parse(output.stdout) as { jobId: string; files?: string[]; error?: { code: string } }[];
+  assert.deepEqual(
+    results.map((r) => r.error?.code ?? r.files?.length),
+    [...jobIds.map(() => 2), 'JOB_NOT_FOUND'],
+  );
+  const names = ['first', 'second', 'third', 'fourth', 'fifth'];
+  for (const [n, id] of jobIds.entries()) {
+    const out = await readFile(path.join(all, `job-${id}`, `StdOut_${names[n]}`), 'utf8');
+    assert.match(out, new RegExp(os.hostname()));
+  }
 });
 
 it('corpus - copy-file.jdl copies the shipped my.file into my.copy, returned in the output', async () => {
