@@ -49,23 +49,25 @@ it('--follow prints the output while the job runs, the rest when it ends, and ex
   let stdout = '';
   let stderr = '';
   follow.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = once(follow, 'exit');
+  // 'close', not 'exit': the last chunks of stdout may still be in the pipe when the process exits.
+  const exited = once(follow, 'close');
+  // One listener for the whole run: a chunk that arrives while the test awaits something else is kept.
+  let onOutput = () => {};
+  follow.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    onOutput();
+  });
   // The first line can only come from a heartbeat: the payload is blocked until the release file exists.
   await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (stdout.includes('first-line')) {
-        follow.stdout.off('data', onData);
-        resolve();
-      }
+    onOutput = () => {
+      if (stdout.includes('first-line')) resolve();
     };
-    follow.stdout.on('data', onData);
     follow.once('exit', () => reject(new Error(`logs exited early: ${stdout} ${stderr}`)));
   });
+  onOutput = () => {};
   assert.doesNotMatch(stdout, /second-line/);
   const running = (await m.api('GET', `/api/jobs/${jobId}`)).body.status;
   assert.equal(running, 'Running', 'the output arrived while the payload ran');
-  follow.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   await writeFile(release, '');
   const [code] = await exited;
   assert.equal(code, 0, stderr);
