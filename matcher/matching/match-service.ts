@@ -3,7 +3,8 @@
  * (never against individual jobs); the fitting ones are ranked and the best job of the best TQ is
  * claimed atomically in the store, which also enforces per-site running limits and matching delays.
  *
- * Ranking, in order: the site mask (a banned site gets only Test jobs); strict job-type rank; group
+ * Ranking, in order: the site mask (a banned site gets only Test jobs); an administrator's boost of a
+ * TQ (the highest boost first; paused TQs are not candidates at all); strict job-type rank; group
  * fair share; owner fair share inside a group (unless the group shares its jobs); then, inside the
  * chosen owner's TQs, user priority, how well the job fills the offer, and FIFO.
  *
@@ -214,7 +215,7 @@ export class MatchService {
         this.#charge(tq, given.cores);
         return { job: result.job, grant: given };
       }
-      if (result.reason === 'empty') {
+      if (result.reason === 'empty' || result.reason === 'paused') {
         candidates = candidates.filter((c) => c !== tq);
       } else {
         // The limit is per (site, job type): no TQ of this type can be served at this site now.
@@ -227,9 +228,15 @@ export class MatchService {
 
   #choose(candidates: readonly IndexedTaskQueue[], view: OfferView): IndexedTaskQueue {
     const policy = this.#policy;
+    let topBoost = -Infinity;
+    for (const tq of candidates) topBoost = Math.max(topBoost, tq.boost);
+    let pool =
+      topBoost === 0 && candidates.every((tq) => tq.boost === 0)
+        ? candidates
+        : candidates.filter((tq) => tq.boost === topBoost);
     let topRank = -Infinity;
-    for (const tq of candidates) topRank = Math.max(topRank, policy.jobTypeRank(tq.requirements.jobType));
-    let pool = candidates.filter((tq) => policy.jobTypeRank(tq.requirements.jobType) === topRank);
+    for (const tq of pool) topRank = Math.max(topRank, policy.jobTypeRank(tq.requirements.jobType));
+    pool = pool.filter((tq) => policy.jobTypeRank(tq.requirements.jobType) === topRank);
     const vo = view.vo;
     const group = this.#shares(this.#groupShares, vo).pick(keysOldestFirst(pool, (tq) => tq.group)) as string;
     pool = pool.filter((tq) => tq.group === group);

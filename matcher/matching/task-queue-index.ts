@@ -16,6 +16,10 @@ export interface IndexedTaskQueue {
   waitingJobs: number;
   topPriority: number;
   nextJobId: number | null;
+  /** An administrator's override: the highest boost among fitting TQs is served first. */
+  boost: number;
+  /** A paused TQ keeps its figures but is left out of `withWaitingJobs` (matching and demand skip it). */
+  paused: boolean;
 }
 
 export class TaskQueueIndex {
@@ -36,8 +40,10 @@ export class TaskQueueIndex {
   }
 
   upsert(view: TaskQueueView): void {
-    if (this.#byId.has(view.id)) {
-      this.applyStats(view);
+    const known = this.#byId.get(view.id);
+    if (known) {
+      known.boost = view.boost;
+      this.applyStats({ ...view, paused: view.paused !== null });
       return;
     }
     this.#byId.set(view.id, {
@@ -49,6 +55,8 @@ export class TaskQueueIndex {
       waitingJobs: view.waitingJobs,
       topPriority: view.topPriority,
       nextJobId: view.nextJobId,
+      boost: view.boost,
+      paused: view.paused !== null,
     });
     this.#dirty = true;
   }
@@ -56,11 +64,12 @@ export class TaskQueueIndex {
   applyStats(stats: TaskQueueStats): void {
     const tq = this.#byId.get(stats.id);
     if (!tq) return;
-    const wasWaiting = tq.waitingJobs > 0;
+    const wasListed = tq.waitingJobs > 0 && !tq.paused;
     tq.waitingJobs = stats.waitingJobs;
     tq.topPriority = stats.topPriority;
     tq.nextJobId = stats.nextJobId;
-    if (wasWaiting !== tq.waitingJobs > 0) this.#dirty = true;
+    if (stats.paused !== undefined) tq.paused = stats.paused;
+    if (wasListed !== (tq.waitingJobs > 0 && !tq.paused)) this.#dirty = true;
   }
 
   get(id: number): IndexedTaskQueue | undefined {
@@ -68,14 +77,14 @@ export class TaskQueueIndex {
   }
 
   /**
-   * TQs of a VO with waiting jobs. The array stays the same object until a TQ joins or leaves the list
+   * TQs of a VO with waiting jobs that are not paused. The array stays the same object until a TQ joins or leaves the list
    * (callers may cache what they derive from it).
    */
   withWaitingJobs(vo: string): readonly IndexedTaskQueue[] {
     if (this.#dirty) {
       this.#byVo.clear();
       for (const tq of this.#byId.values()) {
-        if (tq.waitingJobs <= 0) continue;
+        if (tq.waitingJobs <= 0 || tq.paused) continue;
         const list = this.#byVo.get(tq.vo);
         if (list) list.push(tq);
         else this.#byVo.set(tq.vo, [tq]);

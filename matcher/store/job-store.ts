@@ -10,6 +10,7 @@ import type { JobStatus } from '../../shared/job/status.ts';
 import type { JobCommand, OutputTail } from '../../shared/protocol/messages.ts';
 import type { JobColumn, JobFilter, JobSortKey } from '../../shared/job/job-search.ts';
 import type { TaskQueueDefinition, TaskQueueRequirements } from '../matching/task-queue-key.ts';
+import type { QueueAdministration } from './queue-administration.ts';
 
 export interface NewJob {
   ownership: JobOwnership;
@@ -26,6 +27,16 @@ export interface TaskQueueView extends JobOwnership {
   /** The job this TQ gives next (highest priority, then oldest): FIFO tie-break across TQs. */
   nextJobId: number | null;
   createdAt: string;
+  /** An administrator's override: among fitting TQs, the highest boost is served first (default 0). */
+  boost: number;
+  /** Set while matching skips the TQ (its jobs stay Waiting). */
+  paused: TaskQueuePause | null;
+}
+
+export interface TaskQueuePause {
+  at: string;
+  by: string;
+  reason: string;
 }
 
 export interface ClaimRequest {
@@ -47,11 +58,13 @@ export interface TaskQueueStats {
   waitingJobs: number;
   topPriority: number;
   nextJobId: number | null;
+  /** Told when a claim found the TQ paused (another replica paused it): the index learns it at once. */
+  paused?: boolean;
 }
 
 export type ClaimResult =
   | { job: JobView; taskQueue: TaskQueueStats }
-  | { job: null; reason: 'empty' | 'running-limit' | 'matching-delay'; taskQueue: TaskQueueStats };
+  | { job: null; reason: 'empty' | 'paused' | 'running-limit' | 'matching-delay'; taskQueue: TaskQueueStats };
 
 export interface SubmitResult {
   jobIds: number[];
@@ -199,7 +212,7 @@ export type RescheduleOutcome =
   /** The attempt is no longer current, or the job is in no status to reschedule from: nothing done. */
   | { kind: 'stale'; status: JobStatus | null };
 
-export interface JobStore {
+export interface JobStore extends QueueAdministration {
   /** Stores jobs with their history (Received → Checking → Waiting) and files them into TQs; all or nothing. */
   submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult>;
   getJob(id: number): Promise<JobView | null>;
@@ -225,8 +238,20 @@ export interface JobStore {
   addShareUsage(deltas: readonly ShareUsage[]): Promise<ShareUsage[]>;
   /** Stores the setting unless it exists; returns it as stored either way (the first writer wins). */
   createSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting>;
-  /** Replaces the setting (its version goes up by one) and returns it as stored. */
+  /** Replaces the setting (its version goes up by one, the old value stays in its history) and returns it. */
   putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting>;
+  /**
+   * Replaces the setting only if its version is still `expectedVersion` (0: it must not exist yet):
+   * an edit based on what a caller read never overwrites a change made meanwhile. Null when it moved.
+   */
+  replaceSetting(
+    name: string,
+    value: string,
+    change: { at: string; by: string },
+    expectedVersion: number,
+  ): Promise<StoredSetting | null>;
+  /** The versions of a setting, newest first (at most `limit`). */
+  settingHistory(name: string, limit: number): Promise<StoredSetting[]>;
   /**
    * Applies one report about one attempt through the state machine and records it in the history.
    * `reportKey` makes replays idempotent: a report with a key already recorded changes nothing.

@@ -18,6 +18,8 @@ export interface JobHistoryEntry {
   applicationStatus: string;
   source: string;
   applied: boolean;
+  /** Why an administrator touched the job (a pause, a boost, a new priority); its status stays as it was. */
+  note?: string;
 }
 
 /** The job as the REST API shows it. Times are ISO-8601 UTC strings. */

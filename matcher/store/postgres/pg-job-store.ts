@@ -43,6 +43,13 @@ import type {
 import { MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
+import {
+  PAUSED_MINOR_STATUS,
+  type AdminChange,
+  type PriorityChange,
+  type TaskQueueChangeResult,
+} from '../queue-administration.ts';
+import { PgQueueAdmin } from './pg-queue-admin.ts';
 import { historyFromRow, jobFromRow, outputTailFromRow, taskQueueFromRow, type JobRow } from '../sqlite/rows.ts';
 import {
   addKeysetCondition,
@@ -124,10 +131,12 @@ async function queueCommand(client: PgQueryable, jobId: number, attempt: number,
 export class PgJobStore implements JobStore {
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
+  readonly #admin: PgQueueAdmin;
 
   /** `ownsPool`: close() ends the pool (false when the matcher's stores share one). */
   constructor(pool: pg.Pool, options: { ownsPool?: boolean } = {}) {
     this.#pool = pool;
+    this.#admin = new PgQueueAdmin(pool);
     this.#ownsPool = options.ownsPool ?? true;
   }
 
@@ -141,6 +150,7 @@ export class PgJobStore implements JobStore {
         if (touched.rowCount === 0) throw sandboxGone(sha256);
       }
       const tqIds = new Map<string, number>();
+      const pausedTqs = new Set<number>();
       for (const job of jobs) {
         const tq = job.taskQueue;
         if (tqIds.has(tq.key)) continue;
@@ -150,8 +160,12 @@ export class PgJobStore implements JobStore {
            ON CONFLICT (tq_key) DO NOTHING`,
           [tq.key, tq.vo, tq.group, tq.owner, JSON.stringify(tq.requirements), at],
         );
-        const found = await client.query<{ id: number }>('SELECT id FROM task_queues WHERE tq_key = $1', [tq.key]);
+        const found = await client.query<{ id: number; paused: boolean }>(
+          'SELECT id, paused_at IS NOT NULL AS paused FROM task_queues WHERE tq_key = $1',
+          [tq.key],
+        );
         tqIds.set(tq.key, found.rows[0]?.id as number);
+        if (found.rows[0]?.paused) pausedTqs.add(found.rows[0].id);
       }
       // Ids first (one sequence call for the batch), so that history rows can name their job.
       const ids = (
@@ -193,6 +207,18 @@ export class PgJobStore implements JobStore {
           `INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied)
            SELECT id, 1, $2, $3, $4, 'Unknown', $5, true FROM unnest($1::bigint[]) AS j(id) ORDER BY id`,
           [ids, at, status, minorStatus, source],
+        );
+      }
+      // Jobs filed into a paused TQ wait with the minor status that says so, in their history too.
+      const pausedIds = ids.filter((_, index) => pausedTqs.has(tqIds.get(jobs[index]!.taskQueue.key) as number));
+      if (pausedIds.length > 0) {
+        await client.query('UPDATE jobs SET minor_status = $1 WHERE id = ANY($2::bigint[])', [
+          PAUSED_MINOR_STATUS,
+          pausedIds,
+        ]);
+        await client.query(
+          "UPDATE job_history SET minor_status = $1 WHERE job_id = ANY($2::bigint[]) AND status = 'Waiting'",
+          [PAUSED_MINOR_STATUS, pausedIds],
         );
       }
       const links = jobs.flatMap((job, index) =>
@@ -280,6 +306,16 @@ export class PgJobStore implements JobStore {
     if (claim.maxRunning === null && claim.matchingDelaySec === null)
       return this.#claimInOneStatement(taskQueueId, claim);
     return withTransaction(this.#pool, async (client): Promise<ClaimResult> => {
+      const paused = await client.query('SELECT 1 FROM task_queues WHERE id = $1 AND paused_at IS NOT NULL', [
+        taskQueueId,
+      ]);
+      if (paused.rowCount !== 0) {
+        return {
+          job: null,
+          reason: 'paused',
+          taskQueue: { ...(await this.#tqStats(client, taskQueueId)), paused: true },
+        };
+      }
       if (claim.maxRunning !== null || claim.matchingDelaySec !== null) {
         // The (site, job type) row is the lock that makes limits hold across replicas.
         await client.query('INSERT INTO site_activity (site, job_type) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
@@ -345,6 +381,7 @@ export class PgJobStore implements JobStore {
              UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
                              site = $2, ce = $3, pilot_id = $4, last_update_at = $5
              WHERE id = (SELECT id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'
+                           AND NOT EXISTS (SELECT 1 FROM task_queues WHERE id = $1 AND paused_at IS NOT NULL)
                          ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING *),
            history AS (
@@ -375,8 +412,9 @@ export class PgJobStore implements JobStore {
           taskQueue: { id: taskQueueId, waitingJobs: waiting ?? 0, topPriority: headPriority ?? 0, nextJobId: headId },
         };
       }
-      // Nothing claimed: the TQ is empty, or its next job was taken under this statement's feet.
+      // Nothing claimed: the TQ is paused or empty, or its next job was taken under this statement's feet.
       const stats = await this.#tqStats(this.#pool, taskQueueId);
+      if (stats.paused) return { job: null, reason: 'paused', taskQueue: stats };
       if (stats.nextJobId === null) return { job: null, reason: 'empty', taskQueue: stats };
     }
     return { job: null, reason: 'empty', taskQueue: await this.#tqStats(this.#pool, taskQueueId) };
@@ -408,12 +446,19 @@ export class PgJobStore implements JobStore {
 
   async #tqStats(client: PgQueryable, id: number, waitingJobs?: number): Promise<TaskQueueStats> {
     const head = (await client.query<{ priority: number; id: number }>(HEAD, [id])).rows[0];
-    const waiting =
-      waitingJobs ??
-      (await client.query<{ waiting_jobs: number }>('SELECT waiting_jobs FROM task_queues WHERE id = $1', [id])).rows[0]
-        ?.waiting_jobs ??
-      0;
-    return { id, waitingJobs: waiting, topPriority: head?.priority ?? 0, nextJobId: head?.id ?? null };
+    const tq = (
+      await client.query<{ waiting_jobs: number; paused: boolean }>(
+        'SELECT waiting_jobs, paused_at IS NOT NULL AS paused FROM task_queues WHERE id = $1',
+        [id],
+      )
+    ).rows[0];
+    return {
+      id,
+      waitingJobs: waitingJobs ?? tq?.waiting_jobs ?? 0,
+      topPriority: head?.priority ?? 0,
+      nextJobId: head?.id ?? null,
+      ...(tq?.paused && { paused: true }),
+    };
   }
 
   async runningAtSite(site: string): Promise<Record<string, number>> {
@@ -475,29 +520,49 @@ export class PgJobStore implements JobStore {
   }
 
   async createSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
-    await run(() =>
-      this.#pool.query(
-        `INSERT INTO settings (name, value, version, updated_at, updated_by) VALUES ($1, $2, 1, $3, $4)
-         ON CONFLICT (name) DO NOTHING`,
-        [name, value, change.at, change.by],
-      ),
-    );
-    return (await this.getSetting(name)) as StoredSetting;
+    const created = await this.#admin.replaceSetting(name, value, change, 0);
+    return created ?? ((await this.getSetting(name)) as StoredSetting);
   }
 
-  async putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
-    const rows = (
-      await run(() =>
-        this.#pool.query<SettingRow>(
-          `INSERT INTO settings (name, value, version, updated_at, updated_by) VALUES ($1, $2, 1, $3, $4)
-           ON CONFLICT (name) DO UPDATE SET value = excluded.value, version = settings.version + 1,
-             updated_at = excluded.updated_at, updated_by = excluded.updated_by
-           RETURNING *`,
-          [name, value, change.at, change.by],
-        ),
-      )
-    ).rows;
-    return settingFromRow(rows[0] as SettingRow);
+  putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
+    return this.#admin.putSetting(name, value, change);
+  }
+
+  replaceSetting(
+    name: string,
+    value: string,
+    change: { at: string; by: string },
+    expectedVersion: number,
+  ): Promise<StoredSetting | null> {
+    return this.#admin.replaceSetting(name, value, change, expectedVersion);
+  }
+
+  settingHistory(name: string, limit: number): Promise<StoredSetting[]> {
+    return this.#admin.settingHistory(name, limit);
+  }
+
+  setTaskQueuePaused(
+    id: number,
+    pause: { reason: string } | null,
+    change: AdminChange,
+  ): Promise<TaskQueueChangeResult | null> {
+    return this.#admin.setTaskQueuePaused(id, pause, change);
+  }
+
+  setTaskQueueBoost(id: number, boost: number, change: AdminChange): Promise<TaskQueueChangeResult | null> {
+    return this.#admin.setTaskQueueBoost(id, boost, change);
+  }
+
+  setJobPriority(
+    jobIds: readonly number[],
+    priority: number,
+    change: AdminChange,
+  ): Promise<{ changed: PriorityChange[]; taskQueueIds: number[] }> {
+    return this.#admin.setJobPriority(jobIds, priority, change);
+  }
+
+  oldestWaitingJobs(taskQueueIds: readonly number[]): Promise<Map<number, string>> {
+    return this.#admin.oldestWaitingJobs(taskQueueIds);
   }
 
   async reportStatus(

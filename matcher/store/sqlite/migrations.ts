@@ -274,6 +274,28 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_by_output_sandbox ON jobs (output_sandbox) WHERE output_sandbox IS NOT NULL;
     `,
   },
+  {
+    version: 13,
+    name: 'queue administration: paused and boosted task queues, notes in job histories, a history of settings',
+    sql: `
+      ALTER TABLE task_queues ADD COLUMN paused_at TEXT;
+      ALTER TABLE task_queues ADD COLUMN paused_by TEXT;
+      ALTER TABLE task_queues ADD COLUMN pause_reason TEXT;
+      ALTER TABLE task_queues ADD COLUMN boost INTEGER NOT NULL DEFAULT 0;
+      -- Why an administrator touched a job (a pause, a boost, a new priority): the status stays as it was.
+      ALTER TABLE job_history ADD COLUMN note TEXT;
+      CREATE TABLE setting_history (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+      );
+      INSERT INTO setting_history (name, version, value, updated_at, updated_by)
+        SELECT name, version, value, updated_at, updated_by FROM settings;
+    `,
+  },
 ];
 
 /**

@@ -69,6 +69,7 @@ export function historyFromRow(row: Record<string, unknown>): JobHistoryEntry {
     applicationStatus: String(row.application_status),
     source: String(row.source),
     applied: Boolean(row.applied),
+    ...(row.note !== null && row.note !== undefined && { note: String(row.note) }),
   };
 }
 
@@ -83,6 +84,11 @@ export function taskQueueFromRow(row: Record<string, unknown>): TaskQueueView {
     topPriority: row.top_priority === null ? 0 : Number(row.top_priority),
     nextJobId: row.next_job_id === null ? null : Number(row.next_job_id),
     createdAt: String(row.created_at),
+    boost: Number(row.boost ?? 0),
+    paused:
+      row.paused_at === null || row.paused_at === undefined
+        ? null
+        : { at: String(row.paused_at), by: String(row.paused_by), reason: String(row.pause_reason) },
   };
 }
 

@@ -36,6 +36,13 @@ import type {
 import { MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
+import {
+  PAUSED_MINOR_STATUS,
+  type AdminChange,
+  type PriorityChange,
+  type TaskQueueChangeResult,
+} from '../queue-administration.ts';
+import { SqliteQueueAdmin } from './sqlite-queue-admin.ts';
 import { applyMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import { WriteBatcher } from './write-batcher.ts';
 import {
@@ -85,12 +92,23 @@ export class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
   readonly #sql;
   readonly #writes: WriteBatcher;
+  readonly #admin: SqliteQueueAdmin;
 
   constructor(db: Database.Database, onCommit?: (seconds: number) => void) {
     this.#db = db;
     this.#writes = new WriteBatcher(db, onCommit);
+    this.#admin = new SqliteQueueAdmin(db, this.#writes);
     this.#sql = {
       findTq: db.prepare('SELECT id FROM task_queues WHERE tq_key = ?').pluck(),
+      isPaused: db.prepare('SELECT paused_at IS NOT NULL FROM task_queues WHERE id = ?').pluck(),
+      // Jobs just filed into a paused TQ wait with the minor status that says so, in their history too.
+      markPausedSubmissions: db.prepare(
+        "UPDATE jobs SET minor_status = @minorStatus WHERE task_queue_id = @tqId AND status = 'Waiting' AND id >= @firstId",
+      ),
+      markPausedHistory: db.prepare(`
+        UPDATE job_history SET minor_status = @minorStatus
+        WHERE status = 'Waiting' AND job_id IN
+          (SELECT id FROM jobs WHERE task_queue_id = @tqId AND status = 'Waiting' AND id >= @firstId)`),
       insertTq: db.prepare(
         'INSERT INTO task_queues (tq_key, vo, grp, owner, requirements, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -138,21 +156,11 @@ export class SqliteJobStore implements JobStore {
         INSERT INTO site_mask_log (site, status, reason, changed_by, changed_at) VALUES (@site, @status, @reason, @changedBy, @changedAt)`),
       siteMask: db.prepare('SELECT * FROM site_mask ORDER BY site'),
       getSetting: db.prepare('SELECT * FROM settings WHERE name = ?'),
-      createSetting: db.prepare(
-        `INSERT INTO settings (name, value, version, updated_at, updated_by) VALUES (?, ?, 1, ?, ?)
-         ON CONFLICT (name) DO NOTHING`,
-      ),
       addShareUsage: db.prepare(
         `INSERT INTO share_usage (scope, entity, usage) VALUES (@scope, @entity, @usage)
          ON CONFLICT (scope, entity) DO UPDATE SET usage = share_usage.usage + excluded.usage`,
       ),
       shareUsage: db.prepare('SELECT scope, entity, usage FROM share_usage'),
-      putSetting: db.prepare(
-        `INSERT INTO settings (name, value, version, updated_at, updated_by) VALUES (?, ?, 1, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET value = excluded.value, version = settings.version + 1,
-           updated_at = excluded.updated_at, updated_by = excluded.updated_by
-         RETURNING *`,
-      ),
       taskQueues: db.prepare(`
         SELECT tq.*, (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
                (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
@@ -265,6 +273,12 @@ export class SqliteJobStore implements JobStore {
           sql.countWaiting.run(1, tqId);
           ids.push(jobId);
         }
+        const firstId = ids[0];
+        for (const tqId of new Set(tqIds.values())) {
+          if (firstId === undefined || sql.isPaused.get(tqId) !== 1) continue;
+          sql.markPausedHistory.run({ minorStatus: PAUSED_MINOR_STATUS, tqId, firstId });
+          sql.markPausedSubmissions.run({ minorStatus: PAUSED_MINOR_STATUS, tqId, firstId });
+        }
         return { jobIds: ids, taskQueueIds: [...new Set(tqIds.values())] };
       })
       .immediate();
@@ -321,6 +335,9 @@ export class SqliteJobStore implements JobStore {
   async claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
     const sql = this.#sql;
     return this.#writes.write((): ClaimResult => {
+      if (sql.isPaused.get(taskQueueId) === 1) {
+        return { job: null, reason: 'paused', taskQueue: { ...this.#tqStats(taskQueueId), paused: true } };
+      }
       const limited = claim.maxRunning !== null || claim.matchingDelaySec !== null;
       const activity = limited
         ? (sql.activity.get(claim.site, claim.jobType) as { running: number; last_match_at: string | null } | undefined)
@@ -406,14 +423,49 @@ export class SqliteJobStore implements JobStore {
   }
 
   async createSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
-    return this.#writes.write(() => {
-      this.#sql.createSetting.run(name, value, change.at, change.by);
-      return settingFromRow(this.#sql.getSetting.get(name) as SettingRow);
-    });
+    const created = await this.#admin.replaceSetting(name, value, change, 0);
+    return created ?? ((await this.getSetting(name)) as StoredSetting);
   }
 
-  async putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
-    return settingFromRow(this.#sql.putSetting.get(name, value, change.at, change.by) as SettingRow);
+  putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
+    return this.#admin.putSetting(name, value, change);
+  }
+
+  replaceSetting(
+    name: string,
+    value: string,
+    change: { at: string; by: string },
+    expectedVersion: number,
+  ): Promise<StoredSetting | null> {
+    return this.#admin.replaceSetting(name, value, change, expectedVersion);
+  }
+
+  settingHistory(name: string, limit: number): Promise<StoredSetting[]> {
+    return this.#admin.settingHistory(name, limit);
+  }
+
+  setTaskQueuePaused(
+    id: number,
+    pause: { reason: string } | null,
+    change: AdminChange,
+  ): Promise<TaskQueueChangeResult | null> {
+    return this.#admin.setTaskQueuePaused(id, pause, change);
+  }
+
+  setTaskQueueBoost(id: number, boost: number, change: AdminChange): Promise<TaskQueueChangeResult | null> {
+    return this.#admin.setTaskQueueBoost(id, boost, change);
+  }
+
+  setJobPriority(
+    jobIds: readonly number[],
+    priority: number,
+    change: AdminChange,
+  ): Promise<{ changed: PriorityChange[]; taskQueueIds: number[] }> {
+    return this.#admin.setJobPriority(jobIds, priority, change);
+  }
+
+  oldestWaitingJobs(taskQueueIds: readonly number[]): Promise<Map<number, string>> {
+    return this.#admin.oldestWaitingJobs(taskQueueIds);
   }
 
   async reportStatus(
