@@ -7,6 +7,7 @@ import { openPgJobStore } from '../../matcher/store/postgres/pg-job-store.ts';
 import { claimUntilEmpty, jobStoreSuite } from '../conformance/job-store.suite.ts';
 import { jobSearchSuite } from '../conformance/job-search.suite.ts';
 import { jobRetentionSuite } from '../conformance/job-retention.suite.ts';
+import { queueAdminSuite } from '../conformance/queue-admin.suite.ts';
 import { dropSchema, freshSchemaName, PG_TEST_URL, withCloseHook } from '../helpers/postgres.ts';
 
 jobStoreSuite('postgres', async () => {
@@ -33,6 +34,11 @@ jobSearchSuite('postgres', async () => {
 });
 
 jobRetentionSuite('postgres', async () => {
+  const schema = freshSchemaName();
+  return withCloseHook(await openPgJobStore({ url: PG_TEST_URL, schema }), () => dropSchema(schema));
+});
+
+queueAdminSuite('postgres', async () => {
   const schema = freshSchemaName();
   return withCloseHook(await openPgJobStore({ url: PG_TEST_URL, schema }), () => dropSchema(schema));
 });

@@ -12,6 +12,7 @@ import type { JobStore } from '../../matcher/store/job-store.ts';
 import { claimUntilEmpty, jobStoreSuite, type Claimant } from '../conformance/job-store.suite.ts';
 import { jobSearchSuite } from '../conformance/job-search.suite.ts';
 import { jobRetentionSuite } from '../conformance/job-retention.suite.ts';
+import { queueAdminSuite } from '../conformance/queue-admin.suite.ts';
 import { sqliteStoreInProcess } from '../helpers/store-process.ts';
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-store-'));
@@ -35,3 +36,5 @@ jobStoreSuite('sqlite', async () => {
 jobSearchSuite('sqlite', async () => openSqliteJobStore({ path: path.join(dir, `search-${(n += 1)}.sqlite`) }));
 
 jobRetentionSuite('sqlite', async () => openSqliteJobStore({ path: path.join(dir, `retention-${(n += 1)}.sqlite`) }));
+
+queueAdminSuite('sqlite', async () => openSqliteJobStore({ path: path.join(dir, `admin-${(n += 1)}.sqlite`) }));
