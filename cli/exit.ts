@@ -30,6 +30,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   SANDBOX_NOT_FOUND: EXIT.notFound,
   PILOT_NOT_FOUND: EXIT.notFound,
   DIRECTOR_NOT_FOUND: EXIT.notFound,
+  TASK_QUEUE_NOT_FOUND: EXIT.notFound,
   MATCHER_UNREACHABLE: EXIT.unavailable,
   STORE_UNAVAILABLE: EXIT.unavailable,
   IDP_UNAVAILABLE: EXIT.unavailable,

@@ -33,6 +33,7 @@ import { jobOperationRoutes } from './http/routes/job-operations.ts';
 import { jobSearchRoutes } from './http/routes/job-search.ts';
 import { pilotRoutes } from './http/routes/pilots.ts';
 import { matchingRoutes } from './http/routes/matching.ts';
+import { policyRoutes } from './http/routes/policy.ts';
 import { sandboxRoutes } from './http/routes/sandboxes.ts';
 import { MatchService } from './matching/match-service.ts';
 import { compileSchedulingPolicy, type PolicyDocument } from './matching/scheduling-policy.ts';
@@ -159,8 +160,8 @@ async function startOnStores(
     onMatchTried: (matched, seconds) => metrics.matchTried(matched, seconds),
   });
   const storedPolicy = new StoredPolicy({ store, matchService, logger: logger.child({ module: 'policy' }) });
-  if (deps.policy) await storedPolicy.publish(deps.policy, { at: isoNow(clock), by: deps.policy.source });
-  else await storedPolicy.reload();
+  const seeded = deps.policy ? await storedPolicy.seed(deps.policy, isoNow(clock)) : 'kept';
+  if (seeded === 'kept') await storedPolicy.reload();
   await matchService.refresh();
   const syncShares = (): Promise<void> =>
     matchService
@@ -193,7 +194,7 @@ async function startOnStores(
     registry,
     logger: logger.child({ module: 'cluster' }),
   });
-  if (deps.policy) cluster.policyChanged();
+  if (seeded === 'published') cluster.policyChanged();
   const routeDeps: RouteDeps = {
     cluster,
     store,
@@ -243,6 +244,7 @@ async function startOnStores(
     ...pilotRecordRoutes(routeDeps),
     ...siteDirectorRoutes(routeDeps),
     ...matchingRoutes(routeDeps),
+    ...policyRoutes(routeDeps),
     ...apiDocsRoutes(() => router.routes()),
   ])
     router.add(route);

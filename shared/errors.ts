@@ -110,6 +110,16 @@ export const ERROR_CODES = {
     summary: 'a pilot stamp is already registered for another pilot (VO, site or job reference differ)',
   },
   DIRECTOR_NOT_FOUND: { httpStatus: 404, retryable: false, summary: 'no site director has reported under this name' },
+  TASK_QUEUE_NOT_FOUND: {
+    httpStatus: 404,
+    retryable: false,
+    summary: 'no task queue with this id (or not of the caller VO)',
+  },
+  POLICY_CONFLICT: {
+    httpStatus: 409,
+    retryable: false,
+    summary: 'the scheduling policy changed since the version the request was based on: read it again',
+  },
   PILOT_BUNDLE_UNAVAILABLE: {
     httpStatus: 503,
     retryable: true,

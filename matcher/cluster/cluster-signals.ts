@@ -60,9 +60,18 @@ export class ClusterSignals {
     void this.#bus.publish({ type: 'site-mask-changed' });
   }
 
-  /** The scheduling policy was published here: the other replicas apply it too. */
+  /**
+   * The scheduling policy was changed here (and applied): the other replicas apply it too, and parked
+   * pilots are offered work again (a raised limit or a new share may give them some now).
+   */
   policyChanged(): void {
     void this.#bus.publish({ type: 'policy-changed' });
+    void this.#matchService.wake();
+  }
+
+  /** A TQ was paused, resumed or boosted, or its jobs' priorities changed: every replica re-reads it. */
+  taskQueuesChanged(taskQueueIds: readonly number[]): Promise<void> {
+    return this.jobsWaiting(taskQueueIds);
   }
 
   #received(event: ClusterEvent): void {

@@ -12,7 +12,24 @@ import { PilothouseError } from '../../shared/errors.ts';
 
 export const DEFAULT_GROUP_SHARE = 1000;
 
-const policySchema = z.strictObject({
+/** Each (site, job type) pair at most once in a list: a second entry would silently lose. */
+const uniquePairs =
+  (field: string) => (entries: readonly { site: string; jobType: string }[], ctx: z.RefinementCtx) => {
+    const seen = new Set<string>();
+    entries.forEach((entry, index) => {
+      const key = `${entry.site}\u0000${entry.jobType}`;
+      if (seen.has(key)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [index],
+          message: `${field}: site ${entry.site} and job type ${entry.jobType} are listed twice`,
+        });
+      }
+      seen.add(key);
+    });
+  };
+
+export const policySchema = z.strictObject({
   groups: z
     .record(
       z.string().min(1),
@@ -32,6 +49,7 @@ const policySchema = z.strictObject({
         maxRunning: z.int().min(0),
       }),
     )
+    .superRefine(uniquePairs('runningLimits'))
     .default([]),
   matchingDelays: z
     .array(
@@ -41,10 +59,22 @@ const policySchema = z.strictObject({
         delaySec: z.number().positive(),
       }),
     )
+    .superRefine(uniquePairs('matchingDelays'))
     .default([]),
 });
 
 export type RawSchedulingPolicy = z.input<typeof policySchema>;
+/** A checked policy with every default filled in: what the store keeps and the API shows. */
+export type PolicyDocumentBody = z.output<typeof policySchema>;
+
+/** Checks a policy document; errors name the field (`code`: CONFIG_INVALID for files, VALIDATION_FAILED for requests). */
+export function checkPolicyDocument(
+  raw: unknown,
+  code: 'CONFIG_INVALID' | 'VALIDATION_FAILED',
+  source?: string,
+): PolicyDocumentBody {
+  return parseOrThrow(policySchema, raw ?? {}, code, source);
+}
 
 export interface SiteJobTypeLimit {
   maxRunning: number | null;
@@ -60,7 +90,7 @@ export interface SchedulingPolicy {
 }
 
 export function compileSchedulingPolicy(raw: unknown, source = 'policy'): SchedulingPolicy {
-  const policy = parseOrThrow(policySchema, raw ?? {}, 'CONFIG_INVALID', source);
+  const policy = checkPolicyDocument(raw, 'CONFIG_INVALID', source);
   const key = (site: string, jobType: string): string => `${site}\u0000${jobType}`;
   const running = new Map(policy.runningLimits.map((l) => [key(l.site, l.jobType), l.maxRunning]));
   const delays = new Map(policy.matchingDelays.map((d) => [key(d.site, d.jobType), d.delaySec]));

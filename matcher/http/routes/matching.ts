@@ -1,11 +1,10 @@
-/** Matching routes: explain a job against offers or queues, the site mask, the scheduling policy. */
+/** Matching routes: explain a job against offers or queues, and the site mask. */
 import { z } from 'zod';
 import { parseOrThrow } from '../../../shared/validation.ts';
 import { isoNow } from '../../../shared/clock.ts';
 import type { Principal } from '../../../shared/auth/claims.ts';
 import { offerResourcesSchema } from '../../../shared/protocol/messages.ts';
 import { explainJob, type ExplainTarget } from '../../matching/explain.ts';
-import { POLICY_SETTING } from '../../matching/stored-policy.ts';
 import { readJsonBody, type Route } from '../router.ts';
 import type { RouteDeps } from './context.ts';
 import { loadVisibleJob } from './jobs.ts';
@@ -44,27 +43,6 @@ export function matchingRoutes(deps: RouteDeps): Route[] {
       return { status: 200, json: { site, status, reason } };
     };
   return [
-    {
-      method: 'GET',
-      path: '/api/policy',
-      policy: 'jobAdmin',
-      summary: 'the scheduling policy in the database, and the version this matcher applies',
-      async handler() {
-        const stored = await deps.store.getSetting(POLICY_SETTING);
-        return {
-          status: 200,
-          json: {
-            appliedVersion: deps.storedPolicy.version,
-            stored: stored && {
-              version: stored.version,
-              updatedAt: stored.updatedAt,
-              updatedBy: stored.updatedBy,
-              policy: JSON.parse(stored.value) as unknown,
-            },
-          },
-        };
-      },
-    },
     {
       method: 'POST',
       path: '/api/jobs/:id/explain',
