@@ -30,10 +30,12 @@ import type { RouteDeps } from './http/routes/context.ts';
 import { jobReportRoutes } from './http/routes/job-reports.ts';
 import { jobRoutes } from './http/routes/jobs.ts';
 import { jobOperationRoutes } from './http/routes/job-operations.ts';
+import { jobPriorityRoutes } from './http/routes/job-priority.ts';
 import { jobSearchRoutes } from './http/routes/job-search.ts';
 import { pilotRoutes } from './http/routes/pilots.ts';
 import { matchingRoutes } from './http/routes/matching.ts';
 import { policyRoutes } from './http/routes/policy.ts';
+import { taskQueueRoutes } from './http/routes/task-queues.ts';
 import { sandboxRoutes } from './http/routes/sandboxes.ts';
 import { MatchService } from './matching/match-service.ts';
 import { compileSchedulingPolicy, type PolicyDocument } from './matching/scheduling-policy.ts';
@@ -234,6 +236,7 @@ async function startOnStores(
   for (const route of [
     ...jobRoutes(routeDeps),
     ...jobOperationRoutes(routeDeps),
+    ...jobPriorityRoutes(routeDeps),
     ...jobSearchRoutes(routeDeps),
     ...operationsRoutes(routeDeps),
     ...jobReportRoutes(routeDeps),
@@ -245,6 +248,7 @@ async function startOnStores(
     ...siteDirectorRoutes(routeDeps),
     ...matchingRoutes(routeDeps),
     ...policyRoutes(routeDeps),
+    ...taskQueueRoutes(routeDeps),
     ...apiDocsRoutes(() => router.routes()),
   ])
     router.add(route);

@@ -7,7 +7,7 @@ import type { JobView } from '../../shared/job/model.ts';
 import { checkRequirements, viewOffer, type Offer } from './fit.ts';
 import { JOB_TYPES_AT_BANNED_SITES } from './match-service.ts';
 import type { SchedulingPolicy } from './scheduling-policy.ts';
-import { taskQueueRequirements } from './task-queue-key.ts';
+import { taskQueueRequirements, type TaskQueueRequirements } from './task-queue-key.ts';
 
 export interface ExplainTarget {
   /** `offer` = a connected pilot's parked offer; `resource` = a queue or offer given by the caller. */
@@ -34,12 +34,31 @@ export interface ExplainContext {
   runningAtSite(site: string): Promise<Record<string, number>>;
 }
 
-export async function explainJob(
+/** What is explained: a job, or a task queue (all its jobs share these). */
+export interface ExplainSubject {
+  vo: string;
+  jobType: string;
+  requirements: TaskQueueRequirements;
+}
+
+export function explainJob(
   job: JobView,
   targets: readonly ExplainTarget[],
   context: ExplainContext,
 ): Promise<ExplainVerdict[]> {
-  const requirements = taskQueueRequirements(job.description);
+  return explainRequirements(
+    { vo: job.vo, jobType: job.jobType, requirements: taskQueueRequirements(job.description) },
+    targets,
+    context,
+  );
+}
+
+export async function explainRequirements(
+  job: ExplainSubject,
+  targets: readonly ExplainTarget[],
+  context: ExplainContext,
+): Promise<ExplainVerdict[]> {
+  const requirements = job.requirements;
   const verdicts: ExplainVerdict[] = [];
   for (const target of targets) {
     if (target.offer.vo !== job.vo) continue; // pilots of another VO never see this job

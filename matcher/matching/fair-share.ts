@@ -24,6 +24,15 @@ export class FairShare {
     return best;
   }
 
+  /** `keys` in the order they would be served now, without serving any (ties keep the given order). */
+  order(keys: readonly string[]): string[] {
+    const passOf = (key: string): number => Math.max(this.#pass.get(key) ?? this.#floor, this.#floor);
+    return keys
+      .map((key, index) => ({ key, index, pass: passOf(key) }))
+      .sort((a, b) => a.pass - b.pass || a.index - b.index)
+      .map((entry) => entry.key);
+  }
+
   /** Records that `key` was given `usage` (e.g. cores) under its `weight` (share). */
   charge(key: string, weight: number, usage: number): void {
     const pass = Math.max(this.#pass.get(key) ?? this.#floor, this.#floor);

@@ -34,6 +34,17 @@ import { queueDemand, slotOffer, type QueueDemand } from './demand.ts';
 import type { SchedulingPolicy } from './scheduling-policy.ts';
 import { TaskQueueIndex, type IndexedTaskQueue } from './task-queue-index.ts';
 
+export interface TaskQueueStanding {
+  boost: number;
+  jobTypeRank: number;
+  groupShare: number;
+  jobSharing: boolean;
+  groupPlace: { place: number; of: number };
+  /** Null when the group shares its jobs (its owners are not told apart). */
+  ownerPlace: { place: number; of: number } | null;
+  topUserPriority: number;
+}
+
 export interface Match {
   job: JobView;
   grant: Grant;
@@ -261,6 +272,35 @@ export class MatchService {
       }
     }
     return best;
+  }
+
+  /**
+   * Where a TQ stands now among its VO's matchable work: the ranking keys in the order #choose uses
+   * them, and its group's and owner's places in the fair-share order (1: served next; 0: not in
+   * contention, e.g. while paused).
+   */
+  standing(tq: IndexedTaskQueue): TaskQueueStanding {
+    const policy = this.#policy;
+    const listed = this.index.withWaitingJobs(tq.vo);
+    const groups = this.#shares(this.#groupShares, tq.vo).order(keysOldestFirst(listed, (t) => t.group));
+    const jobSharing = policy.jobSharing(tq.group);
+    const owners = jobSharing
+      ? null
+      : this.#shares(this.#ownerShares, `${tq.vo}\u0000${tq.group}`).order(
+          keysOldestFirst(
+            listed.filter((t) => t.group === tq.group),
+            (t) => t.owner,
+          ),
+        );
+    return {
+      boost: tq.boost,
+      jobTypeRank: policy.jobTypeRank(tq.requirements.jobType),
+      groupShare: policy.groupShare(tq.group),
+      jobSharing,
+      groupPlace: { place: groups.indexOf(tq.group) + 1, of: groups.length },
+      ownerPlace: owners && { place: owners.indexOf(tq.owner) + 1, of: owners.length },
+      topUserPriority: tq.topPriority,
+    };
   }
 
   #shares(map: Map<string, FairShare>, key: string): FairShare {

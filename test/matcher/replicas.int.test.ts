@@ -116,30 +116,43 @@ it(
     let later: TestMatcher | undefined;
     try {
       const published = (await publisher.api('GET', '/api/policy')).body;
-      assert.equal(published.appliedVersion, published.stored.version);
-      assert.deepEqual(published.stored.policy, limited);
+      assert.equal(published.appliedVersion, published.version);
+      assert.deepEqual(published.policy.runningLimits, limited.runningLimits);
+      assert.equal(published.updatedBy, 'file policy.json');
       // B's own refresh is a minute away: only the bus can have told it.
       await waitFor(
-        async () => (await b.api('GET', '/api/policy')).body.appliedVersion === published.stored.version || undefined,
+        async () => (await b.api('GET', '/api/policy')).body.appliedVersion === published.version || undefined,
         'B applies the published policy',
         5_000,
       );
       const [jobId] = (await b.api('POST', '/api/jobs', { json: { executable: 'true' } })).body.jobIds as number[];
-      const explained = await b.api('POST', `/api/jobs/${jobId}/explain`, {
-        json: { targets: [{ site: 'Site.Limited', resources: resources() }] },
-      });
-      const limit = explained.body.verdicts[0].checks.find(
-        (c: { requirement: string }) => c.requirement === 'runningLimit',
-      );
-      assert.deepEqual(limit, {
+      const explainLimit = async () => {
+        const explained = await b.api('POST', `/api/jobs/${jobId}/explain`, {
+          json: { targets: [{ site: 'Site.Limited', resources: resources() }] },
+        });
+        return explained.body.verdicts[0].checks.find((c: { requirement: string }) => c.requirement === 'runningLimit');
+      };
+      assert.deepEqual(await explainLimit(), {
         requirement: 'runningLimit',
         pass: false,
         reason: '0 User job(s) held at Site.Limited, limit 0',
       });
+      // A change over the API on the publisher: B applies it within a second, again by the bus alone.
+      const raised = await publisher.api('PUT', '/api/policy/running-limits/Site.Limited/User', {
+        json: { maxRunning: 5 },
+      });
+      assert.equal(raised.status, 200);
+      assert.equal(raised.body.version, published.version + 1);
+      await waitFor(
+        async () => (await b.api('GET', '/api/policy')).body.appliedVersion === raised.body.version || undefined,
+        'B applies the API change within a second',
+        1_000,
+      );
+      assert.equal((await explainLimit()).reason, '0 User job(s) held at Site.Limited, limit 5');
       await b.api('POST', `/api/jobs/${jobId}/kill`);
       // A replica started later without a policy applies the stored one.
       later = await startTestMatcher(options);
-      assert.equal((await later.api('GET', '/api/policy')).body.appliedVersion, published.stored.version);
+      assert.equal((await later.api('GET', '/api/policy')).body.appliedVersion, raised.body.version);
     } finally {
       await publisher.matcher.stop();
       await later?.matcher.stop();

@@ -21,11 +21,11 @@ import { filterListSchema, jobSelectionOf, selectionSchema as searchSelectionSch
 /** Jobs one selection may touch (a bigger one is refused: narrow the filters). */
 export const MAX_JOBS_PER_OPERATION = 10_000;
 
-type Operation = 'kill' | 'reschedule' | 'delete';
+export type JobOperation = 'kill' | 'reschedule' | 'delete';
 type Result = Record<string, unknown> & { jobId: number };
 type Apply = (deps: RouteDeps, caller: Principal, job: JobView, logger: Logger) => Promise<Result>;
 
-const OPERATIONS: Record<Operation, { summary: string; apply: Apply }> = {
+export const JOB_OPERATIONS: Record<JobOperation, { summary: string; apply: Apply }> = {
   kill: { summary: 'Killed at once; a running payload is stopped by its pilot', apply: kill },
   reschedule: {
     summary: 'run again as a new attempt (from Done, Failed, Killed, or while a pilot holds it)',
@@ -34,7 +34,7 @@ const OPERATIONS: Record<Operation, { summary: string; apply: Apply }> = {
   delete: { summary: 'Deleted (a job still running is killed first); kept, but out of sight', apply: remove },
 };
 
-const selectionSchema = z.union([
+export const jobSelectionSchema = z.union([
   z.strictObject({ ids: z.array(z.int().positive()).min(1).max(MAX_JOBS_PER_OPERATION) }),
   // The filters of /api/jobs/search: its `search` list alone, or a whole selection with the shortcut lists.
   z.strictObject({
@@ -43,17 +43,17 @@ const selectionSchema = z.union([
 ]);
 
 export function jobOperationRoutes(deps: RouteDeps): Route[] {
-  return (Object.keys(OPERATIONS) as Operation[]).flatMap((name): Route[] => [
+  return (Object.keys(JOB_OPERATIONS) as JobOperation[]).flatMap((name): Route[] => [
     {
       method: 'POST',
       path: `/api/jobs/:id/${name}`,
       policy: 'user',
-      summary: `${name} a job: ${OPERATIONS[name].summary}`,
+      summary: `${name} a job: ${JOB_OPERATIONS[name].summary}`,
       docs: { body: 'none' },
       async handler({ params, principal, logger }) {
         const caller = principal as Principal;
         const job = await loadVisibleJob(deps, caller, params.id);
-        return { status: 200, json: await OPERATIONS[name].apply(deps, caller, job, logger) };
+        return { status: 200, json: await JOB_OPERATIONS[name].apply(deps, caller, job, logger) };
       },
     },
     {
@@ -61,15 +61,15 @@ export function jobOperationRoutes(deps: RouteDeps): Route[] {
       path: `/api/jobs/${name}`,
       policy: 'user',
       summary: `${name} a selection of jobs ({ids: [...]} or {search: {filters}}), with a result per job`,
-      docs: { body: selectionSchema },
+      docs: { body: jobSelectionSchema },
       async handler({ req, principal, logger }) {
         const caller = principal as Principal;
-        const selection = parseOrThrow(selectionSchema, await readJsonBody(req, 1024 * 1024), 'BAD_QUERY');
+        const selection = parseOrThrow(jobSelectionSchema, await readJsonBody(req, 1024 * 1024), 'BAD_QUERY');
         const results: Result[] = [];
         for (const id of await selectedIds(deps, caller, selection)) {
           try {
             const job = await loadVisibleJob(deps, caller, String(id));
-            results.push({ ok: true, ...(await OPERATIONS[name].apply(deps, caller, job, logger)) });
+            results.push({ ok: true, ...(await JOB_OPERATIONS[name].apply(deps, caller, job, logger)) });
           } catch (thrown) {
             const error = toPilothouseError(thrown);
             if (error.httpStatus >= 500) throw error;
@@ -83,10 +83,11 @@ export function jobOperationRoutes(deps: RouteDeps): Route[] {
   ]);
 }
 
-async function selectedIds(
+/** The ids a selection names: its list, or the jobs its search finds (at most MAX_JOBS_PER_OPERATION). */
+export async function selectedIds(
   deps: RouteDeps,
   caller: Principal,
-  selection: z.output<typeof selectionSchema>,
+  selection: z.output<typeof jobSelectionSchema>,
 ): Promise<number[]> {
   if ('ids' in selection) return [...new Set(selection.ids)];
   const query: JobQuery = {
