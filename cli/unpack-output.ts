@@ -9,6 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { PilothouseError } from '../shared/errors.ts';
 
+const ENTRY_CONFLICTS = new Set(['EEXIST', 'ENOTDIR', 'EISDIR']);
+
 export async function unpackOutputSandbox(archive: Readable, dir: string): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const files: string[] = [];
@@ -28,6 +30,15 @@ export async function unpackOutputSandbox(archive: Readable, dir: string): Promi
   } catch (error) {
     // The archive's own faults (tar or gzip); a download cut off midway is not one.
     const code = String((error as NodeJS.ErrnoException).code ?? '');
+    if (ENTRY_CONFLICTS.has(code)) {
+      // Entries that contradict each other (a file named like a directory another entry needs).
+      throw new PilothouseError(
+        'SANDBOX_UNSAFE',
+        `the output sandbox holds entries that conflict with each other or with files in ${dir}: ${(error as Error).message}`,
+        {},
+        { cause: error },
+      );
+    }
     if (!/^(TAR_|Z_)/.test(code)) throw error;
     throw new PilothouseError(
       'SANDBOX_UNSAFE',
