@@ -50,7 +50,14 @@ import {
   type TaskQueueChangeResult,
 } from '../queue-administration.ts';
 import { PgQueueAdmin } from './pg-queue-admin.ts';
-import { historyFromRow, jobFromRow, outputTailFromRow, taskQueueFromRow, type JobRow } from '../sqlite/rows.ts';
+import {
+  historyFromRow,
+  jobFromRow,
+  outputTailFromRow,
+  TASK_QUEUE_VIEW_SQL,
+  taskQueueFromRow,
+  type JobRow,
+} from '../sqlite/rows.ts';
 import {
   addKeysetCondition,
   JOB_COLUMN_SQL,
@@ -72,10 +79,9 @@ import {
 import { PG_JOB_MIGRATIONS } from './pg-job-migrations.ts';
 
 const HEAD = `SELECT priority, id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1`;
-const TQ_VIEW = `SELECT tq.*,
-  (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
-  (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
-  FROM task_queues tq`;
+/** Claims take nothing from a paused TQ ($1): checked in the claiming statement itself, no extra round trip. */
+const NOT_PAUSED = 'NOT EXISTS (SELECT 1 FROM task_queues WHERE id = $1 AND paused_at IS NOT NULL)';
+const HEAD_UNLESS_PAUSED = `SELECT 1 FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting' AND ${NOT_PAUSED} LIMIT 1`;
 
 export async function openPgJobStore(options: PgOptions): Promise<PgJobStore> {
   const pool = openPgPool(options);
@@ -289,15 +295,17 @@ export class PgJobStore implements JobStore {
   async listTaskQueues(filter: { vo?: string }): Promise<TaskQueueView[]> {
     const result =
       filter.vo === undefined
-        ? await run(() => this.#pool.query(`${TQ_VIEW} WHERE tq.waiting_jobs > 0 ORDER BY tq.id`))
+        ? await run(() => this.#pool.query(`${TASK_QUEUE_VIEW_SQL} WHERE tq.waiting_jobs > 0 ORDER BY tq.id`))
         : await run(() =>
-            this.#pool.query(`${TQ_VIEW} WHERE tq.waiting_jobs > 0 AND tq.vo = $1 ORDER BY tq.id`, [filter.vo]),
+            this.#pool.query(`${TASK_QUEUE_VIEW_SQL} WHERE tq.waiting_jobs > 0 AND tq.vo = $1 ORDER BY tq.id`, [
+              filter.vo,
+            ]),
           );
     return result.rows.map((row: Record<string, unknown>) => taskQueueFromRow(row));
   }
 
   async getTaskQueue(id: number): Promise<TaskQueueView | null> {
-    const row = (await run(() => this.#pool.query(`${TQ_VIEW} WHERE tq.id = $1`, [id]))).rows[0] as
+    const row = (await run(() => this.#pool.query(`${TASK_QUEUE_VIEW_SQL} WHERE tq.id = $1`, [id]))).rows[0] as
       Record<string, unknown> | undefined;
     return row ? taskQueueFromRow(row) : null;
   }
@@ -306,16 +314,6 @@ export class PgJobStore implements JobStore {
     if (claim.maxRunning === null && claim.matchingDelaySec === null)
       return this.#claimInOneStatement(taskQueueId, claim);
     return withTransaction(this.#pool, async (client): Promise<ClaimResult> => {
-      const paused = await client.query('SELECT 1 FROM task_queues WHERE id = $1 AND paused_at IS NOT NULL', [
-        taskQueueId,
-      ]);
-      if (paused.rowCount !== 0) {
-        return {
-          job: null,
-          reason: 'paused',
-          taskQueue: { ...(await this.#tqStats(client, taskQueueId)), paused: true },
-        };
-      }
       if (claim.maxRunning !== null || claim.matchingDelaySec !== null) {
         // The (site, job type) row is the lock that makes limits hold across replicas.
         await client.query('INSERT INTO site_activity (site, job_type) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
@@ -340,7 +338,10 @@ export class PgJobStore implements JobStore {
         }
       }
       const row = await this.#claimNext(client, taskQueueId, claim);
-      if (!row) return { job: null, reason: 'empty', taskQueue: await this.#tqStats(client, taskQueueId) };
+      if (!row) {
+        const stats = await this.#tqStats(client, taskQueueId);
+        return { job: null, reason: stats.paused ? 'paused' : 'empty', taskQueue: stats };
+      }
       const waiting = (
         await client.query<{ waiting_jobs: number }>(
           'UPDATE task_queues SET waiting_jobs = waiting_jobs - 1 WHERE id = $1 RETURNING waiting_jobs',
@@ -381,7 +382,7 @@ export class PgJobStore implements JobStore {
              UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
                              site = $2, ce = $3, pilot_id = $4, last_update_at = $5
              WHERE id = (SELECT id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'
-                           AND NOT EXISTS (SELECT 1 FROM task_queues WHERE id = $1 AND paused_at IS NOT NULL)
+                           AND ${NOT_PAUSED}
                          ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING *),
            history AS (
@@ -431,14 +432,14 @@ export class PgJobStore implements JobStore {
         await client.query<JobRow>(
           `UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
                            site = $2, ce = $3, pilot_id = $4, last_update_at = $5
-           WHERE id = (SELECT id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'
+           WHERE id = (SELECT id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting' AND ${NOT_PAUSED}
                        ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)
            RETURNING *`,
           [taskQueueId, claim.site, claim.ce, claim.pilotId, claim.at],
         )
       ).rows[0];
       if (claimed) return claimed;
-      const anyLeft = await client.query(`${HEAD}`, [taskQueueId]);
+      const anyLeft = await client.query(`${HEAD_UNLESS_PAUSED}`, [taskQueueId]);
       if (anyLeft.rows.length === 0) return undefined;
     }
     return undefined;

@@ -14,13 +14,10 @@ import {
   type TaskQueueChangeResult,
 } from '../queue-administration.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
-import { taskQueueFromRow } from '../sqlite/rows.ts';
+import { TASK_QUEUE_VIEW_SQL, taskQueueFromRow } from '../sqlite/rows.ts';
 import { run, withTransaction, type PgQueryable } from './pg-database.ts';
 
-const TQ_VIEW = `SELECT tq.*,
-  (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
-  (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
-  FROM task_queues tq WHERE tq.id = $1`;
+const TQ_BY_ID = `${TASK_QUEUE_VIEW_SQL} WHERE tq.id = $1`;
 
 /** One history row per Waiting job of the TQ: its status as it is, the new minor status when given. */
 const NOTE_WAITING = `
@@ -29,7 +26,7 @@ const NOTE_WAITING = `
   FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'`;
 
 async function viewOf(client: PgQueryable, id: number): Promise<TaskQueueView | null> {
-  const row = (await client.query(TQ_VIEW, [id])).rows[0] as Record<string, unknown> | undefined;
+  const row = (await client.query(TQ_BY_ID, [id])).rows[0] as Record<string, unknown> | undefined;
   return row ? taskQueueFromRow(row) : null;
 }
 

@@ -73,6 +73,15 @@ export function historyFromRow(row: Record<string, unknown>): JobHistoryEntry {
   };
 }
 
+/**
+ * A TQ with the figures its row does not keep: the priority and id of the job it gives next (one seek
+ * of the waiting-jobs index each). Portable SQL; callers append their WHERE with their placeholders.
+ */
+export const TASK_QUEUE_VIEW_SQL = `SELECT tq.*,
+  (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
+  (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
+  FROM task_queues tq`;
+
 export function taskQueueFromRow(row: Record<string, unknown>): TaskQueueView {
   return {
     id: Number(row.id),

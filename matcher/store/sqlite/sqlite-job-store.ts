@@ -56,7 +56,14 @@ import {
 import type { JobColumn } from '../../../shared/job/job-search.ts';
 import { openSqliteConnection } from './open-database.ts';
 import type { WriteGate } from './wal-checkpointer.ts';
-import { historyFromRow, jobFromRow, outputTailFromRow, taskQueueFromRow, type JobRow } from './rows.ts';
+import {
+  historyFromRow,
+  jobFromRow,
+  outputTailFromRow,
+  TASK_QUEUE_VIEW_SQL,
+  taskQueueFromRow,
+  type JobRow,
+} from './rows.ts';
 
 export interface SqliteJobStoreOptions {
   /** File path, or ':memory:'. */
@@ -125,11 +132,13 @@ export class SqliteJobStore implements JobStore {
       history: db.prepare('SELECT * FROM job_history WHERE job_id = ? ORDER BY id'),
       hasReport: db.prepare('SELECT 1 FROM job_history WHERE job_id = ? AND report_key = ?').pluck(),
       // The claim itself: the TQ's next job (highest priority, then oldest; one seek of jobs_waiting)
-      // becomes Matched, which also takes it out of jobs_waiting.
+      // becomes Matched, which also takes it out of jobs_waiting; a paused TQ gives none (checked in the
+      // same statement, so a pause made by another replica holds before this one's index hears of it).
       claimNext: db.prepare(`
         UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
                         site = @site, ce = @ce, pilot_id = @pilotId, last_update_at = @at
         WHERE id = (SELECT id FROM jobs WHERE task_queue_id = @taskQueueId AND status = 'Waiting'
+                      AND NOT EXISTS (SELECT 1 FROM task_queues WHERE id = @taskQueueId AND paused_at IS NOT NULL)
                     ORDER BY priority DESC, id LIMIT 1)
         RETURNING *`),
       waitingOf: db.prepare('SELECT waiting_jobs FROM task_queues WHERE id = ?').pluck(),
@@ -161,18 +170,9 @@ export class SqliteJobStore implements JobStore {
          ON CONFLICT (scope, entity) DO UPDATE SET usage = share_usage.usage + excluded.usage`,
       ),
       shareUsage: db.prepare('SELECT scope, entity, usage FROM share_usage'),
-      taskQueues: db.prepare(`
-        SELECT tq.*, (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
-               (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
-        FROM task_queues tq WHERE tq.waiting_jobs > 0 ORDER BY tq.id`),
-      taskQueuesOfVo: db.prepare(`
-        SELECT tq.*, (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
-               (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
-        FROM task_queues tq WHERE tq.waiting_jobs > 0 AND tq.vo = ? ORDER BY tq.id`),
-      taskQueue: db.prepare(`
-        SELECT tq.*, (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
-               (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
-        FROM task_queues tq WHERE tq.id = ?`),
+      taskQueues: db.prepare(`${TASK_QUEUE_VIEW_SQL} WHERE tq.waiting_jobs > 0 ORDER BY tq.id`),
+      taskQueuesOfVo: db.prepare(`${TASK_QUEUE_VIEW_SQL} WHERE tq.waiting_jobs > 0 AND tq.vo = ? ORDER BY tq.id`),
+      taskQueue: db.prepare(`${TASK_QUEUE_VIEW_SQL} WHERE tq.id = ?`),
       markStalled: db.prepare("UPDATE jobs SET status = 'Stalled' WHERE id = ?"),
       startNextAttempt: db.prepare(`
         UPDATE jobs SET status = 'Rescheduled', minor_status = @reason, application_status = 'Unknown',
@@ -335,9 +335,6 @@ export class SqliteJobStore implements JobStore {
   async claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
     const sql = this.#sql;
     return this.#writes.write((): ClaimResult => {
-      if (sql.isPaused.get(taskQueueId) === 1) {
-        return { job: null, reason: 'paused', taskQueue: { ...this.#tqStats(taskQueueId), paused: true } };
-      }
       const limited = claim.maxRunning !== null || claim.matchingDelaySec !== null;
       const activity = limited
         ? (sql.activity.get(claim.site, claim.jobType) as { running: number; last_match_at: string | null } | undefined)
@@ -359,7 +356,13 @@ export class SqliteJobStore implements JobStore {
         pilotId: claim.pilotId,
         at: claim.at,
       }) as JobRow | undefined;
-      if (!row) return { job: null, reason: 'empty', taskQueue: this.#tqStats(taskQueueId) };
+      if (!row) {
+        // Nothing taken: the TQ is empty, or paused (another replica's pause the index had not heard of).
+        if (sql.isPaused.get(taskQueueId) === 1) {
+          return { job: null, reason: 'paused', taskQueue: { ...this.#tqStats(taskQueueId), paused: true } };
+        }
+        return { job: null, reason: 'empty', taskQueue: this.#tqStats(taskQueueId) };
+      }
       const waitingJobs = sql.countWaitingReturning.get(-1, taskQueueId) as number;
       sql.insertHistory.run({
         jobId: row.id,

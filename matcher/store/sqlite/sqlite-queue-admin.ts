@@ -14,13 +14,10 @@ import {
   type TaskQueueChangeResult,
 } from '../queue-administration.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
-import { taskQueueFromRow } from './rows.ts';
+import { TASK_QUEUE_VIEW_SQL, taskQueueFromRow } from './rows.ts';
 import type { WriteBatcher } from './write-batcher.ts';
 
-const TQ_VIEW = `SELECT tq.*,
-  (SELECT priority FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS top_priority,
-  (SELECT id FROM jobs WHERE task_queue_id = tq.id AND status = 'Waiting' ORDER BY priority DESC, id LIMIT 1) AS next_job_id
-  FROM task_queues tq WHERE tq.id = ?`;
+const TQ_BY_ID = `${TASK_QUEUE_VIEW_SQL} WHERE tq.id = ?`;
 
 export class SqliteQueueAdmin implements QueueAdministration {
   readonly #writes: WriteBatcher;
@@ -29,7 +26,7 @@ export class SqliteQueueAdmin implements QueueAdministration {
   constructor(db: Database.Database, writes: WriteBatcher) {
     this.#writes = writes;
     this.#sql = {
-      taskQueue: db.prepare(TQ_VIEW),
+      taskQueue: db.prepare(TQ_BY_ID),
       pause: db.prepare('UPDATE task_queues SET paused_at = ?, paused_by = ?, pause_reason = ? WHERE id = ?'),
       boost: db.prepare('UPDATE task_queues SET boost = ? WHERE id = ?'),
       // One row per Waiting job of the TQ: its status as it is, the new minor status when one is given.
