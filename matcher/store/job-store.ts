@@ -212,7 +212,9 @@ export type RescheduleOutcome =
   /** The attempt is no longer current, or the job is in no status to reschedule from: nothing done. */
   | { kind: 'stale'; status: JobStatus | null };
 
-export interface JobStore extends QueueAdministration {
+export interface JobStore {
+  /** Pausing and boosting task queues, the user priority of jobs (queue-administration.ts). */
+  readonly queueAdmin: QueueAdministration;
   /** Stores jobs with their history (Received → Checking → Waiting) and files them into TQs; all or nothing. */
   submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult>;
   getJob(id: number): Promise<JobView | null>;

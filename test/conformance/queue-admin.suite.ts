@@ -33,7 +33,11 @@ export function queueAdminSuite(name: string, openStore: () => Promise<JobStore>
     it('a paused TQ gives no job, says so to the claim, and gives them all after resume in the same order', async () => {
       const { jobIds, taskQueueIds } = await store.submitJobs([newJob(alice), newJob(alice), newJob(alice)], at(0));
       const tq = taskQueueIds[0] as number;
-      const paused = await store.setTaskQueuePaused(tq, { reason: 'bad input files' }, { at: at(1), by: 'admin' });
+      const paused = await store.queueAdmin.setTaskQueuePaused(
+        tq,
+        { reason: 'bad input files' },
+        { at: at(1), by: 'admin' },
+      );
       assert.equal(paused?.changed, true);
       assert.equal(paused?.jobs, 3);
       assert.deepEqual(paused?.taskQueue.paused, { at: at(1), by: 'admin', reason: 'bad input files' });
@@ -61,9 +65,9 @@ export function queueAdminSuite(name: string, openStore: () => Promise<JobStore>
       assert.equal((await store.getJob(late))?.minorStatus, PAUSED_MINOR_STATUS);
       assert.equal((await store.getJobHistory(late)).at(-1)?.minorStatus, PAUSED_MINOR_STATUS);
 
-      const again = await store.setTaskQueuePaused(tq, { reason: 'twice' }, { at: at(3), by: 'admin' });
+      const again = await store.queueAdmin.setTaskQueuePaused(tq, { reason: 'twice' }, { at: at(3), by: 'admin' });
       assert.equal(again?.changed, false, 'pausing a paused TQ changes nothing');
-      const resumed = await store.setTaskQueuePaused(tq, null, { at: at(4), by: 'admin2' });
+      const resumed = await store.queueAdmin.setTaskQueuePaused(tq, null, { at: at(4), by: 'admin2' });
       assert.deepEqual([resumed?.changed, resumed?.jobs, resumed?.taskQueue.paused], [true, 4, null]);
       assert.equal((await store.getJob(late))?.minorStatus, WAITING_MINOR_STATUS);
       const taken: number[] = [];
@@ -72,24 +76,24 @@ export function queueAdminSuite(name: string, openStore: () => Promise<JobStore>
     });
 
     it('pausing or boosting an unknown TQ answers null; a boost is kept and written into the waiting jobs’ history', async () => {
-      assert.equal(await store.setTaskQueuePaused(999_999, { reason: 'x' }, { at: at(1), by: 'a' }), null);
-      assert.equal(await store.setTaskQueueBoost(999_999, 5, { at: at(1), by: 'a' }), null);
+      assert.equal(await store.queueAdmin.setTaskQueuePaused(999_999, { reason: 'x' }, { at: at(1), by: 'a' }), null);
+      assert.equal(await store.queueAdmin.setTaskQueueBoost(999_999, 5, { at: at(1), by: 'a' }), null);
       const { jobIds, taskQueueIds } = await store.submitJobs([newJob(bob), newJob(bob)], at(0));
       const tq = taskQueueIds[0] as number;
-      const boosted = await store.setTaskQueueBoost(tq, 7, { at: at(2), by: 'admin' });
+      const boosted = await store.queueAdmin.setTaskQueueBoost(tq, 7, { at: at(2), by: 'admin' });
       assert.deepEqual([boosted?.changed, boosted?.jobs, boosted?.taskQueue.boost], [true, 2, 7]);
       assert.equal((await store.getTaskQueue(tq))?.boost, 7);
       assert.equal((await store.listTaskQueues({})).find((view) => view.id === tq)?.boost, 7);
       const last = (await store.getJobHistory(jobIds[1] as number)).at(-1);
       assert.deepEqual([last?.minorStatus, last?.note], [WAITING_MINOR_STATUS, `task queue ${tq} boost 0 → 7`]);
-      assert.equal((await store.setTaskQueueBoost(tq, 7, { at: at(3), by: 'admin' }))?.changed, false);
+      assert.equal((await store.queueAdmin.setTaskQueueBoost(tq, 7, { at: at(3), by: 'admin' }))?.changed, false);
     });
 
     it('a new user priority reorders the waiting jobs of a TQ, skips final jobs, and is in each history', async () => {
       const { jobIds, taskQueueIds } = await store.submitJobs([newJob(alice), newJob(alice), newJob(alice)], at(0));
       const [first, second, third] = jobIds as [number, number, number];
       await store.killJob(first, at(1), 'alice');
-      const result = await store.setJobPriority([first, third, 424_242], 9, { at: at(2), by: 'alice' });
+      const result = await store.queueAdmin.setJobPriority([first, third, 424_242], 9, { at: at(2), by: 'alice' });
       assert.deepEqual(result, {
         changed: [{ jobId: third, status: 'Waiting', previous: 1, priority: 9 }],
         taskQueueIds,
@@ -98,14 +102,18 @@ export function queueAdminSuite(name: string, openStore: () => Promise<JobStore>
       assert.deepEqual([stats?.topPriority, stats?.nextJobId], [9, third]);
       assert.equal((await store.claimFromTaskQueue(taskQueueIds[0] as number, claim('p'))).job?.id, third);
       assert.equal((await store.getJobHistory(third)).find((h) => h.note)?.note, 'priority 1 → 9');
-      assert.equal((await store.setJobPriority([second], 1, { at: at(3), by: 'a' })).changed.length, 0, 'unchanged');
+      assert.equal(
+        (await store.queueAdmin.setJobPriority([second], 1, { at: at(3), by: 'a' })).changed.length,
+        0,
+        'unchanged',
+      );
     });
 
     it('oldest waiting job per TQ', async () => {
       const a = await store.submitJobs([newJob(alice)], at(5));
       const b = await store.submitJobs([newJob(bob, { priority: 2 }), newJob(bob, { priority: 9 })], at(7));
       await store.submitJobs([newJob(bob)], at(9));
-      const ages = await store.oldestWaitingJobs([...a.taskQueueIds, ...b.taskQueueIds, 999_999]);
+      const ages = await store.queueAdmin.oldestWaitingJobs([...a.taskQueueIds, ...b.taskQueueIds, 999_999]);
       assert.deepEqual(
         [...ages.entries()].sort(),
         [

@@ -47,7 +47,7 @@ export function jobPriorityRoutes(deps: RouteDeps): Route[] {
             results.push({ jobId: id, ok: false, error: { code: error.code, message: error.message } });
           }
         }
-        const { changed, taskQueueIds } = await deps.store.setJobPriority(allowed, priority, {
+        const { changed, taskQueueIds } = await deps.store.queueAdmin.setJobPriority(allowed, priority, {
           at: isoNow(deps.clock),
           by: caller.subject,
         });

@@ -40,7 +40,7 @@ export async function describeTaskQueue(deps: RouteDeps, tq: TaskQueueView) {
   const [ownerHeld, groupHeld, oldest] = await Promise.all([
     heldJobs(deps, { vos: [tq.vo], owners: [tq.owner] }),
     heldJobs(deps, { vos: [tq.vo], groups: [tq.group] }),
-    deps.store.oldestWaitingJobs([tq.id]),
+    deps.store.queueAdmin.oldestWaitingJobs([tq.id]),
   ]);
   const parked = deps.matchService.parkedOffers().filter((p) => p.offer.vo === tq.vo);
   const verdicts = await explainRequirements(

@@ -93,7 +93,7 @@ export function taskQueueRoutes(deps: RouteDeps): Route[] {
             (filter.jobType === undefined || tq.requirements.jobType === filter.jobType) &&
             (filter.paused === undefined || (tq.paused !== null) === (filter.paused === 'true')),
         );
-        const oldest = await deps.store.oldestWaitingJobs(selected.map((tq) => tq.id));
+        const oldest = await deps.store.queueAdmin.oldestWaitingJobs(selected.map((tq) => tq.id));
         const withAge = selected.map((tq) => ({ ...tq, oldestWaitingSince: oldest.get(tq.id) ?? null }));
         const sorted = sortTaskQueues(withAge, filter.sort);
         return {
@@ -123,7 +123,7 @@ export function taskQueueRoutes(deps: RouteDeps): Route[] {
         const caller = principal as Principal;
         const tq = await loadTaskQueue(deps, caller, params.id);
         const { reason } = parseOrThrow(pauseSchema, await readJsonBody(req, 64 * 1024));
-        const result = await deps.store.setTaskQueuePaused(
+        const result = await deps.store.queueAdmin.setTaskQueuePaused(
           tq.id,
           { reason },
           { at: isoNow(deps.clock), by: caller.subject },
@@ -143,7 +143,10 @@ export function taskQueueRoutes(deps: RouteDeps): Route[] {
       async handler({ params, principal, logger }) {
         const caller = principal as Principal;
         const tq = await loadTaskQueue(deps, caller, params.id);
-        const result = await deps.store.setTaskQueuePaused(tq.id, null, { at: isoNow(deps.clock), by: caller.subject });
+        const result = await deps.store.queueAdmin.setTaskQueuePaused(tq.id, null, {
+          at: isoNow(deps.clock),
+          by: caller.subject,
+        });
         if (!result) throw new PilothouseError('TASK_QUEUE_NOT_FOUND', `no task queue ${tq.id}`);
         await changed([tq.id]);
         logger.info({ taskQueueId: tq.id, jobs: result.jobs, changed: result.changed }, 'task queue resumed');
@@ -160,7 +163,10 @@ export function taskQueueRoutes(deps: RouteDeps): Route[] {
         const caller = principal as Principal;
         const tq = await loadTaskQueue(deps, caller, params.id);
         const { boost } = parseOrThrow(boostSchema, await readJsonBody(req, 64 * 1024));
-        const result = await deps.store.setTaskQueueBoost(tq.id, boost, { at: isoNow(deps.clock), by: caller.subject });
+        const result = await deps.store.queueAdmin.setTaskQueueBoost(tq.id, boost, {
+          at: isoNow(deps.clock),
+          by: caller.subject,
+        });
         if (!result) throw new PilothouseError('TASK_QUEUE_NOT_FOUND', `no task queue ${tq.id}`);
         await changed([tq.id]);
         logger.info({ taskQueueId: tq.id, boost, jobs: result.jobs }, 'task queue boosted');
@@ -184,7 +190,7 @@ export function taskQueueRoutes(deps: RouteDeps): Route[] {
         const results = [];
         for (const tq of await deps.store.listTaskQueues({ vo })) {
           if (tq.owner !== body.owner) continue;
-          const result = await deps.store.setTaskQueueBoost(tq.id, body.boost, change);
+          const result = await deps.store.queueAdmin.setTaskQueueBoost(tq.id, body.boost, change);
           if (result) results.push({ taskQueueId: tq.id, changed: result.changed, jobs: result.jobs });
         }
         await changed(results.map((r) => r.taskQueueId));

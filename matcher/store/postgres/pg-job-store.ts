@@ -43,12 +43,7 @@ import type {
 import { MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
-import {
-  PAUSED_MINOR_STATUS,
-  type AdminChange,
-  type PriorityChange,
-  type TaskQueueChangeResult,
-} from '../queue-administration.ts';
+import { PAUSED_MINOR_STATUS } from '../queue-administration.ts';
 import { PgQueueAdmin } from './pg-queue-admin.ts';
 import {
   historyFromRow,
@@ -137,12 +132,12 @@ async function queueCommand(client: PgQueryable, jobId: number, attempt: number,
 export class PgJobStore implements JobStore {
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
-  readonly #admin: PgQueueAdmin;
+  readonly queueAdmin: PgQueueAdmin;
 
   /** `ownsPool`: close() ends the pool (false when the matcher's stores share one). */
   constructor(pool: pg.Pool, options: { ownsPool?: boolean } = {}) {
     this.#pool = pool;
-    this.#admin = new PgQueueAdmin(pool);
+    this.queueAdmin = new PgQueueAdmin(pool);
     this.#ownsPool = options.ownsPool ?? true;
   }
 
@@ -521,12 +516,12 @@ export class PgJobStore implements JobStore {
   }
 
   async createSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
-    const created = await this.#admin.replaceSetting(name, value, change, 0);
+    const created = await this.queueAdmin.replaceSetting(name, value, change, 0);
     return created ?? ((await this.getSetting(name)) as StoredSetting);
   }
 
   putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
-    return this.#admin.putSetting(name, value, change);
+    return this.queueAdmin.putSetting(name, value, change);
   }
 
   replaceSetting(
@@ -535,35 +530,11 @@ export class PgJobStore implements JobStore {
     change: { at: string; by: string },
     expectedVersion: number,
   ): Promise<StoredSetting | null> {
-    return this.#admin.replaceSetting(name, value, change, expectedVersion);
+    return this.queueAdmin.replaceSetting(name, value, change, expectedVersion);
   }
 
   settingHistory(name: string, limit: number): Promise<StoredSetting[]> {
-    return this.#admin.settingHistory(name, limit);
-  }
-
-  setTaskQueuePaused(
-    id: number,
-    pause: { reason: string } | null,
-    change: AdminChange,
-  ): Promise<TaskQueueChangeResult | null> {
-    return this.#admin.setTaskQueuePaused(id, pause, change);
-  }
-
-  setTaskQueueBoost(id: number, boost: number, change: AdminChange): Promise<TaskQueueChangeResult | null> {
-    return this.#admin.setTaskQueueBoost(id, boost, change);
-  }
-
-  setJobPriority(
-    jobIds: readonly number[],
-    priority: number,
-    change: AdminChange,
-  ): Promise<{ changed: PriorityChange[]; taskQueueIds: number[] }> {
-    return this.#admin.setJobPriority(jobIds, priority, change);
-  }
-
-  oldestWaitingJobs(taskQueueIds: readonly number[]): Promise<Map<number, string>> {
-    return this.#admin.oldestWaitingJobs(taskQueueIds);
+    return this.queueAdmin.settingHistory(name, limit);
   }
 
   async reportStatus(

@@ -36,12 +36,7 @@ import type {
 import { MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
-import {
-  PAUSED_MINOR_STATUS,
-  type AdminChange,
-  type PriorityChange,
-  type TaskQueueChangeResult,
-} from '../queue-administration.ts';
+import { PAUSED_MINOR_STATUS } from '../queue-administration.ts';
 import { SqliteQueueAdmin } from './sqlite-queue-admin.ts';
 import { applyMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import { WriteBatcher } from './write-batcher.ts';
@@ -99,12 +94,12 @@ export class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
   readonly #sql;
   readonly #writes: WriteBatcher;
-  readonly #admin: SqliteQueueAdmin;
+  readonly queueAdmin: SqliteQueueAdmin;
 
   constructor(db: Database.Database, onCommit?: (seconds: number) => void) {
     this.#db = db;
     this.#writes = new WriteBatcher(db, onCommit);
-    this.#admin = new SqliteQueueAdmin(db, this.#writes);
+    this.queueAdmin = new SqliteQueueAdmin(db, this.#writes);
     this.#sql = {
       findTq: db.prepare('SELECT id FROM task_queues WHERE tq_key = ?').pluck(),
       isPaused: db.prepare('SELECT paused_at IS NOT NULL FROM task_queues WHERE id = ?').pluck(),
@@ -426,12 +421,12 @@ export class SqliteJobStore implements JobStore {
   }
 
   async createSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
-    const created = await this.#admin.replaceSetting(name, value, change, 0);
+    const created = await this.queueAdmin.replaceSetting(name, value, change, 0);
     return created ?? ((await this.getSetting(name)) as StoredSetting);
   }
 
   putSetting(name: string, value: string, change: { at: string; by: string }): Promise<StoredSetting> {
-    return this.#admin.putSetting(name, value, change);
+    return this.queueAdmin.putSetting(name, value, change);
   }
 
   replaceSetting(
@@ -440,35 +435,11 @@ export class SqliteJobStore implements JobStore {
     change: { at: string; by: string },
     expectedVersion: number,
   ): Promise<StoredSetting | null> {
-    return this.#admin.replaceSetting(name, value, change, expectedVersion);
+    return this.queueAdmin.replaceSetting(name, value, change, expectedVersion);
   }
 
   settingHistory(name: string, limit: number): Promise<StoredSetting[]> {
-    return this.#admin.settingHistory(name, limit);
-  }
-
-  setTaskQueuePaused(
-    id: number,
-    pause: { reason: string } | null,
-    change: AdminChange,
-  ): Promise<TaskQueueChangeResult | null> {
-    return this.#admin.setTaskQueuePaused(id, pause, change);
-  }
-
-  setTaskQueueBoost(id: number, boost: number, change: AdminChange): Promise<TaskQueueChangeResult | null> {
-    return this.#admin.setTaskQueueBoost(id, boost, change);
-  }
-
-  setJobPriority(
-    jobIds: readonly number[],
-    priority: number,
-    change: AdminChange,
-  ): Promise<{ changed: PriorityChange[]; taskQueueIds: number[] }> {
-    return this.#admin.setJobPriority(jobIds, priority, change);
-  }
-
-  oldestWaitingJobs(taskQueueIds: readonly number[]): Promise<Map<number, string>> {
-    return this.#admin.oldestWaitingJobs(taskQueueIds);
+    return this.queueAdmin.settingHistory(name, limit);
   }
 
   async reportStatus(
