@@ -241,10 +241,7 @@ export class MatchService {
     const policy = this.#policy;
     let topBoost = -Infinity;
     for (const tq of candidates) topBoost = Math.max(topBoost, tq.boost);
-    let pool =
-      topBoost === 0 && candidates.every((tq) => tq.boost === 0)
-        ? candidates
-        : candidates.filter((tq) => tq.boost === topBoost);
+    let pool = candidates.filter((tq) => tq.boost === topBoost);
     let topRank = -Infinity;
     for (const tq of pool) topRank = Math.max(topRank, policy.jobTypeRank(tq.requirements.jobType));
     pool = pool.filter((tq) => policy.jobTypeRank(tq.requirements.jobType) === topRank);

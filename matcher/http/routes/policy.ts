@@ -47,13 +47,17 @@ type Entry = { site: string; jobType: string };
 const samePair = (params: Record<string, string>) => (entry: Entry) =>
   entry.site === params.site && entry.jobType === params.jobType;
 
-/** A list entry of (site, job type), replaced or added, or removed (`value` undefined). */
-function setPair<T extends Entry>(list: T[], params: Record<string, string>, value: T | undefined): boolean {
+/**
+ * A list entry of (site, job type), replaced or added, or removed (`value` undefined); false when the
+ * list already was so (nothing to store).
+ */
+function setPair(list: Entry[], params: Record<string, string>, value: Entry | undefined): boolean {
   const index = list.findIndex(samePair(params));
   if (value === undefined) {
     if (index < 0) return false;
     list.splice(index, 1);
   } else if (index < 0) list.push(value);
+  else if (JSON.stringify(list[index]) === JSON.stringify(value)) return false;
   else list[index] = value;
   return true;
 }
@@ -84,6 +88,32 @@ export function policyRoutes(deps: RouteDeps): Route[] {
       }
       return answer(version);
     };
+
+  /** PUT and DELETE of one (site, job type) entry of a policy list. */
+  const siteJobTypeRoutes = (
+    segment: string,
+    list: 'runningLimits' | 'matchingDelays',
+    schema: typeof runningLimitSchema | typeof matchingDelaySchema,
+    summaries: { set: string; remove: string },
+  ): Route[] => [
+    {
+      method: 'PUT',
+      path: `/api/policy/${segment}/:site/:jobType`,
+      policy: 'serviceAdmin',
+      summary: summaries.set,
+      docs: { body: schema },
+      handler: edit(schema, (policy, params, body: object) =>
+        setPair(policy[list] as Entry[], params, { site: params.site, jobType: params.jobType, ...body } as Entry),
+      ),
+    },
+    {
+      method: 'DELETE',
+      path: `/api/policy/${segment}/:site/:jobType`,
+      policy: 'serviceAdmin',
+      summary: summaries.remove,
+      handler: edit(null, (policy, params) => setPair(policy[list] as Entry[], params, undefined)),
+    },
+  ];
 
   return [
     {
@@ -166,43 +196,13 @@ export function policyRoutes(deps: RouteDeps): Route[] {
       summary: 'forget the rank of one job type (rank 0 again)',
       handler: edit(null, (policy, params) => delete policy.jobTypeRanks[params.jobType as string]),
     },
-    {
-      method: 'PUT',
-      path: '/api/policy/running-limits/:site/:jobType',
-      policy: 'serviceAdmin',
-      summary: 'set the running limit of a job type at a site (* for any); applies from the next match',
-      docs: { body: runningLimitSchema },
-      handler: edit(runningLimitSchema, (policy, params, body: z.output<typeof runningLimitSchema>) => {
-        const entry = { site: params.site as string, jobType: params.jobType as string, maxRunning: body.maxRunning };
-        if (policy.runningLimits.find(samePair(params))?.maxRunning === body.maxRunning) return false;
-        return setPair(policy.runningLimits, params, entry);
-      }),
-    },
-    {
-      method: 'DELETE',
-      path: '/api/policy/running-limits/:site/:jobType',
-      policy: 'serviceAdmin',
-      summary: 'remove the running limit of a job type at a site',
-      handler: edit(null, (policy, params) => setPair(policy.runningLimits, params, undefined)),
-    },
-    {
-      method: 'PUT',
-      path: '/api/policy/matching-delays/:site/:jobType',
-      policy: 'serviceAdmin',
-      summary: 'set the delay between two matches of a job type at a site (* for any)',
-      docs: { body: matchingDelaySchema },
-      handler: edit(matchingDelaySchema, (policy, params, body: z.output<typeof matchingDelaySchema>) => {
-        const entry = { site: params.site as string, jobType: params.jobType as string, delaySec: body.delaySec };
-        if (policy.matchingDelays.find(samePair(params))?.delaySec === body.delaySec) return false;
-        return setPair(policy.matchingDelays, params, entry);
-      }),
-    },
-    {
-      method: 'DELETE',
-      path: '/api/policy/matching-delays/:site/:jobType',
-      policy: 'serviceAdmin',
-      summary: 'remove the matching delay of a job type at a site',
-      handler: edit(null, (policy, params) => setPair(policy.matchingDelays, params, undefined)),
-    },
+    ...siteJobTypeRoutes('running-limits', 'runningLimits', runningLimitSchema, {
+      set: 'set the running limit of a job type at a site (* for any); applies from the next match',
+      remove: 'remove the running limit of a job type at a site',
+    }),
+    ...siteJobTypeRoutes('matching-delays', 'matchingDelays', matchingDelaySchema, {
+      set: 'set the delay between two matches of a job type at a site (* for any)',
+      remove: 'remove the matching delay of a job type at a site',
+    }),
   ];
 }

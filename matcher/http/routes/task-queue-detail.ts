@@ -7,7 +7,6 @@
  */
 import { ACTIVE_STATUSES } from '../../../shared/job/status.ts';
 import { explainRequirements, type ExplainVerdict } from '../../matching/explain.ts';
-import type { IndexedTaskQueue } from '../../matching/task-queue-index.ts';
 import type { JobSelection, TaskQueueView } from '../../store/job-store.ts';
 import type { RouteDeps } from './context.ts';
 
@@ -35,8 +34,8 @@ function refusals(verdicts: readonly ExplainVerdict[]): string[] {
 }
 
 export async function describeTaskQueue(deps: RouteDeps, tq: TaskQueueView) {
-  const indexed: IndexedTaskQueue = deps.matchService.index.get(tq.id) ?? { ...tq, paused: tq.paused !== null };
-  const standing = deps.matchService.standing({ ...indexed, boost: tq.boost, paused: tq.paused !== null });
+  // The view just read from the store, not the index: the index may not have heard of a change yet.
+  const standing = deps.matchService.standing({ ...tq, paused: tq.paused !== null });
   const [ownerHeld, groupHeld, oldest] = await Promise.all([
     heldJobs(deps, { vos: [tq.vo], owners: [tq.owner] }),
     heldJobs(deps, { vos: [tq.vo], groups: [tq.group] }),

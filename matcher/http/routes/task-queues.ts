@@ -11,6 +11,7 @@ import type { Principal } from '../../../shared/auth/claims.ts';
 import { parseOrThrow } from '../../../shared/validation.ts';
 import { isAdministrator, isJobAdministratorFor } from '../../auth/policy.ts';
 import type { TaskQueueView } from '../../store/job-store.ts';
+import type { AdminChange, TaskQueueChangeResult } from '../../store/queue-administration.ts';
 import { readJsonBody, type Route } from '../router.ts';
 import { parseId, type RouteDeps } from './context.ts';
 import { applyToTaskQueueJobs } from './task-queue-jobs.ts';
@@ -71,6 +72,26 @@ function sortTaskQueues(list: (TaskQueueView & { oldestWaitingSince: string | nu
 
 export function taskQueueRoutes(deps: RouteDeps): Route[] {
   const changed = async (ids: readonly number[]) => deps.cluster.taskQueuesChanged(ids);
+
+  /** A store change of one TQ the caller administers, then every replica re-reads it. */
+  const changeTaskQueue =
+    <S extends z.ZodType>(
+      bodySchema: S | null,
+      message: string,
+      apply: (id: number, body: z.output<S>, change: AdminChange) => Promise<TaskQueueChangeResult | null>,
+    ): Route['handler'] =>
+    async ({ req, params, principal, logger }) => {
+      const caller = principal as Principal;
+      const tq = await loadTaskQueue(deps, caller, params.id);
+      const body = (bodySchema ? parseOrThrow(bodySchema, await readJsonBody(req, 64 * 1024)) : {}) as z.output<S>;
+      const result = await apply(tq.id, body, { at: isoNow(deps.clock), by: caller.subject });
+      // Gone between the check and the change (a TQ is never deleted today, but the store may say so).
+      if (!result) throw new PilothouseError('TASK_QUEUE_NOT_FOUND', `no task queue ${tq.id}`);
+      await changed([tq.id]);
+      logger.info({ taskQueueId: tq.id, jobs: result.jobs, changed: result.changed, ...(body as object) }, message);
+      return { status: 200, json: result };
+    };
+
   return [
     {
       method: 'GET',
@@ -119,20 +140,9 @@ export function taskQueueRoutes(deps: RouteDeps): Route[] {
       policy: 'jobAdmin',
       summary: 'pause a task queue: matching skips it, its jobs stay Waiting with a minor status that says why',
       docs: { body: pauseSchema },
-      async handler({ req, params, principal, logger }) {
-        const caller = principal as Principal;
-        const tq = await loadTaskQueue(deps, caller, params.id);
-        const { reason } = parseOrThrow(pauseSchema, await readJsonBody(req, 64 * 1024));
-        const result = await deps.store.queueAdmin.setTaskQueuePaused(
-          tq.id,
-          { reason },
-          { at: isoNow(deps.clock), by: caller.subject },
-        );
-        if (!result) throw new PilothouseError('TASK_QUEUE_NOT_FOUND', `no task queue ${tq.id}`);
-        await changed([tq.id]);
-        logger.info({ taskQueueId: tq.id, jobs: result.jobs, changed: result.changed, reason }, 'task queue paused');
-        return { status: 200, json: result };
-      },
+      handler: changeTaskQueue(pauseSchema, 'task queue paused', (id, body, change) =>
+        deps.store.queueAdmin.setTaskQueuePaused(id, body, change),
+      ),
     },
     {
       method: 'POST',
@@ -140,18 +150,9 @@ export function taskQueueRoutes(deps: RouteDeps): Route[] {
       policy: 'jobAdmin',
       summary: 'resume a paused task queue: its jobs are matched again, in the order they had',
       docs: { body: 'none' },
-      async handler({ params, principal, logger }) {
-        const caller = principal as Principal;
-        const tq = await loadTaskQueue(deps, caller, params.id);
-        const result = await deps.store.queueAdmin.setTaskQueuePaused(tq.id, null, {
-          at: isoNow(deps.clock),
-          by: caller.subject,
-        });
-        if (!result) throw new PilothouseError('TASK_QUEUE_NOT_FOUND', `no task queue ${tq.id}`);
-        await changed([tq.id]);
-        logger.info({ taskQueueId: tq.id, jobs: result.jobs, changed: result.changed }, 'task queue resumed');
-        return { status: 200, json: result };
-      },
+      handler: changeTaskQueue(null, 'task queue resumed', (id, _body, change) =>
+        deps.store.queueAdmin.setTaskQueuePaused(id, null, change),
+      ),
     },
     {
       method: 'POST',
@@ -159,19 +160,9 @@ export function taskQueueRoutes(deps: RouteDeps): Route[] {
       policy: 'jobAdmin',
       summary: `set a task queue's boost (-${MAX_BOOST}..${MAX_BOOST}; 0 = none): the highest boost among fitting task queues is served first`,
       docs: { body: boostSchema },
-      async handler({ req, params, principal, logger }) {
-        const caller = principal as Principal;
-        const tq = await loadTaskQueue(deps, caller, params.id);
-        const { boost } = parseOrThrow(boostSchema, await readJsonBody(req, 64 * 1024));
-        const result = await deps.store.queueAdmin.setTaskQueueBoost(tq.id, boost, {
-          at: isoNow(deps.clock),
-          by: caller.subject,
-        });
-        if (!result) throw new PilothouseError('TASK_QUEUE_NOT_FOUND', `no task queue ${tq.id}`);
-        await changed([tq.id]);
-        logger.info({ taskQueueId: tq.id, boost, jobs: result.jobs }, 'task queue boosted');
-        return { status: 200, json: result };
-      },
+      handler: changeTaskQueue(boostSchema, 'task queue boosted', (id, body, change) =>
+        deps.store.queueAdmin.setTaskQueueBoost(id, body.boost, change),
+      ),
     },
     {
       method: 'POST',
