@@ -38,16 +38,19 @@ export class MatcherClient {
     return new MatcherClient(base, await resolveToken(options.tokenFile, env), { caPem });
   }
 
+  /** `headers`: extra request headers, e.g. If-Match. */
   async json<T>(
     method: string,
     path: string,
     body?: unknown,
+    headers: Record<string, string> = {},
   ): Promise<{ status: number; body: T; headers: Record<string, unknown> }> {
     const response = await this.#send(
       method,
       path,
       body === undefined ? undefined : JSON.stringify(body),
       'application/json',
+      headers,
     );
     const text = await response.body.text();
     const parsed = text ? (JSON.parse(text) as unknown) : null;
@@ -93,7 +96,7 @@ export class MatcherClient {
 
   /** GET of a binary body (sandboxes), as a stream. */
   async download(path: string): Promise<Readable> {
-    const response = await this.#send('GET', path, undefined, undefined);
+    const response = await this.#send('GET', path, undefined, undefined, {});
     if (response.statusCode >= 400) {
       const text = await response.body.text();
       throw errorFromResponse(response.statusCode, text ? (JSON.parse(text) as unknown) : null);
@@ -106,8 +109,14 @@ export class MatcherClient {
     return this.#endpoints.base;
   }
 
-  async #send(method: string, path: string, body: string | undefined, contentType: string | undefined) {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}` };
+  async #send(
+    method: string,
+    path: string,
+    body: string | undefined,
+    contentType: string | undefined,
+    extraHeaders: Record<string, string>,
+  ) {
+    const headers: Record<string, string> = { ...extraHeaders, authorization: `Bearer ${this.#token}` };
     if (contentType && body !== undefined) headers['content-type'] = contentType;
     return sendWithFailover(this.#endpoints, (base) =>
       request(`${base}${path}`, {

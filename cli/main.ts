@@ -17,7 +17,10 @@ import { jobsCommand } from './commands/job-search.ts';
 import { logsCommand } from './commands/logs.ts';
 import { runCommand } from './commands/run.ts';
 import { backupCommand } from './commands/backup.ts';
-import { explainCommand, sitesCommand, taskQueuesCommand } from './commands/matching.ts';
+import { explainCommand, sitesCommand } from './commands/matching.ts';
+import { priorityCommand } from './commands/job-priority.ts';
+import { policyCommand } from './commands/policy.ts';
+import { taskQueuesCommand } from './commands/task-queues.ts';
 import { pilotsCommand } from './commands/pilots.ts';
 import { serverCommand } from './commands/server.ts';
 import { siteDirectorCommand } from './commands/site-director.ts';
@@ -46,7 +49,9 @@ const program = new Command('pilothouse')
   .addCommand(rescheduleCommand())
   .addCommand(deleteCommand())
   .addCommand(explainCommand())
+  .addCommand(priorityCommand())
   .addCommand(taskQueuesCommand())
+  .addCommand(policyCommand())
   .addCommand(sitesCommand())
   .addCommand(backupCommand())
   .addCommand(tokenCommand())

@@ -113,7 +113,7 @@ export const ERROR_CODES = {
   TASK_QUEUE_NOT_FOUND: {
     httpStatus: 404,
     retryable: false,
-    summary: 'no task queue with this id (or not of the caller VO)',
+    summary: 'no task queue with this id',
   },
   POLICY_CONFLICT: {
     httpStatus: 409,

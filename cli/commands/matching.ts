@@ -1,4 +1,4 @@
-/** Client commands about matching: explain, task queues (tq), the site mask (sites). */
+/** Client commands about matching: explain, the site mask (sites). */
 import { Command, Option } from 'commander';
 import { PilothouseError } from '../../shared/errors.ts';
 import { MatcherClient } from '../client.ts';
@@ -97,62 +97,6 @@ export function explainCommand(): Command {
           )}\n`,
         );
       }
-    });
-}
-
-interface TaskQueueRow {
-  id: number;
-  vo: string;
-  group: string;
-  owner: string;
-  waitingJobs: number;
-  topPriority: number;
-  requirements: Record<string, unknown> & {
-    coresMin: number;
-    coresMax: number;
-    wallTimeSec: number;
-    jobType: string;
-    sites: string[];
-    tags: string[];
-    platform: string | null;
-  };
-}
-
-export function taskQueuesCommand(): Command {
-  return clientCommand('tq', 'task queues with waiting jobs (job administrators), or one of them in full')
-    .argument('[id]', 'a task queue id')
-    .action(async (id: string | undefined, options: { matcher?: string; tokenFile?: string; json?: boolean }) => {
-      const client = await MatcherClient.fromOptions(options);
-      if (id !== undefined) {
-        const { body } = await client.json<TaskQueueRow>('GET', `/api/task-queues/${encodeURIComponent(id)}`);
-        printJson(body);
-        return;
-      }
-      const { body } = await client.json<{ taskQueues: TaskQueueRow[] }>('GET', '/api/task-queues');
-      if (options.json) {
-        printJson(body);
-        return;
-      }
-      process.stdout.write(
-        `${table(
-          ['tq', 'jobs', 'owner', 'group', 'type', 'cores', 'wall s', 'platform', 'sites', 'tags'],
-          body.taskQueues.map((tq) => {
-            const r = tq.requirements;
-            return [
-              tq.id,
-              tq.waitingJobs,
-              tq.owner || '(group)',
-              tq.group,
-              r.jobType,
-              r.coresMin === r.coresMax ? r.coresMin : `${r.coresMin}-${r.coresMax}`,
-              r.wallTimeSec,
-              r.platform,
-              r.sites.join(',') || 'any',
-              r.tags.join(','),
-            ];
-          }),
-        )}\n${body.taskQueues.length} task queue(s)\n`,
-      );
     });
 }
 

@@ -2,7 +2,7 @@
  * Task queues for administrators: the list with filters and sorting, one TQ with where it stands and
  * why nothing takes it, and the operations that steer it at run time (pause, resume, boost, kill or
  * reschedule all its jobs). Job administrators act within their VO, service administrators
- * everywhere; a TQ of another VO is answered as unknown (TASK_QUEUE_NOT_FOUND), like a job.
+ * everywhere; a TQ of another VO is refused (FORBIDDEN), as a job of another VO is.
  */
 import { z } from 'zod';
 import { PilothouseError } from '../../../shared/errors.ts';
@@ -38,7 +38,7 @@ const ownerBoostSchema = z.strictObject({
   boost: z.int().min(-MAX_BOOST).max(MAX_BOOST),
 });
 
-/** The TQ if the caller administers its VO; TASK_QUEUE_NOT_FOUND otherwise (unknown or not theirs). */
+/** The TQ if the caller administers its VO; TASK_QUEUE_NOT_FOUND when unknown, FORBIDDEN when not theirs. */
 export async function loadTaskQueue(
   deps: RouteDeps,
   caller: Principal,
@@ -46,8 +46,11 @@ export async function loadTaskQueue(
 ): Promise<TaskQueueView> {
   const id = parseId(rawId, 'id');
   const tq = await deps.store.getTaskQueue(id);
-  if (!tq || !isJobAdministratorFor(caller, tq.vo)) {
-    throw new PilothouseError('TASK_QUEUE_NOT_FOUND', `no task queue ${id}`, { taskQueueId: id });
+  if (!tq) throw new PilothouseError('TASK_QUEUE_NOT_FOUND', `no task queue ${id}`, { taskQueueId: id });
+  if (!isJobAdministratorFor(caller, tq.vo)) {
+    throw new PilothouseError('FORBIDDEN', `task queue ${id} is of VO ${tq.vo}, which you do not administer`, {
+      taskQueueId: id,
+    });
   }
   return tq;
 }
