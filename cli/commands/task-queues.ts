@@ -37,7 +37,8 @@ interface TaskQueueRow {
 
 interface TaskQueueDetail extends TaskQueueRow {
   standing: Record<string, unknown>;
-  held: { owner: Record<string, number>; group: Record<string, number> };
+  /** Jobs the owner and the group hold now (Matched, Running, Completing, Stalled). */
+  held: { owner: number; group: number };
   idlePilots: number;
   fitting: { pilots: { pilotId?: string; site: string; ce: string | null }[]; sites: string[] };
   whyIdle: string[];
@@ -160,7 +161,7 @@ function showCommand(): Command {
         `standing: ${Object.entries(tq.standing)
           .map(([key, value]) => `${key} ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
           .join(', ')}`,
-        `held by the owner: ${JSON.stringify(tq.held.owner)}; by the group: ${JSON.stringify(tq.held.group)}`,
+        `jobs held now (matched or running): ${tq.held.owner} by the owner, ${tq.held.group} by the group`,
         `idle pilots of the VO: ${tq.idlePilots}; fitting: ${tq.fitting.pilots.length} at ${tq.fitting.sites.join(', ') || 'no site'}`,
         ...(tq.whyIdle.length > 0 ? ['why nothing takes it:', ...tq.whyIdle.map((reason) => `  - ${reason}`)] : []),
       ];
@@ -212,7 +213,7 @@ function boostCommand(): Command {
     `boost a task queue (or with --owner every task queue of one owner): among the task queues a pilot fits, the highest boost is served first; 0 removes it (-${BOOST_LIMIT}..${BOOST_LIMIT})`,
   )
     .argument('[id]', 'task queue id (not with --owner)')
-    .argument('<boost>', 'the boost, a whole number')
+    .argument('[boost]', 'the boost, a whole number (required)')
     .option('--owner <owner>', 'boost every task queue of this owner instead of one')
     .option('--vo <vo>', "with --owner: the owner's VO (default: yours)")
     .allowExcessArguments(false)
@@ -222,7 +223,7 @@ function boostCommand(): Command {
         second: string | undefined,
         options: CommonOptions & { owner?: string; vo?: string },
       ) => {
-        // Commander fills the optional id first: `tq boost 5` is `boost 5` with no id.
+        // Both are optional to commander, which fills the id first: `tq boost --owner o 5` is boost 5, no id.
         const [id, raw] = second === undefined ? [undefined, first] : [first, second];
         if (raw === undefined) throw new PilothouseError('CONFIG_INVALID', 'give the boost', { field: 'boost' });
         const boost = parseBoost(raw);
