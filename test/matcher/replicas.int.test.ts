@@ -103,6 +103,33 @@ it('replicas - a site allowed again through A lets B serve its parked pilots', {
 });
 
 it(
+  'replicas - a task queue paused through A is skipped by B; resumed through A, B serves its parked pilot',
+  { timeout: 20_000 },
+  async () => {
+    const submitted = await a.api('POST', '/api/jobs', {
+      json: { executable: 'true', requirements: { sites: ['Site.Paused'] } },
+    });
+    const jobId = submitted.body.jobIds[0] as number;
+    const tq = (await a.api('GET', `/api/jobs/${jobId}`)).body.taskQueueId as number;
+    // B has heard of the job (it would push it to a parked pilot) before the pause.
+    await waitFor(async () => b.matcher.matchService.index.get(tq)?.waitingJobs === 1, 'B indexing the job');
+    assert.equal((await a.api('POST', `/api/task-queues/${tq}/pause`, { json: { reason: 'hold on' } })).status, 200);
+    const pilot = await RawPilot.connect(b.url, await b.pilotToken('local'), {
+      stamp: 'paused-on-b',
+      site: 'Site.Paused',
+    });
+    try {
+      pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+      await pilot.next('parked');
+      assert.equal((await b.api('GET', `/api/jobs/${jobId}`)).body.status, 'Waiting');
+      assert.equal((await a.api('POST', `/api/task-queues/${tq}/resume`)).status, 200);
+      assert.equal((await pilot.next('match')).job.jobId, jobId);
+    } finally {
+      await pilot.close();
+    }
+  },
+);
+it(
   'replicas - a policy published by one replica is applied by the others at once, and kept for those that start later',
   { timeout: 20_000 },
   async () => {
