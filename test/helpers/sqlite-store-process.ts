@@ -2,19 +2,22 @@
  * A SQLite store in a process of its own, driven over stdin/stdout: SQLite's concurrency is between
  * processes (one process's connections never run at the same time), so tests that must be able to
  * fail under concurrency put their competitors in processes like this one.
- *   node --import tsx test/helpers/sqlite-store-process.ts KIND FILE      (KIND: jobs | credentials)
+ *   node --import tsx test/helpers/sqlite-store-process.ts KIND FILE      (KIND: jobs | credentials | login)
  * Each stdin line `{"id", "method", "args"}` is answered by one stdout line `{"id", "result"}` or
  * `{"id", "error": {"code", "message"}}`; the first line printed is `ready`.
  */
 import { createInterface } from 'node:readline';
 import { openSqliteCredentialStore } from '../../matcher/store/sqlite/sqlite-credential-store.ts';
 import { openSqliteJobStore } from '../../matcher/store/sqlite/sqlite-job-store.ts';
+import { openSqliteLoginStore } from '../../matcher/store/sqlite/sqlite-login-store.ts';
 
 const [kind, file] = process.argv.slice(2) as [string, string];
 const store: Record<string, (...args: unknown[]) => Promise<unknown>> =
   kind === 'credentials'
     ? (openSqliteCredentialStore({ path: file }) as never)
-    : (openSqliteJobStore({ path: file }) as never);
+    : kind === 'login'
+      ? (openSqliteLoginStore({ path: file }) as never)
+      : (openSqliteJobStore({ path: file }) as never);
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   const call = JSON.parse(line) as { id: number; method: string; args: unknown[] };
