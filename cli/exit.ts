@@ -26,6 +26,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   PILOT_SECRET_INVALID: EXIT.auth,
   PILOT_SECRET_SPENT: EXIT.auth,
   FORBIDDEN: EXIT.auth,
+  LOGIN_REFUSED: EXIT.auth,
   JOB_NOT_FOUND: EXIT.notFound,
   SANDBOX_NOT_FOUND: EXIT.notFound,
   PILOT_NOT_FOUND: EXIT.notFound,

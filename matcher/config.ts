@@ -62,6 +62,8 @@ export interface RawMatcherConfig extends RawLimits, RawRetentionOptions {
   tlsKey?: string | undefined;
   /** Default: `<dataDir>/oidc.json` when it exists. */
   oidcConfig?: string | undefined;
+  /** The matcher's URL as users' browsers reach it (sign-in redirects); default: each request's Host. */
+  publicUrl?: string | undefined;
   /** Rotate the signing key automatically once it is this old (off when absent). */
   keyRotationAgeSec?: number | undefined;
   /** A held job silent this long is Stalled (default 600). */
@@ -105,8 +107,10 @@ export interface MatcherConfig {
   defaultVo: string;
   /** Serve https/wss with this certificate; null = plain http/ws. */
   tls: TlsMaterial | null;
-  /** External OIDC issuers trusted for user tokens; null = none. */
+  /** External OIDC issuers trusted for user tokens (and their sign-in); null = none. */
   oidc: OidcConfig | null;
+  /** The matcher's URL as users' browsers reach it, without a trailing slash; null = from each request. */
+  publicUrl: string | null;
   keyRotationAgeMs: number | null;
   keyMaintenanceIntervalMs: number;
   maxTokenTtlSec: number;
@@ -187,6 +191,7 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     defaultVo: raw.defaultVo ?? 'local',
     tls: compileTls(raw.tlsCert, raw.tlsKey),
     oidc: compileOidc(raw.oidcConfig, dataDir),
+    publicUrl: compilePublicUrl(raw.publicUrl),
     keyRotationAgeMs: compileRotationAge(raw.keyRotationAgeSec),
     keyMaintenanceIntervalMs: DEFAULT_KEY_MAINTENANCE_INTERVAL_MS,
     maxTokenTtlSec: DEFAULT_MAX_TOKEN_TTL_SEC,
@@ -238,6 +243,28 @@ function compileOidc(file: string | undefined, dataDir: string): OidcConfig | nu
   if (file !== undefined) return readOidcConfig(path.resolve(file));
   const inDataDir = path.join(dataDir, 'oidc.json');
   return existsSync(inDataDir) ? readOidcConfig(inDataDir) : null;
+}
+
+function compilePublicUrl(raw: string | undefined): string | null {
+  if (raw === undefined) return null;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new PilothouseError('CONFIG_INVALID', `--public-url must be an http(s) URL, got "${raw}"`, {
+      field: 'publicUrl',
+    });
+  }
+  if (!/^https?:$/.test(url.protocol) || url.search !== '' || url.hash !== '') {
+    throw new PilothouseError(
+      'CONFIG_INVALID',
+      `--public-url must be an http(s) URL without query or fragment, got "${raw}"`,
+      {
+        field: 'publicUrl',
+      },
+    );
+  }
+  return url.toString().replace(/\/$/, '');
 }
 
 function compileRotationAge(seconds: number | undefined): number | null {

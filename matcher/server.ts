@@ -63,6 +63,8 @@ import { ConnectionLiveness } from './ws/connection-liveness.ts';
 import { ConnectionQuota } from './ws/connection-quota.ts';
 import { checkClusterIdentity } from './cluster/cluster-identity.ts';
 import { LocalPresence, PRESENCE_BEAT_INTERVAL_MS } from './cluster/presence.ts';
+import { buildLogin } from './auth/login/build-login.ts';
+import { loginRoutes } from './http/routes/login.ts';
 
 export const PILOT_CONNECT_PATH = '/api/pilots/connect';
 
@@ -135,7 +137,7 @@ async function startOnStores(
     maxTokenTtlSec: config.maxTokenTtlSec,
     logger: logger.child({ module: 'keys' }),
   });
-  const { jobs: store, credentials, pilotActivity, pilots } = stores;
+  const { jobs: store, credentials, login: loginStore, pilotActivity, pilots } = stores;
   const externalIssuers = config.oidc ? new OidcIssuers(config.oidc, clock) : undefined;
   const tokens = new TokenService({ keys, clock, revocations: credentials, externalIssuers });
   const adminTokenPath = path.join(config.dataDir, 'admin.token');
@@ -151,6 +153,7 @@ async function startOnStores(
     { maxFailures: config.exchangeMaxFailures, windowMs: config.exchangeFailureWindowMs },
     { counts: credentials, clock },
   );
+  const login = buildLogin({ config, store: loginStore, credentials, tokens, clock, logger });
   const sandboxes = new SandboxStore(path.join(config.dataDir, 'sandboxes'), config.limits.maxSandboxBytes);
   const matchService = new MatchService({
     store,
@@ -220,6 +223,7 @@ async function startOnStores(
     clusterId,
     storedPolicy,
     metrics,
+    login,
     stopping: () => shuttingDown,
   };
   metrics.attachSources({
@@ -242,6 +246,7 @@ async function startOnStores(
     ...jobReportRoutes(routeDeps),
     ...sandboxRoutes(routeDeps),
     ...authRoutes(routeDeps),
+    ...loginRoutes(routeDeps),
     ...adminRoutes(routeDeps),
     ...pilotRoutes(routeDeps),
     ...pilotRecordRoutes(routeDeps),
@@ -376,8 +381,10 @@ async function startOnStores(
       try {
         const { rotated, dropped } = await keys.maintain(config.keyRotationAgeMs);
         const purged = await credentials.purgeExpired(clock.nowMs());
-        if (rotated || dropped.length > 0 || purged.credentials > 0 || purged.revokedTokens > 0) {
-          maintenanceLogger.info({ rotated: rotated?.kid, dropped, purged }, 'credential maintenance');
+        const purgedLogin = await loginStore.purgeExpired(clock.nowMs());
+        const purgedAny = Object.values({ ...purged, ...purgedLogin }).some((count) => count > 0);
+        if (rotated || dropped.length > 0 || purgedAny) {
+          maintenanceLogger.info({ rotated: rotated?.kid, dropped, purged, purgedLogin }, 'credential maintenance');
         }
         await ensureAdminToken(config, tokens, adminTokenPath, maintenanceLogger);
       } catch (error) {

@@ -156,7 +156,13 @@ export const ERROR_CODES = {
   IDP_UNAVAILABLE: {
     httpStatus: 503,
     retryable: true,
-    summary: "a trusted identity provider's keys (JWKS) could not be fetched",
+    summary: "a trusted identity provider's keys (JWKS) or its sign-in could not be reached",
+  },
+  LOGIN_REFUSED: {
+    httpStatus: 400,
+    retryable: false,
+    summary:
+      'a sign-in was refused: unknown, expired or replayed code or state, an identity provider answer that failed its checks, or no mapped group',
   },
   STORE_UNAVAILABLE: { httpStatus: 503, retryable: true, summary: 'the job store is unavailable' },
   STORE_IN_USE: {

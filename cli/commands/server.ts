@@ -17,7 +17,14 @@ export function serverCommand(): Command {
     .option('--heartbeat-interval-sec <n>', 'how often pilots send heartbeats (default 30)', parseFloat)
     .option('--tls-cert <file>', 'serve https/wss with this certificate (PEM, with its chain)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
-    .option('--oidc-config <file>', 'trusted external OIDC issuers and their claim mapping (default: DIR/oidc.json)')
+    .option(
+      '--oidc-config <file>',
+      'trusted external OIDC issuers, their claim mapping and sign-in (default: DIR/oidc.json)',
+    )
+    .option(
+      '--public-url <url>',
+      "the matcher's URL as users' browsers reach it, for sign-in redirects (default: the Host of each request)",
+    )
     .option(
       '--key-rotation-age-sec <n>',
       'rotate the signing key automatically at this age (default: never)',
@@ -103,6 +110,7 @@ export function serverCommand(): Command {
         tlsCert?: string;
         tlsKey?: string;
         oidcConfig?: string;
+        publicUrl?: string;
         keyRotationAgeSec?: number;
         stalledAfterSec?: number;
         maxAttempts?: number;

@@ -20,8 +20,15 @@ import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type 
 import { Agent, fetch as undiciFetch } from 'undici';
 import { z } from 'zod';
 import { PilothouseError } from '../../shared/errors.ts';
-import { PROPERTIES, TOKEN_ISSUER, type Principal } from '../../shared/auth/claims.ts';
+import { PROPERTIES, TOKEN_ISSUER, type Principal, type Property } from '../../shared/auth/claims.ts';
 import type { Clock } from '../../shared/clock.ts';
+import {
+  DEFAULT_LOGIN_SETTINGS,
+  loginClientSchema,
+  loginSettingsSchema,
+  type LoginClientConfig,
+  type LoginSettings,
+} from './login/login-config.ts';
 
 /** Asymmetric algorithms only: a shared-secret (HS*) token could be forged by anyone holding the JWKS. */
 export const OIDC_ALGORITHMS = [
@@ -69,13 +76,22 @@ const issuerSchema = z.strictObject({
   /** A PEM bundle to verify the JWKS URL's TLS certificate (default: Node's roots). */
   caFile: z.string().min(1).optional(),
   clockToleranceSec: z.int().min(0).max(300).default(DEFAULT_OIDC_CLOCK_TOLERANCE_SEC),
+  /** Users of this VO sign in at this issuer (see login/login-config.ts). */
+  login: loginClientSchema.optional(),
 });
 
-const configSchema = z.strictObject({ issuers: z.array(issuerSchema).min(1) });
+const configSchema = z.strictObject({
+  issuers: z.array(issuerSchema).min(1),
+  login: loginSettingsSchema.default(DEFAULT_LOGIN_SETTINGS),
+});
 
-export type OidcIssuerConfig = z.output<typeof issuerSchema> & { caPem: string | null };
+export type OidcIssuerConfig = Omit<z.output<typeof issuerSchema>, 'login'> & {
+  caPem: string | null;
+  login: LoginClientConfig | null;
+};
 export interface OidcConfig {
   issuers: OidcIssuerConfig[];
+  login: LoginSettings;
 }
 
 /** Parses and validates an OIDC configuration; CONFIG_INVALID names the file and the field. */
@@ -127,9 +143,25 @@ export function parseOidcConfig(text: string, source: string): OidcConfig {
         );
       }
     }
-    return { ...issuer, caPem };
+    let login: LoginClientConfig | null = null;
+    if (issuer.login !== undefined) {
+      let clientSecret: string | null = null;
+      if (issuer.login.clientSecretFile !== undefined) {
+        try {
+          clientSecret = readFileSync(issuer.login.clientSecretFile, 'utf8').trim();
+        } catch (error) {
+          throw new PilothouseError(
+            'CONFIG_INVALID',
+            `${source}: issuers[${index}].login.clientSecretFile: cannot read ${issuer.login.clientSecretFile}: ${(error as Error).message}`,
+            { field: `oidc.issuers[${index}].login.clientSecretFile` },
+          );
+        }
+      }
+      login = { ...issuer.login, clientSecret };
+    }
+    return { ...issuer, caPem, login };
   });
-  return { issuers };
+  return { issuers, login: parsed.data.login };
 }
 
 export function readOidcConfig(file: string): OidcConfig {
@@ -228,33 +260,56 @@ function mapJoseError(error: unknown): PilothouseError {
   );
 }
 
-function claimValues(payload: JWTPayload, claim: string): string[] {
+function claimValues(payload: Record<string, unknown>, claim: string): string[] {
   const value = payload[claim];
   if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
   if (typeof value === 'string') return value.split(/\s+/).filter(Boolean);
   return [];
 }
 
-function mapClaims(config: OidcIssuerConfig, payload: JWTPayload, token: string): Principal {
+/**
+ * Who the claims name, in which group: the first mapping the claims hold, or the one of `wantedGroup`
+ * (which they must hold). TOKEN_INVALID when no user claim or no mapped group; FORBIDDEN for a group
+ * the user does not hold.
+ */
+export function identityFromClaims(
+  config: OidcIssuerConfig,
+  payload: Record<string, unknown>,
+  wantedGroup?: string,
+): { subject: string; vo: string; group: string; properties: Property[]; issuer: string } {
   const user = payload[config.userClaim];
   if (typeof user !== 'string' || user === '') {
     throw new PilothouseError('TOKEN_INVALID', `the token has no "${config.userClaim}" claim to name its user`);
   }
   const held = new Set(claimValues(payload, config.groupsClaim));
-  const mapping = config.groups.find((g) => g.idpGroup === '*' || held.has(g.idpGroup));
-  if (!mapping) {
+  const mappings = config.groups.filter((g) => g.idpGroup === '*' || held.has(g.idpGroup));
+  if (mappings.length === 0) {
     throw new PilothouseError(
       'TOKEN_INVALID',
       `the token's "${config.groupsClaim}" claim holds no group mapped to VO ${config.vo}`,
     );
   }
+  const mapping = wantedGroup === undefined ? mappings[0] : mappings.find((g) => g.group === wantedGroup);
+  if (!mapping) {
+    throw new PilothouseError(
+      'FORBIDDEN',
+      `${user} is not in group ${wantedGroup} of VO ${config.vo} (they may use: ${mappings.map((g) => g.group).join(', ')})`,
+      { field: 'group' },
+    );
+  }
   return {
-    kind: 'user',
     subject: user,
     vo: config.vo,
     group: mapping.group,
     properties: [...mapping.properties],
     issuer: config.issuer,
+  };
+}
+
+function mapClaims(config: OidcIssuerConfig, payload: JWTPayload, token: string): Principal {
+  return {
+    kind: 'user',
+    ...identityFromClaims(config, payload),
     tokenId: externalTokenId(payload, token),
     expiresAtMs: (payload.exp as number) * 1000,
   };

@@ -1,8 +1,8 @@
 /**
- * Opens the matcher's four stores (jobs, credentials, pilot activity, pilot records) at a location:
- *  - SQLite: one file, four connections, the WAL checkpointer on a worker thread, and the file's
+ * Opens the matcher's stores (jobs, credentials, user login, pilot activity, pilot records) at a location:
+ *  - SQLite: one file, one connection each, the WAL checkpointer on a worker thread, and the file's
  *    process lock (one matcher per file);
- *  - PostgreSQL: one pool shared by the four stores, migrations applied under an advisory lock.
+ *  - PostgreSQL: one pool shared by the stores, migrations applied under an advisory lock.
  */
 import type { Logger } from '../../shared/logger.ts';
 import { LocalBus, type ClusterBus } from '../cluster/cluster-bus.ts';
@@ -12,6 +12,7 @@ import type { ClusterPresence } from '../cluster/presence.ts';
 import type { Clock } from '../../shared/clock.ts';
 import type { CredentialStore } from './credential-store.ts';
 import type { JobStore } from './job-store.ts';
+import type { LoginStore } from './login-store.ts';
 import type { StoreLocation } from './location.ts';
 import type { PilotActivityStore } from './pilot-activity-store.ts';
 import type { PilotStore } from './pilot-store.ts';
@@ -19,11 +20,13 @@ import { acquireProcessLock } from './process-lock.ts';
 import { openPgCredentialStore, PgCredentialStore, PG_CREDENTIAL_MIGRATIONS } from './postgres/pg-credential-store.ts';
 import { applyPgMigrations, ensureSchema, observeCommits, openPgPool, translate } from './postgres/pg-database.ts';
 import { PG_JOB_MIGRATIONS } from './postgres/pg-job-migrations.ts';
+import { PgLoginStore, PG_LOGIN_MIGRATIONS } from './postgres/pg-login-store.ts';
 import { PgJobStore } from './postgres/pg-job-store.ts';
 import { PgPilotActivityStore, PG_PILOT_ACTIVITY_MIGRATIONS } from './postgres/pg-pilot-activity-store.ts';
 import { PgPilotStore, PG_PILOT_MIGRATIONS } from './postgres/pg-pilot-store.ts';
 import { openSqliteCredentialStore } from './sqlite/sqlite-credential-store.ts';
 import { openSqliteJobStore } from './sqlite/sqlite-job-store.ts';
+import { openSqliteLoginStore } from './sqlite/sqlite-login-store.ts';
 import { DEFAULT_MAX_LOG_LINES_PER_PILOT, openSqlitePilotActivityStore } from './sqlite/sqlite-pilot-activity-store.ts';
 import { openSqlitePilotStore } from './sqlite/sqlite-pilot-store.ts';
 import { WalCheckpointer } from './sqlite/wal-checkpointer.ts';
@@ -32,6 +35,8 @@ import { DatabaseFileGuard } from './sqlite/database-file-guard.ts';
 export interface MatcherStores {
   jobs: JobStore;
   credentials: CredentialStore;
+  /** Device codes, sign-in trips, authorization codes and refresh tokens of users. */
+  login: LoginStore;
   pilotActivity: PilotActivityStore;
   pilots: PilotStore;
   /** How this matcher tells the others sharing the database (nobody to tell on SQLite). */
@@ -72,6 +77,7 @@ function openSqliteStores(file: string, options: OpenStoresOptions): MatcherStor
     const sqlite = { path: file, autoCheckpoint: false };
     const jobs = openSqliteJobStore({ ...sqlite, ...(options.onCommit && { onCommit: options.onCommit }) });
     const credentials = openSqliteCredentialStore(sqlite);
+    const login = openSqliteLoginStore(sqlite);
     const pilotActivity = openSqlitePilotActivityStore(sqlite);
     const pilots = openSqlitePilotStore(sqlite);
     const checkpointer = new WalCheckpointer({
@@ -86,20 +92,21 @@ function openSqliteStores(file: string, options: OpenStoresOptions): MatcherStor
       path: file,
       intervalMs: options.fileCheckIntervalMs ?? DEFAULT_FILE_CHECK_INTERVAL_MS,
       onLost(reason) {
-        for (const store of [jobs, credentials, pilotActivity, pilots]) store.refuseWrites(true);
+        for (const store of [jobs, credentials, login, pilotActivity, pilots]) store.refuseWrites(true);
         options.logger.error(
           { path: file, reason },
           'database file removed or replaced while open: writes refused until it is put back, or restored and the matcher restarted',
         );
       },
       onRestored() {
-        for (const store of [jobs, credentials, pilotActivity, pilots]) store.refuseWrites(false);
+        for (const store of [jobs, credentials, login, pilotActivity, pilots]) store.refuseWrites(false);
         options.logger.warn({ path: file }, 'database file back where it was: writes resume');
       },
     });
     return {
       jobs,
       credentials,
+      login,
       pilotActivity,
       pilots,
       bus: new LocalBus(),
@@ -115,6 +122,7 @@ function openSqliteStores(file: string, options: OpenStoresOptions): MatcherStor
         await checkpointer.stop();
         await jobs.close();
         await credentials.close();
+        await login.close();
         await pilotActivity.close();
         await pilots.close();
         lock.release();
@@ -142,6 +150,7 @@ async function openPgStores(
     await ensureSchema(pool, location.schema);
     await applyPgMigrations(pool, 'jobs', PG_JOB_MIGRATIONS);
     await applyPgMigrations(pool, 'credentials', PG_CREDENTIAL_MIGRATIONS);
+    await applyPgMigrations(pool, 'login', PG_LOGIN_MIGRATIONS);
     await applyPgMigrations(pool, 'pilot-activity', PG_PILOT_ACTIVITY_MIGRATIONS);
     await applyPgMigrations(pool, 'pilots', PG_PILOT_MIGRATIONS);
     await applyPgMigrations(pool, 'presence', PG_PRESENCE_MIGRATIONS);
@@ -167,6 +176,7 @@ async function openPgStores(
   return {
     jobs: new PgJobStore(pool, shared),
     credentials: new PgCredentialStore(pool, shared),
+    login: new PgLoginStore(pool, shared),
     pilotActivity: new PgPilotActivityStore(pool, DEFAULT_MAX_LOG_LINES_PER_PILOT, shared),
     pilots: new PgPilotStore(pool, shared),
     bus,

@@ -87,6 +87,13 @@ const EXPECTED_ACCESS: Record<string, Role[] | 'public'> = {
   'GET /api/site-directors/:name': ['jobAdmin', 'serviceAdmin'],
   'GET /api/pilot-bundle/info': 'public',
   'GET /api/pilot-bundle': 'public',
+  'GET /.well-known/oauth-authorization-server': 'public',
+  'POST /api/auth/device': 'public',
+  'GET /api/auth/device': 'public',
+  'GET /api/auth/authorize': 'public',
+  'GET /api/auth/callback': 'public',
+  'POST /api/auth/token': 'public',
+  'POST /api/auth/token/revoke': 'public',
 };
 
 let m: TestMatcher;

@@ -17,6 +17,7 @@ import type { PilotRegistry } from '../../ws/pilot-registry.ts';
 import type { ClusterSignals } from '../../cluster/cluster-signals.ts';
 import type { MatcherLimits } from '../../limits.ts';
 import type { MatcherMetrics } from '../../metrics/matcher-metrics.ts';
+import type { LoginDeps } from './login.ts';
 
 /** What route handlers may use; built once by the server. */
 export interface RouteDeps {
@@ -54,6 +55,8 @@ export interface RouteDeps {
   storedPolicy: StoredPolicy;
   /** Prometheus metrics of this matcher (served at /metrics). */
   metrics: MatcherMetrics;
+  /** User sign-in (device flow, code flow with PKCE) and the tokens it issues. */
+  login: LoginDeps;
   /** True once the matcher is stopping (then /readyz answers 503). */
   stopping(): boolean;
 }

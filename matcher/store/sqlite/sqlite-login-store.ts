@@ -200,6 +200,11 @@ export class SqliteLoginStore implements LoginStore {
     };
   }
 
+  /** While refused, every write fails (SQLITE_READONLY, answered as STORE_UNAVAILABLE): the file is lost. */
+  refuseWrites(refuse: boolean): void {
+    if (this.#db.open) this.#db.pragma(`query_only = ${refuse ? 'ON' : 'OFF'}`);
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
