@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { PilothouseError, isErrorCode } from '../shared/errors.ts';
 import { MatcherEndpoints, parseMatcherUrls, sendWithFailover } from '../shared/endpoints.ts';
+import { savedAccessToken } from './matcher-login.ts';
 
 export interface ClientOptions {
   matcher?: string | undefined;
@@ -33,9 +34,9 @@ export class MatcherClient {
 
   static async fromOptions(options: ClientOptions, env: NodeJS.ProcessEnv = process.env): Promise<MatcherClient> {
     const base = options.matcher ?? env.PILOTHOUSE_MATCHER ?? DEFAULT_MATCHER_URL;
-    parseMatcherUrls(base);
     const caPem = await readCaFile(options.caFile ?? env.PILOTHOUSE_CA_FILE);
-    return new MatcherClient(base, await resolveToken(options.tokenFile, env), { caPem });
+    const first = parseMatcherUrls(base)[0] as string;
+    return new MatcherClient(base, await resolveToken(options.tokenFile, env, first), { caPem });
   }
 
   /** `headers`: extra request headers, e.g. If-Match. */
@@ -143,7 +144,15 @@ export async function readCaFile(file: string | undefined): Promise<string | und
   }
 }
 
-export async function resolveToken(tokenFile: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+/**
+ * The token a command uses: --token-file, else PILOTHOUSE_TOKEN_FILE, else PILOTHOUSE_TOKEN, else the
+ * sign-in `pilothouse login` saved for this matcher (refreshed when about to expire).
+ */
+export async function resolveToken(
+  tokenFile: string | undefined,
+  env: NodeJS.ProcessEnv,
+  matcherUrl?: string,
+): Promise<string> {
   const file = tokenFile ?? env.PILOTHOUSE_TOKEN_FILE;
   if (file) {
     try {
@@ -157,7 +166,12 @@ export async function resolveToken(tokenFile: string | undefined, env: NodeJS.Pr
     throw new PilothouseError('CONFIG_INVALID', `the token file ${file} is empty`, { field: 'tokenFile' });
   }
   if (env.PILOTHOUSE_TOKEN) return env.PILOTHOUSE_TOKEN.trim();
-  throw new PilothouseError('TOKEN_MISSING', 'no token: pass --token-file FILE or set PILOTHOUSE_TOKEN');
+  const saved = matcherUrl === undefined ? null : await savedAccessToken(matcherUrl);
+  if (saved !== null) return saved;
+  throw new PilothouseError(
+    'TOKEN_MISSING',
+    'no token: run pilothouse login, pass --token-file FILE or set PILOTHOUSE_TOKEN',
+  );
 }
 
 function errorFromResponse(status: number, body: unknown): PilothouseError {

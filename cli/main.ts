@@ -25,6 +25,7 @@ import { pilotsCommand } from './commands/pilots.ts';
 import { serverCommand } from './commands/server.ts';
 import { siteDirectorCommand } from './commands/site-director.ts';
 import { tokenCommand } from './commands/token.ts';
+import { loginCommand, logoutCommand, whoamiCommand } from './commands/login.ts';
 import { demoCommand, upCommand } from './commands/up.ts';
 
 const program = new Command('pilothouse')
@@ -54,6 +55,9 @@ const program = new Command('pilothouse')
   .addCommand(policyCommand())
   .addCommand(sitesCommand())
   .addCommand(backupCommand())
+  .addCommand(loginCommand())
+  .addCommand(logoutCommand())
+  .addCommand(whoamiCommand())
   .addCommand(tokenCommand())
   .addCommand(pilotsCommand());
 

@@ -10,55 +10,21 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
-import { browse, startTestIdp, type TestIdp } from '../helpers/oidc-idp.ts';
+import type { TestMatcher } from '../helpers/matcher.ts';
+import { browse, type TestIdp } from '../helpers/oidc-idp.ts';
+import { startLoginRig, type LoginRig } from '../helpers/login-rig.ts';
 
 let idp: TestIdp;
 let m: TestMatcher;
-let work: string;
+let rig: LoginRig;
 let offsetMs = 0;
 const clock = { nowMs: () => Date.now() + offsetMs };
 
 before(async () => {
-  idp = await startTestIdp({
-    alice: { groups: ['/vo-a'] },
-    carol: { groups: ['/vo-a', '/vo-a/prod'] },
-    mallory: { groups: ['/elsewhere'] },
-  });
-  work = await mkdtemp(path.join(os.tmpdir(), 'ph-login-'));
-  const secretFile = path.join(work, 'idp-secret');
-  await writeFile(secretFile, `${idp.clientSecret}\n`);
-  const oidcFile = path.join(work, 'oidc.json');
-  await writeFile(
-    oidcFile,
-    JSON.stringify({
-      issuers: [
-        {
-          issuer: idp.issuer,
-          jwksUrl: `${idp.issuer}/jwks`,
-          audience: 'pilothouse',
-          vo: 'vo-a',
-          groups: [
-            { idpGroup: '/vo-a/prod', group: 'vo-a_prod', properties: ['NormalUser', 'JobAdministrator'] },
-            { idpGroup: '/vo-a', group: 'vo-a_user', properties: ['NormalUser'] },
-          ],
-          login: { clientId: idp.clientId, clientSecretFile: secretFile, scopes: ['openid', 'groups'] },
-        },
-      ],
-      login: { pollIntervalSec: 2, deviceCodeTtlSec: 300 },
-    }),
-  );
-  m = await startTestMatcher({ clock, raw: { oidcConfig: oidcFile } });
-  idp.allowRedirect(`${m.url}/api/auth/callback`);
+  rig = await startLoginRig({ clock, login: { pollIntervalSec: 2, deviceCodeTtlSec: 300 } });
+  ({ idp, m } = rig);
 });
-after(async () => {
-  await m.close();
-  await idp.close();
-  await rm(work, { recursive: true, force: true });
-});
+after(() => rig.close());
 
 async function form(urlPath: string, fields: Record<string, string>) {
   return m.api('POST', urlPath, {
@@ -136,6 +102,8 @@ describe('device flow (pilothouse login)', () => {
     assert.equal(refused.status, 400);
     assert.match(refused.body, /alice is not in group vo-a_prod/);
     assert.match(refused.body, /LOGIN_REFUSED/);
+    offsetMs += 3_000;
+    assert.equal((await poll(forAlice.device_code)).body.error, 'access_denied', 'the CLI stops waiting at once');
     const mallory = await startDevice();
     const unmapped = await browse(mallory.verification_uri_complete, { login: 'mallory' });
     assert.equal(unmapped.status, 400);

@@ -10,7 +10,7 @@
  */
 import type { Logger } from '../../../shared/logger.ts';
 import type { Clock } from '../../../shared/clock.ts';
-import { PilothouseError } from '../../../shared/errors.ts';
+import { PilothouseError, toPilothouseError } from '../../../shared/errors.ts';
 import type { LoginIdentity, LoginStore } from '../../store/login-store.ts';
 import { identityFromClaims } from '../oidc.ts';
 import {
@@ -257,17 +257,25 @@ export class SignIn {
         }),
       };
     }
-    const claims = await idp.finish(callbackUrl, {
-      state: state as string,
-      nonce: data.nonce,
-      codeVerifier: data.codeVerifier,
-      redirectUri: data.redirectUri,
-    });
     let identity: LoginIdentity;
     try {
+      const claims = await idp.finish(callbackUrl, {
+        state: state as string,
+        nonce: data.nonce,
+        codeVerifier: data.codeVerifier,
+        redirectUri: data.redirectUri,
+      });
       identity = identityFromClaims(idp.issuer, claims, data.group ?? undefined);
     } catch (error) {
-      throw new PilothouseError('LOGIN_REFUSED', (error as Error).message, { field: 'group' }, { cause: error });
+      const refusal = toPilothouseError(error);
+      // A refused device sign-in ends the CLI's wait at once (access_denied) instead of at expiry;
+      // an unreachable IdP leaves it pending so that the user can open the link again.
+      if (data.purpose === 'device' && !refusal.retryable) {
+        await store.settleDeviceGrant(String(data.deviceHash), null, clock.nowMs());
+      }
+      logger.warn({ code: refusal.code, reason: refusal.message, purpose: data.purpose }, 'sign-in refused');
+      if (refusal.retryable) throw refusal;
+      throw new PilothouseError('LOGIN_REFUSED', refusal.message, { field: 'group' }, { cause: error });
     }
     const log = logger.child({ user: identity.subject, vo: identity.vo, group: identity.group });
     if (data.purpose === 'device') {

@@ -77,7 +77,7 @@ export class TokenGrants {
       case 'pending':
         throw new OAuthError('authorization_pending', 'the user has not signed in yet');
       case 'denied':
-        throw new OAuthError('access_denied', 'the user declined the sign-in');
+        throw new OAuthError('access_denied', 'the sign-in was declined, or refused (see the browser page)');
       case 'approved':
         return this.#issue(poll.grant.identity as LoginIdentity, client.id, String(poll.grant.data.scope ?? ''), null);
     }
