@@ -65,6 +65,8 @@ import { checkClusterIdentity } from './cluster/cluster-identity.ts';
 import { LocalPresence, PRESENCE_BEAT_INTERVAL_MS } from './cluster/presence.ts';
 import { buildLogin } from './auth/login/build-login.ts';
 import { loginRoutes } from './http/routes/login.ts';
+import { jobEventRoutes } from './http/routes/job-events.ts';
+import { defaultWebRoot, webAppRoutes } from './http/routes/web-app.ts';
 
 export const PILOT_CONNECT_PATH = '/api/pilots/connect';
 
@@ -247,6 +249,8 @@ async function startOnStores(
     ...sandboxRoutes(routeDeps),
     ...authRoutes(routeDeps),
     ...loginRoutes(routeDeps),
+    ...jobEventRoutes(routeDeps),
+    ...webAppRoutes(defaultWebRoot()),
     ...adminRoutes(routeDeps),
     ...pilotRoutes(routeDeps),
     ...pilotRecordRoutes(routeDeps),

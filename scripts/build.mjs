@@ -1,6 +1,7 @@
-// Builds the two shipped artifacts with esbuild:
+// Builds the shipped artifacts:
 //  - dist/pilot.mjs: the pilot, ONE self-contained ESM file (no node_modules beside it on a worker node);
-//  - dist/cli.mjs:   the `pilothouse` command; dependencies stay external and load from node_modules.
+//  - dist/cli.mjs:   the `pilothouse` command; dependencies stay external and load from node_modules;
+//  - dist/web/:      the web monitor (Vite: web/ → static files the matcher serves at /ui/).
 import { build } from 'esbuild';
 import { chmod, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +46,10 @@ await build({
   packages: 'external',
   banner: { js: '#!/usr/bin/env node' },
 });
+
+// The web monitor: built where Vite is installed (a development checkout); a package ships it built.
+const vite = await import('vite').catch(() => null);
+if (vite) await vite.build({ configFile: path.join(root, 'web/vite.config.ts'), logLevel: quiet ? 'warn' : 'info' });
 
 await chmod(path.join(root, 'dist/pilot.mjs'), 0o755);
 await chmod(path.join(root, 'dist/cli.mjs'), 0o755);

@@ -73,9 +73,12 @@ install_packages() {
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
   done
-  # promtool only: the server, its recommends and its daemon are not needed.
+  # Without their recommends: promtool only (not the server's daemon), and headless Chromium for the
+  # web monitor's browser tests (driven by playwright-core).
   local lean=()
-  dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q 'install ok installed' || lean+=(prometheus)
+  for package in prometheus chromium; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || lean+=("$package")
+  done
   [ ${#missing[@]} -eq 0 ] && [ ${#lean[@]} -eq 0 ] && return 0
   log "installing ${missing[*]} ${lean[*]}"
   [ -e /usr/sbin/policy-rc.d ] || {

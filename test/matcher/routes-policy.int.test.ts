@@ -94,6 +94,12 @@ const EXPECTED_ACCESS: Record<string, Role[] | 'public'> = {
   'GET /api/auth/callback': 'public',
   'POST /api/auth/token': 'public',
   'POST /api/auth/token/revoke': 'public',
+  'GET /api/events': USERS,
+  'GET /': 'public',
+  'GET /ui': 'public',
+  'GET /ui/': 'public',
+  'GET /ui/:view': 'public',
+  'GET /ui/assets/:file': 'public',
 };
 
 let m: TestMatcher;

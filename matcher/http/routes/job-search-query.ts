@@ -139,7 +139,7 @@ function typedFilter(raw: z.output<typeof filterSchema>, index: number, nowMs: n
 }
 
 /** Narrows a selection to what the caller may see: own jobs, the group's when it shares, the VO's for admins. */
-function scoped(principal: Principal, selection: JobSelection): JobSelection {
+export function visibleSelection(principal: Principal, selection: JobSelection): JobSelection {
   if (isAdministrator(principal)) return selection;
   const inVo: JobSelection = { ...selection, vos: [principal.vo] };
   if (isJobAdministratorFor(principal, principal.vo)) return inVo;
@@ -150,7 +150,7 @@ function scoped(principal: Principal, selection: JobSelection): JobSelection {
 /** A selection body as the store's selection, checked and narrowed to what the caller may see. */
 export function jobSelectionOf(principal: Principal, body: SelectionBody, nowMs: number): JobSelection {
   const filters = (body.search ?? []).map((raw, index) => typedFilter(raw, index, nowMs));
-  return scoped(principal, {
+  return visibleSelection(principal, {
     ...(body.ids && { ids: body.ids }),
     ...(body.status && { statuses: body.status }),
     ...(body.owner && { owners: body.owner }),

@@ -223,4 +223,9 @@ export const PG_JOB_MIGRATIONS: readonly PgMigration[] = [
         SELECT name, version, value, updated_at, updated_by FROM settings;
     `,
   },
+  {
+    version: 9,
+    name: 'jobs by last update: the change feed of the live web monitor reads what changed since a time',
+    sql: `CREATE INDEX jobs_by_last_update ON jobs (last_update_at, id);`,
+  },
 ];

@@ -296,6 +296,11 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
         SELECT name, version, value, updated_at, updated_by FROM settings;
     `,
   },
+  {
+    version: 14,
+    name: 'jobs by last update: the change feed of the live web monitor reads what changed since a time',
+    sql: `CREATE INDEX jobs_by_last_update ON jobs (last_update_at, id);`,
+  },
 ];
 
 /**

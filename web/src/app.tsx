@@ -1,0 +1,127 @@
+/**
+ * The shell: a sign-in gate, the navigation, and the view the URL names
+ * (/ui/jobs, /ui/job?id=, /ui/task-queues, /ui/pilots, /ui/sites; /ui/callback finishes a sign-in).
+ */
+import { useEffect, useState } from 'react';
+import { api } from './api.ts';
+import { currentSession, finishSignIn, signOut } from './session.ts';
+import { navigate, useLocation } from './url-state.ts';
+import { JobMonitor } from './views/job-monitor.tsx';
+import { JobPage } from './views/job-page.tsx';
+import { SignInPage } from './views/sign-in.tsx';
+import { TaskQueues } from './views/task-queues.tsx';
+import { Pilots } from './views/pilots.tsx';
+import { Sites } from './views/sites.tsx';
+
+export interface Me {
+  user: string;
+  vo: string;
+  group: string;
+  properties: string[];
+}
+
+const VIEWS: [string, string][] = [
+  ['/ui/jobs', 'Jobs'],
+  ['/ui/task-queues', 'Task queues'],
+  ['/ui/pilots', 'Pilots'],
+  ['/ui/sites', 'Sites'],
+];
+
+function Callback() {
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    finishSignIn(new URL(location.href)).then(
+      (returnTo) => navigate(returnTo || '/ui/jobs', true),
+      (failure: Error) => setError(failure.message),
+    );
+  }, []);
+  return (
+    <main className="narrow">
+      <h1>Signing in…</h1>
+      {error && (
+        <p role="alert">
+          {error} <a href="/ui/">Start again</a>
+        </p>
+      )}
+    </main>
+  );
+}
+
+export function App() {
+  const { path } = useLocation();
+  const [me, setMe] = useState<Me | null>(null);
+  const [checked, setChecked] = useState(false);
+  const signedIn = currentSession() !== null;
+
+  useEffect(() => {
+    if (path === '/ui/callback' || !signedIn) {
+      setChecked(true);
+      return;
+    }
+    api<Me>('GET', '/api/auth/userinfo').then(
+      ({ body }) => {
+        setMe(body);
+        setChecked(true);
+      },
+      () => {
+        void signOut();
+        setMe(null);
+        setChecked(true);
+      },
+    );
+  }, [path === '/ui/callback', signedIn]);
+
+  if (path === '/ui/callback') return <Callback />;
+  if (!checked) return null;
+  if (!me) return <SignInPage onSignedIn={() => navigate(location.pathname + location.search, true)} />;
+
+  const view = path === '/ui' || path === '/ui/' ? '/ui/jobs' : path;
+  return (
+    <>
+      <header className="top">
+        <span className="brand">Pilothouse</span>
+        <nav aria-label="Views">
+          {VIEWS.map(([href, label]) => (
+            <a
+              key={href}
+              href={href}
+              aria-current={view === href ? 'page' : undefined}
+              onClick={(event) => {
+                event.preventDefault();
+                navigate(href);
+              }}
+            >
+              {label}
+            </a>
+          ))}
+        </nav>
+        <span className="who" data-testid="who">
+          {me.user} · {me.vo} / {me.group}
+        </span>
+        <button
+          type="button"
+          onClick={() => {
+            void signOut().then(() => {
+              setMe(null);
+              navigate('/ui/', true);
+            });
+          }}
+        >
+          Sign out
+        </button>
+      </header>
+      <main>
+        {view === '/ui/jobs' && <JobMonitor me={me} />}
+        {view === '/ui/job' && <JobPage />}
+        {view === '/ui/task-queues' && <TaskQueues me={me} />}
+        {view === '/ui/pilots' && <Pilots me={me} />}
+        {view === '/ui/sites' && <Sites me={me} />}
+        {!['/ui/jobs', '/ui/job', '/ui/task-queues', '/ui/pilots', '/ui/sites'].includes(view) && (
+          <p>
+            No such view. <a href="/ui/jobs">Jobs</a>
+          </p>
+        )}
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,92 @@
+/** The site mask: ban or allow a site with a reason (service administrators; others see it refused). */
+import { useCallback, useEffect, useState } from 'react';
+import { api } from '../api.ts';
+import type { Me } from '../app.tsx';
+
+interface SiteRow {
+  site: string;
+  status: string;
+  reason: string;
+  changedBy: string;
+  changedAt: string;
+}
+
+export function Sites({ me }: { me: Me }) {
+  const [rows, setRows] = useState<SiteRow[]>([]);
+  const [message, setMessage] = useState<string | null>(null);
+  const [site, setSite] = useState('');
+  const [reason, setReason] = useState('');
+  const load = useCallback(() => {
+    api<{ sites: SiteRow[] }>('GET', '/api/sites').then(
+      ({ body }) => setRows(body.sites),
+      (failure: Error) => setMessage(failure.message),
+    );
+  }, []);
+  useEffect(load, [load]);
+  const change = async (action: 'ban' | 'allow', name: string) => {
+    try {
+      await api('POST', `/api/sites/${encodeURIComponent(name)}/${action}`, {
+        reason: reason || `${action} from the web monitor`,
+      });
+      setMessage(`${name}: ${action === 'ban' ? 'banned' : 'allowed'}`);
+      load();
+    } catch (failure) {
+      setMessage(`${name}: ${(failure as Error).message}`);
+    }
+  };
+  return (
+    <section aria-labelledby="sites-title">
+      <h1 id="sites-title">Sites</h1>
+      {message && (
+        <p role="status" data-testid="site-message">
+          {message}
+        </p>
+      )}
+      <form
+        className="inline-form"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void change('ban', site);
+        }}
+      >
+        <label>
+          Site <input value={site} onChange={(event) => setSite(event.target.value)} required />
+        </label>
+        <label>
+          Reason <input value={reason} onChange={(event) => setReason(event.target.value)} />
+        </label>
+        <button type="submit">Ban</button>
+        {!me.properties.includes('ServiceAdministrator') && (
+          <span className="muted"> (service administrators only)</span>
+        )}
+      </form>
+      <table>
+        <thead>
+          <tr>
+            {['Site', 'Status', 'Reason', 'By', 'At', ''].map((h) => (
+              <th scope="col" key={h}>
+                {h}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={row.site}>
+              <td>{row.site}</td>
+              <td>{row.status}</td>
+              <td>{row.reason}</td>
+              <td>{row.changedBy}</td>
+              <td>{row.changedAt.replace('T', ' ').slice(0, 19)}</td>
+              <td>
+                <button type="button" onClick={() => void change(row.status === 'Banned' ? 'allow' : 'ban', row.site)}>
+                  {row.status === 'Banned' ? 'Allow' : 'Ban'}
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
