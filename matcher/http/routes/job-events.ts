@@ -1,14 +1,18 @@
 /**
  * `GET /api/events`: the jobs the caller may see, as they change, in server-sent events, so that a
- * monitor updates without anyone pressing refresh. Each connection keeps a cursor on the jobs' last
- * update (time, then id) and reads what moved past it from the store every second (at once again
- * when a read was full): every replica sees every change, whichever replica made it, and a user only
- * ever receives jobs a search would show them. A reconnecting client sends `Last-Event-ID` and
- * misses nothing.
+ * monitor updates without anyone pressing refresh. Each connection reads from the store, every
+ * second, the visible jobs whose last update is past its cursor: every replica sees every change,
+ * whichever replica made it, and a user only ever receives jobs a search would show them.
+ * A job's last update is the time its report carries (the pilot's clock), and reports are committed
+ * in an order that need not be theirs: each read therefore goes back LAG_WINDOW_MS before the cursor
+ * and leaves out what this connection already sent. A change stamped more than that before the
+ * newest one seen is missed (a worker node whose clock is that far behind); a server-assigned change
+ * sequence would close this. A reconnecting client sends `Last-Event-ID` (the cursor's time).
  *   event: jobs   data: {"jobs": [{"id", "status", "minorStatus", "applicationStatus", "site", "lastUpdateAt"}]}
  */
 import { PassThrough } from 'node:stream';
 import type { Principal } from '../../../shared/auth/claims.ts';
+import type { JobView } from '../../../shared/job/model.ts';
 import { PilothouseError, toPilothouseError } from '../../../shared/errors.ts';
 import { isoNow } from '../../../shared/clock.ts';
 import type { Route } from '../router.ts';
@@ -17,23 +21,23 @@ import { visibleSelection } from './job-search-query.ts';
 
 /** How often each connection looks for changes. */
 export const EVENT_POLL_INTERVAL_MS = 1_000;
-/** Jobs in one event at most; a fuller backlog follows at once in the next ones. */
-const MAX_JOBS_PER_EVENT = 500;
+/** How far before the cursor each read goes back, for reports committed out of their time order. */
+export const LAG_WINDOW_MS = 30_000;
+/** Jobs per store read, and reads per poll at most (a flood is sent over the next polls). */
+const JOBS_PER_READ = 500;
+const READS_PER_POLL = 4;
 /** A comment line this often keeps proxies from closing a quiet stream. */
 const KEEPALIVE_MS = 15_000;
 
-type Cursor = [string, number];
-
-function cursorOf(lastEventId: string | undefined, since: string | null, now: string): Cursor {
-  const match = lastEventId ? /^(\d{4}-\d\d-\d\dT[\d:.]+Z)\|(\d+)$/.exec(lastEventId) : null;
-  if (match) return [match[1] as string, Number(match[2])];
+function cursorOf(lastEventId: string | undefined, since: string | null, now: string): string {
+  if (lastEventId && !Number.isNaN(Date.parse(lastEventId))) return new Date(lastEventId).toISOString();
   if (since !== null) {
     if (Number.isNaN(Date.parse(since))) {
       throw new PilothouseError('BAD_QUERY', 'since must be an ISO-8601 time', { field: 'since' });
     }
-    return [new Date(since).toISOString(), 0];
+    return new Date(since).toISOString();
   }
-  return [now, 0];
+  return now;
 }
 
 export function jobEventRoutes(deps: RouteDeps): Route[] {
@@ -63,24 +67,39 @@ export function jobEventRoutes(deps: RouteDeps): Route[] {
           stream.end();
         };
         req.once('close', close);
+        /** What this connection sent within the window: `id@lastUpdateAt`. */
+        const sent = new Map<string, string>();
         const read = async (): Promise<void> => {
           if (closed) return;
-          let full = false;
           try {
-            const page = await deps.store.searchJobs({
-              ...visibleSelection(caller, {
-                filters: [{ column: 'lastUpdateAt', operator: 'gte', value: cursor[0] }],
-              }),
-              sort: [{ column: 'lastUpdateAt', direction: 'asc' }],
-              page: 1,
-              perPage: MAX_JOBS_PER_EVENT,
-              countTotal: false,
-              after: cursor,
-            });
-            const last = page.jobs.at(-1);
-            if (last && !closed) {
-              cursor = [last.lastUpdateAt, last.id];
-              const jobs = page.jobs.map((job) => ({
+            const windowStart = new Date(Date.parse(cursor) - LAG_WINDOW_MS).toISOString();
+            for (const [key, at] of sent) if (at < windowStart) sent.delete(key);
+            const fresh: JobView[] = [];
+            let after: [string, number] | undefined;
+            for (let reads = 0; reads < READS_PER_POLL; reads += 1) {
+              const page = await deps.store.searchJobs({
+                ...visibleSelection(caller, {
+                  filters: [{ column: 'lastUpdateAt', operator: 'gte', value: windowStart }],
+                }),
+                sort: [{ column: 'lastUpdateAt', direction: 'asc' }],
+                page: 1,
+                perPage: JOBS_PER_READ,
+                countTotal: false,
+                ...(after && { after }),
+              });
+              for (const job of page.jobs) {
+                const key = `${job.id}@${job.lastUpdateAt}`;
+                if (sent.has(key)) continue;
+                sent.set(key, job.lastUpdateAt);
+                fresh.push(job);
+              }
+              const last = page.jobs.at(-1);
+              if (!last || page.jobs.length < JOBS_PER_READ) break;
+              after = [last.lastUpdateAt, last.id];
+            }
+            if (fresh.length > 0 && !closed) {
+              for (const job of fresh) if (job.lastUpdateAt > cursor) cursor = job.lastUpdateAt;
+              const jobs = fresh.map((job) => ({
                 id: job.id,
                 status: job.status,
                 minorStatus: job.minorStatus,
@@ -88,15 +107,14 @@ export function jobEventRoutes(deps: RouteDeps): Route[] {
                 site: job.site,
                 lastUpdateAt: job.lastUpdateAt,
               }));
-              stream.write(`id: ${cursor[0]}|${cursor[1]}\nevent: jobs\ndata: ${JSON.stringify({ jobs })}\n\n`);
-              full = page.jobs.length === MAX_JOBS_PER_EVENT;
+              stream.write(`id: ${cursor}\nevent: jobs\ndata: ${JSON.stringify({ jobs })}\n\n`);
             }
           } catch (error) {
             const coded = toPilothouseError(error);
             logger.warn({ code: coded.code, err: coded.message }, 'job event read failed');
             if (!closed) stream.write(`event: error\ndata: ${JSON.stringify({ code: coded.code })}\n\n`);
           }
-          if (!closed) timer = setTimeout(() => void read(), full ? 0 : EVENT_POLL_INTERVAL_MS);
+          if (!closed) timer = setTimeout(() => void read(), EVENT_POLL_INTERVAL_MS);
         };
         stream.write('retry: 3000\n\n');
         void read();

@@ -53,9 +53,13 @@ export function JobMonitor({ me }: { me: Me }) {
     [monitor],
   );
 
+  // Answers can come back out of order (a live reload racing a new sort): only the latest request's counts.
+  const latest = useRef(0);
   const load = useCallback(async () => {
+    const request = (latest.current += 1);
     try {
       const { body } = await api<SearchAnswer>('POST', '/api/jobs/search', searchBody);
+      if (request !== latest.current) return;
       setAnswer(body);
       setError(null);
     } catch (failure) {
@@ -68,20 +72,25 @@ export function JobMonitor({ me }: { me: Me }) {
     void load();
   }, [load]);
 
-  // Live: any change to a job we may see reloads the page shown (at most every half second).
-  const reloadSoon = useRef<number | null>(null);
-  useEffect(
-    () =>
-      watchJobs(() => {
-        if (reloadSoon.current !== null) return;
-        reloadSoon.current = window.setTimeout(() => {
-          reloadSoon.current = null;
-          void load();
-          setSummaryVersion((v) => v + 1);
-        }, 500);
-      }, setLive),
-    [load],
-  );
+  // Live: any change to a job we may see reloads the page shown (at most every half second), with the
+  // query shown then, not the one of when the stream was opened.
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  useEffect(() => {
+    let reloadSoon: number | null = null;
+    const stop = watchJobs(() => {
+      if (reloadSoon !== null) return;
+      reloadSoon = window.setTimeout(() => {
+        reloadSoon = null;
+        void loadRef.current();
+        setSummaryVersion((v) => v + 1);
+      }, 500);
+    }, setLive);
+    return () => {
+      stop();
+      if (reloadSoon !== null) window.clearTimeout(reloadSoon);
+    };
+  }, []);
 
   const runBulk = async (operation: string) => {
     const ids = [...selected];
