@@ -49,14 +49,28 @@ it(
     let stored = 0;
     const wal = path.join(dir, 'data', 'pilothouse.sqlite-wal');
     const walBytes = async () => (await stat(wal).catch(() => ({ size: 0 }))).size;
+    const walWrittenAtMs = async () => (await stat(wal).catch(() => ({ mtimeMs: 0 }))).mtimeMs;
+    /**
+     * Resolves once the submission's pages are going to the WAL: the file grows by 1 MiB, or — when a
+     * checkpoint left it large and SQLite rewrites it from its start — its modification time moves.
+     * Bounded, so that a submission that never writes (a refusal) still gets killed and checked.
+     */
+    const walBeingWritten = async (baselineBytes: number, baselineMtimeMs: number): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        if ((await walBytes()) >= baselineBytes + 1024 * 1024) return;
+        if ((await walWrittenAtMs()) > baselineMtimeMs) return;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    };
     // Kills at moments spread over the handling (reading, expanding, validating), and one while the
     // transaction's pages are being written to the WAL.
     for (const killAt of ['after 300 ms', 'after 1500 ms', 'after 3000 ms', 'after 4500 ms', 'while writing']) {
       const baseline = await walBytes();
+      const baselineMtimeMs = await walWrittenAtMs();
       const answer = submit(url, token).catch(() => null);
-      if (killAt === 'while writing') {
-        while ((await walBytes()) < baseline + 1024 * 1024) await new Promise((resolve) => setTimeout(resolve, 1));
-      } else await new Promise((resolve) => setTimeout(resolve, Number(/\d+/.exec(killAt)?.[0])));
+      if (killAt === 'while writing') await walBeingWritten(baseline, baselineMtimeMs);
+      else await new Promise((resolve) => setTimeout(resolve, Number(/\d+/.exec(killAt)?.[0])));
       const child = server!.child;
       const exited = once(child, 'exit');
       child.kill('SIGKILL');
