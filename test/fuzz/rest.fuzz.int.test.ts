@@ -16,6 +16,7 @@ import { startTestMatcher, type TestMatcher } from '../helpers/matcher.ts';
 import { queueSlot } from '../helpers/queue-slot.ts';
 import { RawPilot, resources } from '../helpers/raw-pilot.ts';
 import { fuzzRuns, hostileBody, hostileString } from './hostile.ts';
+import { OAUTH_ERROR_CODES, type OAuthErrorCode } from '../../matcher/auth/login/oauth-error.ts';
 
 let m: TestMatcher;
 const tokens: Record<string, string> = {};
@@ -192,12 +193,36 @@ it('every route answers hostile requests with a coded 4xx, never a 5xx', async (
           headers,
           ...(hasBody && { body: request.body }),
         });
+        if (/^text\/event-stream/.test(response.headers.get('content-type') ?? '')) {
+          // The live event stream never ends by itself: its opening is the answer.
+          await response.body?.cancel();
+          requests += 1;
+          statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+          return;
+        }
         const text = await response.text();
         requests += 1;
         statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
         const what = `${request.method} ${path}?${query} -> ${response.status} ${text.slice(0, 300)}`;
         if (response.status < 400) return;
-        const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
+        if (/^text\/html/.test(response.headers.get('content-type') ?? '')) {
+          // Sign-in pages a person sees: a 4xx page naming a registered code or the OAuth error.
+          assert.ok(response.status < 500, what);
+          const named = /<small>([A-Za-z_]+)<\/small>/.exec(text)?.[1];
+          assert.ok(
+            isErrorCode(named) || OAUTH_ERROR_CODES.includes(named as OAuthErrorCode),
+            `page names no code: ${what}`,
+          );
+          return;
+        }
+        const parsed = JSON.parse(text) as { error?: unknown };
+        if (typeof parsed.error === 'string') {
+          // The OAuth endpoints answer the RFCs' errors (RFC 6749 §5.2, RFC 8628 §3.5).
+          assert.ok(OAUTH_ERROR_CODES.includes(parsed.error as OAuthErrorCode), `unknown OAuth error: ${what}`);
+          assert.ok([400, 401].includes(response.status), what);
+          return;
+        }
+        const code = (parsed as { error?: { code?: unknown } }).error?.code;
         assert.ok(isErrorCode(code), `no registered code: ${what}`);
         assert.equal(ERROR_CODES[code].httpStatus, response.status, what);
         assert.ok(response.status < 500 || code === 'PILOT_BUNDLE_UNAVAILABLE', what);
