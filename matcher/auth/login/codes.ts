@@ -1,6 +1,6 @@
 /**
  * The secrets of user login: device codes, authorization codes, refresh tokens and IdP `state`s are
- * 256 random bits, stored only as their sha256; user codes are typed by people, so they come from an
+ * 256 random bits, stored only as their sha256 (hashCredential, as pilot credentials); user codes are typed by people, so they come from an
  * alphabet without vowels or look-alike characters (RFC 8628 §6.1: 20^8 ≈ 2^34.6 codes, and each
  * lives ten minutes).
  */
@@ -14,10 +14,6 @@ const USER_CODE_LENGTH = 8;
 
 export function randomSecret(prefix = ''): string {
   return prefix + randomBytes(32).toString('base64url');
-}
-
-export function digest(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
 }
 
 /** `WDJB-MJHT`: shown to the user with a dash, stored without it. */

@@ -16,12 +16,12 @@ import { identityFromClaims } from '../oidc.ts';
 import {
   AUTHORIZATION_CODE_PREFIX,
   DEVICE_CODE_PREFIX,
-  digest,
   newUserCode,
   normalizeUserCode,
   randomSecret,
 } from './codes.ts';
 import type { IdpClient } from './idp-client.ts';
+import { hashCredential } from '../pilot-credentials.ts';
 import type { LoginSettings } from './login-config.ts';
 import { OAuthError } from './oauth-error.ts';
 import { loginClient, parseLoginScope, type LoginScope } from './login-clients.ts';
@@ -113,7 +113,7 @@ export class SignIn {
     const userCode = newUserCode();
     const nowMs = clock.nowMs();
     await this.#deps.store.addGrant({
-      hash: digest(deviceCode),
+      hash: hashCredential(deviceCode),
       kind: 'device',
       clientId: clientId as string,
       userCode: userCode.stored,
@@ -206,7 +206,7 @@ export class SignIn {
     };
     const nowMs = clock.nowMs();
     await store.addGrant({
-      hash: digest(state),
+      hash: hashCredential(state),
       kind: 'transaction',
       clientId: String(trip.clientId ?? 'pilothouse-cli'),
       userCode: null,
@@ -227,7 +227,7 @@ export class SignIn {
   async callback(callbackUrl: URL): Promise<CallbackOutcome> {
     const { store, clock, logger } = this.#deps;
     const state = callbackUrl.searchParams.get('state');
-    const trip = state === null ? null : await store.takeGrant(digest(state), 'transaction', clock.nowMs());
+    const trip = state === null ? null : await store.takeGrant(hashCredential(state), 'transaction', clock.nowMs());
     if (!trip) {
       logger.warn('sign-in refused: unknown, expired or replayed state');
       throw new PilothouseError(
@@ -291,7 +291,7 @@ export class SignIn {
     const code = randomSecret(AUTHORIZATION_CODE_PREFIX);
     const nowMs = clock.nowMs();
     await store.addGrant({
-      hash: digest(code),
+      hash: hashCredential(code),
       kind: 'code',
       clientId: trip.clientId,
       userCode: null,

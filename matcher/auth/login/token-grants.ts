@@ -14,7 +14,8 @@ import type { Clock } from '../../../shared/clock.ts';
 import type { CredentialStore } from '../../store/credential-store.ts';
 import type { LoginIdentity, LoginStore } from '../../store/login-store.ts';
 import type { TokenService } from '../tokens.ts';
-import { digest, pkceMatches, randomSecret, REFRESH_TOKEN_PREFIX } from './codes.ts';
+import { hashCredential } from '../pilot-credentials.ts';
+import { pkceMatches, randomSecret, REFRESH_TOKEN_PREFIX } from './codes.ts';
 import type { LoginSettings } from './login-config.ts';
 import { DEVICE_GRANT_TYPE, loginClient } from './login-clients.ts';
 import { OAuthError } from './oauth-error.ts';
@@ -66,7 +67,11 @@ export class TokenGrants {
   async #deviceCode(form: Form): Promise<TokenResponse> {
     const client = loginClient(form.get('client_id'), DEVICE_GRANT_TYPE);
     const deviceCode = required(form, 'device_code');
-    const poll = await this.#deps.store.pollDeviceGrant(digest(deviceCode), client.id, this.#deps.clock.nowMs());
+    const poll = await this.#deps.store.pollDeviceGrant(
+      hashCredential(deviceCode),
+      client.id,
+      this.#deps.clock.nowMs(),
+    );
     switch (poll.outcome) {
       case 'unknown':
         throw new OAuthError('invalid_grant', 'the device code is unknown or was already used');
@@ -89,7 +94,7 @@ export class TokenGrants {
     const verifier = required(form, 'code_verifier');
     const redirectUri = required(form, 'redirect_uri');
     // Taken (spent) before it is checked: a code presented with a wrong verifier is gone, as a guessed one should be.
-    const grant = await this.#deps.store.takeGrant(digest(code), 'code', this.#deps.clock.nowMs());
+    const grant = await this.#deps.store.takeGrant(hashCredential(code), 'code', this.#deps.clock.nowMs());
     if (!grant || grant.identity === null) {
       throw new OAuthError('invalid_grant', 'the authorization code is unknown, expired or already used');
     }
@@ -110,7 +115,7 @@ export class TokenGrants {
     const client = loginClient(form.get('client_id'), 'refresh_token');
     const presented = required(form, 'refresh_token');
     const nowMs = this.#deps.clock.nowMs();
-    const spent = await this.#deps.store.spendRefreshToken(digest(presented), nowMs);
+    const spent = await this.#deps.store.spendRefreshToken(hashCredential(presented), nowMs);
     switch (spent.outcome) {
       case 'unknown':
       case 'expired':
@@ -139,7 +144,7 @@ export class TokenGrants {
   async revoke(form: Form): Promise<void> {
     const token = form.get('token');
     if (token === null || !token.startsWith(REFRESH_TOKEN_PREFIX)) return;
-    const spent = await this.#deps.store.spendRefreshToken(digest(token), this.#deps.clock.nowMs());
+    const spent = await this.#deps.store.spendRefreshToken(hashCredential(token), this.#deps.clock.nowMs());
     if (spent.outcome === 'unknown') return;
     const revoked = await this.#revokeFamily(spent.token.family, 'signed out');
     this.#deps.logger.info({ user: spent.token.identity.subject, revokedTokens: revoked }, 'user signed out');
@@ -177,7 +182,7 @@ export class TokenGrants {
     const refreshToken = randomSecret(REFRESH_TOKEN_PREFIX);
     const refreshExpiresAtMs = Math.min(nowMs + settings.refreshTokenTtlSec * 1000, familyExpiresAtMs);
     await store.addRefreshToken({
-      hash: digest(refreshToken),
+      hash: hashCredential(refreshToken),
       family,
       clientId,
       identity,

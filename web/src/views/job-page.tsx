@@ -7,37 +7,10 @@ import { useCallback, useEffect, useState } from 'react';
 import { api, download } from '../api.ts';
 import { watchJobs } from '../live.ts';
 import { useLocation } from '../url-state.ts';
+import type { JobWithHistory } from '../../../shared/job/model.ts';
 
-interface HistoryRow {
-  at: string;
-  status: string;
-  minorStatus: string;
-  applicationStatus: string;
-  source: string;
-  note?: string | null;
-}
-
-interface Job {
-  id: number;
-  name: string;
-  owner: string;
-  group: string;
-  vo: string;
-  jobType: string;
-  status: string;
-  minorStatus: string;
-  applicationStatus: string;
-  exitCode: number | null;
-  site: string | null;
-  ce: string | null;
-  pilotId: string | null;
-  attempt: number;
-  taskQueueId: number | null;
-  submittedAt: string;
-  outputSandbox: string | null;
-  description: { requirements?: unknown; executable?: string; arguments?: string[] };
-  history: HistoryRow[];
-}
+/** The job as GET /api/jobs/{id} answers it: the model the matcher serves, with its history. */
+type Job = JobWithHistory;
 
 interface Logs {
   outputTail: { stdout: string; stderr: string } | null;
