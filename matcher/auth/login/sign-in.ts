@@ -105,7 +105,7 @@ export class SignIn {
   }
 
   async startDevice(clientId: string | null, rawScope: string | null, publicUrl: string): Promise<DeviceAuthorization> {
-    loginClient(clientId, 'urn:ietf:params:oauth:grant-type:device_code');
+    const client = loginClient(clientId, 'urn:ietf:params:oauth:grant-type:device_code');
     const scope = parseLoginScope(rawScope);
     this.idpFor(scope);
     const { settings, clock } = this.#deps;
@@ -115,7 +115,7 @@ export class SignIn {
     await this.#deps.store.addGrant({
       hash: hashCredential(deviceCode),
       kind: 'device',
-      clientId: clientId as string,
+      clientId: client.id,
       userCode: userCode.stored,
       data: { scope: scope.text, vo: scope.vo, group: scope.group },
       intervalSec: settings.pollIntervalSec,
@@ -147,7 +147,7 @@ export class SignIn {
       );
     }
     const scope = parseLoginScope(String(grant.data.scope ?? ''));
-    return this.#startTrip(this.idpFor(scope), publicUrl, {
+    return this.#startTrip(this.idpFor(scope), publicUrl, grant.clientId, {
       purpose: 'device',
       group: scope.group,
       deviceHash: grant.hash,
@@ -177,14 +177,13 @@ export class SignIn {
         throw new OAuthError('invalid_request', 'code_challenge_method must be S256');
       }
       const scope = parseLoginScope(request.scope);
-      return await this.#startTrip(this.idpFor(scope), publicUrl, {
+      return await this.#startTrip(this.idpFor(scope), publicUrl, client.id, {
         purpose: 'web',
         group: scope.group,
         clientRedirectUri: redirectUri,
         codeChallenge: request.codeChallenge,
         clientState: request.state,
         scope: scope.text,
-        clientId: request.clientId,
       });
     } catch (error) {
       if (error instanceof OAuthError) return back(error);
@@ -192,7 +191,8 @@ export class SignIn {
     }
   }
 
-  async #startTrip(idp: IdpClient, publicUrl: string, trip: Partial<TripData>): Promise<URL> {
+  /** A trip to the IdP for `clientId`'s sign-in; the callback finds it by its state. */
+  async #startTrip(idp: IdpClient, publicUrl: string, clientId: string, trip: Partial<TripData>): Promise<URL> {
     const { settings, clock, store } = this.#deps;
     const state = randomSecret();
     const data: TripData = {
@@ -208,7 +208,7 @@ export class SignIn {
     await store.addGrant({
       hash: hashCredential(state),
       kind: 'transaction',
-      clientId: String(trip.clientId ?? 'pilothouse-cli'),
+      clientId,
       userCode: null,
       data,
       intervalSec: 0,
