@@ -11,11 +11,21 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { runCli } from '../helpers/cli-process.ts';
 import { startLoginRig, type LoginRig } from '../helpers/login-rig.ts';
 import { spawnPilot, type PilotProcess } from '../helpers/pilot-process.ts';
+
+const require = createRequire(import.meta.url);
+/** The part of axe-core's browser API the accessibility check calls. */
+interface AxeRunner {
+  run(
+    context: unknown,
+    options: unknown,
+  ): Promise<{ violations: { id: string; impact: string | null; nodes: { target: string[] }[] }[] }>;
+}
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((file) => existsSync(file));
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/web/', import.meta.url));
@@ -74,11 +84,18 @@ async function submitAs(token: string, jobs: Record<string, unknown>[]): Promise
   return JSON.parse(result.stdout).jobIds as number[];
 }
 
+async function apiGet<T>(token: string, route: string): Promise<T> {
+  const response = await fetch(`${rig.m.url}${route}`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(response.status, 200, route);
+  return (await response.json()) as T;
+}
+
 const statusCell = (target: Page, jobId: number) =>
   target.locator(`tr[data-job-id="${jobId}"] td[data-column="status"]`);
 
 describe('web monitor', () => {
   let jobIds: number[] = [];
+  let pilotIdShown = '';
   let step = 0;
   // The page as each step left it: what a failure looked like, kept with the test's artifacts.
   afterEach(async () => {
@@ -180,9 +197,58 @@ describe('web monitor', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'job-page.png'), fullPage: true });
   });
 
+  it('a task queue says why nothing takes it; its job administrator pauses, resumes and boosts it', async () => {
+    const token = await sessionToken(page);
+    const [stuck] = await submitAs(token, [
+      { executable: 'true', name: 'tq-stuck', requirements: { sites: ['Nowhere'] } },
+    ]);
+    const tqId = (await apiGet<{ taskQueueId: number }>(token, `/api/jobs/${stuck}`)).taskQueueId;
+    await page.getByRole('link', { name: 'Task queues' }).click();
+    await page.locator(`tr[data-tq-id="${tqId}"]`).waitFor();
+    await page.getByRole('link', { name: String(tqId), exact: true }).click();
+    await page.getByTestId('tq-why-idle').filter({ hasText: /sites/ }).waitFor();
+    await page.getByLabel('Reason').fill('maintenance of the input data');
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByTestId('tq-state').filter({ hasText: 'paused' }).waitFor();
+    assert.match(await page.getByTestId('tq-why-idle').innerText(), /paused by .*maintenance of the input data/);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.getByTestId('tq-state').filter({ hasText: 'active' }).waitFor();
+    await page.getByRole('spinbutton', { name: 'Boost' }).fill('7');
+    await page.getByRole('button', { name: 'Set boost' }).click();
+    await page.getByTestId('tq-boost').filter({ hasText: /^7$/ }).waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'task-queue.png'), fullPage: true });
+    // Its jobs, one click away; killed so that the later views hold no waiting job.
+    await page.getByTestId('tq-waiting').getByRole('link').click();
+    await page.getByTestId('range').filter({ hasText: '1–1 of 1' }).waitFor();
+    await page.getByLabel(`Select job ${stuck}`).check();
+    await page.getByRole('button', { name: 'Kill' }).click();
+    await page.getByTestId('bulk-results').filter({ hasText: 'kill: 1 done, 0 refused' }).waitFor();
+    await page.getByRole('link', { name: 'Jobs', exact: true }).click();
+  });
+
+  it("a pilot's page shows its node, the jobs it ran and its own log", async () => {
+    await page.getByRole('link', { name: 'Pilots' }).click();
+    const row = page.locator('tbody tr[data-pilot-id]').first();
+    await row.waitFor();
+    await row.getByRole('link').click();
+    await page.getByTestId('pilot-status').filter({ hasText: 'Running' }).waitFor();
+    assert.doesNotMatch(await page.getByTestId('pilot-node').innerText(), /not connected/);
+    await page
+      .getByTestId('pilot-jobs')
+      .getByRole('link', { name: String(jobIds[0]), exact: true })
+      .waitFor();
+    await page
+      .getByTestId('pilot-log')
+      .filter({ hasText: /\d\d:\d\d:\d\d\.\d{3} INFO / })
+      .waitFor();
+    assert.ok(Number(await page.getByTestId('pilot-jobs-matched').innerText()) >= jobIds.length);
+    pilotIdShown = (await page.getByRole('heading', { level: 1 }).innerText()).split(/\s+/)[1] ?? '';
+    await page.screenshot({ path: path.join(ARTIFACTS, 'pilot.png'), fullPage: true });
+  });
+
   it('banning a site is refused to a job administrator and done by a service administrator', async () => {
     await page.getByRole('link', { name: 'Sites' }).click();
-    await page.getByRole('textbox', { name: 'Site' }).fill('Site.Web');
+    await page.getByRole('textbox', { name: 'Site', exact: true }).fill('Site.Web');
     await page.getByLabel('Reason').fill('downtime');
     await page.getByRole('button', { name: 'Ban' }).first().click();
     await page
@@ -190,6 +256,14 @@ describe('web monitor', () => {
       .filter({ hasText: /Site\.Web: .*/ })
       .waitFor();
     assert.match(await page.getByTestId('site-message').innerText(), /Site\.Web: .*ServiceAdministrator/);
+    await page.getByLabel('Limit site').fill('Site.Web');
+    await page.getByLabel('Job type').fill('User');
+    await page.getByLabel('Max running').fill('1');
+    await page.getByRole('button', { name: 'Set limit' }).click();
+    await page
+      .getByTestId('limit-message')
+      .filter({ hasText: /Site\.Web \/ User: .*ServiceAdministrator/ })
+      .waitFor();
 
     const adminContext = await browser.newContext();
     const admin = await adminContext.newPage();
@@ -197,11 +271,17 @@ describe('web monitor', () => {
     await admin.getByText('Use a token').click();
     await admin.getByLabel(/A token from/).fill(rig.m.adminToken);
     await admin.getByRole('button', { name: 'Use this token' }).click();
-    await admin.getByRole('textbox', { name: 'Site' }).fill('Site.Web');
+    await admin.getByRole('textbox', { name: 'Site', exact: true }).fill('Site.Web');
     await admin.getByLabel('Reason').fill('downtime');
     await admin.getByRole('button', { name: 'Ban' }).first().click();
     await admin.getByTestId('site-message').filter({ hasText: 'Site.Web: banned' }).waitFor();
-    await admin.locator('td', { hasText: 'Site.Web' }).waitFor();
+    await admin.locator('td', { hasText: 'Site.Web' }).first().waitFor();
+    await admin.getByLabel('Limit site').fill('Site.Web');
+    await admin.getByLabel('Job type').fill('User');
+    await admin.getByLabel('Max running').fill('3');
+    await admin.getByRole('button', { name: 'Set limit' }).click();
+    await admin.getByTestId('limit-message').filter({ hasText: 'Site.Web / User: at most 3 running' }).waitFor();
+    await admin.getByTestId('running-limits').locator('td', { hasText: /^3$/ }).waitFor();
     await admin.screenshot({ path: path.join(ARTIFACTS, 'sites.png'), fullPage: true });
     await adminContext.close();
   });
@@ -221,5 +301,67 @@ describe('web monitor', () => {
     assert.deepEqual(shown, [own]);
     await alicePage.screenshot({ path: path.join(ARTIFACTS, 'job-monitor-normal-user.png'), fullPage: true });
     await aliceContext.close();
+  });
+
+  it('every view passes the axe-core WCAG 2.1 A/AA rules (labels, contrast, landmarks, names)', async () => {
+    const axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
+    const views = [
+      ['/ui/jobs', 'Jobs'],
+      [`/ui/job?id=${jobIds[0]}`, `Job ${jobIds[0]}`],
+      ['/ui/task-queues', 'Task queues'],
+      ['/ui/pilots', 'Pilots'],
+      [`/ui/pilot?id=${encodeURIComponent(pilotIdShown)}`, `Pilot ${pilotIdShown}`],
+      ['/ui/sites', 'Sites'],
+    ];
+    const found: string[] = [];
+    for (const [view, title] of views) {
+      await page.goto(`${rig.m.url}${view}`);
+      await page.getByRole('heading', { level: 1, name: new RegExp(`^${title}`) }).waitFor();
+      // Evaluated through the DevTools protocol: the page's Content-Security-Policy does not apply.
+      await page.evaluate(axeSource);
+      const violations = await page.evaluate(async () => {
+        const axe = (globalThis as unknown as { axe: AxeRunner }).axe;
+        const outcome = await axe.run((globalThis as unknown as { document: unknown }).document, {
+          runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+        });
+        return outcome.violations.map(
+          (v) =>
+            `${v.id} (${v.impact}): ${v.nodes
+              .map((n) => n.target.join(' '))
+              .slice(0, 3)
+              .join(', ')}`,
+        );
+      });
+      found.push(...violations.map((line) => `${view}: ${line}`));
+    }
+    assert.deepEqual(found, [], found.join('\n'));
+  });
+
+  it('is usable from the keyboard alone: Tab reaches the views and Enter opens one', async () => {
+    await page.goto(`${rig.m.url}/ui/jobs`);
+    await page.getByRole('heading', { level: 1, name: 'Jobs' }).waitFor();
+    let focused = '';
+    for (let presses = 0; presses < 10 && focused !== 'Pilots'; presses += 1) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(
+        () =>
+          (globalThis as unknown as { document: { activeElement: { textContent: string | null } | null } }).document
+            .activeElement?.textContent ?? '',
+      );
+    }
+    assert.equal(focused, 'Pilots', 'the navigation is reached by Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Pilots' }).waitFor();
+    assert.equal(new URL(page.url()).pathname, '/ui/pilots');
+  });
+
+  it('a job administrator drains a pilot from its page; it leaves once idle', async () => {
+    await page.goto(`${rig.m.url}/ui/pilot?id=${encodeURIComponent(pilotIdShown)}`);
+    await page.getByRole('button', { name: 'Drain' }).click();
+    await page
+      .getByTestId('pilot-message')
+      .filter({ hasText: /^draining/ })
+      .waitFor();
+    await page.getByTestId('pilot-status').filter({ hasText: 'Done' }).waitFor({ timeout: 30_000 });
   });
 });

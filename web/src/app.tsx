@@ -1,16 +1,18 @@
 /**
  * The shell: a sign-in gate, the navigation, and the view the URL names
- * (/ui/jobs, /ui/job?id=, /ui/task-queues, /ui/pilots, /ui/sites; /ui/callback finishes a sign-in).
+ * (/ui/jobs, /ui/job?id=, /ui/task-queues, /ui/task-queue?id=, /ui/pilots, /ui/pilot?id=, /ui/sites; /ui/callback finishes a sign-in).
  */
 import { useEffect, useState } from 'react';
 import { api } from './api.ts';
 import { currentSession, finishSignIn, signOut } from './session.ts';
-import { navigate, useLocation } from './url-state.ts';
+import { navigate, useLocation, ViewLink } from './url-state.tsx';
 import { JobMonitor } from './views/job-monitor.tsx';
 import { JobPage } from './views/job-page.tsx';
 import { SignInPage } from './views/sign-in.tsx';
 import { TaskQueues } from './views/task-queues.tsx';
 import { Pilots } from './views/pilots.tsx';
+import { PilotPage } from './views/pilot-page.tsx';
+import { TaskQueuePage } from './views/task-queue-page.tsx';
 import { Sites } from './views/sites.tsx';
 
 export interface Me {
@@ -25,6 +27,16 @@ const VIEWS: [string, string][] = [
   ['/ui/task-queues', 'Task queues'],
   ['/ui/pilots', 'Pilots'],
   ['/ui/sites', 'Sites'],
+];
+
+const ROUTED_VIEWS = [
+  '/ui/jobs',
+  '/ui/job',
+  '/ui/task-queues',
+  '/ui/task-queue',
+  '/ui/pilots',
+  '/ui/pilot',
+  '/ui/sites',
 ];
 
 function Callback() {
@@ -82,17 +94,9 @@ export function App() {
         <span className="brand">Pilothouse</span>
         <nav aria-label="Views">
           {VIEWS.map(([href, label]) => (
-            <a
-              key={href}
-              href={href}
-              aria-current={view === href ? 'page' : undefined}
-              onClick={(event) => {
-                event.preventDefault();
-                navigate(href);
-              }}
-            >
+            <ViewLink key={href} to={href} aria-current={view === href ? 'page' : undefined}>
               {label}
-            </a>
+            </ViewLink>
           ))}
         </nav>
         <span className="who" data-testid="who">
@@ -114,9 +118,11 @@ export function App() {
         {view === '/ui/jobs' && <JobMonitor me={me} />}
         {view === '/ui/job' && <JobPage />}
         {view === '/ui/task-queues' && <TaskQueues me={me} />}
+        {view === '/ui/task-queue' && <TaskQueuePage />}
         {view === '/ui/pilots' && <Pilots me={me} />}
+        {view === '/ui/pilot' && <PilotPage />}
         {view === '/ui/sites' && <Sites me={me} />}
-        {!['/ui/jobs', '/ui/job', '/ui/task-queues', '/ui/pilots', '/ui/sites'].includes(view) && (
+        {!ROUTED_VIEWS.includes(view) && (
           <p>
             No such view. <a href="/ui/jobs">Jobs</a>
           </p>

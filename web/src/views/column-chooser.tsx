@@ -1,6 +1,6 @@
 /** Which columns the table shows, and in which order (kept in the URL). */
 import { JOB_COLUMN_NAMES, type JobColumn } from '../../../shared/job/job-search.ts';
-import { setQuery } from '../url-state.ts';
+import { setQuery } from '../url-state.tsx';
 import { columnLabel } from './job-table.tsx';
 
 export function ColumnChooser({ columns }: { columns: JobColumn[] }) {

@@ -10,7 +10,7 @@ import {
   type JobColumn,
 } from '../../../shared/job/job-search.ts';
 import { api } from '../api.ts';
-import { setQuery, useLocation } from '../url-state.ts';
+import { setQuery, useLocation } from '../url-state.tsx';
 import { filterToUrl, OPERATORS_BY_TYPE, type Filter } from './job-query.ts';
 import { columnLabel } from './job-table.tsx';
 

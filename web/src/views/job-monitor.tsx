@@ -7,8 +7,8 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, ApiError } from '../api.ts';
 import type { Me } from '../app.tsx';
-import { watchJobs } from '../live.ts';
-import { setQuery, useLocation } from '../url-state.ts';
+import { LiveBadge, useLiveRefresh } from '../live-refresh.tsx';
+import { setQuery, useLocation } from '../url-state.tsx';
 import { ColumnChooser } from './column-chooser.tsx';
 import { FilterBar } from './filter-bar.tsx';
 import { filterToApi, PAGE_SIZES, readQuery, sortToUrl } from './job-query.ts';
@@ -38,7 +38,6 @@ export function JobMonitor({ me }: { me: Me }) {
   const monitor = useMemo(() => readQuery(query), [query.toString()]);
   const [answer, setAnswer] = useState<SearchAnswer | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [live, setLive] = useState(false);
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [results, setResults] = useState<{ operation: string; results: BulkResult[] } | null>(null);
   const [summaryVersion, setSummaryVersion] = useState(0);
@@ -74,23 +73,10 @@ export function JobMonitor({ me }: { me: Me }) {
 
   // Live: any change to a job we may see reloads the page shown (at most every half second), with the
   // query shown then, not the one of when the stream was opened.
-  const loadRef = useRef(load);
-  loadRef.current = load;
-  useEffect(() => {
-    let reloadSoon: number | null = null;
-    const stop = watchJobs(() => {
-      if (reloadSoon !== null) return;
-      reloadSoon = window.setTimeout(() => {
-        reloadSoon = null;
-        void loadRef.current();
-        setSummaryVersion((v) => v + 1);
-      }, 500);
-    }, setLive);
-    return () => {
-      stop();
-      if (reloadSoon !== null) window.clearTimeout(reloadSoon);
-    };
-  }, []);
+  const live = useLiveRefresh(() => {
+    void load();
+    setSummaryVersion((v) => v + 1);
+  }, null);
 
   const runBulk = async (operation: string) => {
     const ids = [...selected];
@@ -114,9 +100,7 @@ export function JobMonitor({ me }: { me: Me }) {
     <section aria-labelledby="jobs-title">
       <div className="title-row">
         <h1 id="jobs-title">Jobs</h1>
-        <span className={live ? 'live on' : 'live'} role="status" data-testid="live">
-          {live ? 'live' : 'not live'}
-        </span>
+        <LiveBadge live={live} />
         <span className="muted">
           {me.properties.includes('JobAdministrator') || me.properties.includes('ServiceAdministrator')
             ? `jobs of ${me.properties.includes('ServiceAdministrator') ? 'every VO' : `VO ${me.vo}`}`

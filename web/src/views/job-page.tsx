@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api, download } from '../api.ts';
 import { watchJobs } from '../live.ts';
-import { useLocation } from '../url-state.ts';
+import { useLocation } from '../url-state.tsx';
 import type { JobWithHistory } from '../../../shared/job/model.ts';
 
 /** The job as GET /api/jobs/{id} answers it: the model the matcher serves, with its history. */

@@ -6,7 +6,7 @@
 import { flexRender, getCoreRowModel, useReactTable, type ColumnDef } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import type { JobColumn } from '../../../shared/job/job-search.ts';
-import { navigate } from '../url-state.ts';
+import { ViewLink } from '../url-state.tsx';
 import type { MonitorQuery } from './job-query.ts';
 
 export type JobRow = Record<string, unknown> & { id: number };
@@ -53,15 +53,7 @@ export function JobTable(props: {
         accessorFn: (row) => row[column],
         cell: (info) =>
           column === 'id' ? (
-            <a
-              href={`/ui/job?id=${info.row.original.id}`}
-              onClick={(event) => {
-                event.preventDefault();
-                navigate(`/ui/job?id=${info.row.original.id}`);
-              }}
-            >
-              {info.row.original.id}
-            </a>
+            <ViewLink to={`/ui/job?id=${info.row.original.id}`}>{info.row.original.id}</ViewLink>
           ) : (
             cell(column, info.getValue())
           ),

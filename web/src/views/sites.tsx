@@ -1,7 +1,11 @@
-/** The site mask: ban or allow a site with a reason (service administrators; others see it refused). */
+/**
+ * The site mask — ban or allow a site with a reason — and the running limits per site and job type
+ * from the scheduling policy. Service administrators change both; others see their change refused.
+ */
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api.ts';
 import type { Me } from '../app.tsx';
+import { RunningLimits } from './running-limits.tsx';
 
 interface SiteRow {
   site: string;
@@ -87,6 +91,7 @@ export function Sites({ me }: { me: Me }) {
           ))}
         </tbody>
       </table>
+      <RunningLimits />
     </section>
   );
 }

@@ -1,63 +1,61 @@
-/** Task queues with waiting jobs: size, age, requirements, boost, state (job administrators). */
-import { useEffect, useState } from 'react';
+/** Task queues with waiting jobs: size, age, requirements, boost, state (job administrators); live. */
+import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api.ts';
 import type { Me } from '../app.tsx';
+import { LiveBadge, useLiveRefresh } from '../live-refresh.tsx';
+import { ViewLink } from '../url-state.tsx';
+import { shortTime } from '../format.ts';
+import { cores, type TaskQueue } from './task-queue-model.ts';
 
-interface TaskQueue {
-  id: number;
-  vo: string;
-  group: string;
-  owner: string;
-  waitingJobs: number;
-  boost: number;
-  paused: { by: string; reason: string } | null;
-  oldestWaitingSince: string | null;
-  requirements: {
-    jobType: string;
-    coresMin: number;
-    coresMax: number;
-    wallTimeSec: number;
-    sites: string[];
-    tags: string[];
-  };
-}
+const HEADERS = [
+  'TQ',
+  'State',
+  'Waiting',
+  'Oldest',
+  'Boost',
+  'Owner',
+  'Group',
+  'Type',
+  'Cores',
+  'Wall time (s)',
+  'Sites',
+  'Tags',
+];
 
 export function TaskQueues({ me }: { me: Me }) {
   const [rows, setRows] = useState<TaskQueue[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    api<{ taskQueues: TaskQueue[] }>('GET', '/api/task-queues').then(
-      ({ body }) => setRows(body.taskQueues),
-      (failure: Error) => setError(failure.message),
-    );
-  }, []);
+  const load = useCallback(
+    () =>
+      api<{ taskQueues: TaskQueue[] }>('GET', '/api/task-queues').then(
+        ({ body }) => {
+          setRows(body.taskQueues);
+          setError(null);
+        },
+        (failure: Error) => setError(failure.message),
+      ),
+    [],
+  );
+  useEffect(() => void load(), [load]);
+  const live = useLiveRefresh(load);
   return (
     <section aria-labelledby="tq-title">
-      <h1 id="tq-title">Task queues</h1>
+      <div className="title-row">
+        <h1 id="tq-title">Task queues</h1>
+        <LiveBadge live={live} />
+      </div>
       {error && (
         <p role="alert">
           {error}
           {me.properties.includes('JobAdministrator') ? '' : ' (task queues are shown to job administrators)'}
         </p>
       )}
-      {rows && (
-        <table>
+      {rows && rows.length === 0 && <p>No job is waiting.</p>}
+      {rows && rows.length > 0 && (
+        <table data-testid="task-queues">
           <thead>
             <tr>
-              {[
-                'TQ',
-                'State',
-                'Waiting',
-                'Oldest',
-                'Boost',
-                'Owner',
-                'Group',
-                'Type',
-                'Cores',
-                'Wall time (s)',
-                'Sites',
-                'Tags',
-              ].map((h) => (
+              {HEADERS.map((h) => (
                 <th scope="col" key={h}>
                   {h}
                 </th>
@@ -66,20 +64,18 @@ export function TaskQueues({ me }: { me: Me }) {
           </thead>
           <tbody>
             {rows.map((tq) => (
-              <tr key={tq.id}>
-                <td>{tq.id}</td>
+              <tr key={tq.id} data-tq-id={tq.id}>
+                <td>
+                  <ViewLink to={`/ui/task-queue?id=${tq.id}`}>{tq.id}</ViewLink>
+                </td>
                 <td>{tq.paused ? `paused by ${tq.paused.by}: ${tq.paused.reason}` : 'active'}</td>
                 <td>{tq.waitingJobs}</td>
-                <td>{tq.oldestWaitingSince?.replace('T', ' ').slice(0, 19) ?? '–'}</td>
+                <td>{shortTime(tq.oldestWaitingSince)}</td>
                 <td>{tq.boost}</td>
                 <td>{tq.owner || '(group)'}</td>
                 <td>{tq.group}</td>
                 <td>{tq.requirements.jobType}</td>
-                <td>
-                  {tq.requirements.coresMin === tq.requirements.coresMax
-                    ? tq.requirements.coresMin
-                    : `${tq.requirements.coresMin}–${tq.requirements.coresMax}`}
-                </td>
+                <td>{cores(tq.requirements)}</td>
                 <td>{tq.requirements.wallTimeSec}</td>
                 <td>{tq.requirements.sites.join(', ') || 'any'}</td>
                 <td>{tq.requirements.tags.join(', ')}</td>

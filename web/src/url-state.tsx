@@ -3,7 +3,9 @@
  * browser's back button works: `useLocation` re-renders on navigation, `navigate` and `setQuery`
  * change it.
  */
-import { useEffect, useState } from 'react';
+import { useEffect, useState, type AnchorHTMLAttributes, type ReactNode } from 'react';
+
+type AnchorAttributes = Omit<AnchorHTMLAttributes<HTMLAnchorElement>, 'href' | 'onClick'>;
 
 const listeners = new Set<() => void>();
 window.addEventListener('popstate', () => listeners.forEach((listener) => listener()));
@@ -36,4 +38,21 @@ export function setQuery(changes: Record<string, string | string[] | null>, repl
   }
   const text = query.toString();
   navigate(`${location.pathname}${text ? `?${text}` : ''}`, replace);
+}
+
+/** A link to another view: a real href (new tab, copy link) that navigates in place on a plain click. */
+export function ViewLink({ to, children, ...rest }: { to: string; children: ReactNode } & AnchorAttributes) {
+  return (
+    <a
+      href={to}
+      {...rest}
+      onClick={(event) => {
+        if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+        event.preventDefault();
+        navigate(to);
+      }}
+    >
+      {children}
+    </a>
+  );
 }
