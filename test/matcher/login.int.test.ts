@@ -240,6 +240,24 @@ describe('authorization code flow with PKCE (the web application)', () => {
     assert.equal((await exchange(code2, other.verifier, `${m.url}/ui/elsewhere`)).body.error, 'invalid_grant');
   });
 
+  it('a state that outlived the sign-in window (signInTtlSec) is refused at the callback, with nothing issued', async () => {
+    const { challenge } = pkce();
+    const atCallback = (url: URL) => url.pathname === '/api/auth/callback';
+    const trip = await browse(authorizeUrl(challenge, 'late'), { login: 'alice', stopAt: atCallback });
+    assert.ok(trip.location && atCallback(new URL(trip.location)), 'the IdP sent the browser back to the callback');
+    offsetMs += 601_000; // the default sign-in window is 600 s
+    try {
+      const late = await fetch(trip.location as string, { redirect: 'manual' });
+      assert.equal(late.status, 400);
+      assert.match(await late.text(), /LOGIN_REFUSED/);
+    } finally {
+      offsetMs -= 601_000;
+    }
+    // Back inside the window, the same state is spent: a refused callback is not retried.
+    const again = await fetch(trip.location as string, { redirect: 'manual' });
+    assert.equal(again.status, 400);
+  });
+
   it('a forged or replayed state at the callback is refused; bad authorize requests never reach the IdP', async () => {
     const forged = await m.api('GET', '/api/auth/callback?code=abc&state=forged', { token: null });
     assert.equal(forged.status, 400);

@@ -5,6 +5,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api.ts';
 import type { Me } from '../app.tsx';
+import { LiveBadge, useLiveRefresh } from '../live-refresh.tsx';
 import { RunningLimits } from './running-limits.tsx';
 
 interface SiteRow {
@@ -27,6 +28,7 @@ export function Sites({ me }: { me: Me }) {
     );
   }, []);
   useEffect(load, [load]);
+  const live = useLiveRefresh(load);
   const change = async (action: 'ban' | 'allow', name: string) => {
     try {
       await api('POST', `/api/sites/${encodeURIComponent(name)}/${action}`, {
@@ -40,7 +42,10 @@ export function Sites({ me }: { me: Me }) {
   };
   return (
     <section aria-labelledby="sites-title">
-      <h1 id="sites-title">Sites</h1>
+      <div className="title-row">
+        <h1 id="sites-title">Sites</h1>
+        <LiveBadge live={live} />
+      </div>
       {message && (
         <p role="status" data-testid="site-message">
           {message}
