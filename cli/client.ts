@@ -36,7 +36,7 @@ export class MatcherClient {
     const base = options.matcher ?? env.PILOTHOUSE_MATCHER ?? DEFAULT_MATCHER_URL;
     const caPem = await readCaFile(options.caFile ?? env.PILOTHOUSE_CA_FILE);
     const first = parseMatcherUrls(base)[0] as string;
-    return new MatcherClient(base, await resolveToken(options.tokenFile, env, first), { caPem });
+    return new MatcherClient(base, await resolveToken(options.tokenFile, env, first, caPem), { caPem });
   }
 
   /** `headers`: extra request headers, e.g. If-Match. */
@@ -152,6 +152,7 @@ export async function resolveToken(
   tokenFile: string | undefined,
   env: NodeJS.ProcessEnv,
   matcherUrl?: string,
+  caPem?: string,
 ): Promise<string> {
   const file = tokenFile ?? env.PILOTHOUSE_TOKEN_FILE;
   if (file) {
@@ -166,7 +167,7 @@ export async function resolveToken(
     throw new PilothouseError('CONFIG_INVALID', `the token file ${file} is empty`, { field: 'tokenFile' });
   }
   if (env.PILOTHOUSE_TOKEN) return env.PILOTHOUSE_TOKEN.trim();
-  const saved = matcherUrl === undefined ? null : await savedAccessToken(matcherUrl);
+  const saved = matcherUrl === undefined ? null : await savedAccessToken(matcherUrl, { caPem });
   if (saved !== null) return saved;
   throw new PilothouseError(
     'TOKEN_MISSING',

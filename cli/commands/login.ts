@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { parseMatcherUrls } from '../../shared/endpoints.ts';
-import { DEFAULT_MATCHER_URL, MatcherClient, type ClientOptions } from '../client.ts';
+import { DEFAULT_MATCHER_URL, MatcherClient, readCaFile, type ClientOptions } from '../client.ts';
 import { printJson } from '../format.ts';
 import { deviceLogin, logout } from '../matcher-login.ts';
 import { credentialsFile } from '../saved-logins.ts';
@@ -22,6 +22,9 @@ interface LoginOptions {
 const matcherOf = (options: { matcher?: string | undefined }): string =>
   parseMatcherUrls(options.matcher ?? process.env.PILOTHOUSE_MATCHER ?? DEFAULT_MATCHER_URL)[0] as string;
 
+const caOf = (options: { caFile?: string | undefined }): Promise<string | undefined> =>
+  readCaFile(options.caFile ?? process.env.PILOTHOUSE_CA_FILE);
+
 interface WhoAmI {
   user: string;
   vo: string;
@@ -35,13 +38,16 @@ export function loginCommand(): Command {
       'sign in with your community identity provider (device flow: open the URL shown, in any browser, and confirm the code); the tokens are kept for the other commands',
     )
     .option('--matcher <url>', 'matcher base URL (env PILOTHOUSE_MATCHER)')
+    .option('--ca-file <file>', 'CA bundle (PEM) that verifies an https matcher (env PILOTHOUSE_CA_FILE)')
     .option('--vo <vo>', 'the VO to act in (default: the only one that signs in at this matcher)')
     .option('--group <group>', 'the group to act as (default: the first your identity provider groups map to)')
     .option('--json', 'print who signed in as JSON', false)
     .action(async (options: LoginOptions) => {
       const matcherUrl = matcherOf(options);
+      const caPem = await caOf(options);
       const login = await deviceLogin({
         matcherUrl,
+        caPem,
         vo: options.vo,
         group: options.group,
         onCode({ urlWithCode, url, userCode, expiresInSec }) {
@@ -50,7 +56,7 @@ export function loginCommand(): Command {
           );
         },
         async whoAmI(accessToken) {
-          const client = new MatcherClient(matcherUrl, accessToken);
+          const client = new MatcherClient(matcherUrl, accessToken, { caPem });
           return (await client.json<WhoAmI>('GET', '/api/auth/userinfo')).body;
         },
       });
@@ -64,9 +70,10 @@ export function logoutCommand(): Command {
   return new Command('logout')
     .description('end the sign-in kept by pilothouse login: revoked at the matcher and forgotten here')
     .option('--matcher <url>', 'matcher base URL (env PILOTHOUSE_MATCHER)')
+    .option('--ca-file <file>', 'CA bundle (PEM) that verifies an https matcher (env PILOTHOUSE_CA_FILE)')
     .option('--json', 'print the outcome as JSON', false)
     .action(async (options: LoginOptions) => {
-      const outcome = await logout(matcherOf(options));
+      const outcome = await logout(matcherOf(options), { caPem: await caOf(options) });
       if (options.json) printJson(outcome);
       else if (!outcome.signedOut) process.stdout.write('not signed in at this matcher\n');
       else

@@ -14,6 +14,8 @@ import path from 'node:path';
 import { CLI, runCli } from '../helpers/cli-process.ts';
 import { startLoginRig, type LoginRig } from '../helpers/login-rig.ts';
 import { browse } from '../helpers/oidc-idp.ts';
+import { makeTestCa, type TestCa } from '../helpers/test-ca.ts';
+import { Agent } from 'undici';
 
 let rig: LoginRig;
 let env: Record<string, string>;
@@ -27,9 +29,13 @@ before(async () => {
 after(() => rig.close());
 
 /** Runs `pilothouse login ARGS`, signs in as `user` at the URL it prints, and waits for it to end. */
-async function login(user: string, args: string[] = []) {
+async function login(
+  user: string,
+  args: string[] = [],
+  target: { env: Record<string, string>; fetchInit?: RequestInit } = { env },
+) {
   const child = spawn(process.execPath, [CLI, 'login', ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', ...target.env },
   });
   let stderr = '';
   let stdout = '';
@@ -43,7 +49,7 @@ async function login(user: string, args: string[] = []) {
     child.once('exit', () => reject(new Error(`login ended before printing a URL: ${stderr}`)));
   });
   assert.match(stderr, /type the code [B-DF-HJ-NP-TV-XZ]{4}-[B-DF-HJ-NP-TV-XZ]{4}/);
-  const page = await browse(url, { login: user });
+  const page = await browse(url, { login: user, ...(target.fetchInit && { fetchInit: target.fetchInit }) });
   const [code] = (await once(child, 'exit')) as [number];
   return { code, stdout, stderr, page };
 }
@@ -138,5 +144,41 @@ describe('pilothouse login', () => {
     assert.equal((await saved()).logins[rig.m.url], undefined);
     const unreachable = await runCli(['login', '--matcher', 'http://127.0.0.1:9'], env);
     assert.equal(unreachable.code, 5, unreachable.stderr);
+  });
+});
+
+describe('pilothouse login at an https matcher under a private CA', () => {
+  let tlsRig: LoginRig;
+  let ca: TestCa;
+  let tlsEnv: Record<string, string>;
+  before(async () => {
+    ca = await makeTestCa();
+    tlsRig = await startLoginRig({ login: { pollIntervalSec: 1 }, tls: ca });
+    tlsEnv = {
+      PILOTHOUSE_MATCHER: tlsRig.m.url,
+      PILOTHOUSE_CREDENTIALS_FILE: path.join(tlsRig.work, 'home', 'credentials.json'),
+    };
+  });
+  after(() => tlsRig?.close());
+
+  it('signs in with --ca-file, then renews and signs out through the same CA; without it, refuses to start', async () => {
+    assert.match(tlsRig.m.url, /^https:/);
+    const refused = await runCli(['login'], tlsEnv);
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.match(refused.stderr, /could not be reached.*certificate/i);
+
+    const fetchInit = { dispatcher: new Agent({ connect: { ca: ca.caPem } }) } as unknown as RequestInit;
+    const signedIn = await login('alice', ['--ca-file', ca.caFile], { env: tlsEnv, fetchInit });
+    assert.equal(signedIn.code, 0, signedIn.stderr);
+    const withCa = { ...tlsEnv, PILOTHOUSE_CA_FILE: ca.caFile };
+    const credentialsFile = tlsEnv.PILOTHOUSE_CREDENTIALS_FILE as string;
+    const content = JSON.parse(await readFile(credentialsFile, 'utf8')) as Saved;
+    for (const entry of Object.values(content.logins)) entry.accessExpiresAtMs = Date.now() - 1;
+    await writeFile(credentialsFile, JSON.stringify(content));
+    const renewed = await runCli(['whoami', '--json'], withCa); // the refresh goes through the CA too
+    assert.equal(renewed.code, 0, renewed.stderr);
+    assert.equal(JSON.parse(renewed.stdout).user, 'alice');
+    const out = await runCli(['logout', '--json'], withCa);
+    assert.deepEqual(JSON.parse(out.stdout), { signedOut: true, revoked: true });
   });
 });

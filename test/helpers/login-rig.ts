@@ -7,6 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Clock } from '../../shared/clock.ts';
+import { Agent } from 'undici';
+import type { TestCa } from './test-ca.ts';
 import { startTestMatcher, type TestMatcher } from './matcher.ts';
 import { startTestIdp, type TestIdp } from './oidc-idp.ts';
 
@@ -24,7 +26,7 @@ export const TEST_USERS = {
 };
 
 export async function startLoginRig(
-  options: { clock?: Clock; login?: Record<string, number> } = {},
+  options: { clock?: Clock; login?: Record<string, number>; tls?: TestCa } = {},
 ): Promise<LoginRig> {
   const idp = await startTestIdp(TEST_USERS);
   const work = await mkdtemp(path.join(os.tmpdir(), 'ph-login-'));
@@ -50,7 +52,12 @@ export async function startLoginRig(
       login: options.login ?? {},
     }),
   );
-  const m = await startTestMatcher({ ...(options.clock && { clock: options.clock }), raw: { oidcConfig: oidcFile } });
+  const tls = options.tls;
+  const m = await startTestMatcher({
+    ...(options.clock && { clock: options.clock }),
+    raw: { oidcConfig: oidcFile, ...(tls && { tlsCert: tls.certFile, tlsKey: tls.keyFile }) },
+    ...(tls && { fetchInit: { dispatcher: new Agent({ connect: { ca: tls.caPem } }) } }),
+  });
   idp.allowRedirect(`${m.url}/api/auth/callback`);
   return {
     idp,

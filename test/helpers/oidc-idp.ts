@@ -95,7 +95,7 @@ export async function startTestIdp(users: Record<string, { groups: string[] }>):
  */
 export async function browse(
   startUrl: string,
-  options: { login: string; decline?: boolean; stopAt?: (url: URL) => boolean },
+  options: { login: string; decline?: boolean; stopAt?: (url: URL) => boolean; fetchInit?: RequestInit },
 ): Promise<BrowseResult> {
   const jar = new Map<string, Map<string, string>>();
   const visited: string[] = [];
@@ -106,6 +106,7 @@ export async function browse(
     visited.push(url.toString());
     const cookies = jar.get(url.origin) ?? new Map<string, string>();
     const response = await fetch(url, {
+      ...options.fetchInit,
       method,
       redirect: 'manual',
       headers: {
