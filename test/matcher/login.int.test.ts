@@ -290,3 +290,28 @@ describe('authorization code flow with PKCE (the web application)', () => {
     assert.deepEqual(metadata.body.code_challenge_methods_supported, ['S256']);
   });
 });
+
+describe('guessing is bounded per address', () => {
+  it('after 20 failed guesses in a minute, the token endpoint and the code page answer 429 until the window ends', async () => {
+    offsetMs += 120_000; // a window of its own, whatever the tests before it got wrong
+    let answered = 0;
+    for (; answered < 40; answered += 1) {
+      const guess = await poll(`no-such-device-code-${answered}`);
+      if (guess.status === 429) break;
+      assert.equal(guess.body.error, 'invalid_grant');
+    }
+    assert.ok(answered >= 1 && answered <= 20, `refused after ${answered} failed guesses`);
+    const limited = await poll('another-guess');
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.error, 'temporarily_unavailable');
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    const page = await fetch(`${m.url}/api/auth/device?user_code=BCDF-GHJK`, { redirect: 'manual' });
+    assert.equal(page.status, 429);
+    assert.match(await page.text(), /RATE_LIMITED/);
+    // Once the window has ended, this address is served again.
+    offsetMs += 61_000;
+    const started = await startDevice();
+    const pending = await poll(started.device_code);
+    assert.equal(pending.body.error, 'authorization_pending');
+  });
+});

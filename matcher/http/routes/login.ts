@@ -8,7 +8,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { Readable } from 'node:stream';
-import { toPilothouseError } from '../../../shared/errors.ts';
+import { PilothouseError, toPilothouseError } from '../../../shared/errors.ts';
+import type { Logger } from 'pino';
 import { CALLBACK_PATH, DEVICE_VERIFICATION_PATH, type SignIn } from '../../auth/login/sign-in.ts';
 import type { TokenGrants } from '../../auth/login/token-grants.ts';
 import { OAuthError } from '../../auth/login/oauth-error.ts';
@@ -93,8 +94,31 @@ function refusalPage(error: unknown): Reply {
   );
 }
 
+/** Failures that are someone guessing (a code, a device code, a refresh token), not a client waiting. */
+const GUESS_ERRORS: ReadonlySet<string> = new Set(['invalid_grant', 'invalid_client']);
+
 export function loginRoutes(deps: RouteDeps): Route[] {
   const { login } = deps;
+  /**
+   * Guessing is bounded per address (RFC 8628 §5.1 asks it of user codes): failed guesses count
+   * against the same budget as failed pilot-token exchanges, in a budget of their own.
+   */
+  const guessKey = (req: IncomingMessage) => `login:${req.socket.remoteAddress ?? 'unknown'}`;
+  const countGuess = (req: IncomingMessage, logger: Logger) =>
+    deps.exchangeLimiter
+      .recordFailure(guessKey(req))
+      .catch((error: unknown) => logger.warn({ err: error }, 'login failure not counted'));
+  /** The refusal owed to an address over its budget, or null. */
+  const tooManyGuesses = async (req: IncomingMessage): Promise<PilothouseError | null> => {
+    try {
+      await deps.exchangeLimiter.check(guessKey(req));
+      return null;
+    } catch (error) {
+      const coded = toPilothouseError(error);
+      if (coded.code !== 'RATE_LIMITED') throw error;
+      return coded;
+    }
+  };
   const form = { contentType: 'application/x-www-form-urlencoded', description: 'OAuth parameters' };
   return [
     {
@@ -149,7 +173,7 @@ export function loginRoutes(deps: RouteDeps): Route[] {
       policy: 'public',
       summary: 'the page where a user types the code `pilothouse login` shows, then signs in at the identity provider',
       docs: { answer: { status: 302, description: 'to the identity provider (or a page asking for the code)' } },
-      async handler({ req, query }) {
+      async handler({ req, query, logger }) {
         const typed = query.get('user_code');
         if (typed === null || typed.trim() === '') {
           return page(
@@ -159,9 +183,12 @@ export function loginRoutes(deps: RouteDeps): Route[] {
 <input id="user_code" name="user_code" autocomplete="off" autofocus required> <button type="submit">Continue</button></form>`,
           );
         }
+        const limited = await tooManyGuesses(req);
+        if (limited) return refusalPage(limited);
         try {
           return redirect(await login.signIn.verifyUserCode(typed, publicUrlOf(req, login.publicUrl)));
         } catch (error) {
+          if (toPilothouseError(error).httpStatus < 500) await countGuess(req, logger);
           return refusalPage(error);
         }
       },
@@ -229,10 +256,19 @@ export function loginRoutes(deps: RouteDeps): Route[] {
       policy: 'public',
       summary: 'the token endpoint: device_code, authorization_code (with code_verifier) and refresh_token grants',
       docs: { otherBodies: [form] },
-      async handler({ req }) {
+      async handler({ req, logger }) {
+        const limited = await tooManyGuesses(req);
+        if (limited) {
+          return {
+            status: 429,
+            json: new OAuthError('temporarily_unavailable', limited.message).toJSON(),
+            headers: { ...NO_STORE, 'retry-after': String(limited.details.retryAfterSec ?? 60) },
+          };
+        }
         try {
           return { status: 200, json: await login.tokenGrants.token(await readForm(req)), headers: NO_STORE };
         } catch (error) {
+          if (error instanceof OAuthError && GUESS_ERRORS.has(error.error)) await countGuess(req, logger);
           return oauthAnswer(error);
         }
       },
