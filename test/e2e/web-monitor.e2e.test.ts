@@ -303,7 +303,7 @@ describe('web monitor', () => {
     await aliceContext.close();
   });
 
-  it('every view passes the axe-core WCAG 2.1 A/AA rules (labels, contrast, landmarks, names)', async () => {
+  it('every view passes the axe-core WCAG 2.1 A/AA rules (labels, contrast, landmarks, names) and fits a laptop screen', async () => {
     const axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
     const views = [
       ['/ui/jobs', 'Jobs'],
@@ -314,6 +314,7 @@ describe('web monitor', () => {
       ['/ui/sites', 'Sites'],
     ];
     const found: string[] = [];
+    await page.setViewportSize({ width: 1280, height: 720 });
     for (const [view, title] of views) {
       await page.goto(`${rig.m.url}${view}`);
       await page.getByRole('heading', { level: 1, name: new RegExp(`^${title}`) }).waitFor();
@@ -333,6 +334,14 @@ describe('web monitor', () => {
         );
       });
       found.push(...violations.map((line) => `${view}: ${line}`));
+      // A laptop screen: nothing wider than the window (wide content scrolls inside its own box).
+      const overflow = await page.evaluate(() => {
+        const root = (
+          globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }
+        ).document.documentElement;
+        return root.scrollWidth - root.clientWidth;
+      });
+      if (overflow > 0) found.push(`${view}: the page is ${overflow} px wider than a 1280 px window`);
     }
     assert.deepEqual(found, [], found.join('\n'));
   });
