@@ -12,7 +12,7 @@
  * with backoff until the refresh token expires; a refused refresh (pilot revoked, token spent) is
  * final: the current session goes on, the next connection fails, and the pilot stops (exit 3).
  */
-import { request, type Dispatcher } from 'undici';
+import { httpRequest, readText, type MatcherAgent } from './http-request.ts';
 import { backoffDelayMs, delay, type BackoffOptions } from '../shared/backoff.ts';
 import type { Clock } from '../shared/clock.ts';
 import { MatcherEndpoints } from '../shared/endpoints.ts';
@@ -45,7 +45,7 @@ export interface SecretExchangeOptions {
   matcher: MatcherEndpoints;
   pilotStamp: string;
   secret: string;
-  dispatcher?: Dispatcher | undefined;
+  agent?: MatcherAgent | undefined;
   backoff: BackoffOptions;
   /** How long the first exchange may keep retrying an unreachable matcher. */
   startTimeoutMs: number;
@@ -130,25 +130,26 @@ async function post(options: SecretExchangeOptions, body: object): Promise<Grant
   const base = options.matcher.base;
   let response;
   try {
-    response = await request(`${base}/api/auth/pilot-token`, {
+    response = await httpRequest(`${base}/api/auth/pilot-token`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
-      ...(options.dispatcher && { dispatcher: options.dispatcher }),
+      agent: options.agent,
     });
   } catch (thrown) {
     // This address is down: the next try (and the WebSocket) goes to the next one.
     options.matcher.unreachable(base);
     throw toUnreachable(base, thrown);
   }
-  const text = await response.body.text();
+  const text = await readText(response);
+  const status = response.statusCode ?? 0;
   let parsed: unknown = null;
   try {
     parsed = text ? JSON.parse(text) : null;
   } catch {
     // not JSON: handled below
   }
-  if (response.statusCode === 200) {
+  if (status === 200) {
     const grant = parsed as Partial<Grant> | null;
     if (
       typeof grant?.pilotToken === 'string' &&
@@ -161,8 +162,8 @@ async function post(options: SecretExchangeOptions, body: object): Promise<Grant
     throw new PilothouseError('PROTOCOL_VIOLATION', 'the pilot-token answer lacks its fields');
   }
   const error = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-  const code = isErrorCode(error?.code) ? error.code : response.statusCode >= 500 ? 'MATCHER_UNREACHABLE' : 'INTERNAL';
-  throw new PilothouseError(code, typeof error?.message === 'string' ? error.message : `HTTP ${response.statusCode}`);
+  const code = isErrorCode(error?.code) ? error.code : status >= 500 ? 'MATCHER_UNREACHABLE' : 'INTERNAL';
+  throw new PilothouseError(code, typeof error?.message === 'string' ? error.message : `HTTP ${status}`);
 }
 
 function toUnreachable(matcherUrl: string, thrown: unknown): PilothouseError {

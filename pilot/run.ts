@@ -13,7 +13,6 @@ import { systemClock } from '../shared/clock.ts';
 import { MatcherEndpoints } from '../shared/endpoints.ts';
 import { PilothouseError } from '../shared/errors.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
-import { Agent } from 'undici';
 import { compilePilotConfig, type PilotConfig, type RawPilotOptions } from './config.ts';
 import { exchangeSecret, staticCredentials, type PilotCredentials } from './credentials.ts';
 import { JobRunner } from './job-runner.ts';
@@ -22,6 +21,7 @@ import { LogTee } from './log-tee.ts';
 import { PilotLoop, type PilotExit } from './loop.ts';
 import { WsMatcherLink } from './matcher-link.ts';
 import { freeDiskMB, probeNode, runTool } from './probe.ts';
+import { MatcherAgent } from './http-request.ts';
 import { HttpSandboxTransfer } from './sandbox-transfer.ts';
 import { Slot } from './slot.ts';
 import { planSlot } from './slot-plan.ts';
@@ -134,7 +134,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
   );
 
   // https/wss against --ca-file; a pilot secret is exchanged (and its token kept fresh) before connecting.
-  const dispatcher = config.caPem === null ? undefined : new Agent({ connect: { ca: config.caPem } });
+  const agent = new MatcherAgent(config.caPem);
   // One view of which matcher address is in use, shared by the WebSocket, token exchanges and transfers.
   const endpoints = new MatcherEndpoints(config.matcherUrls);
   let credentials: PilotCredentials;
@@ -146,7 +146,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
             matcher: endpoints,
             pilotStamp: config.pilotStamp,
             secret: config.pilotSecret,
-            dispatcher,
+            agent,
             backoff: config.reconnectBackoff,
             startTimeoutMs: config.idleTimeoutMs,
             clock: systemClock,
@@ -156,6 +156,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     const failure = error instanceof PilothouseError ? error : new PilothouseError('INTERNAL', String(error));
     logger.error({ code: failure.code }, 'pilot secret exchange failed');
     process.stderr.write(`pilot: ${failure.message} [${failure.code}]\n`);
+    agent.close();
     return AUTH_CODES.has(failure.code) ? EXIT_CODES.auth : EXIT_CODES.failure;
   }
   const link = new WsMatcherLink({
@@ -207,7 +208,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
       retryWindowMs: config.transferRetryWindowMs,
       backoff: config.reconnectBackoff,
       logger,
-      dispatcher,
+      agent,
     }),
     baseEnv: env,
     isolation,
@@ -273,6 +274,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     return exitCodeFor(await loop.run(), logger);
   } finally {
     credentials.stop();
+    agent.close();
     for (const timer of [timeLeftTimer, diskTimer, drainTimer]) clearInterval(timer);
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

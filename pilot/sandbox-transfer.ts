@@ -1,5 +1,5 @@
 /**
- * Moving sandboxes between the pilot and the matcher over HTTP (undici), authenticated with the
+ * Moving sandboxes between the pilot and the matcher over HTTP, authenticated with the
  * job's token. Downloads are streamed to a file, capped and checked against their sha256; uploads
  * stream a file. Network errors and 5xx/408/429 answers are retried with backoff (at least `attempts`
  * times, and for `retryWindowMs`, so that a matcher restart does not cost a job its output); other
@@ -10,7 +10,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { request, type Dispatcher } from 'undici';
+import { discard, httpRequest, type MatcherAgent } from './http-request.ts';
 import type { MatcherEndpoints } from '../shared/endpoints.ts';
 import type { Logger } from '../shared/logger.ts';
 import { backoffDelayMs, delay, type BackoffOptions } from '../shared/backoff.ts';
@@ -33,8 +33,8 @@ export interface HttpSandboxTransferOptions {
   retryWindowMs?: number;
   backoff: BackoffOptions;
   logger: Logger;
-  /** An undici dispatcher that trusts the --ca-file bundle (https matchers); default: the global one. */
-  dispatcher?: Dispatcher | undefined;
+  /** Connections that trust the --ca-file bundle (https matchers); default: Node's global agents. */
+  agent?: MatcherAgent | undefined;
 }
 
 const SHA256_REF = /^sha256:[0-9a-f]{64}$/;
@@ -49,15 +49,16 @@ export class HttpSandboxTransfer implements SandboxTransfer {
   async download(ref: string, jobToken: string, destFile: string, signal?: AbortSignal): Promise<void> {
     if (!SHA256_REF.test(ref)) throw new PilothouseError('VALIDATION_FAILED', `bad sandbox reference ${ref}`);
     await this.#withRetries('download', ref, signal, async () => {
-      const response = await request(this.#url(ref), {
+      const response = await httpRequest(this.#url(ref), {
         method: 'GET',
         headers: { authorization: `Bearer ${jobToken}` },
-        ...(signal === undefined ? {} : { signal }),
-        ...(this.#options.dispatcher && { dispatcher: this.#options.dispatcher }),
+        signal,
+        agent: this.#options.agent,
       });
-      if (response.statusCode !== 200) {
-        await response.body.dump();
-        throw httpError(response.statusCode, `GET sandbox ${ref}`);
+      const status = response.statusCode ?? 0;
+      if (status !== 200) {
+        await discard(response);
+        throw httpError(status, `GET sandbox ${ref}`);
       }
       const hash = createHash('sha256');
       let bytes = 0;
@@ -73,7 +74,7 @@ export class HttpSandboxTransfer implements SandboxTransfer {
           callback(null, chunk);
         },
       });
-      await pipeline(response.body, meter, createWriteStream(destFile));
+      await pipeline(response, meter, createWriteStream(destFile));
       const actual = `sha256:${hash.digest('hex')}`;
       if (actual !== ref) {
         throw new PilothouseError('SANDBOX_CHECKSUM_MISMATCH', `sandbox ${ref} downloaded with checksum ${actual}`);
@@ -84,7 +85,7 @@ export class HttpSandboxTransfer implements SandboxTransfer {
   async upload(file: string, ref: string, jobToken: string, signal?: AbortSignal): Promise<void> {
     await this.#withRetries('upload', ref, signal, async () => {
       const { size } = await stat(file);
-      const response = await request(this.#url(ref), {
+      const response = await httpRequest(this.#url(ref), {
         method: 'PUT',
         headers: {
           authorization: `Bearer ${jobToken}`,
@@ -92,13 +93,12 @@ export class HttpSandboxTransfer implements SandboxTransfer {
           'content-length': String(size),
         },
         body: createReadStream(file),
-        ...(signal === undefined ? {} : { signal }),
-        ...(this.#options.dispatcher && { dispatcher: this.#options.dispatcher }),
+        signal,
+        agent: this.#options.agent,
       });
-      await response.body.dump();
-      if (response.statusCode !== 200 && response.statusCode !== 201) {
-        throw httpError(response.statusCode, `PUT sandbox ${ref}`);
-      }
+      await discard(response);
+      const status = response.statusCode ?? 0;
+      if (status !== 200 && status !== 201) throw httpError(status, `PUT sandbox ${ref}`);
     });
   }
 

@@ -9,7 +9,7 @@ import { MatcherEndpoints } from '../../shared/endpoints.ts';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,6 +164,15 @@ test('in process: one job from match to Done, output sandbox uploaded, then idle
   assert.deepEqual(types.slice(-2), ['offer.cancel', 'bye']);
   assert.equal(matcher.ofType('bye')[0]?.reason, 'idle');
   assert.deepEqual(await readdir(workdir), []);
+});
+
+/** What a site director ships per pilot: the bundle must stay under this (issue: a smaller pilot). */
+const MAX_BUNDLE_BYTES = 2 * 1024 * 1024;
+
+// (Server-side packages cannot get in: the build refuses them, see scripts/build.mjs.)
+test('bundle: dist/pilot.mjs is one file under 2 MiB', async () => {
+  const bytes = (await stat(bundle)).size;
+  assert.ok(bytes < MAX_BUNDLE_BYTES, `dist/pilot.mjs is ${bytes} bytes, over ${MAX_BUNDLE_BYTES}`);
 });
 
 test('bundle: dist/pilot.mjs runs a job and exits 0; a refused token exits 3', async () => {
