@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|all] [--jobs N] [--pilots N] [--duration-sec N]
+ * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|dispatch|all] [--redis URL] [--jobs N] [--pilots N] [--duration-sec N]
  *  [--rounds N] [--queues N] [--tracked N] [--db postgres://USER@HOST:PORT/DB]`
  * With --db, the matching scenario also runs on PostgreSQL, with one matcher and with two replicas.
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
@@ -13,6 +13,7 @@ import { benchMatching } from './matching.ts';
 import { benchSiteDirector } from './site-director.ts';
 import { benchSubmission } from './submission.ts';
 import { benchSearch } from './search.ts';
+import { benchDispatch } from './dispatch.ts';
 import { replaceSection, sectionHeader } from './benchmarks-file.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,11 +28,14 @@ const { values } = parseArgs({
     queues: { type: 'string', default: '1000' },
     tracked: { type: 'string', default: '0' },
     db: { type: 'string' },
+    redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
   },
 });
 const scenario = values.scenario ?? 'all';
-if (!['matching', 'pilot', 'site-director', 'submission', 'search', 'all'].includes(scenario)) {
-  console.error(`--scenario must be matching, pilot, site-director, submission, search or all (got ${scenario})`);
+if (!['matching', 'pilot', 'site-director', 'submission', 'search', 'dispatch', 'all'].includes(scenario)) {
+  console.error(
+    `--scenario must be matching, pilot, site-director, submission, search, dispatch or all (got ${scenario})`,
+  );
   process.exit(2);
 }
 for (const name of ['jobs', 'pilots', 'duration-sec', 'rounds', 'probes', 'queues', 'tracked'] as const) {
@@ -94,6 +98,22 @@ if (scenario === 'search' || scenario === 'all') {
   const markdown = await benchSearch({ jobs, rounds: Math.max(5, Number(values.rounds)), progress });
   await replaceSection('search', header('Search and summary') + markdown);
   progress('search figures written to BENCHMARKS.md');
+  process.stdout.write(`${markdown}\n`);
+}
+if (scenario === 'dispatch' || scenario === 'all') {
+  // 20,000 jobs and 16 pilots unless --jobs / --pilots were given.
+  const jobs = process.argv.includes('--jobs') ? Number(values.jobs) : 20_000;
+  const pilots = process.argv.includes('--pilots') ? Number(values.pilots) : 16;
+  const markdown = await benchDispatch({
+    jobs,
+    pilots,
+    rounds: Number(values.rounds),
+    latencySamples: Number(values.probes),
+    redisUrl: values.redis ?? 'redis://127.0.0.1:6379',
+    progress,
+  });
+  await replaceSection('dispatch', header('Dispatch: the whole job life, side by side with BullMQ') + markdown);
+  progress('dispatch figures written to BENCHMARKS.md');
   process.stdout.write(`${markdown}\n`);
 }
 if (scenario === 'pilot' || scenario === 'all') {

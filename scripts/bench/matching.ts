@@ -16,12 +16,13 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { parseJobDescription } from '../../shared/job/description.ts';
-import { encodeMessage, type MatcherMessage, type OfferResources } from '../../shared/protocol/messages.ts';
+import { encodeMessage, type OfferResources } from '../../shared/protocol/messages.ts';
 import { taskQueueDefinition } from '../../matcher/matching/task-queue-key.ts';
 import { openSqliteJobStore } from '../../matcher/store/sqlite/sqlite-job-store.ts';
 import { openPgJobStore } from '../../matcher/store/postgres/pg-job-store.ts';
 import type { JobStore } from '../../matcher/store/job-store.ts';
 import { OS_TAGS, SITES, buildPopulation, seededRandom } from './population.ts';
+import { SimPilot } from './sim-pilot.ts';
 import { fmt, median, percentile } from './stats.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -131,7 +132,7 @@ export async function startServer(dataDir: string, db?: string): Promise<{ child
   return { child, url };
 }
 
-async function token(dataDir: string, args: string[]): Promise<string> {
+export async function token(dataDir: string, args: string[]): Promise<string> {
   const { stdout } = await run(process.execPath, [CLI, 'token', 'issue', '--data-dir', dataDir, ...args]);
   return stdout.trim();
 }
@@ -154,61 +155,6 @@ export async function cpuSec(pid: number): Promise<number> {
 }
 /** USER_HZ: 100 on every Linux this runs on. */
 const CLOCK_TICKS_PER_SEC = 100;
-
-/** A WebSocket pilot that resolves each frame it waits for; never sleeps. */
-class SimPilot {
-  readonly ws: WebSocket;
-  #waiter: ((message: MatcherMessage) => void) | null = null;
-  #matchSeq = 0;
-
-  constructor(url: string, pilotToken: string) {
-    this.ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/pilots/connect`, {
-      headers: { authorization: `Bearer ${pilotToken}` },
-      perMessageDeflate: false,
-    });
-    this.ws.on('message', (data) => {
-      // Plain JSON.parse: the load generator must stay cheap so that it measures the matcher, not itself.
-      const message = JSON.parse(String(data)) as MatcherMessage;
-      if (message.type === 'ack') return;
-      if (message.type === 'error') {
-        process.stderr.write(`[bench] matcher error frame: ${message.code} ${message.message}\n`);
-        return;
-      }
-      if (message.type === 'match') this.#matchSeq = message.matchSeq;
-      const waiter = this.#waiter;
-      this.#waiter = null;
-      waiter?.(message);
-    });
-  }
-
-  next(): Promise<MatcherMessage> {
-    return new Promise((resolve) => (this.#waiter = resolve));
-  }
-
-  async hello(stamp: string, site: string): Promise<void> {
-    await once(this.ws, 'open');
-    const node = { hostname: stamp, cores: 8, memoryMB: 16_000, os: 'linux', arch: 'x86_64', cpuModel: 'bench' };
-    const welcome = this.next();
-    this.ws.send(
-      encodeMessage({
-        type: 'hello',
-        pilotStamp: stamp,
-        pilotVersion: 'bench',
-        site,
-        ce: `ce.${site}`,
-        queue: 'q',
-        node,
-      }),
-    );
-    await welcome;
-  }
-
-  offer(resources: OfferResources): Promise<MatcherMessage> {
-    const answer = this.next();
-    this.ws.send(encodeMessage({ type: 'offer', offerId: `o${this.#matchSeq}`, matchSeq: this.#matchSeq, resources }));
-    return answer;
-  }
-}
 
 function pilotResources(random: () => number): OfferResources {
   const tags = OS_TAGS.filter(() => random() < 0.35);

@@ -1,0 +1,262 @@
+/**
+ * Dispatch benchmark: a job's whole life in the matcher, side by side with BullMQ on the machine's
+ * Redis, in the same run.
+ *
+ * Pilothouse, per round: a fresh matcher process (`dist/cli.mjs server`, SQLite); N trivial jobs
+ * submitted in one bulk REST request; then W simulated pilots over real WebSockets, each doing
+ * offer → match → report Running → report Done → offer, until every job is Done (every Done report
+ * acked, i.e. stored). Then, with W pilots parked, one job at a time is submitted and the time until
+ * a pilot holds its match is taken (an idle pilot's submit → match latency).
+ *
+ * BullMQ, per round: a fresh queue; the same N jobs added with addBulk; then W workers (one Redis
+ * connection and concurrency 1 each, like W pilots) doing take → process (nothing) → complete until
+ * every job is completed; then, with the W workers idle, one job at a time added and the time until
+ * the processor starts it.
+ *
+ * BullMQ does no matching and keeps no status history; Pilothouse keeps both, and its fencing.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startServer, token } from './matching.ts';
+import { SimPilot } from './sim-pilot.ts';
+import { fmt, median, percentile } from './stats.ts';
+import type { MatcherMessage, OfferResources } from '../../shared/protocol/messages.ts';
+
+export interface DispatchBenchOptions {
+  jobs: number;
+  /** Simulated pilots, and BullMQ workers. */
+  pilots: number;
+  rounds: number;
+  /** Submit → match samples per round (one job at a time). */
+  latencySamples: number;
+  redisUrl: string;
+  progress(message: string): void;
+}
+
+interface RoundFigures {
+  submitJobsPerSec: number;
+  drainJobsPerSec: number;
+  /** Submission and drain together: N / (submit time + drain time). */
+  wholeJobsPerSec: number;
+  latencyMs: number[];
+}
+
+const RESOURCES: OfferResources = { cores: 1, memoryMB: 2000, wallTimeSec: 86_400, tags: [] };
+const TRIVIAL_JOB = { executable: '/bin/true' };
+
+/** One pilot's life until nothing is left for it: take, run (nothing), report, ask again. */
+async function drainWith(pilot: SimPilot, counted: { done: number }): Promise<void> {
+  const acks: Promise<void>[] = [];
+  for (;;) {
+    const answer: MatcherMessage = await pilot.offer(RESOURCES);
+    if (answer.type !== 'match') break; // parked: the queue is empty for it
+    const { jobId, attempt } = answer.job;
+    // Reports are not awaited one by one: a real pilot sends and goes on, the acks come back later.
+    void pilot.report(jobId, attempt, { status: 'Running', minorStatus: 'Application' });
+    acks.push(
+      pilot.report(jobId, attempt, { status: 'Done', minorStatus: 'Execution Complete', exitCode: 0 }).then(() => {
+        counted.done += 1;
+      }),
+    );
+  }
+  await Promise.all(acks);
+}
+
+async function pilothouseRound(options: DispatchBenchOptions, round: number): Promise<RoundFigures> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-dispatch-'));
+  const dataDir = path.join(dir, 'data');
+  const { child, url } = await startServer(dataDir);
+  const label = `pilothouse round ${round}`;
+  try {
+    const adminToken = (await readFile(path.join(dataDir, 'admin.token'), 'utf8')).trim();
+
+    const submit = async (jobs: unknown): Promise<void> => {
+      const response = await fetch(`${url}/api/jobs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(jobs),
+      });
+      if (response.status !== 201) throw new Error(`submission: ${response.status} ${await response.text()}`);
+      await response.arrayBuffer();
+    };
+    const pilots: SimPilot[] = [];
+    // One token per pilot, bound to its stamp, as a site director gives them out.
+    const stamps = Array.from({ length: options.pilots }, (_, i) => `dispatch-${i}`);
+    const tokens = await Promise.all(
+      stamps.map((stamp) => token(dataDir, ['--kind', 'pilot', '--vo', 'local', '--stamp', stamp])),
+    );
+    for (const [i, stamp] of stamps.entries()) {
+      const pilot = new SimPilot(url, tokens[i] as string);
+      await pilot.hello(stamp, 'LCG.Bench.org');
+      pilots.push(pilot);
+    }
+
+    options.progress(`${label}: submitting ${options.jobs} jobs`);
+    const body = Array.from({ length: options.jobs }, () => TRIVIAL_JOB);
+    const submitStarted = performance.now();
+    await submit(body);
+    const submitMs = performance.now() - submitStarted;
+
+    options.progress(`${label}: ${options.pilots} pilots draining`);
+    const counted = { done: 0 };
+    const ticker = setInterval(() => options.progress(`${label}: ${counted.done}/${options.jobs} Done`), 1000);
+    const drainStarted = performance.now();
+    await Promise.all(pilots.map((pilot) => drainWith(pilot, counted)));
+    const drainMs = performance.now() - drainStarted;
+    clearInterval(ticker);
+    if (counted.done !== options.jobs) throw new Error(`${label}: ${counted.done} Done of ${options.jobs}`);
+
+    // Every pilot is parked now: one job at a time goes to one of them.
+    const latencyMs: number[] = [];
+    for (let i = 0; i < options.latencySamples; i += 1) {
+      const matched = Promise.race(pilots.map((pilot) => pilot.next().then((message) => ({ pilot, message }))));
+      const started = performance.now();
+      await submit(TRIVIAL_JOB);
+      const { pilot, message } = await matched;
+      latencyMs.push(performance.now() - started);
+      if (message.type !== 'match') throw new Error(`${label}: expected a match, got ${message.type}`);
+      const { jobId, attempt } = message.job;
+      void pilot.report(jobId, attempt, { status: 'Running' });
+      await pilot.report(jobId, attempt, { status: 'Done', exitCode: 0 });
+      const parked = await pilot.offer(RESOURCES);
+      if (parked.type !== 'parked') throw new Error(`${label}: expected to park, got ${parked.type}`);
+    }
+    for (const pilot of pilots) pilot.ws.close();
+    return {
+      submitJobsPerSec: options.jobs / (submitMs / 1000),
+      drainJobsPerSec: options.jobs / (drainMs / 1000),
+      wholeJobsPerSec: options.jobs / ((submitMs + drainMs) / 1000),
+      latencyMs,
+    };
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A client of its own (BullMQ 6 takes a built ioredis client under ESM); workers need null retries. */
+const redisConnection = (redisUrl: string): Redis => new Redis(redisUrl, { maxRetriesPerRequest: null });
+
+async function bullmqRound(options: DispatchBenchOptions, round: number): Promise<RoundFigures> {
+  const name = `ph-bench-dispatch-${process.pid}-${round}`;
+  const label = `bullmq round ${round}`;
+  const connections: Redis[] = [redisConnection(options.redisUrl)];
+  const queue = new Queue(name, { connection: connections[0] as Redis });
+  await queue.obliterate({ force: true });
+  const workers: Worker[] = [];
+  try {
+    options.progress(`${label}: adding ${options.jobs} jobs`);
+    const submitStarted = performance.now();
+    await queue.addBulk(Array.from({ length: options.jobs }, () => ({ name: 'job', data: TRIVIAL_JOB })));
+    const submitMs = performance.now() - submitStarted;
+
+    options.progress(`${label}: ${options.pilots} workers draining`);
+    let completed = 0;
+    let started: ((at: number) => void) | null = null;
+    const allDone = new Promise<void>((resolve) => {
+      for (let i = 0; i < options.pilots; i += 1) {
+        const worker = new Worker(
+          name,
+          async () => {
+            started?.(performance.now());
+            started = null;
+          },
+          {
+            connection: connections[connections.push(redisConnection(options.redisUrl)) - 1] as Redis,
+            concurrency: 1,
+            autorun: false,
+          },
+        );
+        worker.on('completed', () => {
+          completed += 1;
+          if (completed === options.jobs) resolve();
+        });
+        workers.push(worker);
+      }
+    });
+    const drainStarted = performance.now();
+    for (const worker of workers) void worker.run();
+    await allDone;
+    const drainMs = performance.now() - drainStarted;
+
+    const latencyMs: number[] = [];
+    for (let i = 0; i < options.latencySamples; i += 1) {
+      const begun = new Promise<number>((resolve) => (started = resolve));
+      const at = performance.now();
+      await queue.add('job', TRIVIAL_JOB);
+      latencyMs.push((await begun) - at);
+    }
+    return {
+      submitJobsPerSec: options.jobs / (submitMs / 1000),
+      drainJobsPerSec: options.jobs / (drainMs / 1000),
+      wholeJobsPerSec: options.jobs / ((submitMs + drainMs) / 1000),
+      latencyMs,
+    };
+  } finally {
+    await Promise.all(workers.map((worker) => worker.close()));
+    await queue.obliterate({ force: true });
+    await queue.close();
+    for (const connection of connections) connection.disconnect();
+  }
+}
+
+/** Checks that Redis answers before a run starts, so that a missing Redis is said plainly. */
+async function redisReachable(redisUrl: string): Promise<void> {
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    throw new Error(`Redis at ${redisUrl} does not answer (${(error as Error).message}): BullMQ runs on it`);
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function benchDispatch(options: DispatchBenchOptions): Promise<string> {
+  await redisReachable(options.redisUrl);
+  const ours: RoundFigures[] = [];
+  const theirs: RoundFigures[] = [];
+  for (let round = 1; round <= options.rounds; round += 1) {
+    // Alternating, so that a slow moment of the machine hits both sides alike.
+    ours.push(await pilothouseRound(options, round));
+    theirs.push(await bullmqRound(options, round));
+    const ratio = (ours.at(-1)?.wholeJobsPerSec ?? 0) / (theirs.at(-1)?.wholeJobsPerSec ?? 1);
+    options.progress(`round ${round}: whole job life ratio Pilothouse/BullMQ ${fmt(ratio, 2)}`);
+  }
+  const med = (rounds: RoundFigures[], pick: (r: RoundFigures) => number): number => median(rounds.map(pick));
+  const ratios = ours.map((r, i) => r.wholeJobsPerSec / (theirs[i] as RoundFigures).wholeJobsPerSec);
+  const drainRatios = ours.map((r, i) => r.drainJobsPerSec / (theirs[i] as RoundFigures).drainJobsPerSec);
+  const row = (label: string, pick: (r: RoundFigures) => number, digits = 0, ratio = true): string => {
+    const a = med(ours, pick);
+    const b = med(theirs, pick);
+    return `| ${label} | ${fmt(a, digits)} | ${fmt(b, digits)} | ${ratio ? fmt(a / b, 2) : ''} |`;
+  };
+  const latencies = (rounds: RoundFigures[]): number[] => rounds.flatMap((r) => r.latencyMs);
+  return [
+    `${options.jobs} trivial jobs, ${options.pilots} pilots (Pilothouse) and ${options.pilots} workers of concurrency 1 (BullMQ ${bullmqVersion()}, Redis at ${options.redisUrl}), ${options.rounds} alternating rounds; medians of the rounds.`,
+    '',
+    '| | Pilothouse | BullMQ | ratio |',
+    '| --- | ---: | ---: | ---: |',
+    row('submission, jobs/s (one bulk request / addBulk)', (r) => r.submitJobsPerSec),
+    row('drain, jobs/s (match or take → Running → Done / complete)', (r) => r.drainJobsPerSec),
+    row('**whole job life, jobs/s** (submission + drain)', (r) => r.wholeJobsPerSec),
+    `| idle pilot/worker: submit → match/start, p50 ms | ${fmt(percentile(latencies(ours), 50), 2)} | ${fmt(percentile(latencies(theirs), 50), 2)} | |`,
+    `| idle pilot/worker: submit → match/start, p99 ms | ${fmt(percentile(latencies(ours), 99), 2)} | ${fmt(percentile(latencies(theirs), 99), 2)} | |`,
+    '',
+    `Whole-life ratio per round: ${ratios.map((r) => fmt(r, 2)).join(', ')} (median **${fmt(median(ratios), 2)}**); drain ratio per round: ${drainRatios.map((r) => fmt(r, 2)).join(', ')}.`,
+    '',
+    'Pilothouse keeps for each job what BullMQ does not: the match against the pilot (task queues, shares, limits), a fenced attempt, a status history row per report, and an ack after each report is stored. Each simulated pilot reports Running and Done (a real pilot also reports Running at the start of the payload and Completing while it uploads output: four reports).',
+  ].join('\n');
+}
+
+/** The installed version, read at run time: the figures name what they ran against. */
+function bullmqVersion(): string {
+  return (createRequire(import.meta.url)('bullmq/package.json') as { version: string }).version;
+}
