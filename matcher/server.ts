@@ -343,7 +343,7 @@ async function startOnStores(
       // Released when the TCP socket closes, whether or not the upgrade completed.
       socket.once('close', connectionQuota.acquire(principal.tokenId));
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const session = new PilotSession(ws, principal, sessionDeps);
+        const session = new PilotSession(ws, principal, sessionDeps, socket);
         sessions.add(session);
         ws.once('close', () => void session.drained().then(() => sessions.delete(session)));
       });

@@ -4,6 +4,7 @@
  * (test/conformance/job-store.suite.ts) runs against every implementation. Async even where the
  * backend is synchronous, so callers do not depend on which one they have.
  */
+import { PilothouseError } from '../../shared/errors.ts';
 import type { JobDescription } from '../../shared/job/description.ts';
 import type { JobHistoryEntry, JobOwnership, JobStatusReport, JobView } from '../../shared/job/model.ts';
 import type { JobStatus } from '../../shared/job/status.ts';
@@ -146,6 +147,26 @@ export interface JobCount {
 /** Groups a summary returns at most (the largest first). */
 export const MAX_SUMMARY_GROUPS = 10_000;
 
+/**
+ * The pilot a report comes from: the store refuses it (FORBIDDEN) unless the job is matched to that
+ * pilot, in its VO — checked on the row the report reads anyway, instead of a read of its own.
+ */
+export interface ReportingPilot {
+  pilotId: string;
+  vo: string;
+}
+
+/** Throws FORBIDDEN when `heldBy` is given and the job's row says another pilot or VO holds it. */
+export function assertReportingPilot(
+  jobId: number,
+  row: { pilot_id: string | null; vo: string },
+  heldBy: ReportingPilot | undefined,
+): void {
+  if (heldBy !== undefined && (row.pilot_id !== heldBy.pilotId || row.vo !== heldBy.vo)) {
+    throw new PilothouseError('FORBIDDEN', `job ${jobId} is not held by pilot ${heldBy.pilotId}`, { jobId });
+  }
+}
+
 export interface StatusOutcome {
   applied: boolean;
   status: JobStatus;
@@ -257,9 +278,16 @@ export interface JobStore {
   /**
    * Applies one report about one attempt through the state machine and records it in the history.
    * `reportKey` makes replays idempotent: a report with a key already recorded changes nothing.
-   * Throws JOB_NOT_FOUND, or ATTEMPT_MISMATCH when the attempt is not the job's current one.
+   * Throws JOB_NOT_FOUND, ATTEMPT_MISMATCH when the attempt is not the job's current one, or FORBIDDEN
+   * when `heldBy` is given and another pilot (or none) holds the job.
    */
-  reportStatus(jobId: number, attempt: number, report: JobStatusReport, reportKey?: string): Promise<StatusOutcome>;
+  reportStatus(
+    jobId: number,
+    attempt: number,
+    report: JobStatusReport,
+    reportKey?: string,
+    heldBy?: ReportingPilot,
+  ): Promise<StatusOutcome>;
   /**
    * Kills a job: Killed at once (the state machine then refuses the pilot's later reports), and, when a
    * pilot holds it, a kill command for its current attempt, delivered once with the next heartbeat or push.

@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { startServer, token } from './matching.ts';
+import { cpuSec, startServer, token } from './matching.ts';
 import { SimPilot } from './sim-pilot.ts';
 import { fmt, median, percentile } from './stats.ts';
 import type { MatcherMessage, OfferResources } from '../../shared/protocol/messages.ts';
@@ -44,6 +44,10 @@ interface RoundFigures {
   /** Submission and drain together: N / (submit time + drain time). */
   wholeJobsPerSec: number;
   latencyMs: number[];
+  /** The matcher process's CPU time per job during the drain (Pilothouse only). */
+  drainCpuUsPerJob?: number;
+  /** Its CPU time over the drain's wall time: 1.0 = one core busy all along. */
+  drainBusy?: number;
 }
 
 const RESOURCES: OfferResources = { cores: 1, memoryMB: 2000, wallTimeSec: 86_400, tags: [] };
@@ -106,8 +110,10 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
     const counted = { done: 0 };
     const ticker = setInterval(() => options.progress(`${label}: ${counted.done}/${options.jobs} Done`), 1000);
     const drainStarted = performance.now();
+    const cpuAtStart = await cpuSec(child.pid as number);
     await Promise.all(pilots.map((pilot) => drainWith(pilot, counted)));
     const drainMs = performance.now() - drainStarted;
+    const drainCpuSec = (await cpuSec(child.pid as number)) - cpuAtStart;
     clearInterval(ticker);
     if (counted.done !== options.jobs) throw new Error(`${label}: ${counted.done} Done of ${options.jobs}`);
 
@@ -132,6 +138,8 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
       drainJobsPerSec: options.jobs / (drainMs / 1000),
       wholeJobsPerSec: options.jobs / ((submitMs + drainMs) / 1000),
       latencyMs,
+      drainCpuUsPerJob: (drainCpuSec * 1e6) / options.jobs,
+      drainBusy: drainCpuSec / (drainMs / 1000),
     };
   } finally {
     child.kill('SIGTERM');
@@ -228,7 +236,9 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
     ours.push(await pilothouseRound(options, round));
     theirs.push(await bullmqRound(options, round));
     const ratio = (ours.at(-1)?.wholeJobsPerSec ?? 0) / (theirs.at(-1)?.wholeJobsPerSec ?? 1);
-    options.progress(`round ${round}: whole job life ratio Pilothouse/BullMQ ${fmt(ratio, 2)}`);
+    options.progress(
+      `round ${round}: whole job life ratio Pilothouse/BullMQ ${fmt(ratio, 2)}; matcher ${fmt(ours.at(-1)?.drainCpuUsPerJob ?? NaN, 0)} µs CPU/job, ${fmt(100 * (ours.at(-1)?.drainBusy ?? NaN), 0)} % busy`,
+    );
   }
   const med = (rounds: RoundFigures[], pick: (r: RoundFigures) => number): number => median(rounds.map(pick));
   const ratios = ours.map((r, i) => r.wholeJobsPerSec / (theirs[i] as RoundFigures).wholeJobsPerSec);
@@ -249,6 +259,11 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
     row('**whole job life, jobs/s** (submission + drain)', (r) => r.wholeJobsPerSec),
     `| idle pilot/worker: submit → match/start, p50 ms | ${fmt(percentile(latencies(ours), 50), 2)} | ${fmt(percentile(latencies(theirs), 50), 2)} | |`,
     `| idle pilot/worker: submit → match/start, p99 ms | ${fmt(percentile(latencies(ours), 99), 2)} | ${fmt(percentile(latencies(theirs), 99), 2)} | |`,
+    '',
+    `The matcher process used ${fmt(
+      med(ours, (r) => r.drainCpuUsPerJob ?? NaN),
+      0,
+    )} µs of CPU per job during the drain, ${fmt(100 * med(ours, (r) => r.drainBusy ?? NaN), 0)} % of one core.`,
     '',
     `Whole-life ratio per round: ${ratios.map((r) => fmt(r, 2)).join(', ')} (median **${fmt(median(ratios), 2)}**); drain ratio per round: ${drainRatios.map((r) => fmt(r, 2)).join(', ')}.`,
     '',

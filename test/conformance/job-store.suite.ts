@@ -216,6 +216,28 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       assert.equal((await store.getJobHistory(jobId)).filter((h) => h.status === 'Running').length, 1);
     });
 
+    it('a report said to come from a pilot is refused (FORBIDDEN, nothing recorded) unless that pilot holds the job', async () => {
+      const {
+        jobIds: [id],
+      } = await store.submitJobs([newJob(alice)], T0);
+      const jobId = id as number;
+      await store.claimFromTaskQueue((await store.getJob(jobId))?.taskQueueId as number, claimAt('p1'));
+      const report = { status: 'Running' as const, at: at(2), source: 'Pilot' };
+      for (const heldBy of [
+        { pilotId: 'p2', vo: alice.vo },
+        { pilotId: 'p1', vo: 'another-vo' },
+      ]) {
+        await assert.rejects(
+          store.reportStatus(jobId, 1, report, undefined, heldBy),
+          (error: unknown) => error instanceof PilothouseError && error.code === 'FORBIDDEN',
+        );
+      }
+      assert.equal((await store.getJob(jobId))?.status, 'Matched');
+      assert.ok(!(await store.getJobHistory(jobId)).some((h) => h.status === 'Running'));
+      const held = await store.reportStatus(jobId, 1, report, undefined, { pilotId: 'p1', vo: alice.vo });
+      assert.equal(held.applied, true);
+    });
+
     it('reports on another attempt or an unknown job are refused with stable codes', async () => {
       const {
         jobIds: [id],

@@ -39,8 +39,9 @@ import type {
   TaskQueueView,
   ShareUsage,
   StoredSetting,
+  ReportingPilot,
 } from '../job-store.ts';
-import { MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
+import { assertReportingPilot, MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { PAUSED_MINOR_STATUS } from '../queue-administration.ts';
@@ -542,8 +543,11 @@ export class PgJobStore implements JobStore {
     attempt: number,
     report: JobStatusReport,
     reportKey?: string,
+    heldBy?: ReportingPilot,
   ): Promise<StatusOutcome> {
-    return withTransaction(this.#pool, (client) => this.#reportStatusIn(client, jobId, attempt, report, reportKey));
+    return withTransaction(this.#pool, (client) =>
+      this.#reportStatusIn(client, jobId, attempt, report, reportKey, undefined, heldBy),
+    );
   }
 
   async #reportStatusIn(
@@ -553,9 +557,11 @@ export class PgJobStore implements JobStore {
     report: JobStatusReport,
     reportKey?: string,
     locked?: JobRow,
+    heldBy?: ReportingPilot,
   ): Promise<StatusOutcome> {
     const row = locked ?? (await lockJob(client, jobId));
     if (!row) throw new PilothouseError('JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    assertReportingPilot(jobId, row, heldBy);
     const current = row.status as JobStatus;
     if (row.attempt !== attempt) {
       throw new PilothouseError('ATTEMPT_MISMATCH', `job ${jobId} is at attempt ${row.attempt}, not ${attempt}`, {

@@ -32,8 +32,9 @@ import type {
   TaskQueueView,
   ShareUsage,
   StoredSetting,
+  ReportingPilot,
 } from '../job-store.ts';
-import { MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
+import { assertReportingPilot, MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { PAUSED_MINOR_STATUS } from '../queue-administration.ts';
@@ -90,6 +91,20 @@ export function migrateJobStore(db: Database.Database): void {
 
 /** Finished jobs a user may run again (DIRAC: reschedule from Failed, Killed, Done). */
 
+/** The columns of a job a status report reads (statusRow). */
+type StatusRow = Pick<
+  JobRow,
+  | 'status'
+  | 'minor_status'
+  | 'application_status'
+  | 'attempt'
+  | 'task_queue_id'
+  | 'site'
+  | 'job_type'
+  | 'pilot_id'
+  | 'vo'
+>;
+
 export class SqliteJobStore implements JobStore {
   readonly #db: Database.Database;
   readonly #sql;
@@ -124,6 +139,11 @@ export class SqliteJobStore implements JobStore {
         VALUES (@jobId, @attempt, @at, @status, @minorStatus, @applicationStatus, @source, @applied, @reportKey)`),
       countWaiting: db.prepare('UPDATE task_queues SET waiting_jobs = waiting_jobs + ? WHERE id = ?'),
       getJob: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+      // What a status report needs of its job, without the description (the widest column).
+      statusRow: db.prepare(
+        `SELECT status, minor_status, application_status, attempt, task_queue_id, site, job_type, pilot_id, vo
+         FROM jobs WHERE id = ?`,
+      ),
       history: db.prepare('SELECT * FROM job_history WHERE job_id = ? ORDER BY id'),
       hasReport: db.prepare('SELECT 1 FROM job_history WHERE job_id = ? AND report_key = ?').pluck(),
       // The claim itself: the TQ's next job (highest priority, then oldest; one seek of jobs_waiting)
@@ -447,14 +467,22 @@ export class SqliteJobStore implements JobStore {
     attempt: number,
     report: JobStatusReport,
     reportKey?: string,
+    heldBy?: ReportingPilot,
   ): Promise<StatusOutcome> {
-    return this.#writes.write(() => this.#reportStatusSync(jobId, attempt, report, reportKey));
+    return this.#writes.write(() => this.#reportStatusSync(jobId, attempt, report, reportKey, heldBy));
   }
 
-  #reportStatusSync(jobId: number, attempt: number, report: JobStatusReport, reportKey?: string): StatusOutcome {
+  #reportStatusSync(
+    jobId: number,
+    attempt: number,
+    report: JobStatusReport,
+    reportKey?: string,
+    heldBy?: ReportingPilot,
+  ): StatusOutcome {
     const sql = this.#sql;
-    const row = sql.getJob.get(jobId) as JobRow | undefined;
+    const row = sql.statusRow.get(jobId) as StatusRow | undefined;
     if (!row) throw new PilothouseError('JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    assertReportingPilot(jobId, row, heldBy);
     const current = row.status as JobStatus;
     if (row.attempt !== attempt) {
       throw new PilothouseError('ATTEMPT_MISMATCH', `job ${jobId} is at attempt ${row.attempt}, not ${attempt}`, {
