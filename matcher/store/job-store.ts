@@ -234,6 +234,13 @@ export type RescheduleOutcome =
   | { kind: 'stale'; status: JobStatus | null };
 
 export interface JobStore {
+  /**
+   * True when writes requested one after another, without waiting for the first to settle, are
+   * applied in the order they were requested (SQLite: one writer, group commits in queue order).
+   * False when they may run concurrently (PostgreSQL: a pool of connections). A pilot session
+   * pipelines its status reports only when this is true.
+   */
+  readonly appliesWritesInOrder: boolean;
   /** Pausing and boosting task queues, the user priority of jobs (queue-administration.ts). */
   readonly queueAdmin: QueueAdministration;
   /** Stores jobs with their history (Received → Checking → Waiting) and files them into TQs; all or nothing. */

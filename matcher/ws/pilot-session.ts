@@ -84,6 +84,8 @@ export class PilotSession implements CommandReceiver {
   readonly #principal: Principal;
   readonly #transport: Corkable | null;
   #corked = false;
+  /** Pipelined status reports not yet committed (see #onJobStatus). */
+  readonly #reportsInFlight = new Set<Promise<void>>();
   readonly #deps: PilotSessionDeps;
   #logger: Logger;
   #hello: Hello | null = null;
@@ -162,8 +164,9 @@ export class PilotSession implements CommandReceiver {
   }
 
   /** Settles once every frame received so far has been handled (for a clean stop). */
-  drained(): Promise<void> {
-    return this.#chain;
+  async drained(): Promise<void> {
+    await this.#chain;
+    await Promise.all(this.#reportsInFlight);
   }
 
   #enqueue(task: () => Promise<void>): void {
@@ -205,10 +208,15 @@ export class PilotSession implements CommandReceiver {
     try {
       await this.#dispatch(message);
     } catch (thrown) {
-      const error = toAnswerError(thrown);
-      if (error.code === 'INTERNAL') this.#logger.error({ err: error.cause ?? error }, 'pilot message failed');
-      this.#send({ type: 'error', code: error.code, message: error.message, ...(ref !== undefined && { ref }) });
+      this.#answerError(thrown, ref);
     }
+  }
+
+  /** Tells the pilot why a message failed (with its ref, so that it stops waiting for an ack). */
+  #answerError(thrown: unknown, ref: number | undefined): void {
+    const error = toAnswerError(thrown);
+    if (error.code === 'INTERNAL') this.#logger.error({ err: error.cause ?? error }, 'pilot message failed');
+    this.#send({ type: 'error', code: error.code, message: error.message, ...(ref !== undefined && { ref }) });
   }
 
   async #dispatch(message: PilotMessage): Promise<void> {
@@ -392,7 +400,21 @@ export class PilotSession implements CommandReceiver {
     });
   }
 
-  async #onJobStatus(message: Extract<PilotMessage, { type: 'job.status' }>): Promise<void> {
+  /**
+   * Status reports are pipelined where the store applies writes in the order they are asked for:
+   * the next frame (another report, the next offer) is handled without waiting for this report's
+   * commit, so that a pilot's Running, Done and next offer share one group commit and their answers
+   * one write to the socket. The acks still leave in order (the group resolves in queue order).
+   */
+  #onJobStatus(message: Extract<PilotMessage, { type: 'job.status' }>): Promise<void> {
+    if (!this.#deps.store.appliesWritesInOrder) return this.#applyReport(message);
+    const applied = this.#applyReport(message).catch((thrown: unknown) => this.#answerError(thrown, message.ref));
+    this.#reportsInFlight.add(applied);
+    void applied.finally(() => this.#reportsInFlight.delete(applied));
+    return Promise.resolve();
+  }
+
+  async #applyReport(message: Extract<PilotMessage, { type: 'job.status' }>): Promise<void> {
     const at = new Date(message.at).toISOString();
     // The store checks that this pilot holds the job on the row the report reads (one read, not two).
     const outcome = await this.#deps.store.reportStatus(

@@ -48,6 +48,8 @@ interface RoundFigures {
   drainCpuUsPerJob?: number;
   /** Its CPU time over the drain's wall time: 1.0 = one core busy all along. */
   drainBusy?: number;
+  /** The benchmark process's own CPU over the drain's wall time (simulated pilots, or BullMQ's workers). */
+  clientBusy: number;
 }
 
 const RESOURCES: OfferResources = { cores: 1, memoryMB: 2000, wallTimeSec: 86_400, tags: [] };
@@ -111,9 +113,12 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
     const ticker = setInterval(() => options.progress(`${label}: ${counted.done}/${options.jobs} Done`), 1000);
     const drainStarted = performance.now();
     const cpuAtStart = await cpuSec(child.pid as number);
+    const ownCpuAtStart = process.cpuUsage();
     await Promise.all(pilots.map((pilot) => drainWith(pilot, counted)));
     const drainMs = performance.now() - drainStarted;
     const drainCpuSec = (await cpuSec(child.pid as number)) - cpuAtStart;
+    const ownCpu = process.cpuUsage(ownCpuAtStart);
+    const clientBusy = (ownCpu.user + ownCpu.system) / 1000 / drainMs;
     clearInterval(ticker);
     if (counted.done !== options.jobs) throw new Error(`${label}: ${counted.done} Done of ${options.jobs}`);
 
@@ -140,6 +145,7 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
       latencyMs,
       drainCpuUsPerJob: (drainCpuSec * 1e6) / options.jobs,
       drainBusy: drainCpuSec / (drainMs / 1000),
+      clientBusy,
     };
   } finally {
     child.kill('SIGTERM');
@@ -189,9 +195,12 @@ async function bullmqRound(options: DispatchBenchOptions, round: number): Promis
       }
     });
     const drainStarted = performance.now();
+    const ownCpuAtStart = process.cpuUsage();
     for (const worker of workers) void worker.run();
     await allDone;
     const drainMs = performance.now() - drainStarted;
+    const ownCpu = process.cpuUsage(ownCpuAtStart);
+    const clientBusy = (ownCpu.user + ownCpu.system) / 1000 / drainMs;
 
     const latencyMs: number[] = [];
     for (let i = 0; i < options.latencySamples; i += 1) {
@@ -205,6 +214,7 @@ async function bullmqRound(options: DispatchBenchOptions, round: number): Promis
       drainJobsPerSec: options.jobs / (drainMs / 1000),
       wholeJobsPerSec: options.jobs / ((submitMs + drainMs) / 1000),
       latencyMs,
+      clientBusy,
     };
   } finally {
     await Promise.all(workers.map((worker) => worker.close()));
@@ -237,7 +247,7 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
     theirs.push(await bullmqRound(options, round));
     const ratio = (ours.at(-1)?.wholeJobsPerSec ?? 0) / (theirs.at(-1)?.wholeJobsPerSec ?? 1);
     options.progress(
-      `round ${round}: whole job life ratio Pilothouse/BullMQ ${fmt(ratio, 2)}; matcher ${fmt(ours.at(-1)?.drainCpuUsPerJob ?? NaN, 0)} µs CPU/job, ${fmt(100 * (ours.at(-1)?.drainBusy ?? NaN), 0)} % busy`,
+      `round ${round}: whole job life ratio Pilothouse/BullMQ ${fmt(ratio, 2)}; matcher ${fmt(ours.at(-1)?.drainCpuUsPerJob ?? NaN, 0)} µs CPU/job, ${fmt(100 * (ours.at(-1)?.drainBusy ?? NaN), 0)} % busy; load generator ${fmt(100 * (ours.at(-1)?.clientBusy ?? NaN), 0)} % (BullMQ's workers ${fmt(100 * (theirs.at(-1)?.clientBusy ?? NaN), 0)} %)`,
     );
   }
   const med = (rounds: RoundFigures[], pick: (r: RoundFigures) => number): number => median(rounds.map(pick));

@@ -131,6 +131,7 @@ async function queueCommand(client: PgQueryable, jobId: number, attempt: number,
 }
 
 export class PgJobStore implements JobStore {
+  readonly appliesWritesInOrder = false;
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
   readonly queueAdmin: PgQueueAdmin;

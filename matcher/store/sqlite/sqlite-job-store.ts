@@ -106,6 +106,7 @@ type StatusRow = Pick<
 >;
 
 export class SqliteJobStore implements JobStore {
+  readonly appliesWritesInOrder = true;
   readonly #db: Database.Database;
   readonly #sql;
   readonly #writes: WriteBatcher;
