@@ -279,7 +279,7 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
     `The matcher process used ${fmt(
       med(ours, (r) => r.drainCpuUsPerJob ?? NaN),
       0,
-    )} µs of CPU per job during the drain, ${fmt(100 * med(ours, (r) => r.drainBusy ?? NaN), 0)} % of one core.`,
+    )} µs of CPU per job during the drain, ${fmt(100 * med(ours, (r) => r.drainBusy ?? NaN), 0)} % of one core: the drain is bound by the matcher's CPU. The benchmark process used ${fmt(100 * med(ours, (r) => r.clientBusy), 0)} % of a core for the simulated pilots, ${fmt(100 * med(theirs, (r) => r.clientBusy), 0)} % for BullMQ's workers (Redis runs in its own process).`,
     '',
     `Whole-life ratio per round: ${ratios.map((r) => fmt(r, 2)).join(', ')} (median **${fmt(median(ratios), 2)}**); drain ratio per round: ${drainRatios.map((r) => fmt(r, 2)).join(', ')}.`,
     '',
