@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|dispatch|all] [--redis URL] [--jobs N] [--pilots N] [--duration-sec N]
+ * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|dispatch|fleet|all] [--redis URL] [--heartbeat-sec N] [--jobs N] [--pilots N] [--duration-sec N]
  *  [--rounds N] [--queues N] [--tracked N] [--db postgres://USER@HOST:PORT/DB]`
  * With --db, the matching scenario also runs on PostgreSQL, with one matcher and with two replicas.
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
@@ -14,6 +14,7 @@ import { benchSiteDirector } from './site-director.ts';
 import { benchSubmission } from './submission.ts';
 import { benchSearch } from './search.ts';
 import { benchDispatch } from './dispatch.ts';
+import { benchFleet } from './fleet.ts';
 import { replaceSection, sectionHeader } from './benchmarks-file.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,16 +30,26 @@ const { values } = parseArgs({
     tracked: { type: 'string', default: '0' },
     db: { type: 'string' },
     redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
+    'heartbeat-sec': { type: 'string', default: '30' },
   },
 });
 const scenario = values.scenario ?? 'all';
-if (!['matching', 'pilot', 'site-director', 'submission', 'search', 'dispatch', 'all'].includes(scenario)) {
+if (!['matching', 'pilot', 'site-director', 'submission', 'search', 'dispatch', 'fleet', 'all'].includes(scenario)) {
   console.error(
-    `--scenario must be matching, pilot, site-director, submission, search, dispatch or all (got ${scenario})`,
+    `--scenario must be matching, pilot, site-director, submission, search, dispatch, fleet or all (got ${scenario})`,
   );
   process.exit(2);
 }
-for (const name of ['jobs', 'pilots', 'duration-sec', 'rounds', 'probes', 'queues', 'tracked'] as const) {
+for (const name of [
+  'jobs',
+  'pilots',
+  'duration-sec',
+  'rounds',
+  'probes',
+  'queues',
+  'tracked',
+  'heartbeat-sec',
+] as const) {
   const value = Number(values[name]);
   const mayBeZero = name === 'probes' || name === 'tracked';
   if (!Number.isInteger(value) || value < (mayBeZero ? 0 : 1)) {
@@ -114,6 +125,19 @@ if (scenario === 'dispatch' || scenario === 'all') {
   });
   await replaceSection('dispatch', header('Dispatch: the whole job life, side by side with BullMQ') + markdown);
   progress('dispatch figures written to BENCHMARKS.md');
+  process.stdout.write(`${markdown}\n`);
+}
+if (scenario === 'fleet' || scenario === 'all') {
+  // 10,000 pilots and 30 s of measured heartbeats unless --pilots / --duration-sec were given.
+  const markdown = await benchFleet({
+    pilots: process.argv.includes('--pilots') ? Number(values.pilots) : 10_000,
+    durationSec: process.argv.includes('--duration-sec') ? Number(values['duration-sec']) : 30,
+    heartbeatSec: Number(values['heartbeat-sec']),
+    latencySamples: Number(values.probes),
+    progress,
+  });
+  await replaceSection('fleet', header('Fleet: pilots held by one matcher') + markdown);
+  progress('fleet figures written to BENCHMARKS.md');
   process.stdout.write(`${markdown}\n`);
 }
 if (scenario === 'pilot' || scenario === 'all') {

@@ -99,7 +99,11 @@ async function populatePostgres(
   return { taskQueues, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
 }
 
-export async function startServer(dataDir: string, db?: string): Promise<{ child: ChildProcess; url: string }> {
+export async function startServer(
+  dataDir: string,
+  db?: string,
+  extraArgs: readonly string[] = [],
+): Promise<{ child: ChildProcess; url: string }> {
   // PH_BENCH_PROFILE=DIR writes a V8 CPU profile of the matcher there (for finding hot spots).
   const profile = process.env.PH_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PH_BENCH_PROFILE}`] : [];
   const child = spawn(
@@ -115,6 +119,7 @@ export async function startServer(dataDir: string, db?: string): Promise<{ child
       '--log-level',
       'warn',
       ...(db === undefined ? [] : ['--db', db]),
+      ...extraArgs,
     ],
     {
       stdio: ['ignore', 'ignore', 'pipe'],

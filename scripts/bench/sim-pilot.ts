@@ -73,6 +73,14 @@ export class SimPilot {
     return answer;
   }
 
+  /** An idle pilot's heartbeat (no job, the node's load); resolves when the matcher acks it. */
+  heartbeat(): Promise<void> {
+    const ref = this.#nextRef++;
+    const acked = new Promise<void>((resolve) => this.#acks.set(ref, resolve));
+    this.ws.send(encodeMessage({ type: 'heartbeat', ref, jobs: [], node: { load1: 0.5, diskFreeMB: 50_000 } }));
+    return acked;
+  }
+
   /** Sends a status report about an attempt; resolves when the matcher acks it (stored). */
   report(jobId: number, attempt: number, fields: ReportFields): Promise<void> {
     const ref = this.#nextRef++;
