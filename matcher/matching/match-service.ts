@@ -79,6 +79,7 @@ export class MatchService {
   readonly #usage: SharedUsage | null;
   readonly #bannedSites = new Map<string, SiteMaskEntry>();
   readonly #parked = new Map<string, ParkedOffer>();
+  readonly #parkedViews = new WeakMap<ParkedOffer, OfferView>();
   readonly #onMatchTried: (matched: boolean, seconds: number) => void;
   /**
    * Per offer shape (placementKey): the VO's TQs that pass the placement checks and the site mask. A
@@ -359,6 +360,16 @@ export class MatchService {
     return this.#parked.get(pilotId)?.offerId === offerId;
   }
 
+  /** The parked offer as the fit rules read it, built once per offer (a wake pass reads it often). */
+  #viewOf(parked: ParkedOffer): OfferView {
+    let view = this.#parkedViews.get(parked);
+    if (view === undefined) {
+      view = viewOffer(parked.offer);
+      this.#parkedViews.set(parked, view);
+    }
+    return view;
+  }
+
   parkedOffers(): readonly ParkedOffer[] {
     return [...this.#parked.values()];
   }
@@ -391,11 +402,19 @@ export class MatchService {
         this.#wakeAgain = false;
         const woken = this.#woken;
         this.#woken = new Set();
-        const changed =
-          woken === 'all' ? null : [...woken].map((id) => this.index.get(id)).filter((tq) => tq !== undefined);
+        const changedIds = woken === 'all' ? null : [...woken];
         for (const parked of [...this.#parked.values()]) {
           if (this.#parked.get(parked.pilotId) !== parked) continue; // replaced or cancelled meanwhile
-          const view = viewOffer(parked.offer);
+          // Read afresh: the offers served so far may have taken every job the change brought. Then
+          // the pass ends here, and a submission costs the fits of the first idle pilots, not of all.
+          const changed =
+            changedIds === null
+              ? null
+              : changedIds
+                  .map((id) => this.index.get(id))
+                  .filter((tq): tq is IndexedTaskQueue => tq !== undefined && tq.waitingJobs > 0);
+          if (changed !== null && changed.length === 0) break;
+          const view = this.#viewOf(parked);
           const concerned =
             changed === null
               ? this.candidates(parked.offer, view).length > 0
