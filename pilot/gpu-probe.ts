@@ -1,6 +1,6 @@
 /**
  * The node's GPUs: nvidia-smi and rocm-smi when they are installed (exact model, memory and the
- * index/UUID the runtime understands), else systeminformation's view of the PCI devices. A batch
+ * index/UUID the runtime understands), else the PCI display controllers as sysfs lists them. A batch
  * system that gave the pilot some GPUs of the node says so in CUDA_VISIBLE_DEVICES (or the ROCm
  * variables): then only those are used, named as the batch system named them, so a job handed "1"
  * gets what the pilot itself knows as "1".
@@ -78,7 +78,7 @@ export function parseRocmSmi(text: string): ProbedGpu[] {
   });
 }
 
-/** A systeminformation graphics controller, reduced to what matters here. */
+/** A PCI display controller, reduced to what matters here (see system-facts.ts). */
 export interface GraphicsController {
   vendor?: string;
   model?: string;

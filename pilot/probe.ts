@@ -5,13 +5,15 @@
  * cgroup v2 limits), so a pilot inside a batch slot or a container does not oversell it.
  */
 import os from 'node:os';
-import { readFile, statfs } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, statfs } from 'node:fs/promises';
+import path from 'node:path';
 import { execa } from 'execa';
-import si from 'systeminformation';
 import type { NodeInfo } from '../shared/protocol/messages.ts';
 import { runCpuBenchmark } from './cpu-power.ts';
 import { probeGpus, type CommandRunner, type ProbedGpu } from './gpu-probe.ts';
 import { detectPlatform } from './platform-detect.ts';
+import { cpuModelFromCpuinfo, pciDisplayControllers, readDistribution } from './system-facts.ts';
 
 /** cgroup v2 `cpu.max` ("max 100000" or "<quota> <period>") as a core count, or null. */
 export function parseCpuMax(text: string): number | null {
@@ -40,8 +42,32 @@ function clip(text: string, max: number): string {
   return text.length > max ? text.slice(0, max) : text;
 }
 
-/** Runs a node tool with a time limit; stdout, or null when the tool is missing, fails or hangs. */
+/** Whether `command` names an executable file, itself or in a PATH directory (no process started). */
+export async function onPath(command: string, pathVariable = process.env.PATH ?? ''): Promise<boolean> {
+  const candidates = command.includes('/')
+    ? [command]
+    : pathVariable
+        .split(':')
+        .filter((dir) => dir !== '')
+        .map((dir) => path.join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      await access(candidate, constants.X_OK);
+      return true;
+    } catch {
+      // not this one
+    }
+  }
+  return false;
+}
+
+/**
+ * Runs a node tool with a time limit; stdout, or null when the tool is missing, fails or hangs. A
+ * tool that is not installed (nvidia-smi on a CPU node) is not even tried: starting a process only to
+ * learn that is what made a pilot slow to start.
+ */
 export const runTool: CommandRunner = async (command, args) => {
+  if (!(await onPath(command))) return null;
   try {
     const result = await execa(command, [...args], {
       timeout: 10_000,
@@ -85,43 +111,35 @@ export interface NodeProbe {
 }
 
 export async function probeNode(options: ProbeOptions): Promise<NodeProbe> {
-  const [cpu, mem, osInfo, cpuMax, memoryMax, cpuinfo, gpus, diskFree] = await Promise.all([
-    si.cpu().catch(() => null),
-    si.mem().catch(() => null),
-    si.osInfo().catch(() => null),
+  const [distribution, cpuMax, memoryMax, cpuinfo, gpus, diskFree] = await Promise.all([
+    readDistribution(),
     readCgroup('cpu.max'),
     readCgroup('memory.max'),
     readFile('/proc/cpuinfo', 'utf8').catch(() => null),
     options.skipGpus
       ? Promise.resolve([])
-      : probeGpus({ run: runTool, graphics: async () => (await si.graphics()).controllers, env: options.env }).catch(
-          () => [],
-        ),
+      : probeGpus({ run: runTool, graphics: () => pciDisplayControllers(), env: options.env }).catch(() => []),
     freeDiskMB(options.workdir),
   ]);
-  const hardwareCores = Math.max(1, cpu?.cores ?? os.cpus().length);
+  const hardwareCores = Math.max(1, os.cpus().length);
   const cgroupCores = cpuMax === null ? null : parseCpuMax(cpuMax);
   const coreLimits = [hardwareCores, os.availableParallelism(), cgroupCores];
   const cores = Math.max(1, Math.min(...coreLimits.filter((n): n is number => typeof n === 'number' && n > 0)));
-  const totalMB = Math.floor((mem?.total ?? os.totalmem()) / (1024 * 1024));
+  const totalMB = Math.floor(os.totalmem() / (1024 * 1024));
   const cgroupMB = memoryMax === null ? null : parseMemoryMax(memoryMax);
   const memoryMB = cgroupMB === null ? totalMB : Math.min(totalMB, cgroupMB);
-  const osName = osInfo
-    ? [osInfo.distro, osInfo.release].filter((part) => part !== '').join(' ')
-    : `${os.type()} ${os.release()}`;
-  const cpuModel = cpu
-    ? [cpu.manufacturer, cpu.brand].filter((part) => part !== '').join(' ')
-    : (os.cpus()[0]?.model ?? 'unknown');
+  const osName = distribution ?? `${os.type()} ${os.release()}`;
+  const cpuModel = (cpuinfo === null ? null : cpuModelFromCpuinfo(cpuinfo)) ?? os.cpus()[0]?.model ?? 'unknown';
   const cpuPower = options.cpuPower === false ? null : (options.cpuPower ?? runCpuBenchmark().power);
   return {
     node: {
-      hostname: clip(osInfo?.hostname || os.hostname(), 255),
+      hostname: clip(os.hostname(), 255),
       cores: Math.min(cores, 100_000),
       memoryMB: Math.max(0, memoryMB),
       os: clip(osName || os.platform(), 255),
       arch: clip(os.arch(), 64),
       cpuModel: clip(cpuModel || 'unknown', 255),
-      kernel: clip(osInfo?.kernel || os.release(), 255),
+      kernel: clip(os.release(), 255),
       platform: detectPlatform(process.arch, cpuinfo),
       cpuPower: cpuPower !== null && cpuPower > 0 ? cpuPower : null,
       gpus: gpus.slice(0, 64),

@@ -1,7 +1,8 @@
 /**
  * The probe's parsers on real output formats (no GPU and no batch system here): nvidia-smi's CSV,
- * rocm-smi's JSON, systeminformation's controllers, the batch system's visible-device lists, the
- * x86-64 level from /proc/cpuinfo flags, and the CPU benchmark's sanity.
+ * rocm-smi's JSON, PCI display controllers from a sysfs replica, os-release and cpuinfo, the batch
+ * system's visible-device lists, the x86-64 level from /proc/cpuinfo flags, and the CPU benchmark's
+ * sanity.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,16 @@ import {
 } from '../../pilot/gpu-probe.ts';
 import { architectureOf, cpuFlags, detectPlatform, x86_64Level } from '../../pilot/platform-detect.ts';
 import { runCpuBenchmark } from '../../pilot/cpu-power.ts';
+import { onPath } from '../../pilot/probe.ts';
+import {
+  cpuModelFromCpuinfo,
+  distributionName,
+  pciDisplayControllers,
+  readDistribution,
+} from '../../pilot/system-facts.ts';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 /** `nvidia-smi --query-gpu=index,uuid,name,memory.total --format=csv,noheader,nounits` on a 4-GPU node. */
 const NVIDIA_SMI = `0, GPU-6e6c7c2f-3a3e-b6d6-8f67-6d5e1b9a7c21, NVIDIA A100-SXM4-40GB, 40960
@@ -184,4 +195,61 @@ test('CPU benchmark: a positive power per core, from a measured CPU time', () =>
   assert.ok(result.cpuSec > 0);
   assert.ok(result.power > 0 && Number.isFinite(result.power), JSON.stringify(result));
   assert.equal(Math.round(result.power * 10) / 10, result.power, 'rounded to 0.1 like DIRAC');
+});
+
+test('PCI display controllers from sysfs: class 0x03 only, vendors named, VRAM where amdgpu gives it', async () => {
+  // A replica of /sys/bus/pci/devices on a node with a BMC chip, an A100 and an MI210 (and a NIC).
+  const root = await mkdtemp(path.join(tmpdir(), 'sysfs-pci-'));
+  const devices: Record<string, Record<string, string>> = {
+    '0000:03:00.0': { class: '0x030000\n', vendor: '0x1a03\n', device: '0x2000\n' },
+    '0000:17:00.0': { class: '0x030200\n', vendor: '0x10de\n', device: '0x20b0\n' },
+    '0000:c1:00.0': {
+      class: '0x038000\n',
+      vendor: '0x1002\n',
+      device: '0x740f\n',
+      mem_info_vram_total: '68702699520\n',
+    },
+    '0000:41:00.0': { class: '0x020000\n', vendor: '0x15b3\n', device: '0x101b\n' },
+  };
+  for (const [device, files] of Object.entries(devices)) {
+    await mkdir(path.join(root, device));
+    for (const [name, content] of Object.entries(files)) await writeFile(path.join(root, device, name), content);
+  }
+  const controllers = await pciDisplayControllers(root);
+  assert.deepEqual(controllers, [
+    { vendor: 'ASPEED Technology, Inc.', model: 'device 0x2000', vram: null },
+    { vendor: 'NVIDIA Corporation', model: 'device 0x20b0', vram: null },
+    { vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]', model: 'device 0x740f', vram: 65520 },
+  ]);
+  assert.deepEqual(
+    gpusFromGraphics(controllers).map((gpu) => [gpu.vendor, gpu.memoryMB]),
+    [
+      ['NVIDIA', 0],
+      ['AMD', 65520],
+    ],
+  );
+  assert.deepEqual(await pciDisplayControllers(path.join(root, 'missing')), []);
+  await rm(root, { recursive: true, force: true });
+});
+
+test('distribution, CPU model and tools on PATH, without starting a process', async () => {
+  assert.equal(
+    distributionName('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'),
+    'Debian GNU/Linux 12',
+  );
+  assert.equal(distributionName('NAME="AlmaLinux"\nVERSION_ID="9.4"\n'), 'AlmaLinux 9.4');
+  assert.equal(distributionName("PRETTY_NAME='Some Linux'\n"), 'Some Linux');
+  assert.equal(distributionName('garbage'), null);
+  assert.equal(
+    cpuModelFromCpuinfo('processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13 64-Core Processor\n'),
+    'AMD EPYC 7B13 64-Core Processor',
+  );
+  assert.equal(cpuModelFromCpuinfo('processor\t: 0\nCPU part\t: 0xd0c\n'), null);
+  assert.equal(await onPath('sh'), true);
+  assert.equal(await onPath('no-such-tool-here'), false);
+  assert.equal(await onPath('/bin/sh'), true);
+  assert.equal(await onPath('nvidia-smi', '/nonexistent'), false);
+  // This machine, as the probe reads it.
+  const here = await readDistribution();
+  assert.ok(here === null || here.length > 0);
 });
