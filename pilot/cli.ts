@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import {
   DEFAULT_DRAIN_FILE,
   DEFAULT_DRAIN_GRACE_SEC,
+  DEFAULT_CPU_POWER_CACHE_SEC,
   DEFAULT_IDLE_TIMEOUT_SEC,
   DEFAULT_JOB_UIDS,
   DEFAULT_KILL_GRACE_MS,
@@ -42,6 +43,11 @@ export function buildPilotCommand(): Command {
     .option('--disk-mb <n>', 'offer at most this much scratch disk, MiB (default: what the working area has free)')
     .option('--platform <p>', 'declare the platform, e.g. x86_64-v3 (default: detected from the CPU)')
     .option('--cpu-power <units>', 'declare the CPU power per core (default: measured by a quick benchmark)')
+    .option(
+      '--cpu-power-cache-sec <n>',
+      "reuse this node's measured CPU power for this long, across pilots (0: measure every time)",
+      String(DEFAULT_CPU_POWER_CACHE_SEC),
+    )
     .option('--whole-node', 'the slot is a whole node: whole-node jobs may come while nothing runs')
     .option('--tags <a,b>', 'comma-separated tags offered to jobs')
     .option('--required-tags <a,b>', 'only jobs carrying all these tags may come')

@@ -4,6 +4,7 @@
  * the pilot reads `process.env` or argv. Every refusal is a CONFIG_INVALID error naming the flag.
  */
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { PilothouseError } from '../shared/errors.ts';
@@ -16,6 +17,8 @@ import { ISOLATION_CHOICES, type IsolationChoice } from './isolation.ts';
 export const DEFAULT_IDLE_TIMEOUT_SEC = 300;
 export const DEFAULT_SITE = 'Local.localhost';
 export const DEFAULT_WORKDIR = './pilothouse-work';
+/** A measured CPU power is reused by the node's next pilots for a day (0 = every pilot measures). */
+export const DEFAULT_CPU_POWER_CACHE_SEC = 86_400;
 /** Offers keep this much time back so that a job's wall time never runs into the batch system's kill. */
 export const DEFAULT_OFFER_WALL_TIME_MARGIN_SEC = 60;
 /** Below this many seconds left (after the margin) an offer is pointless: the pilot stops asking. */
@@ -83,6 +86,7 @@ export interface RawPilotOptions {
   diskMb?: string;
   wholeNode?: boolean;
   cpuPower?: string;
+  cpuPowerCacheSec?: string;
   idleTimeoutSec?: string;
   drainFile?: string;
   drainGraceSec?: string;
@@ -139,6 +143,10 @@ export interface PilotConfig {
   wholeNode: boolean;
   /** Declared CPU power per core (skips the benchmark); null = measure. */
   cpuPower: number | null;
+  /** How long a measured CPU power is reused by the next pilots on this node, ms; 0 = always measure. */
+  cpuPowerCacheMs: number;
+  /** Where it is kept (per user, in the temporary directory). */
+  cpuPowerCacheFile: string;
   /** Null = no drain file. */
   drainFile: string | null;
   drainFilePollMs: number;
@@ -217,6 +225,12 @@ export function compilePilotConfig(
     diskMBLimit: raw.diskMb === undefined ? null : parseInteger('--disk-mb', raw.diskMb, 0, 1 << 40),
     wholeNode: raw.wholeNode === true,
     cpuPower: raw.cpuPower === undefined ? null : parsePositive('--cpu-power', raw.cpuPower),
+    cpuPowerCacheMs:
+      1000 *
+      (raw.cpuPowerCacheSec === undefined
+        ? DEFAULT_CPU_POWER_CACHE_SEC
+        : parseInteger('--cpu-power-cache-sec', raw.cpuPowerCacheSec, 0, 30 * 86_400)),
+    cpuPowerCacheFile: path.join(os.tmpdir(), `pilothouse-cpu-power-${process.getuid?.() ?? 'user'}.json`),
     drainFile: parseDrainFile(raw.drainFile, cwd),
     drainFilePollMs: DEFAULT_DRAIN_FILE_POLL_MS,
     drainGraceMs:

@@ -99,6 +99,8 @@ export interface ProbeOptions {
   cpuPower: number | null | false;
   /** Skip the GPU tools (the operator declared the node has none). */
   skipGpus: boolean;
+  /** Measures when no power is declared; given the node key (default: the benchmark, every time). */
+  measureCpuPower?: (nodeKey: string) => Promise<{ power: number; cached: boolean }>;
 }
 
 export interface NodeProbe {
@@ -108,6 +110,8 @@ export interface NodeProbe {
   /** Whether a cgroup or CPU affinity limits what the pilot may use. */
   restricted: boolean;
   gpus: ProbedGpu[];
+  /** Where node.cpuPower comes from. */
+  cpuPowerSource: 'declared' | 'measured' | 'cached' | 'none';
 }
 
 export async function probeNode(options: ProbeOptions): Promise<NodeProbe> {
@@ -130,7 +134,18 @@ export async function probeNode(options: ProbeOptions): Promise<NodeProbe> {
   const memoryMB = cgroupMB === null ? totalMB : Math.min(totalMB, cgroupMB);
   const osName = distribution ?? `${os.type()} ${os.release()}`;
   const cpuModel = (cpuinfo === null ? null : cpuModelFromCpuinfo(cpuinfo)) ?? os.cpus()[0]?.model ?? 'unknown';
-  const cpuPower = options.cpuPower === false ? null : (options.cpuPower ?? runCpuBenchmark().power);
+  const platform = detectPlatform(process.arch, cpuinfo);
+  let cpuPower: number | null = null;
+  let cpuPowerSource: NodeProbe['cpuPowerSource'] = 'none';
+  if (options.cpuPower !== false && options.cpuPower !== null) {
+    cpuPower = options.cpuPower;
+    cpuPowerSource = 'declared';
+  } else if (options.cpuPower === null) {
+    const measure = options.measureCpuPower ?? (async () => ({ power: runCpuBenchmark().power, cached: false }));
+    const measured = await measure([cpuModel, hardwareCores, os.release(), platform ?? ''].join('|'));
+    cpuPower = measured.power;
+    cpuPowerSource = measured.cached ? 'cached' : 'measured';
+  }
   return {
     node: {
       hostname: clip(os.hostname(), 255),
@@ -140,7 +155,7 @@ export async function probeNode(options: ProbeOptions): Promise<NodeProbe> {
       arch: clip(os.arch(), 64),
       cpuModel: clip(cpuModel || 'unknown', 255),
       kernel: clip(os.release(), 255),
-      platform: detectPlatform(process.arch, cpuinfo),
+      platform,
       cpuPower: cpuPower !== null && cpuPower > 0 ? cpuPower : null,
       gpus: gpus.slice(0, 64),
       diskFreeMB: diskFree,
@@ -148,5 +163,6 @@ export async function probeNode(options: ProbeOptions): Promise<NodeProbe> {
     hardwareCores,
     restricted: cores < hardwareCores || (cgroupMB !== null && cgroupMB < totalMB),
     gpus,
+    cpuPowerSource,
   };
 }

@@ -22,6 +22,8 @@ import { PilotLoop, type PilotExit } from './loop.ts';
 import { WsMatcherLink } from './matcher-link.ts';
 import { freeDiskMB, probeNode, runTool } from './probe.ts';
 import { MatcherAgent } from './http-request.ts';
+import { cpuPowerOfNode } from './cpu-power-cache.ts';
+import { runCpuBenchmark } from './cpu-power.ts';
 import { HttpSandboxTransfer } from './sandbox-transfer.ts';
 import { Slot } from './slot.ts';
 import { planSlot } from './slot-plan.ts';
@@ -93,7 +95,22 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     configuredWallTimeSec: config.wallTimeSec,
   };
   const [probe, features, slotEnds] = await Promise.all([
-    probeNode({ workdir: config.workdir, env, cpuPower: config.cpuPower, skipGpus: config.gpus === 0 }),
+    probeNode({
+      workdir: config.workdir,
+      env,
+      cpuPower: config.cpuPower,
+      skipGpus: config.gpus === 0,
+      measureCpuPower: (nodeKey) =>
+        cpuPowerOfNode(
+          {
+            file: config.cpuPowerCacheFile,
+            maxAgeMs: config.cpuPowerCacheMs,
+            nodeKey,
+            nowMs: () => systemClock.nowMs(),
+          },
+          () => runCpuBenchmark().power,
+        ),
+    }),
     readJobFeatureLimits(env),
     findSlotEnds(timeLeftDeps),
   ]);
@@ -128,6 +145,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
         wholeNode: plan.options.wholeNode,
       },
       timeLeft: slotEnds,
+      cpuPowerSource: probe.cpuPowerSource,
       version: PILOT_VERSION,
     },
     'pilot started',

@@ -19,6 +19,7 @@ const probe: NodeProbe = {
   },
   hardwareCores: 32,
   restricted: true,
+  cpuPowerSource: 'declared',
   gpus: [
     { id: '0', vendor: 'NVIDIA', model: 'NVIDIA A100-SXM4-40GB', memoryMB: 40960, uuid: 'GPU-a' },
     { id: '1', vendor: 'NVIDIA', model: 'NVIDIA A100-SXM4-40GB', memoryMB: 40960, uuid: 'GPU-b' },
