@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|dispatch|fleet|all] [--redis URL] [--heartbeat-sec N] [--jobs N] [--pilots N] [--duration-sec N]
+ * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|dispatch|fleet|scale|all] [--redis URL] [--heartbeat-sec N] [--jobs N] [--pilots N] [--duration-sec N]
  *  [--rounds N] [--queues N] [--tracked N] [--db postgres://USER@HOST:PORT/DB]`
  * With --db, the matching scenario also runs on PostgreSQL, with one matcher and with two replicas.
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
@@ -15,6 +15,7 @@ import { benchSubmission } from './submission.ts';
 import { benchSearch } from './search.ts';
 import { benchDispatch } from './dispatch.ts';
 import { benchFleet } from './fleet.ts';
+import { benchScale } from './scale.ts';
 import { replaceSection, sectionHeader } from './benchmarks-file.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -34,10 +35,9 @@ const { values } = parseArgs({
   },
 });
 const scenario = values.scenario ?? 'all';
-if (!['matching', 'pilot', 'site-director', 'submission', 'search', 'dispatch', 'fleet', 'all'].includes(scenario)) {
-  console.error(
-    `--scenario must be matching, pilot, site-director, submission, search, dispatch, fleet or all (got ${scenario})`,
-  );
+const SCENARIOS = ['matching', 'pilot', 'site-director', 'submission', 'search', 'dispatch', 'fleet', 'scale', 'all'];
+if (!SCENARIOS.includes(scenario)) {
+  console.error(`--scenario must be one of ${SCENARIOS.join(', ')} (got ${scenario})`);
   process.exit(2);
 }
 for (const name of [
@@ -138,6 +138,17 @@ if (scenario === 'fleet' || scenario === 'all') {
   });
   await replaceSection('fleet', header('Fleet: pilots held by one matcher') + markdown);
   progress('fleet figures written to BENCHMARKS.md');
+  process.stdout.write(`${markdown}\n`);
+}
+if (scenario === 'scale' || scenario === 'all') {
+  const markdown = await benchScale({
+    pilots: Number(values.pilots),
+    durationSec: Number(values['duration-sec']),
+    rounds: Number(values.rounds),
+    progress,
+  });
+  await replaceSection('scale', header('Scale: a million waiting jobs, fifty thousand task queues') + markdown);
+  progress('scale figures written to BENCHMARKS.md');
   process.stdout.write(`${markdown}\n`);
 }
 if (scenario === 'pilot' || scenario === 'all') {

@@ -21,7 +21,7 @@ import { taskQueueDefinition } from '../../matcher/matching/task-queue-key.ts';
 import { openSqliteJobStore } from '../../matcher/store/sqlite/sqlite-job-store.ts';
 import { openPgJobStore } from '../../matcher/store/postgres/pg-job-store.ts';
 import type { JobStore } from '../../matcher/store/job-store.ts';
-import { OS_TAGS, SITES, buildPopulation, seededRandom } from './population.ts';
+import { OS_TAGS, SITES, buildPopulation, seededRandom, type PopulationTaskQueue } from './population.ts';
 import { SimPilot } from './sim-pilot.ts';
 import { fmt, median, percentile } from './stats.ts';
 
@@ -47,8 +47,13 @@ export interface MatchingBenchResult {
 
 /** Fills the store directly (not over HTTP), in batches, with the production-shaped population. */
 /** Fills a store directly (not over HTTP), in batches, with the production-shaped population. */
-async function fill(store: JobStore, totalJobs: number, progress: (m: string) => void): Promise<number> {
-  const population = buildPopulation(totalJobs);
+async function fill(
+  store: JobStore,
+  totalJobs: number | readonly PopulationTaskQueue[],
+  progress: (m: string) => void,
+): Promise<number> {
+  const population = typeof totalJobs === 'number' ? buildPopulation(totalJobs) : totalJobs;
+  const total = population.reduce((sum, tq) => sum + tq.jobs, 0);
   const at = new Date().toISOString();
   let done = 0;
   let batch: Parameters<typeof store.submitJobs>[0] = [];
@@ -61,7 +66,7 @@ async function fill(store: JobStore, totalJobs: number, progress: (m: string) =>
         await store.submitJobs(batch, at);
         done += batch.length;
         batch = [];
-        if (done % 100_000 === 0) progress(`populating: ${done}/${totalJobs} jobs`);
+        if (done % 100_000 === 0) progress(`populating: ${done}/${total} jobs`);
       }
     }
   }
@@ -71,7 +76,7 @@ async function fill(store: JobStore, totalJobs: number, progress: (m: string) =>
 
 export async function populate(
   dbPath: string,
-  totalJobs: number,
+  totalJobs: number | readonly PopulationTaskQueue[],
   progress: (m: string) => void,
 ): Promise<{ taskQueues: number; seconds: number }> {
   const store = openSqliteJobStore({ path: dbPath });
@@ -211,7 +216,7 @@ interface LoadRig {
   progress(message: string): void;
 }
 
-interface RoundFigures {
+export interface RoundFigures {
   matches: number;
   elapsedSec: number;
   latenciesMs: number[];
@@ -288,7 +293,7 @@ async function loadRound(rig: LoadRig, durationSec: number, probes: number): Pro
 }
 
 /** One store setup under the same load: its matcher processes and what they ran on. */
-interface StoreRun {
+export interface StoreRun {
   label: string;
   rounds: RoundFigures[];
   idleProbeLatenciesMs: number[];
@@ -299,7 +304,7 @@ interface StoreRun {
 }
 
 /** Starts `replicas` matchers on the data directory (and database), drives them, stops them. */
-async function runLoad(
+export async function runLoad(
   label: string,
   dataDir: string,
   db: string | undefined,

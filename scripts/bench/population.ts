@@ -98,3 +98,51 @@ export function buildPopulation(totalJobs: number, seed = 42): PopulationTaskQue
     return { ownership, job, jobs };
   });
 }
+
+/** Tags beyond the OS ones (software, data, features): the many-TQ population draws from them. */
+export const EXTRA_TAGS = Array.from({ length: 60 }, (_, i) => `feature:${String(i + 1).padStart(2, '0')}`);
+const GPU_MODELS = ['a100', 'h100', 'v100', 't4', 'mi210', 'l40s'];
+
+/**
+ * `taskQueues` distinct task queues of `jobsPerTaskQueue` jobs each, for the scale of a large
+ * multi-community instance: 40% ask for GPUs (1–8, a model among six, some a minimum GPU memory),
+ * every TQ has an OS tag and 0–3 feature tags, 40% are pinned to 1–3 of the 60 sites, cores, memory,
+ * wall time and platform vary, 200 owners in 4 groups. Deterministic for a given seed; built so that
+ * no two TQs share a requirement set (each has a distinct `feature` or owner combination).
+ */
+export function buildManyTaskQueues(taskQueues: number, jobsPerTaskQueue: number, seed = 7): PopulationTaskQueue[] {
+  const random = seededRandom(seed);
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T;
+  const owners = Array.from({ length: 200 }, (_, i) => `owner${String(i + 1).padStart(3, '0')}`);
+  const groups = ['lhcb_user', 'lhcb_mc', 'lhcb_calib', 'lhcb_data'];
+  return Array.from({ length: taskQueues }, (_, index) => {
+    const gpu = random() < 0.4;
+    const pinned = random() < 0.4;
+    const featureCount = Math.floor(random() * 4);
+    const tags = [pick(OS_TAGS), ...Array.from({ length: featureCount }, () => pick(EXTRA_TAGS))];
+    const ownership: JobOwnership = { vo: 'lhcb', group: pick(groups), owner: owners[index % owners.length] as string };
+    const coreRoll = random();
+    const job: Partial<JobDescriptionInput> = {
+      jobType: pick(JOB_TYPES)[0],
+      // The index as a priority bucket and a wall time keep the requirement sets apart.
+      priority: index % 5,
+      requirements: {
+        cores: coreRoll < 0.7 ? { min: 1, max: 1 } : coreRoll < 0.9 ? { min: 1, max: 8 } : { min: 4, max: 4 },
+        memoryPerCoreMB: random() < 0.3 ? 1000 + 500 * Math.floor(random() * 4) : undefined,
+        wallTimeSec: 600 + (index % 5000) * 30,
+        platform: pick(PLATFORMS),
+        sites: pinned ? [...new Set(Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(SITES)))] : [],
+        tags: [...new Set(tags)],
+        ...(gpu && {
+          gpus: {
+            min: 1 + Math.floor(random() * 2),
+            max: 2 + Math.floor(random() * 7),
+            models: [pick(GPU_MODELS)],
+            ...(random() < 0.3 && { minMemoryMB: 16_000 }),
+          },
+        }),
+      },
+    };
+    return { ownership, job, jobs: jobsPerTaskQueue };
+  });
+}
