@@ -84,11 +84,12 @@ export class MatchService {
   /**
    * Per offer shape (placementKey): the VO's TQs that pass the placement checks and the site mask. A
    * pilot's offers differ only in what is left of its slot, so an offer re-checks only resources.
-   * An entry holds while the index's list for the VO and the site mask are the ones it was made from.
+   * An entry follows the VO's scan list: TQs appended since are checked and added, so a new TQ costs
+   * each cached shape one check; the entry is rebuilt when the list is compacted or the mask changes.
    */
   readonly #placements = new Map<
     string,
-    { from: readonly IndexedTaskQueue[]; maskVersion: number; tqs: IndexedTaskQueue[] }
+    { epoch: number; seen: number; maskVersion: number; tqs: IndexedTaskQueue[] }
   >();
   #maskVersion = 0;
   #waking: Promise<void> | null = null;
@@ -168,19 +169,27 @@ export class MatchService {
   candidates(offer: Offer, view: OfferView = viewOffer(offer)): IndexedTaskQueue[] {
     const placed = this.#placedFor(offer, view);
     const candidates: IndexedTaskQueue[] = [];
-    for (const tq of placed) if (tq.waitingJobs > 0 && fitsResources(tq.requirements, view)) candidates.push(tq);
+    for (const tq of placed) {
+      if (tq.waitingJobs > 0 && !tq.paused && fitsResources(tq.requirements, view)) candidates.push(tq);
+    }
     return candidates;
   }
 
+  /** The VO's TQs that pass the offer's placement checks and the site mask (some may be empty now). */
   #placedFor(offer: Offer, view: OfferView): readonly IndexedTaskQueue[] {
-    const from = this.index.withWaitingJobs(view.vo);
+    const list = this.index.scanList(view.vo);
     const key = placementKey(offer);
-    const cached = this.#placements.get(key);
-    if (cached && cached.from === from && cached.maskVersion === this.#maskVersion) return cached.tqs;
-    const tqs = from.filter((tq) => this.#passesMask(tq, view) && fitsPlacement(tq.requirements, view));
-    if (this.#placements.size >= MAX_CACHED_PLACEMENTS) this.#placements.clear();
-    this.#placements.set(key, { from, maskVersion: this.#maskVersion, tqs });
-    return tqs;
+    let cached = this.#placements.get(key);
+    if (!cached || cached.epoch !== list.epoch || cached.maskVersion !== this.#maskVersion) {
+      if (this.#placements.size >= MAX_CACHED_PLACEMENTS) this.#placements.clear();
+      cached = { epoch: list.epoch, seen: 0, maskVersion: this.#maskVersion, tqs: [] };
+      this.#placements.set(key, cached);
+    }
+    for (; cached.seen < list.tqs.length; cached.seen += 1) {
+      const tq = list.tqs[cached.seen] as IndexedTaskQueue;
+      if (this.#passesMask(tq, view) && fitsPlacement(tq.requirements, view)) cached.tqs.push(tq);
+    }
+    return cached.tqs;
   }
 
   #passesMask(tq: IndexedTaskQueue, view: OfferView): boolean {

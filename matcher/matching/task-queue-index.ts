@@ -22,11 +22,35 @@ export interface IndexedTaskQueue {
   paused: boolean;
 }
 
+/**
+ * A VO's TQs as matching scans them: every TQ that had waiting jobs since the last compaction, in the
+ * order they came (append-only, so what callers derived from its first N entries stays true). TQs
+ * that emptied or were paused since stay in it until they are more than half of it; callers check
+ * `waitingJobs` and `paused`. `epoch` changes when the list is rebuilt (then derived data is stale).
+ */
+export interface ScanList {
+  readonly epoch: number;
+  readonly tqs: readonly IndexedTaskQueue[];
+}
+
+interface VoList {
+  epoch: number;
+  tqs: IndexedTaskQueue[];
+  members: Set<number>;
+  /** Entries not listed any more (emptied or paused). */
+  stale: number;
+}
+
+/** Lists are compacted once this many of their entries (and half of them) are stale. */
+const MIN_STALE_TO_COMPACT = 64;
+
 export class TaskQueueIndex {
   readonly #byId = new Map<number, IndexedTaskQueue>();
   /** Per VO, the TQs that have waiting jobs; rebuilt lazily after a change. */
   readonly #byVo = new Map<string, IndexedTaskQueue[]>();
   #dirty = true;
+  readonly #scanLists = new Map<string, VoList>();
+  #epochs = 0;
 
   async load(store: JobStore): Promise<void> {
     const views = await store.listTaskQueues({});
@@ -59,6 +83,8 @@ export class TaskQueueIndex {
       paused: view.paused !== null,
     });
     this.#dirty = true;
+    const added = this.#byId.get(view.id) as IndexedTaskQueue;
+    if (added.waitingJobs > 0 && !added.paused) this.#scanListChanged(added, true);
   }
 
   applyStats(stats: TaskQueueStats): void {
@@ -69,7 +95,41 @@ export class TaskQueueIndex {
     tq.topPriority = stats.topPriority;
     tq.nextJobId = stats.nextJobId;
     if (stats.paused !== undefined) tq.paused = stats.paused;
-    if (wasListed !== (tq.waitingJobs > 0 && !tq.paused)) this.#dirty = true;
+    const listed = tq.waitingJobs > 0 && !tq.paused;
+    if (wasListed !== listed) {
+      this.#dirty = true;
+      this.#scanListChanged(tq, listed);
+    }
+  }
+
+  /** Keeps the VO's scan list: a TQ that is listed again is appended (once); one that leaves counts as stale. */
+  #scanListChanged(tq: IndexedTaskQueue, listed: boolean): void {
+    const list = this.#scanLists.get(tq.vo);
+    if (!list) return; // built on first use
+    if (listed) {
+      if (!list.members.has(tq.id)) {
+        list.members.add(tq.id);
+        list.tqs.push(tq);
+      } else list.stale = Math.max(0, list.stale - 1);
+    } else if (list.members.has(tq.id)) {
+      list.stale += 1;
+      if (list.stale >= MIN_STALE_TO_COMPACT && list.stale * 2 > list.tqs.length) this.#scanLists.delete(tq.vo);
+    }
+  }
+
+  /**
+   * The VO's scan list (see ScanList): kept up to date as TQs fill and empty, instead of being
+   * rebuilt at each change; with tens of thousands of TQs, a rebuild per emptied TQ was most of a
+   * match's cost.
+   */
+  scanList(vo: string): ScanList {
+    let list = this.#scanLists.get(vo);
+    if (!list) {
+      const tqs = [...this.#byId.values()].filter((tq) => tq.vo === vo && tq.waitingJobs > 0 && !tq.paused);
+      list = { epoch: ++this.#epochs, tqs, members: new Set(tqs.map((tq) => tq.id)), stale: 0 };
+      this.#scanLists.set(vo, list);
+    }
+    return list;
   }
 
   get(id: number): IndexedTaskQueue | undefined {

@@ -313,7 +313,9 @@ export async function runLoad(
 ): Promise<StoreRun> {
   const random = seededRandom(7);
   const servers: { child: ChildProcess; url: string }[] = [];
-  for (let i = 0; i < replicas; i += 1) servers.push(await startServer(dataDir, db));
+  // All simulated pilots share one token: the per-token connection cap is raised to let them in.
+  const extraArgs = ['--max-connections-per-token', String(options.pilots + 10)];
+  for (let i = 0; i < replicas; i += 1) servers.push(await startServer(dataDir, db, extraArgs));
   const pids = servers.map((server) => server.child.pid as number);
   const rssOf = async (): Promise<number> => (await Promise.all(pids.map(rssMB))).reduce((a, b) => a + b, 0);
   const rssAfterStart = await rssOf();
