@@ -127,10 +127,15 @@ export class MatchService {
   /** Loads (or re-reads) TQs and the site mask from the store: at start, then periodically. */
   async refresh(): Promise<void> {
     await this.index.load(this.#store);
+    const banned = new Map<string, SiteMaskEntry>();
+    for (const entry of await this.#store.siteMask()) if (entry.status === 'Banned') banned.set(entry.site, entry);
+    // Only a mask that changed invalidates what was cached per offer shape (rebuilding it for every
+    // shape each refresh was a scan of every TQ, every few seconds).
+    const changed =
+      banned.size !== this.#bannedSites.size || [...banned.keys()].some((site) => !this.#bannedSites.has(site));
     this.#bannedSites.clear();
-    for (const entry of await this.#store.siteMask())
-      if (entry.status === 'Banned') this.#bannedSites.set(entry.site, entry);
-    this.#maskVersion += 1;
+    for (const [site, entry] of banned) this.#bannedSites.set(site, entry);
+    if (changed) this.#maskVersion += 1;
   }
 
   async setSiteStatus(entry: SiteMaskEntry): Promise<void> {

@@ -41,6 +41,9 @@ interface VoList {
   stale: number;
 }
 
+/** TQs read from the store per page when the index is (re)loaded. */
+const LOAD_PAGE_SIZE = 1000;
+
 /** Lists are compacted once this many of their entries (and half of them) are stale. */
 const MIN_STALE_TO_COMPACT = 64;
 
@@ -50,20 +53,36 @@ export class TaskQueueIndex {
   readonly #byVo = new Map<string, IndexedTaskQueue[]>();
   #dirty = true;
   readonly #scanLists = new Map<string, VoList>();
+  #touchedDuringLoad: Set<number> | null = null;
   #epochs = 0;
 
+  /**
+   * Reads every TQ with waiting jobs from the store, a page at a time with a turn of the event loop
+   * between pages (a store read blocks it: 50,000 TQs at once held matching for most of a second),
+   * and forgets the waiting jobs of those the store no longer lists.
+   */
   async load(store: JobStore): Promise<void> {
-    const views = await store.listTaskQueues({});
     const seen = new Set<number>();
-    for (const view of views) {
-      this.upsert(view);
-      seen.add(view.id);
+    // What changed while the pages were read (a submission, a claim) is newer than the pages: kept.
+    const touched = new Set<number>();
+    this.#touchedDuringLoad = touched;
+    for (let afterId = 0; ;) {
+      const page = await store.listTaskQueuesAfter(afterId, LOAD_PAGE_SIZE);
+      for (const view of page) {
+        this.upsert(view);
+        seen.add(view.id);
+      }
+      if (page.length < LOAD_PAGE_SIZE) break;
+      afterId = (page.at(-1) as TaskQueueView).id;
+      await new Promise((resolve) => setImmediate(resolve));
     }
-    for (const [id, tq] of this.#byId) if (!seen.has(id)) tq.waitingJobs = 0;
+    this.#touchedDuringLoad = null;
+    for (const [id, tq] of this.#byId) if (!seen.has(id) && !touched.has(id)) tq.waitingJobs = 0;
     this.#dirty = true;
   }
 
   upsert(view: TaskQueueView): void {
+    this.#touchedDuringLoad?.add(view.id);
     const known = this.#byId.get(view.id);
     if (known) {
       known.boost = view.boost;
@@ -88,6 +107,7 @@ export class TaskQueueIndex {
   }
 
   applyStats(stats: TaskQueueStats): void {
+    this.#touchedDuringLoad?.add(stats.id);
     const tq = this.#byId.get(stats.id);
     if (!tq) return;
     const wasListed = tq.waitingJobs > 0 && !tq.paused;

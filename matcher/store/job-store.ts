@@ -252,6 +252,12 @@ export interface JobStore {
   summarizeJobs(selection: JobSelection, groupBy: readonly JobColumn[]): Promise<JobCount[]>;
   /** TQs that have waiting jobs, optionally of one VO. */
   listTaskQueues(filter: { vo?: string }): Promise<TaskQueueView[]>;
+  /**
+   * The same, a page at a time: TQs with waiting jobs whose id is above `afterId`, by id, at most
+   * `limit` (the matcher's periodic refresh reads tens of thousands of TQs without holding the
+   * event loop for the whole list).
+   */
+  listTaskQueuesAfter(afterId: number, limit: number): Promise<TaskQueueView[]>;
   getTaskQueue(id: number): Promise<TaskQueueView | null>;
   /**
    * Atomically takes the best waiting job of a TQ for a pilot (Waiting → Matched), unless the TQ is

@@ -166,7 +166,7 @@ export async function cpuSec(pid: number): Promise<number> {
 /** USER_HZ: 100 on every Linux this runs on. */
 const CLOCK_TICKS_PER_SEC = 100;
 
-function pilotResources(random: () => number): OfferResources {
+export function pilotResources(random: () => number): OfferResources {
   const tags = OS_TAGS.filter(() => random() < 0.35);
   return { cores: 8, memoryMB: 16_000, wallTimeSec: 172_800, tags: [...tags, 'cvmfs:lhcb'], platform: 'x86_64-v3' };
 }

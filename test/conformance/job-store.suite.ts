@@ -108,6 +108,39 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       assert.deepEqual(await store.listTaskQueues({ vo: 'vo-b' }), []);
     });
 
+    it('listTaskQueuesAfter pages through the same queues as listTaskQueues, by id, empty ones left out', async () => {
+      await store.submitJobs(
+        [1, 2, 3, 4, 5].map((cores) =>
+          newJob(cores % 2 === 0 ? alice : carol, { requirements: { cores: { min: cores } } }),
+        ),
+        T0,
+      );
+      const all = await store.listTaskQueues({});
+      const [emptied] = all;
+      await store.claimFromTaskQueue(emptied?.id as number, claimAt('p1'));
+      const paged: number[] = [];
+      for (let afterId = 0; ;) {
+        const page = await store.listTaskQueuesAfter(afterId, 2);
+        assert.ok(page.length <= 2);
+        paged.push(...page.map((tq) => tq.id));
+        if (page.length < 2) break;
+        afterId = page.at(-1)?.id as number;
+      }
+      assert.deepEqual(
+        paged,
+        all.slice(1).map((tq) => tq.id),
+      );
+      assert.deepEqual(
+        paged,
+        [...paged].sort((a, b) => a - b),
+      );
+      const [first] = await store.listTaskQueuesAfter(0, 1);
+      assert.deepEqual(
+        first,
+        (await store.listTaskQueues({})).find((tq) => tq.id === first?.id),
+      );
+    });
+
     it('claim takes the highest priority job first, then the oldest, and sets Matched', async () => {
       const { jobIds: ids } = await store.submitJobs(
         [newJob(alice, { priority: 1 }), newJob(alice, { priority: 5 }), newJob(alice, { priority: 1 })],

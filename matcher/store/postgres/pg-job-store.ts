@@ -301,6 +301,16 @@ export class PgJobStore implements JobStore {
     return result.rows.map((row: Record<string, unknown>) => taskQueueFromRow(row));
   }
 
+  async listTaskQueuesAfter(afterId: number, limit: number): Promise<TaskQueueView[]> {
+    const result = await run(() =>
+      this.#pool.query(`${TASK_QUEUE_VIEW_SQL} WHERE tq.waiting_jobs > 0 AND tq.id > $1 ORDER BY tq.id LIMIT $2`, [
+        afterId,
+        limit,
+      ]),
+    );
+    return result.rows.map((row: Record<string, unknown>) => taskQueueFromRow(row));
+  }
+
   async getTaskQueue(id: number): Promise<TaskQueueView | null> {
     const row = (await run(() => this.#pool.query(`${TASK_QUEUE_VIEW_SQL} WHERE tq.id = $1`, [id]))).rows[0] as
       Record<string, unknown> | undefined;

@@ -188,6 +188,9 @@ export class SqliteJobStore implements JobStore {
       shareUsage: db.prepare('SELECT scope, entity, usage FROM share_usage'),
       taskQueues: db.prepare(`${TASK_QUEUE_VIEW_SQL} WHERE tq.waiting_jobs > 0 ORDER BY tq.id`),
       taskQueuesOfVo: db.prepare(`${TASK_QUEUE_VIEW_SQL} WHERE tq.waiting_jobs > 0 AND tq.vo = ? ORDER BY tq.id`),
+      taskQueuesAfter: db.prepare(
+        `${TASK_QUEUE_VIEW_SQL} WHERE tq.waiting_jobs > 0 AND tq.id > ? ORDER BY tq.id LIMIT ?`,
+      ),
       taskQueue: db.prepare(`${TASK_QUEUE_VIEW_SQL} WHERE tq.id = ?`),
       markStalled: db.prepare("UPDATE jobs SET status = 'Stalled' WHERE id = ?"),
       startNextAttempt: db.prepare(`
@@ -336,6 +339,12 @@ export class SqliteJobStore implements JobStore {
       )
       .all(...where.params) as Record<string, string | number | null>[];
     return rows.map((row) => summaryGroup(row, groupBy));
+  }
+
+  async listTaskQueuesAfter(afterId: number, limit: number): Promise<TaskQueueView[]> {
+    return (this.#sql.taskQueuesAfter.all(afterId, limit) as Record<string, unknown>[]).map((row) =>
+      taskQueueFromRow(row),
+    );
   }
 
   async listTaskQueues(filter: { vo?: string }): Promise<TaskQueueView[]> {
