@@ -6,6 +6,7 @@
  */
 import { Command } from 'commander';
 import { PilothouseError } from '../../shared/errors.ts';
+import { formatLogLine } from '../../shared/log-line.ts';
 import { MatcherClient, type ClientOptions } from '../client.ts';
 import { printJson, table } from '../format.ts';
 import { clientCommand } from './jobs.ts';
@@ -62,44 +63,7 @@ interface LogPage {
   droppedLines: number;
 }
 
-const PINO_LEVELS: Record<number, string> = {
-  10: 'TRACE',
-  20: 'DEBUG',
-  30: 'INFO',
-  40: 'WARN',
-  50: 'ERROR',
-  60: 'FATAL',
-};
-/** Fields every pilot line carries; the rest are the line's own context. */
-const COMMON_FIELDS = new Set([
-  'level',
-  'time',
-  'msg',
-  'component',
-  'pilotStamp',
-  'site',
-  'pilotId',
-  'pid',
-  'hostname',
-]);
 const ENDED_STATUSES = new Set(['Done', 'Failed', 'Aborted']);
-
-/** One pino JSON line as `time LEVEL message key=value...` (lines that are not JSON print as they are). */
-export function formatPilotLogLine(line: string): string {
-  let record: Record<string, unknown>;
-  try {
-    record = JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return line;
-  }
-  if (typeof record !== 'object' || record === null) return line;
-  const level =
-    typeof record.level === 'number' ? (PINO_LEVELS[record.level] ?? String(record.level)) : String(record.level ?? '');
-  const extras = Object.entries(record)
-    .filter(([name]) => !COMMON_FIELDS.has(name))
-    .map(([name, value]) => `${name}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
-  return [String(record.time ?? ''), level.padEnd(5), String(record.msg ?? ''), ...extras].join(' ').trimEnd();
-}
 
 function pilotPath(id: string): string {
   return `/api/pilots/${encodeURIComponent(id)}`;
@@ -147,7 +111,7 @@ function logsCommand(): Command {
             `${pilotPath(pilotId)}/logs?after=${after}&limit=${pageSize}`,
           );
           for (const entry of body.lines) {
-            process.stdout.write(options.json ? `${entry.line}\n` : `${formatPilotLogLine(entry.line)}\n`);
+            process.stdout.write(options.json ? `${entry.line}\n` : `${formatLogLine(entry.line)}\n`);
           }
           left -= body.lines.length;
           if (body.nextAfter !== null) after = body.nextAfter;

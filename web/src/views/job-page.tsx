@@ -3,6 +3,7 @@
  * requirements, its status history, the tail of std.out/std.err, the output sandbox, and — while it
  * waits — why it is not running (explain). Updated live.
  */
+import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
 import { api, download } from '../api.ts';
 import { watchJobs } from '../live.ts';
@@ -127,15 +128,7 @@ export function JobPage() {
       <section aria-labelledby="history-title">
         <h2 id="history-title">History</h2>
         <table>
-          <thead>
-            <tr>
-              <th scope="col">At</th>
-              <th scope="col">Status</th>
-              <th scope="col">Minor status</th>
-              <th scope="col">Application status</th>
-              <th scope="col">Source</th>
-            </tr>
-          </thead>
+          <TableHead columns={['At', 'Status', 'Minor status', 'Application status', 'Source']} />
           <tbody>
             {job.history.map((row, index) => (
               <tr key={index}>

@@ -3,11 +3,13 @@
  * jobs it ran, its own shipped log and the wrapper's output as its site director fetched it from the
  * CE. Job administrators of its VO drain it here. Updated live.
  */
+import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api.ts';
 import { LiveBadge, useLiveRefresh } from '../live-refresh.tsx';
 import { useLocation, ViewLink } from '../url-state.tsx';
-import { readableLogLine, shortTime } from '../format.ts';
+import { shortTime } from '../format.ts';
+import { formatLogLine } from '../../../shared/log-line.ts';
 
 interface PilotDetail {
   id: string;
@@ -60,7 +62,7 @@ export function PilotPage() {
         ),
       ]);
       setPilot(body);
-      setLog(logs.lines.map((entry) => readableLogLine(entry.line)));
+      setLog(logs.lines.map((entry) => formatLogLine(entry.line, { timeOfDay: true })));
       setWrapper(output);
       setError(null);
     } catch (failure) {
@@ -146,15 +148,7 @@ export function PilotPage() {
       <section aria-labelledby="pilot-jobs-title">
         <h2 id="pilot-jobs-title">Jobs</h2>
         <table data-testid="pilot-jobs">
-          <thead>
-            <tr>
-              {['Job', 'Attempt', 'Name', 'Status', 'Minor status', 'Owner'].map((h) => (
-                <th scope="col" key={h}>
-                  {h}
-                </th>
-              ))}
-            </tr>
-          </thead>
+          <TableHead columns={['Job', 'Attempt', 'Name', 'Status', 'Minor status', 'Owner']} />
           <tbody>
             {pilot.jobs.map((job) => (
               <tr key={`${job.id}.${job.attempt}`}>
@@ -175,15 +169,7 @@ export function PilotPage() {
       <section aria-labelledby="pilot-history-title">
         <h2 id="pilot-history-title">Status history</h2>
         <table>
-          <thead>
-            <tr>
-              {['At', 'Status', 'Reason', 'Source'].map((h) => (
-                <th scope="col" key={h}>
-                  {h}
-                </th>
-              ))}
-            </tr>
-          </thead>
+          <TableHead columns={['At', 'Status', 'Reason', 'Source']} />
           <tbody>
             {pilot.history.map((row, index) => (
               <tr key={index}>

@@ -2,6 +2,7 @@
  * Pilots (job administrators): status, site, CE, node and jobs run, newest first; filtered by status
  * and site, paged on the server, state in the URL (/ui/pilots?status=Running&site=X&page=2); live.
  */
+import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api.ts';
 import type { Me } from '../app.tsx';
@@ -94,15 +95,7 @@ export function Pilots({ me }: { me: Me }) {
               : `${(page - 1) * PER_PAGE + 1}–${(page - 1) * PER_PAGE + answer.pilots.length} of ${total}`}
           </p>
           <table data-testid="pilots">
-            <thead>
-              <tr>
-                {HEADERS.map((h) => (
-                  <th scope="col" key={h}>
-                    {h}
-                  </th>
-                ))}
-              </tr>
-            </thead>
+            <TableHead columns={HEADERS} />
             <tbody>
               {answer.pilots.map((pilot) => (
                 <tr key={pilot.id} data-pilot-id={pilot.id}>

@@ -3,6 +3,7 @@
  * a site. A service administrator sets or removes one (`PUT/DELETE /api/policy/running-limits/...`);
  * anyone else is shown the matcher's refusal.
  */
+import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api.ts';
 
@@ -85,15 +86,7 @@ export function RunningLimits() {
       {limits && limits.length === 0 && <p>No running limit is set.</p>}
       {limits && limits.length > 0 && (
         <table data-testid="running-limits">
-          <thead>
-            <tr>
-              {['Site', 'Job type', 'Max running', ''].map((h) => (
-                <th scope="col" key={h}>
-                  {h}
-                </th>
-              ))}
-            </tr>
-          </thead>
+          <TableHead columns={['Site', 'Job type', 'Max running', '']} />
           <tbody>
             {limits.map((limit) => (
               <tr key={`${limit.site}/${limit.jobType}`}>

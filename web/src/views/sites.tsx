@@ -2,6 +2,7 @@
  * The site mask — ban or allow a site with a reason — and the running limits per site and job type
  * from the scheduling policy. Service administrators change both; others see their change refused.
  */
+import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api.ts';
 import type { Me } from '../app.tsx';
@@ -70,15 +71,7 @@ export function Sites({ me }: { me: Me }) {
         )}
       </form>
       <table>
-        <thead>
-          <tr>
-            {['Site', 'Status', 'Reason', 'By', 'At', ''].map((h) => (
-              <th scope="col" key={h}>
-                {h}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <TableHead columns={['Site', 'Status', 'Reason', 'By', 'At', '']} />
         <tbody>
           {rows.map((row) => (
             <tr key={row.site}>

@@ -1,4 +1,5 @@
 /** Task queues with waiting jobs: size, age, requirements, boost, state (job administrators); live. */
+import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api.ts';
 import type { Me } from '../app.tsx';
@@ -53,15 +54,7 @@ export function TaskQueues({ me }: { me: Me }) {
       {rows && rows.length === 0 && <p>No job is waiting.</p>}
       {rows && rows.length > 0 && (
         <table data-testid="task-queues">
-          <thead>
-            <tr>
-              {HEADERS.map((h) => (
-                <th scope="col" key={h}>
-                  {h}
-                </th>
-              ))}
-            </tr>
-          </thead>
+          <TableHead columns={HEADERS} />
           <tbody>
             {rows.map((tq) => (
               <tr key={tq.id} data-tq-id={tq.id}>
