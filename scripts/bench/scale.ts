@@ -37,8 +37,9 @@ export async function benchScale(options: ScaleBenchOptions): Promise<string> {
     { label: '50,000 task queues × 4 jobs, 40% GPU, many tags and sites', population: buildManyTaskQueues(50_000, 4) },
   ];
   const rows: { label: string; taskQueues: number; run: BudgetRun }[] = [];
-  // PH_SCALE_ONLY=tqs runs only the many-TQ population (when working on it; the table then lacks the base).
-  const only = process.env.PH_SCALE_ONLY === 'tqs' ? cases.slice(2) : cases;
+  // PH_SCALE_ONLY=million|tqs runs one population (when profiling it; the table then lacks the base).
+  const onlyIndex = { million: 1, tqs: 2 }[process.env.PH_SCALE_ONLY ?? ''];
+  const only = onlyIndex === undefined ? cases : cases.slice(onlyIndex, onlyIndex + 1);
   for (const entry of only) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-scale-'));
     try {
