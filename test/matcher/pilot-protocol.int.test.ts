@@ -87,6 +87,52 @@ describe('pilot protocol', () => {
     assert.ok(body.startedAt && body.endedAt);
   });
 
+  it('reports sent back to back are applied in order and acked in order; a refused one among them gets its error', async () => {
+    const [jobId, otherId] = await submit([
+      { executable: 'echo' },
+      { executable: 'other', requirements: { sites: ['Nowhere'] } },
+    ]);
+    const pilot = await connect('burst');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    const { job } = await pilot.next('match');
+    assert.equal(job.jobId, jobId);
+    const at = () => new Date().toISOString();
+    const base = { type: 'job.status' as const, jobId: job.jobId, attempt: job.attempt };
+    // One burst, no waiting between frames (as a pilot whose job ended at once): the matcher pipelines
+    // them into one commit where its store allows, and must keep their order.
+    pilot.send({ ...base, ref: 1, at: at(), status: 'Running', minorStatus: 'Application' });
+    pilot.send({ type: 'job.status', ref: 2, jobId: otherId as number, attempt: 1, at: at(), status: 'Running' });
+    pilot.send({ ...base, ref: 3, at: at(), status: 'Completing', minorStatus: 'Uploading Output Sandbox' });
+    pilot.send({ ...base, ref: 4, at: at(), status: 'Done', minorStatus: 'Execution Complete', exitCode: 0 });
+    pilot.send({ type: 'offer', offerId: 'o2', matchSeq: 1, resources: resources() });
+    const answers: string[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const message = await pilot.next('ack', 'error', 'parked', 'match');
+      answers.push(
+        message.type === 'ack'
+          ? `ack ${message.ref}`
+          : message.type === 'error'
+            ? `error ${message.ref} ${message.code}`
+            : message.type,
+      );
+    }
+    assert.deepEqual(
+      answers.filter((a) => a.startsWith('ack')),
+      ['ack 1', 'ack 3', 'ack 4'],
+    );
+    assert.ok(answers.includes('error 2 FORBIDDEN'), answers.join(', '));
+    assert.ok(answers.includes('parked'), answers.join(', '));
+    const body = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+    assert.equal(body.status, 'Done');
+    assert.deepEqual(body.history.map((h: { status: string }) => h.status).slice(3), [
+      'Matched',
+      'Running',
+      'Completing',
+      'Done',
+    ]);
+    assert.equal((await m.api('GET', `/api/jobs/${otherId}`)).body.status, 'Waiting');
+  });
+
   it('a pilot may not report on a job it does not hold, nor on another attempt', async () => {
     const [jobId] = await submit({ executable: 'echo' });
     const holder = await connect('holder');
