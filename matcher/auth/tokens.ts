@@ -71,6 +71,9 @@ export interface TokenServiceDeps {
   externalIssuers?: OidcIssuers | undefined;
 }
 
+/** Tokens remembered as verified (the oldest are forgotten first). */
+const MAX_VERIFIED_TOKENS = 10_000;
+
 /** How long issuing trusts its last look at the key directory. */
 export const SIGNER_RECHECK_MS = 1_000;
 
@@ -80,6 +83,12 @@ export class TokenService {
   readonly #revocations: RevocationList | undefined;
   readonly #external: OidcIssuers | undefined;
   #signerCheckedAtMs = -Infinity;
+  /**
+   * Tokens whose signature was checked, by their exact text: a client sends the same token with every
+   * request, and checking an EdDSA signature (through WebCrypto, on the thread pool) was most of the
+   * cost of authenticating one. The key's status and the expiry are checked at every use still.
+   */
+  readonly #verified = new Map<string, { kid: string; payload: JWTPayload }>();
 
   constructor(deps: TokenServiceDeps) {
     this.#keys = deps.keys;
@@ -201,6 +210,16 @@ export class TokenService {
     const hmac = alg === JOB_TOKEN_ALGORITHM;
     if (hmac && !lookup.key.jobTokenSecret)
       throw new PilothouseError('TOKEN_INVALID', 'the key that signed the token is gone');
+    // The same bytes were verified before with this key (whose status was just checked again): only
+    // their expiry can have changed.
+    const known = this.#verified.get(token);
+    if (known !== undefined && known.kid === kid) {
+      if ((known.payload.exp as number) * 1000 <= this.#clock.nowMs()) {
+        this.#verified.delete(token);
+        throw new PilothouseError('TOKEN_EXPIRED', 'the token has expired');
+      }
+      return principalFromClaims(known.payload, kid);
+    }
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, hmac ? (lookup.key.jobTokenSecret as Buffer) : lookup.key.publicKey, {
@@ -220,6 +239,11 @@ export class TokenService {
     const principal = principalFromClaims(payload, kid);
     if (hmac && principal.kind !== 'job')
       throw new PilothouseError('TOKEN_INVALID', 'only job tokens are signed HS256');
+    if (this.#verified.size >= MAX_VERIFIED_TOKENS) {
+      // The oldest remembered first (a Map keeps insertion order).
+      this.#verified.delete(this.#verified.keys().next().value as string);
+    }
+    this.#verified.set(token, { kid, payload });
     return principal;
   }
 }

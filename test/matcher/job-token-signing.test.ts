@@ -91,3 +91,34 @@ it('job tokens - die when their key is revoked', async () => {
     assert.equal(await codeOf(tokens.verify(jobToken)), 'TOKEN_REVOKED');
   });
 });
+
+it('a token verified once is remembered, yet refused as soon as it expires or its key is revoked', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ph-tokcache-'));
+  let nowMs = Date.now();
+  const movable = { nowMs: () => nowMs };
+  try {
+    const keys = await KeyRing.open({ dataDir, clock: movable, maxTokenTtlSec: 3600 });
+    const tokens = new TokenService({ keys, clock: movable });
+    for (const request of [
+      jobRequest,
+      { kind: 'user' as const, subject: 'u', vo: 'vo-a', group: 'g', properties: ['NormalUser' as const], ttlSec: 600 },
+    ]) {
+      const token = await tokens.issue(request);
+      assert.equal((await tokens.verify(token)).subject, request.subject);
+      assert.equal((await tokens.verify(token)).subject, request.subject, 'the second time, from memory');
+      nowMs += 601_000;
+      assert.equal(await codeOf(tokens.verify(token)), 'TOKEN_EXPIRED');
+      assert.equal(await codeOf(tokens.verify(token)), 'TOKEN_EXPIRED');
+      nowMs -= 601_000;
+    }
+    const token = await tokens.issue(jobRequest);
+    assert.equal(await codeOf(tokens.verify(token)), 'ok');
+    await keys.revoke(keys.signer().kid, 'test');
+    assert.equal(await codeOf(tokens.verify(token)), 'TOKEN_REVOKED');
+    // A forged token that shares nothing with the remembered one is checked in full.
+    const [header, payload] = token.split('.');
+    assert.notEqual(await codeOf(tokens.verify(`${header}.${payload}.AAAA`)), 'ok');
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
