@@ -62,22 +62,25 @@ export class TaskQueueIndex {
    * and forgets the waiting jobs of those the store no longer lists.
    */
   async load(store: JobStore): Promise<void> {
-    const seen = new Set<number>();
-    // What changed while the pages were read (a submission, a claim) is newer than the pages: kept.
+    // Every TQ a page lists is upserted, and what changed while the pages were read (a submission, a
+    // claim) is newer than the pages: both are kept; the rest has no waiting job any more.
     const touched = new Set<number>();
     this.#touchedDuringLoad = touched;
-    for (let afterId = 0; ;) {
-      const page = await store.listTaskQueuesAfter(afterId, LOAD_PAGE_SIZE);
-      for (const view of page) {
-        this.upsert(view);
-        seen.add(view.id);
+    try {
+      for (let afterId = 0; ;) {
+        const page = await store.listTaskQueuesAfter(afterId, LOAD_PAGE_SIZE);
+        for (const view of page) this.upsert(view);
+        if (page.length < LOAD_PAGE_SIZE) break;
+        afterId = (page.at(-1) as TaskQueueView).id;
+        await new Promise((resolve) => setImmediate(resolve));
       }
-      if (page.length < LOAD_PAGE_SIZE) break;
-      afterId = (page.at(-1) as TaskQueueView).id;
-      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      this.#touchedDuringLoad = null;
     }
-    this.#touchedDuringLoad = null;
-    for (const [id, tq] of this.#byId) if (!seen.has(id) && !touched.has(id)) tq.waitingJobs = 0;
+    for (const [id, tq] of this.#byId) {
+      if (!touched.has(id) && tq.waitingJobs > 0)
+        this.applyStats({ id, waitingJobs: 0, topPriority: 0, nextJobId: null });
+    }
     this.#dirty = true;
   }
 
