@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { Pool } from 'undici';
+import { JobSubmitter, submitToMatchLatencies } from './job-submitter.ts';
 import { cpuSec, startServer, token } from './matching.ts';
 import { SimPilot } from './sim-pilot.ts';
 import { fmt, median, percentile } from './stats.ts';
@@ -82,19 +82,7 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
   try {
     const adminToken = (await readFile(path.join(dataDir, 'admin.token'), 'utf8')).trim();
 
-    // undici's request on a kept-alive connection: the client's own overhead stays small (fetch
-    // adds about a millisecond per call here), as BullMQ's add on its open Redis connection.
-    const client = new Pool(url, { connections: 1, pipelining: 1 });
-    const submit = async (jobs: unknown): Promise<void> => {
-      const response = await client.request({
-        path: '/api/jobs',
-        method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify(jobs),
-      });
-      const text = await response.body.text();
-      if (response.statusCode !== 201) throw new Error(`submission: ${response.statusCode} ${text}`);
-    };
+    const submitter = new JobSubmitter(url, adminToken);
     const pilots: SimPilot[] = [];
     // One token per pilot, bound to its stamp, as a site director gives them out.
     const stamps = Array.from({ length: options.pilots }, (_, i) => `dispatch-${i}`);
@@ -110,7 +98,7 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
     options.progress(`${label}: submitting ${options.jobs} jobs`);
     const body = Array.from({ length: options.jobs }, () => TRIVIAL_JOB);
     const submitStarted = performance.now();
-    await submit(body);
+    await submitter.submit(body);
     const submitMs = performance.now() - submitStarted;
 
     options.progress(`${label}: ${options.pilots} pilots draining`);
@@ -128,22 +116,9 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
     if (counted.done !== options.jobs) throw new Error(`${label}: ${counted.done} Done of ${options.jobs}`);
 
     // Every pilot is parked now: one job at a time goes to one of them.
-    const latencyMs: number[] = [];
-    for (let i = 0; i < options.latencySamples; i += 1) {
-      const matched = Promise.race(pilots.map((pilot) => pilot.next().then((message) => ({ pilot, message }))));
-      const started = performance.now();
-      await submit(TRIVIAL_JOB);
-      const { pilot, message } = await matched;
-      latencyMs.push(performance.now() - started);
-      if (message.type !== 'match') throw new Error(`${label}: expected a match, got ${message.type}`);
-      const { jobId, attempt } = message.job;
-      void pilot.report(jobId, attempt, { status: 'Running' });
-      await pilot.report(jobId, attempt, { status: 'Done', exitCode: 0 });
-      const parked = await pilot.offer(RESOURCES);
-      if (parked.type !== 'parked') throw new Error(`${label}: expected to park, got ${parked.type}`);
-    }
+    const latencyMs = await submitToMatchLatencies(submitter, pilots, RESOURCES, options.latencySamples);
     for (const pilot of pilots) pilot.ws.close();
-    await client.close();
+    await submitter.close();
     return {
       submitJobsPerSec: options.jobs / (submitMs / 1000),
       drainJobsPerSec: options.jobs / (drainMs / 1000),

@@ -10,8 +10,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
-import { Pool } from 'undici';
-import { cpuSec, startServer, token } from './matching.ts';
+import { JobSubmitter, submitToMatchLatencies } from './job-submitter.ts';
+import { cpuSec, rssMB, startServer, token } from './matching.ts';
 import { SimPilot } from './sim-pilot.ts';
 import { fmt, percentile } from './stats.ts';
 import type { OfferResources } from '../../shared/protocol/messages.ts';
@@ -27,11 +27,6 @@ export interface FleetBenchOptions {
 /** Pilots connecting at once (each a TCP connection, an upgrade, a hello and an offer). */
 const CONNECT_WAVE = 200;
 const RESOURCES: OfferResources = { cores: 8, memoryMB: 16_000, wallTimeSec: 86_400, tags: [] };
-
-async function rssMB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
 
 export async function benchFleet(options: FleetBenchOptions): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-fleet-'));
@@ -93,25 +88,9 @@ export async function benchFleet(options: FleetBenchOptions): Promise<string> {
     for (const timer of timers) clearTimeout(timer);
 
     // One job at a time, to whichever of the parked pilots the matcher picks.
-    const client = new Pool(url, { connections: 1 });
-    const latencyMs: number[] = [];
-    for (let i = 0; i < options.latencySamples; i += 1) {
-      const matched = Promise.race(pilots.map((pilot) => pilot.next().then((message) => ({ pilot, message }))));
-      const started = performance.now();
-      const response = await client.request({
-        path: '/api/jobs',
-        method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ executable: '/bin/true' }),
-      });
-      await response.body.text();
-      const { pilot, message } = await matched;
-      latencyMs.push(performance.now() - started);
-      if (message.type !== 'match') throw new Error(`expected a match, got ${message.type}`);
-      await pilot.report(message.job.jobId, message.job.attempt, { status: 'Done', exitCode: 0 });
-      if ((await pilot.offer(RESOURCES)).type !== 'parked') throw new Error('the matched pilot should park again');
-    }
-    await client.close();
+    const submitter = new JobSubmitter(url, adminToken);
+    const latencyMs = await submitToMatchLatencies(submitter, pilots, RESOURCES, options.latencySamples);
+    await submitter.close();
     const rssEnd = await rssMB(pid);
     return [
       `${options.pilots} simulated pilots on one matcher (SQLite), each parked on an offer and sending a heartbeat every ${options.heartbeatSec} s; heartbeat load measured over ${options.durationSec} s after a full interval of ramp-up.`,

@@ -147,7 +147,7 @@ export async function token(dataDir: string, args: string[]): Promise<string> {
   return stdout.trim();
 }
 
-function rssMB(pid: number): Promise<number> {
+export function rssMB(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, 'utf8').then(
     (status) => Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024,
   );
