@@ -49,3 +49,23 @@ export async function download(path: string, fileName: string): Promise<void> {
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
+
+/**
+ * An action the user asked for, told back in one line: `done` and a reload of the view when the
+ * matcher carried it out, else `refusedPrefix` and the matcher's reason (a role it lacks, say).
+ */
+export async function perform(
+  request: Promise<unknown>,
+  lines: { done: string; refusedPrefix: string },
+  show: (line: string) => void,
+  reload: () => unknown,
+): Promise<void> {
+  try {
+    await request;
+  } catch (failure) {
+    show(`${lines.refusedPrefix}${(failure as Error).message}`);
+    return;
+  }
+  show(lines.done);
+  await reload();
+}

@@ -5,7 +5,7 @@
  */
 import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
-import { api } from '../api.ts';
+import { api, perform } from '../api.ts';
 import { LiveBadge, useLiveRefresh } from '../live-refresh.tsx';
 import { useLocation, ViewLink } from '../url-state.tsx';
 import { shortTime } from '../format.ts';
@@ -72,15 +72,13 @@ export function PilotPage() {
   useEffect(() => void load(), [load]);
   const live = useLiveRefresh(load);
 
-  const drain = async () => {
-    try {
-      await api('POST', `${path}/drain`, { reason: 'drained from the web monitor' });
-      setMessage('draining: it takes no more work and leaves once its jobs end');
-      await load();
-    } catch (failure) {
-      setMessage(`refused: ${(failure as Error).message}`);
-    }
-  };
+  const drain = () =>
+    perform(
+      api('POST', `${path}/drain`, { reason: 'drained from the web monitor' }),
+      { done: 'draining: it takes no more work and leaves once its jobs end', refusedPrefix: 'refused: ' },
+      setMessage,
+      load,
+    );
 
   if (error) return <p role="alert">{error}</p>;
   if (!pilot) return <p>Loading pilot {id}…</p>;

@@ -5,7 +5,7 @@
  */
 import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
-import { api } from '../api.ts';
+import { api, perform } from '../api.ts';
 
 interface RunningLimit {
   site: string;
@@ -37,15 +37,14 @@ export function RunningLimits() {
   );
   useEffect(() => void load(), [load]);
 
-  const change = async (method: 'PUT' | 'DELETE', limit: Omit<RunningLimit, 'maxRunning'>, max?: number) => {
+  const change = (method: 'PUT' | 'DELETE', limit: Omit<RunningLimit, 'maxRunning'>, max?: number) => {
     const name = `${limit.site} / ${limit.jobType}`;
-    try {
-      await api(method, limitPath(limit.site, limit.jobType), method === 'PUT' ? { maxRunning: max } : undefined);
-      setMessage(method === 'PUT' ? `${name}: at most ${max} running` : `${name}: no limit`);
-      await load();
-    } catch (failure) {
-      setMessage(`${name}: ${(failure as Error).message}`);
-    }
+    return perform(
+      api(method, limitPath(limit.site, limit.jobType), method === 'PUT' ? { maxRunning: max } : undefined),
+      { done: method === 'PUT' ? `${name}: at most ${max} running` : `${name}: no limit`, refusedPrefix: `${name}: ` },
+      setMessage,
+      load,
+    );
   };
 
   return (

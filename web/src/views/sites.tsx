@@ -4,7 +4,7 @@
  */
 import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
-import { api } from '../api.ts';
+import { api, perform } from '../api.ts';
 import type { Me } from '../app.tsx';
 import { LiveBadge, useLiveRefresh } from '../live-refresh.tsx';
 import { RunningLimits } from './running-limits.tsx';
@@ -30,17 +30,15 @@ export function Sites({ me }: { me: Me }) {
   }, []);
   useEffect(load, [load]);
   const live = useLiveRefresh(load);
-  const change = async (action: 'ban' | 'allow', name: string) => {
-    try {
-      await api('POST', `/api/sites/${encodeURIComponent(name)}/${action}`, {
+  const change = (action: 'ban' | 'allow', name: string) =>
+    perform(
+      api('POST', `/api/sites/${encodeURIComponent(name)}/${action}`, {
         reason: reason || `${action} from the web monitor`,
-      });
-      setMessage(`${name}: ${action === 'ban' ? 'banned' : 'allowed'}`);
-      load();
-    } catch (failure) {
-      setMessage(`${name}: ${(failure as Error).message}`);
-    }
-  };
+      }),
+      { done: `${name}: ${action === 'ban' ? 'banned' : 'allowed'}`, refusedPrefix: `${name}: ` },
+      setMessage,
+      load,
+    );
   return (
     <section aria-labelledby="sites-title">
       <div className="title-row">

@@ -5,7 +5,7 @@
  * it here; the matcher refuses anyone else, and the page says so. Updated live.
  */
 import { useCallback, useEffect, useState } from 'react';
-import { api } from '../api.ts';
+import { api, perform } from '../api.ts';
 import { LiveBadge, useLiveRefresh } from '../live-refresh.tsx';
 import { useLocation, ViewLink } from '../url-state.tsx';
 import { shortTime } from '../format.ts';
@@ -41,15 +41,13 @@ export function TaskQueuePage() {
   useEffect(() => void load(), [load]);
   const live = useLiveRefresh(load);
 
-  const act = async (action: 'pause' | 'resume' | 'boost', body: unknown, done: string) => {
-    try {
-      await api('POST', `/api/task-queues/${id}/${action}`, body);
-      setMessage(done);
-      await load();
-    } catch (failure) {
-      setMessage(`refused: ${(failure as Error).message}`);
-    }
-  };
+  const act = (action: 'pause' | 'resume' | 'boost', body: unknown, done: string) =>
+    perform(
+      api('POST', `/api/task-queues/${id}/${action}`, body),
+      { done, refusedPrefix: 'refused: ' },
+      setMessage,
+      load,
+    );
 
   if (error) return <p role="alert">{error}</p>;
   if (!tq) return <p>Loading task queue {id}…</p>;
