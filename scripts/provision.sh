@@ -35,34 +35,42 @@ die() {
   exit 1
 }
 
-# A process is alive when /proc has it and it is not a zombie (PID 1 here reaps orphans late).
+# A process is alive when /proc has it, it is not a zombie (PID 1 here reaps orphans late) and,
+# when a program name is given, it is that program: a pidfile left by a daemon that died with the
+# machine's previous session may name a PID that another process holds now.
 alive_pidfile() {
-  local file=$1 pid
+  local file=$1 program=${2:-} pid
   [ -s "$file" ] || return 1
   pid=$(cat "$file")
-  [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]
+  [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
+  [ -z "$program" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$program" ]
 }
 
 stop_pidfile() {
-  local file=$1 pid
-  alive_pidfile "$file" || return 0
+  local file=$1 program=${2:-} pid
+  alive_pidfile "$file" "$program" || return 0
   pid=$(cat "$file")
   kill "$pid" 2>/dev/null || return 0
   for _ in $(seq 1 80); do
-    alive_pidfile "$file" || return 0
+    alive_pidfile "$file" "$program" || return 0
     sleep 0.25
   done
   kill -9 "$pid" 2>/dev/null || true
 }
 
+poll_until() { # poll_until SECONDS COMMAND...: 0 once COMMAND succeeds, 1 when SECONDS ran out
+  local end=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.25
+  done
+}
+
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local seconds=$1 what=$2
   shift 2
-  local end=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $end ] || die "$what did not come up within ${seconds} s"
-    sleep 0.25
-  done
+  poll_until "$seconds" "$@" || die "$what did not come up within ${seconds} s"
 }
 
 install_packages() {
@@ -106,7 +114,7 @@ start_munge() {
     chmod 400 /etc/munge/munge.key
   }
   install -d -o munge -g munge -m 0755 /run/munge
-  alive_pidfile /run/munge/munged.pid || runuser -u munge -- /usr/sbin/munged
+  alive_pidfile /run/munge/munged.pid munged || runuser -u munge -- /usr/sbin/munged
   wait_for 10 munged sh -c 'munge -n | unmunge'
 }
 
@@ -136,7 +144,7 @@ CONF
   # slurmdbd refuses a configuration readable by others.
   chown slurm:slurm "$SLURM_ETC/slurmdbd.conf"
   chmod 600 "$SLURM_ETC/slurmdbd.conf"
-  alive_pidfile "$PH_LAB_DIR/slurm/run/slurmdbd.pid" || /usr/sbin/slurmdbd
+  alive_pidfile "$PH_LAB_DIR/slurm/run/slurmdbd.pid" slurmdbd || /usr/sbin/slurmdbd
   wait_for 30 slurmdbd bash -c 'exec 3<>/dev/tcp/127.0.0.1/6819'
 }
 
@@ -198,11 +206,11 @@ start_slurm() {
     sacctmgr -i show cluster lab 2>/dev/null | grep -q lab || sacctmgr -i add cluster lab >/dev/null 2>&1 || true
   fi
   if [ $changed = 1 ]; then
-    stop_pidfile "$PH_LAB_DIR/slurm/run/slurmd.pid"
-    stop_pidfile "$PH_LAB_DIR/slurm/run/slurmctld.pid"
+    stop_pidfile "$PH_LAB_DIR/slurm/run/slurmd.pid" slurmd
+    stop_pidfile "$PH_LAB_DIR/slurm/run/slurmctld.pid" slurmctld
   fi
-  alive_pidfile "$PH_LAB_DIR/slurm/run/slurmctld.pid" || /usr/sbin/slurmctld -f "$SLURM_CONF"
-  alive_pidfile "$PH_LAB_DIR/slurm/run/slurmd.pid" || /usr/sbin/slurmd -f "$SLURM_CONF"
+  alive_pidfile "$PH_LAB_DIR/slurm/run/slurmctld.pid" slurmctld || /usr/sbin/slurmctld -f "$SLURM_CONF"
+  alive_pidfile "$PH_LAB_DIR/slurm/run/slurmd.pid" slurmd || /usr/sbin/slurmd -f "$SLURM_CONF"
   wait_for 30 'the SLURM node' sh -c "sinfo -h -N -o %T | grep -qE '^(idle|mixed|allocated)'"
   # The lab account submits over SSH: its pilots write their output under its home.
   install -d -o "$PH_LAB_USER" -g "$PH_LAB_USER" -m 0755 "$PH_LAB_DIR/slurm/output"
@@ -217,7 +225,7 @@ start_sshd() {
   install -m 0600 -o "$PH_LAB_USER" -g "$PH_LAB_USER" "$dir/id_ed25519.pub" "$home/.ssh/authorized_keys"
   [ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -A
   install -d -m 0755 /run/sshd
-  alive_pidfile "$dir/sshd.pid" ||
+  alive_pidfile "$dir/sshd.pid" sshd ||
     /usr/sbin/sshd -o ListenAddress=127.0.0.1 -o Port="$PH_SSH_PORT" -o PidFile="$dir/sshd.pid" \
       -o PasswordAuthentication=no -o MaxStartups=100:30:200 -o MaxSessions=100
   local i
@@ -305,10 +313,21 @@ CONF
   mkdir -p "$dir/control"
   [ -s "$dir/control/dhparam.pem" ] ||
     (umask 0177 && openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048 -out "$dir/control/dhparam.pem")
-  alive_pidfile "$dir/arex.pid" || "$dir/arc-arex-start"
-  alive_pidfile "$dir/arex-ws.pid" || /usr/share/arc/arc-arex-ws-start
-  wait_for 60 'A-REX REST' curl -fsS --cacert "$dir/ca.pem" --cert "$dir/usercert.pem" --key "$dir/userkey.pem" \
-    "https://$HOST_SHORT:$PH_ARC_PORT/arex/rest"
+  local rest=(curl -fsS --max-time 5 --cacert "$dir/ca.pem" --cert "$dir/usercert.pem" --key "$dir/userkey.pem"
+    "https://$HOST_SHORT:$PH_ARC_PORT/arex/rest")
+  alive_pidfile "$dir/arex.pid" arched || "$dir/arc-arex-start"
+  alive_pidfile "$dir/arex-ws.pid" arched || /usr/share/arc/arc-arex-ws-start
+  poll_until 45 "${rest[@]}" && return 0
+  # Running but not answering (a service left over from an earlier configuration, say): start
+  # both afresh once, and show A-REX's own words if that does not help either.
+  log "A-REX REST does not answer; restarting A-REX"
+  stop_pidfile "$dir/arex-ws.pid" arched
+  stop_pidfile "$dir/arex.pid" arched
+  "$dir/arc-arex-start"
+  /usr/share/arc/arc-arex-ws-start
+  poll_until 60 "${rest[@]}" && return 0
+  tail -n 20 "$dir/log/ws.log" "$dir/log/arex.log" >&2 2>/dev/null || true
+  die "A-REX REST did not come up within 60 s of a restart"
 }
 
 write_lab_json() {
@@ -325,13 +344,13 @@ JSON
 }
 
 stop_all() {
-  stop_pidfile "$PH_LAB_DIR/arc/arex-ws.pid"
-  stop_pidfile "$PH_LAB_DIR/arc/arex.pid"
-  stop_pidfile "$PH_LAB_DIR/ssh/sshd.pid"
-  stop_pidfile "$PH_LAB_DIR/slurm/run/slurmd.pid"
-  stop_pidfile "$PH_LAB_DIR/slurm/run/slurmctld.pid"
-  stop_pidfile "$PH_LAB_DIR/slurm/run/slurmdbd.pid"
-  stop_pidfile /run/munge/munged.pid
+  stop_pidfile "$PH_LAB_DIR/arc/arex-ws.pid" arched
+  stop_pidfile "$PH_LAB_DIR/arc/arex.pid" arched
+  stop_pidfile "$PH_LAB_DIR/ssh/sshd.pid" sshd
+  stop_pidfile "$PH_LAB_DIR/slurm/run/slurmd.pid" slurmd
+  stop_pidfile "$PH_LAB_DIR/slurm/run/slurmctld.pid" slurmctld
+  stop_pidfile "$PH_LAB_DIR/slurm/run/slurmdbd.pid" slurmdbd
+  stop_pidfile /run/munge/munged.pid munged
 }
 
 main() {
