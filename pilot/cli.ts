@@ -7,6 +7,7 @@ import {
   DEFAULT_DRAIN_FILE,
   DEFAULT_DRAIN_GRACE_SEC,
   DEFAULT_CPU_POWER_CACHE_SEC,
+  DEFAULT_REPORT_COALESCE_MS,
   DEFAULT_IDLE_TIMEOUT_SEC,
   DEFAULT_JOB_UIDS,
   DEFAULT_KILL_GRACE_MS,
@@ -47,6 +48,11 @@ export function buildPilotCommand(): Command {
       '--cpu-power-cache-sec <n>',
       "reuse this node's measured CPU power for this long, across pilots (0: measure every time)",
       String(DEFAULT_CPU_POWER_CACHE_SEC),
+    )
+    .option(
+      '--report-coalesce-ms <n>',
+      'a report that does not end its job waits this long for the next ones, to send them in one frame (0: at once)',
+      String(DEFAULT_REPORT_COALESCE_MS),
     )
     .option('--whole-node', 'the slot is a whole node: whole-node jobs may come while nothing runs')
     .option('--tags <a,b>', 'comma-separated tags offered to jobs')

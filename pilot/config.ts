@@ -19,6 +19,8 @@ export const DEFAULT_SITE = 'Local.localhost';
 export const DEFAULT_WORKDIR = './pilothouse-work';
 /** A measured CPU power is reused by the node's next pilots for a day (0 = every pilot measures). */
 export const DEFAULT_CPU_POWER_CACHE_SEC = 86_400;
+/** How long a report that does not end its job waits for the next ones, to leave in one frame. */
+export const DEFAULT_REPORT_COALESCE_MS = 500;
 /** Offers keep this much time back so that a job's wall time never runs into the batch system's kill. */
 export const DEFAULT_OFFER_WALL_TIME_MARGIN_SEC = 60;
 /** Below this many seconds left (after the margin) an offer is pointless: the pilot stops asking. */
@@ -87,6 +89,7 @@ export interface RawPilotOptions {
   wholeNode?: boolean;
   cpuPower?: string;
   cpuPowerCacheSec?: string;
+  reportCoalesceMs?: string;
   idleTimeoutSec?: string;
   drainFile?: string;
   drainGraceSec?: string;
@@ -145,6 +148,7 @@ export interface PilotConfig {
   cpuPower: number | null;
   /** How long a measured CPU power is reused by the next pilots on this node, ms; 0 = always measure. */
   cpuPowerCacheMs: number;
+  reportCoalesceMs: number;
   /** Where it is kept (per user, in the temporary directory). */
   cpuPowerCacheFile: string;
   /** Null = no drain file. */
@@ -230,6 +234,10 @@ export function compilePilotConfig(
       (raw.cpuPowerCacheSec === undefined
         ? DEFAULT_CPU_POWER_CACHE_SEC
         : parseInteger('--cpu-power-cache-sec', raw.cpuPowerCacheSec, 0, 30 * 86_400)),
+    reportCoalesceMs:
+      raw.reportCoalesceMs === undefined
+        ? DEFAULT_REPORT_COALESCE_MS
+        : parseInteger('--report-coalesce-ms', raw.reportCoalesceMs, 0, 60_000),
     cpuPowerCacheFile: path.join(os.tmpdir(), `pilothouse-cpu-power-${process.getuid?.() ?? 'user'}.json`),
     drainFile: parseDrainFile(raw.drainFile, cwd),
     drainFilePollMs: DEFAULT_DRAIN_FILE_POLL_MS,

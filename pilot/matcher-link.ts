@@ -11,6 +11,8 @@
  * A 401/403 on upgrade or a protocol version mismatch is `fatal`: the link stops for good.
  */
 import { EventEmitter } from 'node:events';
+import { FINAL_STATUSES } from '../shared/job/status.ts';
+import { groupReportsIntoFrames } from './report-frames.ts';
 import WebSocket from 'ws';
 import type { Logger } from '../shared/logger.ts';
 import type { MatcherEndpoints } from '../shared/endpoints.ts';
@@ -127,16 +129,26 @@ export interface WsMatcherLinkOptions {
   maxLogLines?: number;
   /** At close, how long to wait for the last log lines to be acked. */
   logCloseTimeoutMs?: number;
+  /**
+   * A report that does not end its job waits up to this long for the reports after it, so that they
+   * leave in one frame (a short job's Running ... Done: one frame, one write in the matcher); its
+   * time is the time it was made. A final report sends at once every report queued. 0: no waiting.
+   */
+  reportCoalesceMs?: number;
   now?: () => number;
 }
 
 const MAX_LOG_LINE_CHARS = 16_000;
+/** JSON characters of the reports in one frame (output tails included): far below any frame limit. */
+const MAX_REPORT_FRAME_CHARS = 256 * 1024;
 const MAX_LOG_BATCH_LINES = 1_000;
 /** Encoded bytes of one batch: a log frame stays far below the matcher's smallest frame limit (512 KiB). */
 const MAX_LOG_BATCH_BYTES = 256 * 1024;
 
 interface OutboxEntry {
   body: JobStatusBody;
+  /** In a frame sent on the current connection (waiting for its ack). */
+  sent: boolean;
   refusals: number;
   /** When the matcher first refused it (retryable), per `now()`; null while never refused. */
   firstRefusedMs: number | null;
@@ -153,8 +165,11 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   #failedAttempts = 0;
   #nextRef = 1;
   readonly #outbox: OutboxEntry[] = [];
-  /** ref -> outbox entry, for the current connection only. */
-  readonly #inflight = new Map<number, OutboxEntry>();
+  /** ref -> the outbox entries of that frame, for the current connection only. */
+  readonly #inflight = new Map<number, OutboxEntry[]>();
+  /** Queued reports go out at the end of this turn (a final report, or no coalescing). */
+  #reportsDueNow = false;
+  #reportTimer: NodeJS.Timeout | null = null;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #welcomeTimer: NodeJS.Timeout | null = null;
   #pingTimer: NodeJS.Timeout | null = null;
@@ -181,6 +196,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
       logFlushMs: 1_000,
       maxLogLines: 20_000,
       logCloseTimeoutMs: 3_000,
+      reportCoalesceMs: 500,
       now: Date.now,
       ...options,
     };
@@ -201,6 +217,8 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   }
 
   sendOffer(offerId: string, matchSeq: number, resources: OfferResources): boolean {
+    // Reports due now leave first: the matcher hears that a job ended before the offer that follows.
+    if (this.#reportsDueNow) this.#sendQueuedReports();
     return this.#sendNow({ type: 'offer', offerId, matchSeq, resources });
   }
 
@@ -222,10 +240,20 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   }
 
   report(body: JobStatusBody): void {
-    const entry: OutboxEntry = { body, refusals: 0, firstRefusedMs: null };
+    const entry: OutboxEntry = { body, sent: false, refusals: 0, firstRefusedMs: null };
     this.#outbox.push(entry);
     this.#logger.debug({ ...body, pending: this.#outbox.length, connected: this.#welcomed }, 'report queued');
-    if (this.#welcomed) this.#sendReport(entry);
+    if (!this.#welcomed) return;
+    const final = body.status !== undefined && FINAL_STATUSES.has(body.status);
+    if (final || this.#options.reportCoalesceMs === 0) {
+      if (this.#reportsDueNow) return;
+      this.#reportsDueNow = true;
+      setImmediate(() => {
+        if (this.#reportsDueNow) this.#sendQueuedReports();
+      });
+    } else {
+      this.#reportTimer ??= setTimeout(() => this.#sendQueuedReports(), this.#options.reportCoalesceMs);
+    }
   }
 
   heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode): void {
@@ -264,6 +292,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     if (socket === null) return;
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     if (this.#welcomed) {
+      this.#sendQueuedReports();
       await this.#flushLogsBeforeBye();
       this.#sendNow({ type: 'bye', reason, ...stats });
       socket.close(1000, 'bye');
@@ -354,6 +383,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
       this.#socket = null;
       this.#welcomed = false;
       this.#inflight.clear();
+      for (const entry of this.#outbox) entry.sent = false; // replayed on the next connection
       this.#logInflight = null; // its lines are still queued: they go again on the next connection
       this.#logAcked?.();
       this.#clearTimers();
@@ -438,7 +468,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     this.#pingsOut = 0;
     this.#logger.info({ pilotId: welcome.pilotId, replayed: this.#outbox.length }, 'connected');
     this.#pingTimer = setInterval(() => this.#ping(), welcome.heartbeatIntervalMs);
-    for (const entry of this.#outbox) this.#sendReport(entry);
+    this.#sendQueuedReports();
     const beat = this.#pendingHeartbeat;
     this.#pendingHeartbeat = null;
     if (beat !== null) {
@@ -497,21 +527,25 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
       this.#logAcked?.();
       return;
     }
-    const entry = this.#inflight.get(ref);
-    if (entry === undefined) return; // a heartbeat's ack, or one from before a replay
+    const entries = this.#inflight.get(ref);
+    if (entries === undefined) return; // a heartbeat's ack, or one from before a replay
     this.#inflight.delete(ref);
-    this.#removeFromOutbox(entry);
+    this.#removeFromOutbox(entries);
   }
 
   #onReportRefused(ref: number, code: string, text: string): void {
-    const entry = this.#inflight.get(ref);
-    if (entry === undefined) return;
+    const entries = this.#inflight.get(ref);
+    if (entries === undefined) return;
     this.#inflight.delete(ref);
-    entry.refusals += 1;
+    // The checks that refuse a report are about its attempt: they hold for every report of the frame.
+    const entry = entries[0] as OutboxEntry;
     const nowMs = this.#options.now();
-    entry.firstRefusedMs ??= nowMs;
+    for (const each of entries) {
+      each.refusals += 1;
+      each.firstRefusedMs ??= nowMs;
+    }
     const retryable = isErrorCode(code) && ERROR_CODES[code].retryable;
-    const refusedForMs = nowMs - entry.firstRefusedMs;
+    const refusedForMs = nowMs - (entry.firstRefusedMs ?? nowMs);
     const context = {
       code,
       err: text,
@@ -519,6 +553,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
       attempt: entry.body.attempt,
       refusals: entry.refusals,
       refusedForMs,
+      reports: entries.length,
     };
     if (retryable && refusedForMs < this.#options.reportRetryBudgetMs) {
       // Re-sending on this connection would break the order of reports: reconnect and replay instead.
@@ -527,19 +562,33 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
       return;
     }
     this.#logger.error(context, 'report dropped');
-    this.#removeFromOutbox(entry);
+    this.#removeFromOutbox(entries);
   }
 
-  #removeFromOutbox(entry: OutboxEntry): void {
-    const index = this.#outbox.indexOf(entry);
-    if (index >= 0) this.#outbox.splice(index, 1);
+  #removeFromOutbox(entries: readonly OutboxEntry[]): void {
+    const removed = new Set(entries);
+    const kept = this.#outbox.filter((entry) => !removed.has(entry));
+    this.#outbox.splice(0, this.#outbox.length, ...kept);
     if (this.#outbox.length === 0) this.emit('drained');
   }
 
-  #sendReport(entry: OutboxEntry): void {
+  /** Every queued report not yet sent on this connection leaves now, grouped per attempt. */
+  #sendQueuedReports(): void {
+    this.#reportsDueNow = false;
+    if (this.#reportTimer !== null) clearTimeout(this.#reportTimer);
+    this.#reportTimer = null;
+    if (!this.#welcomed) return;
+    const queued = this.#outbox.filter((entry) => !entry.sent);
+    for (const frame of groupReportsIntoFrames(queued, MAX_REPORT_FRAME_CHARS)) this.#sendReportFrame(frame);
+  }
+
+  #sendReportFrame(entries: OutboxEntry[]): void {
     const ref = this.#nextRef++;
-    this.#inflight.set(ref, entry);
-    this.#sendNow({ type: 'job.status', ref, ...entry.body });
+    const latest = (entries.at(-1) as OutboxEntry).body;
+    const earlier = entries.slice(0, -1).map(({ body: { jobId: _jobId, attempt: _attempt, ...fields } }) => fields);
+    if (!this.#sendNow({ type: 'job.status', ref, ...latest, ...(earlier.length > 0 && { earlier }) })) return;
+    for (const entry of entries) entry.sent = true;
+    this.#inflight.set(ref, entries);
   }
 
   #sendNow(body: PilotMessageBody, beforeWelcome = false): boolean {
@@ -573,7 +622,11 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   }
 
   #clearTimers(): void {
-    for (const timer of [this.#reconnectTimer, this.#welcomeTimer]) if (timer !== null) clearTimeout(timer);
+    for (const timer of [this.#reconnectTimer, this.#welcomeTimer, this.#reportTimer]) {
+      if (timer !== null) clearTimeout(timer);
+    }
+    this.#reportTimer = null;
+    this.#reportsDueNow = false;
     if (this.#pingTimer !== null) clearInterval(this.#pingTimer);
     if (this.#logTimer !== null) clearInterval(this.#logTimer);
     this.#reconnectTimer = null;

@@ -191,6 +191,7 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     },
     logger,
     backoff: config.reconnectBackoff,
+    reportCoalesceMs: config.reportCoalesceMs,
   });
   logTee.attach(link);
   const runner = new JobRunner({

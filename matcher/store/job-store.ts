@@ -174,6 +174,12 @@ export interface StatusOutcome {
   duplicate: boolean;
 }
 
+/** A status report with its idempotency key (see JobStore.reportStatus). */
+export interface KeyedStatusReport {
+  report: JobStatusReport;
+  reportKey?: string | undefined;
+}
+
 export interface PurgeRequest {
   finalBefore: string | null;
   deletedBefore: string | null;
@@ -301,6 +307,18 @@ export interface JobStore {
     reportKey?: string,
     heldBy?: ReportingPilot,
   ): Promise<StatusOutcome>;
+  /**
+   * Several reports about one attempt, oldest first, applied in that order in one write (a short
+   * job's Running ... Done sent in one frame): one outcome per report, each as reportStatus would
+   * give it. The checks about the attempt (exists, current, held by `heldBy`) are made once, and a
+   * failing one fails them all: nothing is recorded.
+   */
+  reportStatuses(
+    jobId: number,
+    attempt: number,
+    reports: readonly KeyedStatusReport[],
+    heldBy?: ReportingPilot,
+  ): Promise<StatusOutcome[]>;
   /**
    * Kills a job: Killed at once (the state machine then refuses the pilot's later reports), and, when a
    * pilot holds it, a kill command for its current attempt, delivered once with the next heartbeat or push.

@@ -39,3 +39,41 @@ export function planStatusReport(
     fromPilot: report.source.startsWith('Pilot'),
   };
 }
+
+/**
+ * What the job row becomes after several applied reports, oldest first: one row update instead of
+ * one per report, with the same result as applying them one by one (the first Running and the first
+ * final report set the start and end times, the last exit code and output sandbox given stay).
+ */
+export interface StatusRowChange {
+  status: JobStatus;
+  minorStatus: string;
+  applicationStatus: string;
+  exitCode: number | null;
+  outputSandbox: string | null;
+  /** Kept only where the row has none yet (coalesce). */
+  startedAt: string | null;
+  endedAt: string | null;
+  /** The last report the pilot sent, if any: a sign of life. */
+  heartbeatAt: string | null;
+  /** The last applied report's time. */
+  at: string;
+}
+
+export function foldStatusChange(
+  previous: StatusRowChange | null,
+  plan: StatusPlan,
+  report: JobStatusReport,
+): StatusRowChange {
+  return {
+    status: plan.next,
+    minorStatus: plan.minorStatus,
+    applicationStatus: plan.applicationStatus,
+    exitCode: report.exitCode ?? previous?.exitCode ?? null,
+    outputSandbox: report.outputSandbox ?? previous?.outputSandbox ?? null,
+    startedAt: previous?.startedAt ?? (plan.next === 'Running' ? report.at : null),
+    endedAt: previous?.endedAt ?? (plan.isFinal ? report.at : null),
+    heartbeatAt: plan.fromPilot ? report.at : (previous?.heartbeatAt ?? null),
+    at: report.at,
+  };
+}

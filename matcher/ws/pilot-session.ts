@@ -415,32 +415,42 @@ export class PilotSession implements CommandReceiver {
   }
 
   async #applyReport(message: Extract<PilotMessage, { type: 'job.status' }>): Promise<void> {
-    const at = new Date(message.at).toISOString();
-    // The store checks that this pilot holds the job on the row the report reads (one read, not two).
-    const outcome = await this.#deps.store.reportStatus(
+    // The frame's own report comes last: `earlier` holds those that happened before it, oldest first.
+    const { earlier, ...latest } = message;
+    const reports = [...(earlier ?? []), latest].map((report) => {
+      const at = new Date(report.at).toISOString();
+      return { fields: report, at };
+    });
+    // The store checks that this pilot holds the job on the row the reports read (one read, not two).
+    const outcomes = await this.#deps.store.reportStatuses(
       message.jobId,
       message.attempt,
-      {
-        status: message.status,
-        minorStatus: message.minorStatus,
-        applicationStatus: message.applicationStatus,
-        exitCode: message.exitCode,
-        outputSandbox: message.outputSandbox,
-        at,
-        source: 'Pilot',
-      },
-      statusReportKey({ ...message, at }),
+      reports.map(({ fields, at }) => ({
+        report: {
+          status: fields.status,
+          minorStatus: fields.minorStatus,
+          applicationStatus: fields.applicationStatus,
+          exitCode: fields.exitCode,
+          outputSandbox: fields.outputSandbox,
+          at,
+          source: 'Pilot',
+        },
+        reportKey: statusReportKey({ ...fields, at }),
+      })),
       { pilotId: this.#pilotId, vo: this.#principal.vo },
     );
-    if (message.outputTail) {
-      await this.#deps.store.recordOutputTail(message.jobId, message.attempt, message.outputTail, at);
+    const lastTail = reports.findLast(({ fields }) => fields.outputTail !== undefined);
+    if (lastTail?.fields.outputTail) {
+      await this.#deps.store.recordOutputTail(message.jobId, message.attempt, lastTail.fields.outputTail, lastTail.at);
     }
-    if (!outcome.applied && !outcome.duplicate) {
+    outcomes.forEach((outcome, index) => {
+      if (outcome.applied || outcome.duplicate) return;
+      const status = reports[index]?.fields.status;
       this.#logger.warn(
-        { jobId: message.jobId, status: message.status, current: outcome.status },
+        { jobId: message.jobId, status, current: outcome.status },
         'status update refused by state machine',
       );
-    }
+    });
     this.#send({ type: 'ack', ref: message.ref });
   }
 

@@ -4,8 +4,10 @@
  *
  * Pilothouse, per round: a fresh matcher process (`dist/cli.mjs server`, SQLite); N trivial jobs
  * submitted in one bulk REST request; then W simulated pilots over real WebSockets, each doing
- * offer → match → report Running → report Done → offer, until every job is Done (every Done report
- * acked, i.e. stored). Then, with W pilots parked, one job at a time is submitted and the time until
+ * offer → match → report Running and Done → offer, until every job is Done (every Done report
+ * acked, i.e. stored). Running and Done leave in one frame, as a real pilot sends the reports of a
+ * job that ends within its report coalescing window (`--report-coalesce-ms`); each is still its
+ * own history row and state-machine step. Then, with W pilots parked, one job at a time is submitted and the time until
  * a pilot holds its match is taken (an idle pilot's submit → match latency).
  *
  * BullMQ, per round: a fresh queue; the same N jobs added with addBulk; then W workers (one Redis
@@ -63,12 +65,20 @@ async function drainWith(pilot: SimPilot, counted: { done: number }): Promise<vo
     const answer: MatcherMessage = await pilot.offer(RESOURCES);
     if (answer.type !== 'match') break; // parked: the queue is empty for it
     const { jobId, attempt } = answer.job;
-    // Reports are not awaited one by one: a real pilot sends and goes on, the acks come back later.
-    void pilot.report(jobId, attempt, { status: 'Running', minorStatus: 'Application' });
+    // A job shorter than the pilot's report coalescing window: Running and Done leave in one frame,
+    // as a real pilot sends them. Not awaited: a real pilot sends and goes on, the ack comes later.
+    const startedAt = new Date().toISOString();
     acks.push(
-      pilot.report(jobId, attempt, { status: 'Done', minorStatus: 'Execution Complete', exitCode: 0 }).then(() => {
-        counted.done += 1;
-      }),
+      pilot
+        .report(jobId, attempt, {
+          status: 'Done',
+          minorStatus: 'Execution Complete',
+          exitCode: 0,
+          earlier: [{ at: startedAt, status: 'Running', minorStatus: 'Application' }],
+        })
+        .then(() => {
+          counted.done += 1;
+        }),
     );
   }
   await Promise.all(acks);

@@ -4,7 +4,8 @@
  * `parseMatcherMessage` accept them. Every job-related message names job id and attempt, so a stale
  * report or command never touches a newer attempt.
  *
- * Flow: hello -> welcome; offer -> match | parked (then a pushed match) ; job.status -> ack;
+ * Flow: hello -> welcome; offer -> match | parked (then a pushed match) ; job.status (one report, or
+ * several of one attempt) -> ack;
  * heartbeat -> ack (+ commands); offer.cancel -> offer.cancelled; bye.
  */
 import { z } from 'zod';
@@ -139,6 +140,20 @@ export const jobStatusReportFields = {
   outputTail: outputTailSchema.optional(),
 };
 
+/** Reports one frame may carry before its own (a short job's Running ... Done). */
+export const MAX_EARLIER_REPORTS = 100;
+
+/**
+ * A status report frame: its own report, and optionally the reports about the same attempt that
+ * came before it and were not sent yet (`earlier`, oldest first). The matcher applies them in that
+ * order in one write and acks the frame once.
+ */
+export const jobStatusFrameFields = {
+  ...jobStatusReportFields,
+  earlier: z.array(z.strictObject(jobStatusReportFields)).min(1).max(MAX_EARLIER_REPORTS).optional(),
+};
+export type JobStatusReportBody = z.infer<z.ZodObject<typeof jobStatusReportFields>>;
+
 const pilotMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('hello'),
@@ -172,7 +187,7 @@ const pilotMessageSchema = z.discriminatedUnion('type', [
     v,
     ref: z.int().min(0),
     ...jobRef,
-    ...jobStatusReportFields,
+    ...jobStatusFrameFields,
   }),
   z.strictObject({
     type: z.literal('heartbeat'),

@@ -249,6 +249,86 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       assert.equal((await store.getJobHistory(jobId)).filter((h) => h.status === 'Running').length, 1);
     });
 
+    it('several reports of one attempt apply in order in one call, each recorded once, as one by one', async () => {
+      const {
+        jobIds: [oneId, twoId],
+      } = await store.submitJobs([newJob(alice), newJob(alice)], T0);
+      const tqId = (await store.getJob(oneId as number))?.taskQueueId as number;
+      await store.claimFromTaskQueue(tqId, claimAt('p1'));
+      await store.claimFromTaskQueue(tqId, claimAt('p1'));
+      const reports = [
+        { status: 'Running' as const, minorStatus: 'Initialization', at: at(2), source: 'Pilot' },
+        { minorStatus: 'Application', applicationStatus: 'step 1', at: at(3), source: 'Pilot' },
+        { status: 'Waiting' as const, at: at(4), source: 'Pilot' }, // refused by the state machine
+        { status: 'Done' as const, minorStatus: 'Execution Complete', exitCode: 0, at: at(5), source: 'Pilot' },
+      ];
+      const heldBy = { pilotId: 'p1', vo: alice.vo };
+      const together = await store.reportStatuses(
+        oneId as number,
+        1,
+        reports.map((report, i) => ({ report, reportKey: `k${i}` })),
+        heldBy,
+      );
+      assert.deepEqual(
+        together.map((o) => [o.applied, o.status, o.duplicate]),
+        [
+          [true, 'Running', false],
+          [true, 'Running', false],
+          [false, 'Running', false],
+          [true, 'Done', false],
+        ],
+      );
+      for (const [i, report] of reports.entries()) {
+        await store.reportStatus(twoId as number, 1, report, `k${i}`, heldBy);
+      }
+      const [one, two] = [await store.getJob(oneId as number), await store.getJob(twoId as number)];
+      const rowOf = (job: typeof one) => [
+        job?.status,
+        job?.minorStatus,
+        job?.applicationStatus,
+        job?.exitCode,
+        job?.startedAt,
+        job?.endedAt,
+        job?.lastUpdateAt,
+      ];
+      assert.deepEqual(rowOf(one), ['Done', 'Execution Complete', 'step 1', 0, at(2), at(5), at(5)]);
+      assert.deepEqual(rowOf(one), rowOf(two), 'the same row as the reports applied one by one');
+      const historyOf = async (id: number) =>
+        (await store.getJobHistory(id)).map((h) => [h.status, h.minorStatus, h.applicationStatus, h.source, h.applied]);
+      assert.deepEqual(await historyOf(oneId as number), await historyOf(twoId as number));
+      // A replay of the frame, with one report more: the known ones are duplicates, the new one is refused
+      // by the state machine (Done is final), and nothing is recorded twice.
+      const replay = await store.reportStatuses(
+        oneId as number,
+        1,
+        [...reports, { status: 'Running' as const, at: at(6), source: 'Pilot' }].map((report, i) => ({
+          report,
+          reportKey: `k${i}`,
+        })),
+        heldBy,
+      );
+      assert.deepEqual(
+        replay.map((o) => o.duplicate),
+        [true, true, true, true, false],
+      );
+      assert.equal(replay[4]?.applied, false);
+      assert.equal((await store.getJobHistory(oneId as number)).filter((h) => h.status === 'Done').length, 1);
+      // The checks about the attempt hold for all: nothing is recorded when one fails.
+      const before = (await store.getJobHistory(oneId as number)).length;
+      await assert.rejects(
+        store.reportStatuses(oneId as number, 2, [{ report: reports[0] as (typeof reports)[0] }]),
+        (error: unknown) => error instanceof PilothouseError && error.code === 'ATTEMPT_MISMATCH',
+      );
+      await assert.rejects(
+        store.reportStatuses(oneId as number, 1, [{ report: { status: 'Failed', at: at(7), source: 'Pilot' } }], {
+          pilotId: 'p2',
+          vo: alice.vo,
+        }),
+        (error: unknown) => error instanceof PilothouseError && error.code === 'FORBIDDEN',
+      );
+      assert.equal((await store.getJobHistory(oneId as number)).length, before);
+    });
+
     it('a report said to come from a pilot is refused (FORBIDDEN, nothing recorded) unless that pilot holds the job', async () => {
       const {
         jobIds: [id],

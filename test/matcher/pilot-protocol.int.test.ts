@@ -133,6 +133,54 @@ describe('pilot protocol', () => {
     assert.equal((await m.api('GET', `/api/jobs/${otherId}`)).body.status, 'Waiting');
   });
 
+  it("a frame carrying a short job's reports (earlier + its own) applies each in order, is acked once and replays as a no-op", async () => {
+    const [jobId] = await submit({ executable: 'echo' });
+    const pilot = await connect('short');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    const { job } = await pilot.next('match');
+    const at = (ms: number) => new Date(Date.parse('2026-12-01T10:00:00Z') + ms).toISOString();
+    const frame = {
+      type: 'job.status' as const,
+      ref: 7,
+      jobId: job.jobId,
+      attempt: job.attempt,
+      at: at(30),
+      status: 'Done' as const,
+      minorStatus: 'Execution Complete',
+      exitCode: 0,
+      outputTail: { stdout: 'hello\n', stderr: '' },
+      earlier: [
+        { at: at(10), status: 'Running' as const, minorStatus: 'Application' },
+        { at: at(20), status: 'Completing' as const, minorStatus: 'Uploading Output Sandbox' },
+      ],
+    };
+    pilot.send(frame);
+    assert.equal((await pilot.next('ack')).ref, 7);
+    const body = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+    assert.deepEqual([body.status, body.exitCode, body.startedAt, body.endedAt], ['Done', 0, at(10), at(30)]);
+    const history = () =>
+      m.api('GET', `/api/jobs/${jobId}`).then((r) =>
+        r.body.history.slice(3).map((h: { status: string; at: string }) => `${h.status} ${h.at}`),
+      );
+    const expected = [`Running ${at(10)}`, `Completing ${at(20)}`, `Done ${at(30)}`];
+    assert.deepEqual((await history()).slice(1), expected);
+    assert.equal((await m.api('GET', `/api/jobs/${jobId}/logs`)).body.outputTail.stdout, 'hello\n');
+    pilot.send({ ...frame, ref: 8 }); // replayed after a reconnect, say
+    assert.equal((await pilot.next('ack')).ref, 8);
+    assert.deepEqual((await history()).slice(1), expected, 'nothing recorded twice');
+    // Bad frames: an empty earlier list, a nested earlier, more reports than a frame may carry.
+    for (const bad of [
+      { ...frame, ref: 9, earlier: [] },
+      { ...frame, ref: 10, earlier: [{ ...frame.earlier[0], earlier: [] }] },
+      { ...frame, ref: 11, earlier: Array.from({ length: 101 }, () => frame.earlier[0]) },
+    ]) {
+      pilot.send(bad as typeof frame);
+      const error = await pilot.next('error');
+      assert.equal(error.code, 'PROTOCOL_VIOLATION');
+      assert.match(error.message, /earlier/);
+    }
+  });
+
   it('a pilot may not report on a job it does not hold, nor on another attempt', async () => {
     const [jobId] = await submit({ executable: 'echo' });
     const holder = await connect('holder');

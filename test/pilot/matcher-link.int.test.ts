@@ -6,6 +6,7 @@ import { silentLogger } from '../../shared/logger.ts';
 import type { PilothouseError } from '../../shared/errors.ts';
 import { WsMatcherLink, type JobStatusBody, type LinkInbound } from '../../pilot/matcher-link.ts';
 import { MiniMatcher } from './mini-matcher.ts';
+import type { PilotMessage } from '../../shared/protocol/messages.ts';
 import { matchedJob } from './fakes.ts';
 
 const node = { hostname: 'wn01', cores: 4, memoryMB: 8000, os: 'Linux', arch: 'x64', cpuModel: 'cpu' };
@@ -35,6 +36,7 @@ async function setup(
     hello: { pilotStamp: 'stamp-1', pilotVersion: '0.1.0', site: 'Test.site', ce: null, queue: null, node },
     logger: silentLogger(),
     backoff: { initialDelayMs: 5, maxDelayMs: 20, jitter: 0 },
+    reportCoalesceMs: 0,
     ...extra,
   });
   links.push(link);
@@ -124,13 +126,14 @@ test('after a drop it reconnects, says hello again and replays unacked reports i
   ]);
   await reconnected;
 
-  // Wait for the three replayed reports on the new connection.
-  const replayed: { ref: number; minorStatus?: string }[] = [];
+  // The three reports are replayed on the new connection, one frame per attempt, each in its order.
+  const replayed: { ref: number; jobId: number; minorStatus: (string | undefined)[] }[] = [];
   await new Promise<void>((resolve) => {
-    const onFrame = (frame: { type: string; ref?: number; minorStatus?: string }): void => {
+    const onFrame = (frame: PilotMessage): void => {
       if (frame.type !== 'job.status') return;
-      replayed.push({ ref: frame.ref ?? -1, minorStatus: frame.minorStatus });
-      if (replayed.length === 3) {
+      const minorStatus = [...(frame.earlier ?? []), frame].map((each) => each.minorStatus);
+      replayed.push({ ref: frame.ref, jobId: frame.jobId, minorStatus });
+      if (replayed.length === 2) {
         matcher.off('frame', onFrame);
         resolve();
       }
@@ -138,18 +141,56 @@ test('after a drop it reconnects, says hello again and replays unacked reports i
     matcher.on('frame', onFrame);
   });
   assert.deepEqual(replayed, [
-    { ref: 1, minorStatus: 'a' },
-    { ref: 2, minorStatus: 'b' },
-    { ref: 3, minorStatus: 'c' },
+    { ref: 1, jobId: 1, minorStatus: ['a', 'c'] },
+    { ref: 2, jobId: 4, minorStatus: ['b'] },
   ]);
   assert.equal(link.pendingReports, 3);
   const drained = once(link, 'drained');
   const session = matcher.sessions.at(-1);
   assert.notEqual(session, firstSession);
-  for (const ref of [2, 1, 3]) session?.send({ type: 'ack', ref });
+  for (const ref of [2, 1]) session?.send({ type: 'ack', ref });
   await drained;
   assert.equal(link.pendingReports, 0);
   assert.equal(matcher.upgrades, 2);
+});
+
+test("a short job's reports wait for each other and leave in one frame; a final report sends at once", async () => {
+  const { matcher, link } = await setup(true, { reportCoalesceMs: 60_000 });
+  const connected = once(link, 'connected');
+  link.start();
+  await connected;
+  const frame = matcher.next('job.status');
+  const at = (s: number) => new Date(s * 1000).toISOString();
+  link.report({ jobId: 5, attempt: 2, at: at(1), status: 'Running', minorStatus: 'Job Initialization' });
+  link.report({ jobId: 6, attempt: 1, at: at(2), minorStatus: 'another job' });
+  link.report({ jobId: 5, attempt: 2, at: at(3), minorStatus: 'Application' });
+  // Held (the window is a minute): nothing has left after several turns of the event loop.
+  for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(matcher.frames.filter((f) => f.type === 'job.status').length, 0);
+  link.report({ jobId: 5, attempt: 2, at: at(4), status: 'Done', minorStatus: 'Execution Complete', exitCode: 0 });
+  const [first, session] = await frame;
+  assert.deepEqual(
+    [first.jobId, first.attempt, first.status, first.exitCode, first.at],
+    [5, 2, 'Done', 0, at(4)],
+  );
+  assert.deepEqual(first.earlier, [
+    { at: at(1), status: 'Running', minorStatus: 'Job Initialization' },
+    { at: at(3), minorStatus: 'Application' },
+  ]);
+  // The other job's report went with them, in a frame of its own.
+  await new Promise((resolve) => setImmediate(resolve));
+  const statusFrames = matcher.frames.filter((f) => f.type === 'job.status');
+  assert.deepEqual(
+    statusFrames.map((f) => f.type === 'job.status' && [f.jobId, f.earlier?.length ?? 0]),
+    [
+      [5, 2],
+      [6, 0],
+    ],
+  );
+  const drained = once(link, 'drained');
+  for (const f of statusFrames) if (f.type === 'job.status') session.send({ type: 'ack', ref: f.ref });
+  await drained;
+  assert.equal(link.pendingReports, 0);
 });
 
 test('a 401 on upgrade is fatal: no reconnect', async () => {

@@ -40,6 +40,7 @@ import type {
   ShareUsage,
   StoredSetting,
   ReportingPilot,
+  KeyedStatusReport,
 } from '../job-store.ts';
 import { assertReportingPilot, MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
@@ -559,6 +560,22 @@ export class PgJobStore implements JobStore {
     return withTransaction(this.#pool, (client) =>
       this.#reportStatusIn(client, jobId, attempt, report, reportKey, undefined, heldBy),
     );
+  }
+
+  /** In one transaction, each report as reportStatus applies it (the row lock is taken once and kept). */
+  async reportStatuses(
+    jobId: number,
+    attempt: number,
+    reports: readonly KeyedStatusReport[],
+    heldBy?: ReportingPilot,
+  ): Promise<StatusOutcome[]> {
+    return withTransaction(this.#pool, async (client) => {
+      const outcomes: StatusOutcome[] = [];
+      for (const { report, reportKey } of reports) {
+        outcomes.push(await this.#reportStatusIn(client, jobId, attempt, report, reportKey, undefined, heldBy));
+      }
+      return outcomes;
+    });
   }
 
   async #reportStatusIn(

@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { PilothouseError } from '../../../shared/errors.ts';
 import { ACTIVE_STATUSES, RESCHEDULABLE_FINAL_STATUSES, type JobStatus } from '../../../shared/job/status.ts';
-import { planStatusReport } from '../status-plan.ts';
+import { foldStatusChange, planStatusReport, type StatusRowChange } from '../status-plan.ts';
 import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
 import type { JobCommand, OutputTail } from '../../../shared/protocol/messages.ts';
 import type {
@@ -33,6 +33,7 @@ import type {
   ShareUsage,
   StoredSetting,
   ReportingPilot,
+  KeyedStatusReport,
 } from '../job-store.ts';
 import { assertReportingPilot, MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
@@ -146,7 +147,10 @@ export class SqliteJobStore implements JobStore {
          FROM jobs WHERE id = ?`,
       ),
       history: db.prepare('SELECT * FROM job_history WHERE job_id = ? ORDER BY id'),
-      hasReport: db.prepare('SELECT 1 FROM job_history WHERE job_id = ? AND report_key = ?').pluck(),
+      insertHistoryOnce: db.prepare(`
+        INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied, report_key)
+        VALUES (@jobId, @attempt, @at, @status, @minorStatus, @applicationStatus, @source, @applied, @reportKey)
+        ON CONFLICT (job_id, report_key) WHERE report_key IS NOT NULL DO NOTHING`),
       // The claim itself: the TQ's next job (highest priority, then oldest; one seek of jobs_waiting)
       // becomes Matched, which also takes it out of jobs_waiting; a paused TQ gives none (checked in the
       // same statement, so a pause made by another replica holds before this one's index hears of it).
@@ -228,13 +232,12 @@ export class SqliteJobStore implements JobStore {
       touchSandbox: db.prepare('UPDATE sandboxes SET last_access_at = ? WHERE sha256 = ?'),
       linkSandbox: db.prepare('INSERT OR IGNORE INTO job_sandboxes (sha256, job_id) VALUES (?, ?)'),
       sandboxBytesOfVo: db.prepare('SELECT coalesce(sum(size_bytes), 0) FROM sandboxes WHERE vo = ?').pluck(),
+      // One StatusRowChange (status-plan.ts): the fold of one or several applied reports.
       applyStatus: db.prepare(`
         UPDATE jobs SET status = @status, minor_status = @minorStatus, application_status = @applicationStatus,
           exit_code = coalesce(@exitCode, exit_code), output_sandbox = coalesce(@outputSandbox, output_sandbox),
-          started_at = CASE WHEN @status = 'Running' THEN coalesce(started_at, @at) ELSE started_at END,
-          ended_at = CASE WHEN @isFinal THEN coalesce(ended_at, @at) ELSE ended_at END,
-          heartbeat_at = CASE WHEN @fromPilot THEN @at ELSE heartbeat_at END,
-          last_update_at = @at
+          started_at = coalesce(started_at, @startedAt), ended_at = coalesce(ended_at, @endedAt),
+          heartbeat_at = coalesce(@heartbeatAt, heartbeat_at), last_update_at = @at
         WHERE id = @jobId`),
     };
   }
@@ -479,61 +482,74 @@ export class SqliteJobStore implements JobStore {
     reportKey?: string,
     heldBy?: ReportingPilot,
   ): Promise<StatusOutcome> {
-    return this.#writes.write(() => this.#reportStatusSync(jobId, attempt, report, reportKey, heldBy));
+    const outcomes = await this.reportStatuses(jobId, attempt, [{ report, reportKey }], heldBy);
+    return outcomes[0] as StatusOutcome;
   }
 
-  #reportStatusSync(
+  async reportStatuses(
     jobId: number,
     attempt: number,
-    report: JobStatusReport,
-    reportKey?: string,
+    reports: readonly KeyedStatusReport[],
     heldBy?: ReportingPilot,
-  ): StatusOutcome {
+  ): Promise<StatusOutcome[]> {
+    return this.#writes.write(() => this.#reportStatusesSync(jobId, attempt, reports, heldBy));
+  }
+
+  #reportOneSync(jobId: number, attempt: number, report: JobStatusReport): StatusOutcome {
+    return this.#reportStatusesSync(jobId, attempt, [{ report }])[0] as StatusOutcome;
+  }
+
+  /** One read of the row, a history row per report, and at most one update of the row for them all. */
+  #reportStatusesSync(
+    jobId: number,
+    attempt: number,
+    reports: readonly KeyedStatusReport[],
+    heldBy?: ReportingPilot,
+  ): StatusOutcome[] {
     const sql = this.#sql;
     const row = sql.statusRow.get(jobId) as StatusRow | undefined;
     if (!row) throw new PilothouseError('JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
     assertReportingPilot(jobId, row, heldBy);
-    const current = row.status as JobStatus;
     if (row.attempt !== attempt) {
       throw new PilothouseError('ATTEMPT_MISMATCH', `job ${jobId} is at attempt ${row.attempt}, not ${attempt}`, {
         jobId,
         attempt: row.attempt,
       });
     }
-    if (reportKey !== undefined && sql.hasReport.get(jobId, reportKey) !== undefined) {
-      return { applied: false, status: current, duplicate: true };
+    let current = {
+      status: row.status as JobStatus,
+      minorStatus: row.minor_status,
+      applicationStatus: row.application_status,
+    };
+    let change: StatusRowChange | null = null;
+    const outcomes: StatusOutcome[] = [];
+    for (const { report, reportKey } of reports) {
+      const plan = planStatusReport(current, report);
+      // A report whose key is recorded already is a replay: the unique key index refuses its row.
+      const recorded = sql.insertHistoryOnce.run({
+        jobId,
+        attempt,
+        at: report.at,
+        status: plan.next,
+        minorStatus: plan.minorStatus,
+        applicationStatus: plan.applicationStatus,
+        source: plan.source,
+        applied: plan.applied ? 1 : 0,
+        reportKey: reportKey ?? null,
+      }).changes;
+      if (recorded === 0 || !plan.applied) {
+        outcomes.push({ applied: false, status: current.status, duplicate: recorded === 0 });
+        continue;
+      }
+      // Leaving Waiting takes the job out of jobs_waiting (the update below); its TQ counts one less.
+      if (plan.leavesWaiting && row.task_queue_id !== null) sql.countWaiting.run(-1, row.task_queue_id);
+      if (plan.releasesSite && row.site !== null) sql.activityReleased.run(row.site, row.job_type);
+      change = foldStatusChange(change, plan, report);
+      current = { status: plan.next, minorStatus: plan.minorStatus, applicationStatus: plan.applicationStatus };
+      outcomes.push({ applied: true, status: plan.next, duplicate: false });
     }
-    const plan = planStatusReport(
-      { status: current, minorStatus: row.minor_status, applicationStatus: row.application_status },
-      report,
-    );
-    sql.insertHistory.run({
-      jobId,
-      attempt,
-      at: report.at,
-      status: plan.next,
-      minorStatus: plan.minorStatus,
-      applicationStatus: plan.applicationStatus,
-      source: plan.source,
-      applied: plan.applied ? 1 : 0,
-      reportKey: reportKey ?? null,
-    });
-    if (!plan.applied) return { applied: false, status: current, duplicate: false };
-    // Leaving Waiting takes the job out of jobs_waiting (applyStatus below); its TQ counts one less.
-    if (plan.leavesWaiting && row.task_queue_id !== null) sql.countWaiting.run(-1, row.task_queue_id);
-    if (plan.releasesSite && row.site !== null) sql.activityReleased.run(row.site, row.job_type);
-    sql.applyStatus.run({
-      jobId,
-      status: plan.next,
-      minorStatus: plan.minorStatus,
-      applicationStatus: plan.applicationStatus,
-      exitCode: report.exitCode ?? null,
-      outputSandbox: report.outputSandbox ?? null,
-      at: report.at,
-      isFinal: plan.isFinal ? 1 : 0,
-      fromPilot: plan.fromPilot ? 1 : 0,
-    });
-    return { applied: true, status: plan.next, duplicate: false };
+    if (change !== null) sql.applyStatus.run({ jobId, ...change });
+    return outcomes;
   }
 
   async killJob(jobId: number, at: string, source: string): Promise<StatusOutcome & { commandQueued: boolean }> {
@@ -541,7 +557,7 @@ export class SqliteJobStore implements JobStore {
       const row = this.#sql.getJob.get(jobId) as JobRow | undefined;
       if (!row) throw new PilothouseError('JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
       const held = ACTIVE_STATUSES.has(row.status as JobStatus);
-      const outcome = this.#reportStatusSync(jobId, row.attempt, {
+      const outcome = this.#reportOneSync(jobId, row.attempt, {
         status: 'Killed',
         minorStatus: 'Marked for termination',
         at,
@@ -569,7 +585,7 @@ export class SqliteJobStore implements JobStore {
         Pick<JobRow, 'status' | 'minor_status'> | undefined;
       // A heartbeat brings a Stalled job of this attempt back to Running (DIRAC does the same).
       if (row?.status === 'Stalled') {
-        this.#reportStatusSync(jobId, attempt, {
+        this.#reportOneSync(jobId, attempt, {
           status: 'Running',
           minorStatus: row.minor_status,
           at,
@@ -650,7 +666,7 @@ export class SqliteJobStore implements JobStore {
       // Whatever still runs this attempt is told to stop; the command is fenced by the attempt.
       if (held) sql.insertCommand.run(jobId, attempt, 'kill', request.at);
       if (lastAttempt) {
-        this.#reportStatusSync(jobId, attempt, {
+        this.#reportOneSync(jobId, attempt, {
           status: 'Failed',
           minorStatus: `${request.reason}; maximum of reschedulings reached`,
           at: request.at,
