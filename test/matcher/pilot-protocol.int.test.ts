@@ -159,9 +159,9 @@ describe('pilot protocol', () => {
     const body = (await m.api('GET', `/api/jobs/${jobId}`)).body;
     assert.deepEqual([body.status, body.exitCode, body.startedAt, body.endedAt], ['Done', 0, at(10), at(30)]);
     const history = () =>
-      m.api('GET', `/api/jobs/${jobId}`).then((r) =>
-        r.body.history.slice(3).map((h: { status: string; at: string }) => `${h.status} ${h.at}`),
-      );
+      m
+        .api('GET', `/api/jobs/${jobId}`)
+        .then((r) => r.body.history.slice(3).map((h: { status: string; at: string }) => `${h.status} ${h.at}`));
     const expected = [`Running ${at(10)}`, `Completing ${at(20)}`, `Done ${at(30)}`];
     assert.deepEqual((await history()).slice(1), expected);
     assert.equal((await m.api('GET', `/api/jobs/${jobId}/logs`)).body.outputTail.stdout, 'hello\n');

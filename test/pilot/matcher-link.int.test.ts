@@ -169,10 +169,7 @@ test("a short job's reports wait for each other and leave in one frame; a final 
   assert.equal(matcher.frames.filter((f) => f.type === 'job.status').length, 0);
   link.report({ jobId: 5, attempt: 2, at: at(4), status: 'Done', minorStatus: 'Execution Complete', exitCode: 0 });
   const [first, session] = await frame;
-  assert.deepEqual(
-    [first.jobId, first.attempt, first.status, first.exitCode, first.at],
-    [5, 2, 'Done', 0, at(4)],
-  );
+  assert.deepEqual([first.jobId, first.attempt, first.status, first.exitCode, first.at], [5, 2, 'Done', 0, at(4)]);
   assert.deepEqual(first.earlier, [
     { at: at(1), status: 'Running', minorStatus: 'Job Initialization' },
     { at: at(3), minorStatus: 'Application' },
