@@ -18,7 +18,6 @@ import type { JobStore, SiteMaskEntry } from '../store/job-store.ts';
 import { FairShare } from './fair-share.ts';
 import { groupsScope, ownersScope, parseScope, SharedUsage } from './shared-usage.ts';
 import {
-  fitScore,
   fits,
   fitsPlacement,
   fitsResources,
@@ -33,6 +32,8 @@ import type { DemandQueue } from '../../shared/protocol/site-director.ts';
 import { queueDemand, slotOffer, type QueueDemand } from './demand.ts';
 import type { SchedulingPolicy } from './scheduling-policy.ts';
 import { TaskQueueIndex, type IndexedTaskQueue } from './task-queue-index.ts';
+import { CandidateBuckets } from './candidate-buckets.ts';
+import { chooseLinear, keysOldestFirst, type RankingRules } from './ranking.ts';
 
 export interface TaskQueueStanding {
   boost: number;
@@ -64,6 +65,12 @@ export interface ParkedOffer {
 /** Offer shapes remembered at once (pilots × sites × tag sets); the cache starts over beyond that. */
 const MAX_CACHED_PLACEMENTS = 4096;
 
+/**
+ * From this many TQs in a VO's scan list on, offers are ranked from per-shape buckets
+ * (candidate-buckets.ts) instead of by reading every fitting TQ.
+ */
+export const DEFAULT_BUCKETS_FROM_TQS = 2000;
+
 /** Only these job types reach a banned site (DIRAC: the mask forces JobType=Test). */
 export const JOB_TYPES_AT_BANNED_SITES: ReadonlySet<string> = new Set(['Test']);
 
@@ -92,6 +99,14 @@ export class MatchService {
     { epoch: number; seen: number; maskVersion: number; tqs: IndexedTaskQueue[] }
   >();
   #maskVersion = 0;
+  readonly #buckets = new CandidateBuckets();
+  readonly #bucketsFromTqs: number;
+  readonly #rules: RankingRules = {
+    jobTypeRank: (jobType) => this.#policy.jobTypeRank(jobType),
+    jobSharing: (group) => this.#policy.jobSharing(group),
+    groupShares: (vo) => this.#shares(this.#groupShares, vo),
+    ownerShares: (vo, group) => this.#shares(this.#ownerShares, `${vo}\u0000${group}`),
+  };
   #waking: Promise<void> | null = null;
   #wakeAgain = false;
   /** TQs changed since the last wake pass ('all': consider every TQ). */
@@ -106,7 +121,11 @@ export class MatchService {
     sharedStore?: boolean;
     /** Told how each match attempt ended and how long it took, in seconds (for /metrics). */
     onMatchTried?: (matched: boolean, seconds: number) => void;
+    /** See DEFAULT_BUCKETS_FROM_TQS (0: always). */
+    bucketsFromTqs?: number;
   }) {
+    this.#bucketsFromTqs = deps.bucketsFromTqs ?? DEFAULT_BUCKETS_FROM_TQS;
+    this.index.watch((tq) => this.#buckets.changed(tq));
     this.#onMatchTried = deps.onMatchTried ?? (() => {});
     this.#store = deps.store;
     this.#clock = deps.clock;
@@ -122,6 +141,7 @@ export class MatchService {
   /** A new policy (published here or by another replica) applies from the next offer on. */
   setPolicy(policy: SchedulingPolicy): void {
     this.#policy = policy;
+    this.#buckets.clear(); // the job-type ranks the buckets were ranked with may have changed
   }
 
   /** Loads (or re-reads) TQs and the site mask from the store: at start, then periodically. */
@@ -222,68 +242,64 @@ export class MatchService {
 
   async #findMatch(offer: Offer, pilotId: string): Promise<Match | null> {
     const view = viewOffer(offer);
-    let candidates = this.candidates(offer, view);
+    // TQs the store could not serve this offer from, and job types over a limit at its site.
+    const tried = new Set<number>();
+    const limitedTypes = new Set<string>();
+    if (this.index.scanList(view.vo).tqs.length >= this.#bucketsFromTqs) {
+      for (;;) {
+        const list = this.index.scanList(view.vo);
+        const shape = this.#buckets.shapeFor(
+          offer,
+          view,
+          list,
+          this.#rules,
+          (tq) => this.#passesMask(tq, view),
+          this.#maskVersion,
+        );
+        const tq = this.#buckets.choose(shape, this.#rules);
+        if (tq === null) return null;
+        // A TQ chosen again after its claim failed (the index still lists it), or a limit reached:
+        // the linear ranking below, which can leave them out, finishes this offer.
+        if (tried.has(tq.id)) break;
+        const outcome = await this.#claim(tq, view, pilotId);
+        if ('job' in outcome) return outcome;
+        tried.add(tq.id);
+        if (outcome.limited) {
+          limitedTypes.add(tq.requirements.jobType);
+          break;
+        }
+      }
+    }
+    const excluded = (tq: IndexedTaskQueue): boolean => tried.has(tq.id) || limitedTypes.has(tq.requirements.jobType);
+    let candidates = this.candidates(offer, view).filter((tq) => !excluded(tq));
     while (candidates.length > 0) {
-      const tq = this.#choose(candidates, view);
-      const limit = this.#policy.limitFor(view.site, tq.requirements.jobType);
-      const result = await this.#store.claimFromTaskQueue(tq.id, {
-        pilotId,
-        site: view.site,
-        ce: view.ce,
-        at: isoNow(this.#clock),
-        jobType: tq.requirements.jobType,
-        maxRunning: limit.maxRunning,
-        matchingDelaySec: limit.matchingDelaySec,
-      });
-      this.index.applyStats(result.taskQueue);
-      if (result.job) {
-        const given = grant(tq.requirements, view);
-        this.#charge(tq, given.cores);
-        return { job: result.job, grant: given };
-      }
-      if (result.reason === 'empty' || result.reason === 'paused') {
-        candidates = candidates.filter((c) => c !== tq);
-      } else {
-        // The limit is per (site, job type): no TQ of this type can be served at this site now.
-        const jobType = tq.requirements.jobType;
-        candidates = candidates.filter((c) => c.requirements.jobType !== jobType);
-      }
+      const tq = chooseLinear(candidates, view, this.#rules);
+      const outcome = await this.#claim(tq, view, pilotId);
+      if ('job' in outcome) return outcome;
+      // The limit is per (site, job type): no TQ of this type can be served at this site now.
+      const jobType = tq.requirements.jobType;
+      candidates = candidates.filter((c) => c !== tq && !(outcome.limited && c.requirements.jobType === jobType));
     }
     return null;
   }
 
-  #choose(candidates: readonly IndexedTaskQueue[], view: OfferView): IndexedTaskQueue {
-    const policy = this.#policy;
-    let topBoost = -Infinity;
-    for (const tq of candidates) topBoost = Math.max(topBoost, tq.boost);
-    let pool = candidates.filter((tq) => tq.boost === topBoost);
-    let topRank = -Infinity;
-    for (const tq of pool) topRank = Math.max(topRank, policy.jobTypeRank(tq.requirements.jobType));
-    pool = pool.filter((tq) => policy.jobTypeRank(tq.requirements.jobType) === topRank);
-    const vo = view.vo;
-    const group = this.#shares(this.#groupShares, vo).pick(keysOldestFirst(pool, (tq) => tq.group)) as string;
-    pool = pool.filter((tq) => tq.group === group);
-    if (!policy.jobSharing(group)) {
-      const owners = keysOldestFirst(pool, (tq) => tq.owner);
-      const owner = this.#shares(this.#ownerShares, `${vo}\u0000${group}`).pick(owners) as string;
-      pool = pool.filter((tq) => tq.owner === owner);
-    }
-    let best = pool[0] as IndexedTaskQueue;
-    let bestScore = fitScore(best.requirements, view);
-    for (let i = 1; i < pool.length; i += 1) {
-      const tq = pool[i] as IndexedTaskQueue;
-      if (tq.topPriority < best.topPriority) continue;
-      const score = fitScore(tq.requirements, view);
-      const better =
-        tq.topPriority - best.topPriority ||
-        score - bestScore ||
-        (best.nextJobId ?? Infinity) - (tq.nextJobId ?? Infinity);
-      if (better > 0) {
-        best = tq;
-        bestScore = score;
-      }
-    }
-    return best;
+  /** Claims the TQ's next job for the offer; `limited` when a running limit or matching delay refused it. */
+  async #claim(tq: IndexedTaskQueue, view: OfferView, pilotId: string): Promise<Match | { limited: boolean }> {
+    const limit = this.#policy.limitFor(view.site, tq.requirements.jobType);
+    const result = await this.#store.claimFromTaskQueue(tq.id, {
+      pilotId,
+      site: view.site,
+      ce: view.ce,
+      at: isoNow(this.#clock),
+      jobType: tq.requirements.jobType,
+      maxRunning: limit.maxRunning,
+      matchingDelaySec: limit.matchingDelaySec,
+    });
+    this.index.applyStats(result.taskQueue);
+    if (!result.job) return { limited: result.reason !== 'empty' && result.reason !== 'paused' };
+    const given = grant(tq.requirements, view);
+    this.#charge(tq, given.cores);
+    return { job: result.job, grant: given };
   }
 
   /**
@@ -440,20 +456,4 @@ export class MatchService {
       this.#logger.error({ err: error }, 'waking parked offers failed');
     }
   }
-}
-
-/** The distinct keys of the TQs, ordered by their oldest waiting job (FIFO tie-break for fair share). */
-function keysOldestFirst(tqs: readonly IndexedTaskQueue[], keyOf: (tq: IndexedTaskQueue) => string): string[] {
-  const first = tqs[0];
-  if (first === undefined) return [];
-  const firstKey = keyOf(first);
-  if (tqs.every((tq) => keyOf(tq) === firstKey)) return [firstKey]; // the common case: nothing to order
-  const oldest = new Map<string, number>();
-  for (const tq of tqs) {
-    const key = keyOf(tq);
-    const id = tq.nextJobId ?? Infinity;
-    const known = oldest.get(key);
-    if (known === undefined || id < known) oldest.set(key, id);
-  }
-  return [...oldest.keys()].sort((a, b) => (oldest.get(a) as number) - (oldest.get(b) as number));
 }

@@ -55,6 +55,12 @@ export class TaskQueueIndex {
   readonly #scanLists = new Map<string, VoList>();
   #touchedDuringLoad: Set<number> | null = null;
   #epochs = 0;
+  #onChange: (tq: IndexedTaskQueue) => void = () => {};
+
+  /** Told each time a known TQ's figures (waiting jobs, next job, priority, boost, pause) are set. */
+  watch(onChange: (tq: IndexedTaskQueue) => void): void {
+    this.#onChange = onChange;
+  }
 
   /**
    * Reads every TQ with waiting jobs from the store, a page at a time with a turn of the event loop
@@ -118,6 +124,7 @@ export class TaskQueueIndex {
     tq.topPriority = stats.topPriority;
     tq.nextJobId = stats.nextJobId;
     if (stats.paused !== undefined) tq.paused = stats.paused;
+    this.#onChange(tq);
     const listed = tq.waitingJobs > 0 && !tq.paused;
     if (wasListed !== listed) {
       this.#dirty = true;

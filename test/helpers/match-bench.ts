@@ -17,7 +17,12 @@ export interface MatchRig {
   close(): Promise<void>;
 }
 
-export async function matchRig(policy: RawSchedulingPolicy = {}, clockMs?: () => number): Promise<MatchRig> {
+/** `bucketsFromTqs`: from how many TQs offers are ranked from buckets (0: always; Infinity: never). */
+export async function matchRig(
+  policy: RawSchedulingPolicy = {},
+  clockMs?: () => number,
+  options: { bucketsFromTqs?: number } = {},
+): Promise<MatchRig> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-match-'));
   const store = openSqliteJobStore({ path: path.join(dir, 'jobs.sqlite') });
   const compiled = compileSchedulingPolicy(policy);
@@ -26,6 +31,7 @@ export async function matchRig(policy: RawSchedulingPolicy = {}, clockMs?: () =>
     clock: { nowMs: clockMs ?? (() => Date.now()) },
     logger: silentLogger(),
     policy: compiled,
+    ...(options.bucketsFromTqs !== undefined && { bucketsFromTqs: options.bucketsFromTqs }),
   });
   await service.refresh();
   return {
