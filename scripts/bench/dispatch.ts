@@ -268,7 +268,7 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
     '',
     `Whole-life ratio per round: ${ratios.map((r) => fmt(r, 2)).join(', ')} (median **${fmt(median(ratios), 2)}**); drain ratio per round: ${drainRatios.map((r) => fmt(r, 2)).join(', ')}.`,
     '',
-    'Pilothouse keeps for each job what BullMQ does not: the match against the pilot (task queues, shares, limits), a fenced attempt, a status history row per report, and an ack after each report is stored. Each simulated pilot reports Running and Done (a real pilot also reports Running at the start of the payload and Completing while it uploads output: four reports).',
+    'Pilothouse keeps for each job what BullMQ does not: the match against the pilot (task queues, shares, limits), a fenced attempt, a status history row per report, and an ack after each report is stored. Each simulated pilot sends Running and Done in one frame, as the pilot does for a job that ends within its report coalescing window (`--report-coalesce-ms`, 500 ms by default); the matcher still applies them as two state-machine steps with a history row each, in one write.',
   ].join('\n');
 }
 
