@@ -190,7 +190,11 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
       async () => names.every((name) => existsSync(path.join(dir, `${name}.start`))),
       'four jobs running at once',
     );
-    for (const id of ids) assert.equal((await getJob(id)).status, 'Running');
+    // Running reaches the matcher within the pilot's report coalescing window (500 ms by default).
+    await waitFor(
+      async () => (await Promise.all(ids.map(getJob))).every((job) => job.status === 'Running'),
+      'four jobs Running in the matcher',
+    );
 
     // Heartbeats carry tree CPU/RSS, wall clock and disk; the pilot record gets the node's load.
     const usage = await waitFor(async () => {
@@ -220,8 +224,7 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
     mark = pilot.log().length;
     await release(dir, 'b');
     await waitFor(async () => existsSync(path.join(dir, 'wide.start')), 'the 2-core job to start');
-    const wideJob = await getJob(wide as number);
-    assert.equal(wideJob.status, 'Running');
+    await waitFor(async () => (await getJob(wide as number)).status === 'Running', 'the 2-core job Running');
     assert.ok(
       (await stamp(dir, 'wide.start')) > (await stamp(dir, 'b.end')),
       'the 2-core job started after the second core was freed',

@@ -64,9 +64,12 @@ async function scriptedMatcher(job: ReturnType<typeof matchedJob>): Promise<{ ma
   return { matcher, base };
 }
 
+/** Every report the frames carried, in order (a frame's `earlier` reports come before its own). */
 function statusTrail(frames: PilotMessage[]): string[] {
   return frames.flatMap((frame) =>
-    frame.type === 'job.status' ? [`${frame.status ?? ''}/${frame.minorStatus ?? ''}`] : [],
+    frame.type === 'job.status'
+      ? [...(frame.earlier ?? []), frame].map((report) => `${report.status ?? ''}/${report.minorStatus ?? ''}`)
+      : [],
   );
 }
 
@@ -241,7 +244,7 @@ test('bundle: SIGTERM drains (the running job finishes), a second SIGTERM kills 
     );
     const application = new Promise<void>((resolve) => {
       matcher.on('frame', (frame) => {
-        if (frame.type === 'job.status' && frame.minorStatus === 'Application') resolve();
+        if (frame.type === 'job.status' && statusTrail([frame]).includes('Running/Application')) resolve();
       });
     });
     const child = spawn(
