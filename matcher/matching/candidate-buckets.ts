@@ -192,23 +192,22 @@ function shapeKey(offer: Offer): string {
 }
 
 function refreshGroup(group: GroupLevel): Standing | null {
-  if (group.dirty) {
-    let standing: Standing | null = null;
-    for (const owner of group.owners.values()) standing = merge(standing, refreshOwner(owner));
-    group.standing = standing;
-    group.dirty = false;
-  }
-  return group.standing;
+  return refreshFrom(group, group.owners.values(), refreshOwner);
 }
 
 function refreshOwner(owner: OwnerLevel): Standing | null {
-  if (owner.dirty) {
+  return refreshFrom(owner, owner.buckets.values(), refreshBucket);
+}
+
+/** A level's standing, recomputed from its children's when it is marked. */
+function refreshFrom<T>(level: Level, children: Iterable<T>, standingOf: (child: T) => Standing | null) {
+  if (level.dirty) {
     let standing: Standing | null = null;
-    for (const bucket of owner.buckets.values()) standing = merge(standing, refreshBucket(bucket));
-    owner.standing = standing;
-    owner.dirty = false;
+    for (const child of children) standing = merge(standing, standingOf(child));
+    level.standing = standing;
+    level.dirty = false;
   }
-  return owner.standing;
+  return level.standing;
 }
 
 function refreshBucket(bucket: Bucket): Standing | null {
