@@ -218,62 +218,38 @@ export function compilePilotConfig(
     ce: raw.ce === undefined ? null : parseName('--ce', raw.ce),
     queue: raw.queue === undefined ? null : parseName('--queue', raw.queue),
     workdir: path.resolve(cwd, nonEmpty('--workdir', raw.workdir ?? DEFAULT_WORKDIR)),
-    coresLimit: raw.cores === undefined ? null : parseInteger('--cores', raw.cores, 1, 100_000),
-    memoryMBLimit: raw.memoryMb === undefined ? null : parseInteger('--memory-mb', raw.memoryMb, 1, 1 << 30),
-    wallTimeSec:
-      raw.wallTimeSec === undefined ? null : parseInteger('--wall-time-sec', raw.wallTimeSec, 1, 10 * 365 * 86_400),
+    coresLimit: integerOr('--cores', raw.cores, null, 1, 100_000),
+    memoryMBLimit: integerOr('--memory-mb', raw.memoryMb, null, 1, 1 << 30),
+    wallTimeSec: integerOr('--wall-time-sec', raw.wallTimeSec, null, 1, 10 * 365 * 86_400),
     tags: parseTags(raw.tags),
     requiredTags: parseTags(raw.requiredTags, '--required-tags'),
     platform: raw.platform === undefined ? null : parsePlatformOption(raw.platform),
-    gpus: raw.gpus === undefined ? null : parseInteger('--gpus', raw.gpus, 0, 64),
-    diskMBLimit: raw.diskMb === undefined ? null : parseInteger('--disk-mb', raw.diskMb, 0, 1 << 40),
+    gpus: integerOr('--gpus', raw.gpus, null, 0, 64),
+    diskMBLimit: integerOr('--disk-mb', raw.diskMb, null, 0, 1 << 40),
     wholeNode: raw.wholeNode === true,
     cpuPower: raw.cpuPower === undefined ? null : parsePositive('--cpu-power', raw.cpuPower),
     cpuPowerCacheMs:
-      1000 *
-      (raw.cpuPowerCacheSec === undefined
-        ? DEFAULT_CPU_POWER_CACHE_SEC
-        : parseInteger('--cpu-power-cache-sec', raw.cpuPowerCacheSec, 0, 30 * 86_400)),
-    reportCoalesceMs:
-      raw.reportCoalesceMs === undefined
-        ? DEFAULT_REPORT_COALESCE_MS
-        : parseInteger('--report-coalesce-ms', raw.reportCoalesceMs, 0, 60_000),
+      1000 * integerOr('--cpu-power-cache-sec', raw.cpuPowerCacheSec, DEFAULT_CPU_POWER_CACHE_SEC, 0, 30 * 86_400),
+    reportCoalesceMs: integerOr('--report-coalesce-ms', raw.reportCoalesceMs, DEFAULT_REPORT_COALESCE_MS, 0, 60_000),
     cpuPowerCacheFile: path.join(os.tmpdir(), `pilothouse-cpu-power-${process.getuid?.() ?? 'user'}.json`),
     drainFile: parseDrainFile(raw.drainFile, cwd),
     drainFilePollMs: DEFAULT_DRAIN_FILE_POLL_MS,
-    drainGraceMs:
-      1000 *
-      (raw.drainGraceSec === undefined
-        ? DEFAULT_DRAIN_GRACE_SEC
-        : parseInteger('--drain-grace-sec', raw.drainGraceSec, 0, 30 * 86_400)),
+    drainGraceMs: 1000 * integerOr('--drain-grace-sec', raw.drainGraceSec, DEFAULT_DRAIN_GRACE_SEC, 0, 30 * 86_400),
     stallTimeoutMs:
-      1000 *
-      (raw.stallTimeoutSec === undefined
-        ? DEFAULT_STALL_TIMEOUT_SEC
-        : parseInteger('--stall-timeout-sec', raw.stallTimeoutSec, 0, 30 * 86_400)),
+      1000 * integerOr('--stall-timeout-sec', raw.stallTimeoutSec, DEFAULT_STALL_TIMEOUT_SEC, 0, 30 * 86_400),
     stallMinCpuRatio:
       (raw.stallMinCpuPercent === undefined
         ? DEFAULT_STALL_MIN_CPU_PERCENT
         : parsePercent('--stall-min-cpu-percent', raw.stallMinCpuPercent)) / 100,
     memoryLimitPolicy: parseChoice('--memory-limit-policy', raw.memoryLimitPolicy ?? 'kill', MEMORY_LIMIT_POLICIES),
-    minFreeDiskMB:
-      raw.minDiskFreeMb === undefined
-        ? DEFAULT_MIN_FREE_DISK_MB
-        : parseInteger('--min-disk-free-mb', raw.minDiskFreeMb, 0, 1 << 30),
+    minFreeDiskMB: integerOr('--min-disk-free-mb', raw.minDiskFreeMb, DEFAULT_MIN_FREE_DISK_MB, 0, 1 << 30),
     watchdogIntervalMs:
-      1000 *
-      (raw.watchdogIntervalSec === undefined
-        ? DEFAULT_WATCHDOG_INTERVAL_SEC
-        : parseInteger('--watchdog-interval-sec', raw.watchdogIntervalSec, 1, 3600)),
+      1000 * integerOr('--watchdog-interval-sec', raw.watchdogIntervalSec, DEFAULT_WATCHDOG_INTERVAL_SEC, 1, 3600),
     diskCheckIntervalMs: DEFAULT_DISK_CHECK_INTERVAL_MS,
     timeLeftRefreshMs: DEFAULT_TIME_LEFT_REFRESH_MS,
     slotEndMarginMs: DEFAULT_SLOT_END_MARGIN_MS,
     transferRetryWindowMs: DEFAULT_TRANSFER_RETRY_WINDOW_MS,
-    idleTimeoutMs:
-      1000 *
-      (raw.idleTimeoutSec === undefined
-        ? DEFAULT_IDLE_TIMEOUT_SEC
-        : parseInteger('--idle-timeout-sec', raw.idleTimeoutSec, 0, 30 * 86_400)),
+    idleTimeoutMs: 1000 * integerOr('--idle-timeout-sec', raw.idleTimeoutSec, DEFAULT_IDLE_TIMEOUT_SEC, 0, 30 * 86_400),
     keepWorkdirs: raw.keepWorkdirs === true,
     isolation: parseChoice('--isolation', raw.isolation ?? 'auto', ISOLATION_CHOICES),
     isolationReadOnlyPaths: parseAbsolutePaths('--isolation-ro-paths', raw.isolationRoPaths),
@@ -400,6 +376,17 @@ function parseName(field: string, value: string): string {
 function nonEmpty(field: string, value: string): string {
   if (value.trim() === '') throw invalid(field, 'must not be empty');
   return value;
+}
+
+/** An option's whole number, or `fallback` when the option was not given. */
+function integerOr<T extends number | null>(
+  field: string,
+  value: string | undefined,
+  fallback: T,
+  min: number,
+  max: number,
+): number | T {
+  return value === undefined ? fallback : parseInteger(field, value, min, max);
 }
 
 function parseInteger(field: string, value: string, min: number, max: number): number {
