@@ -147,8 +147,6 @@ const MAX_LOG_BATCH_BYTES = 256 * 1024;
 
 interface OutboxEntry {
   body: JobStatusBody;
-  /** In a frame sent on the current connection (waiting for its ack). */
-  sent: boolean;
   refusals: number;
   /** When the matcher first refused it (retryable), per `now()`; null while never refused. */
   firstRefusedMs: number | null;
@@ -240,7 +238,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   }
 
   report(body: JobStatusBody): void {
-    const entry: OutboxEntry = { body, sent: false, refusals: 0, firstRefusedMs: null };
+    const entry: OutboxEntry = { body, refusals: 0, firstRefusedMs: null };
     this.#outbox.push(entry);
     this.#logger.debug({ ...body, pending: this.#outbox.length, connected: this.#welcomed }, 'report queued');
     if (!this.#welcomed) return;
@@ -383,7 +381,6 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
       this.#socket = null;
       this.#welcomed = false;
       this.#inflight.clear();
-      for (const entry of this.#outbox) entry.sent = false; // replayed on the next connection
       this.#logInflight = null; // its lines are still queued: they go again on the next connection
       this.#logAcked?.();
       this.#clearTimers();
@@ -578,7 +575,8 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     if (this.#reportTimer !== null) clearTimeout(this.#reportTimer);
     this.#reportTimer = null;
     if (!this.#welcomed) return;
-    const queued = this.#outbox.filter((entry) => !entry.sent);
+    const inFlight = new Set([...this.#inflight.values()].flat());
+    const queued = this.#outbox.filter((entry) => !inFlight.has(entry));
     for (const frame of groupReportsIntoFrames(queued, MAX_REPORT_FRAME_CHARS)) this.#sendReportFrame(frame);
   }
 
@@ -586,9 +584,9 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     const ref = this.#nextRef++;
     const latest = (entries.at(-1) as OutboxEntry).body;
     const earlier = entries.slice(0, -1).map(({ body: { jobId: _jobId, attempt: _attempt, ...fields } }) => fields);
-    if (!this.#sendNow({ type: 'job.status', ref, ...latest, ...(earlier.length > 0 && { earlier }) })) return;
-    for (const entry of entries) entry.sent = true;
-    this.#inflight.set(ref, entries);
+    if (this.#sendNow({ type: 'job.status', ref, ...latest, ...(earlier.length > 0 && { earlier }) })) {
+      this.#inflight.set(ref, entries);
+    }
   }
 
   #sendNow(body: PilotMessageBody, beforeWelcome = false): boolean {

@@ -136,9 +136,12 @@ export class SqliteJobStore implements JobStore {
                           submitted_at, last_update_at, job_group)
         VALUES (@vo, @grp, @owner, @name, @jobType, @priority, @description, @tqId, 'Waiting', 'Pilot Agent Submission',
                 @at, @at, @jobGroup)`),
+      // A row whose report key is recorded already (a replayed report) is refused by the key's index:
+      // `changes` is then 0. Rows without a key always go in.
       insertHistory: db.prepare(`
         INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied, report_key)
-        VALUES (@jobId, @attempt, @at, @status, @minorStatus, @applicationStatus, @source, @applied, @reportKey)`),
+        VALUES (@jobId, @attempt, @at, @status, @minorStatus, @applicationStatus, @source, @applied, @reportKey)
+        ON CONFLICT (job_id, report_key) WHERE report_key IS NOT NULL DO NOTHING`),
       countWaiting: db.prepare('UPDATE task_queues SET waiting_jobs = waiting_jobs + ? WHERE id = ?'),
       getJob: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       // What a status report needs of its job, without the description (the widest column).
@@ -147,10 +150,6 @@ export class SqliteJobStore implements JobStore {
          FROM jobs WHERE id = ?`,
       ),
       history: db.prepare('SELECT * FROM job_history WHERE job_id = ? ORDER BY id'),
-      insertHistoryOnce: db.prepare(`
-        INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied, report_key)
-        VALUES (@jobId, @attempt, @at, @status, @minorStatus, @applicationStatus, @source, @applied, @reportKey)
-        ON CONFLICT (job_id, report_key) WHERE report_key IS NOT NULL DO NOTHING`),
       // The claim itself: the TQ's next job (highest priority, then oldest; one seek of jobs_waiting)
       // becomes Matched, which also takes it out of jobs_waiting; a paused TQ gives none (checked in the
       // same statement, so a pause made by another replica holds before this one's index hears of it).
@@ -525,8 +524,8 @@ export class SqliteJobStore implements JobStore {
     const outcomes: StatusOutcome[] = [];
     for (const { report, reportKey } of reports) {
       const plan = planStatusReport(current, report);
-      // A report whose key is recorded already is a replay: the unique key index refuses its row.
-      const recorded = sql.insertHistoryOnce.run({
+      // A report whose key is recorded already is a replay: its row is refused.
+      const recorded = sql.insertHistory.run({
         jobId,
         attempt,
         at: report.at,
