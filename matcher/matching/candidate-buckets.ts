@@ -10,13 +10,13 @@
  * `chooseLinear` (ranking.ts) chooses from the same TQs; test/matcher/candidate-buckets.test.ts
  * checks the two side by side on random populations.
  */
-import { fitScore, fitsPlacement, fitsResources, placementKey, type Offer, type OfferView } from './fit.ts';
+import { fitScore, fitsResources, placementKey, type Offer, type OfferView } from './fit.ts';
 import { isBetter, type RankingRules } from './ranking.ts';
-import type { IndexedTaskQueue, ScanList } from './task-queue-index.ts';
+import type { IndexedTaskQueue } from './task-queue-index.ts';
 
 interface Entry {
   tq: IndexedTaskQueue;
-  /** Its place in the VO's scan list: the order the linear choice meets it in. */
+  /** Its place in the placed list: the order the linear choice meets it in. */
   pos: number;
   /** fitScore against this shape (constant: the shape fixes every resource the score reads). */
   score: number;
@@ -57,9 +57,9 @@ interface GroupLevel extends Level {
 
 interface Shape {
   alive: boolean;
-  epoch: number;
+  /** The placed list this shape follows (a new list means the placement was recomputed). */
+  placed: readonly IndexedTaskQueue[];
   seen: number;
-  maskVersion: number;
   view: OfferView;
   groups: Map<string, GroupLevel>;
 }
@@ -75,30 +75,24 @@ export class CandidateBuckets {
   #entries = 0;
 
   /**
-   * The shape of this offer, following the VO's scan list: TQs appended since are checked and added.
-   * `passesMask` is the site mask's verdict; `maskVersion` changes when the mask does.
+   * The shape of this offer, following `placed` — the TQs that pass the offer's placement checks and
+   * the site mask, an append-only list (MatchService's placement cache): TQs appended since are
+   * checked against the offer's resources and added; a different list starts the shape afresh.
    */
-  shapeFor(
-    offer: Offer,
-    view: OfferView,
-    list: ScanList,
-    rules: RankingRules,
-    passesMask: (tq: IndexedTaskQueue) => boolean,
-    maskVersion: number,
-  ): Shape {
+  shapeFor(offer: Offer, view: OfferView, placed: readonly IndexedTaskQueue[], rules: RankingRules): Shape {
     const key = shapeKey(offer);
     let shape = this.#shapes.get(key);
-    if (!shape || shape.epoch !== list.epoch || shape.maskVersion !== maskVersion) {
+    if (!shape || shape.placed !== placed) {
       if (shape) shape.alive = false;
       if (this.#shapes.size >= MAX_SHAPES || this.#entries >= MAX_ENTRIES) this.clear();
-      shape = { alive: true, epoch: list.epoch, seen: 0, maskVersion, view, groups: new Map() };
+      shape = { alive: true, placed, seen: 0, view, groups: new Map() };
       this.#shapes.set(key, shape);
     }
-    for (; shape.seen < list.tqs.length; shape.seen += 1) {
-      const tq = list.tqs[shape.seen] as IndexedTaskQueue;
-      const req = tq.requirements;
-      if (!passesMask(tq) || !fitsPlacement(req, view) || !fitsResources(req, view)) continue;
-      this.#add(shape, { tq, pos: shape.seen, score: fitScore(req, shape.view) }, rules);
+    for (; shape.seen < placed.length; shape.seen += 1) {
+      const tq = placed[shape.seen] as IndexedTaskQueue;
+      if (fitsResources(tq.requirements, view)) {
+        this.#add(shape, { tq, pos: shape.seen, score: fitScore(tq.requirements, shape.view) }, rules);
+      }
     }
     return shape;
   }
@@ -184,7 +178,7 @@ export class CandidateBuckets {
   }
 }
 
-/** Everything fitsPlacement, fitsResources and fitScore read of an offer, as one string. */
+/** Everything the placement, fitsResources and fitScore read of an offer, as one string. */
 function shapeKey(offer: Offer): string {
   const r = offer.resources;
   const resources = [r.cores, r.memoryMB, r.wallTimeSec, r.diskMB ?? null, r.cpuPower ?? null, r.wholeNode ?? false];

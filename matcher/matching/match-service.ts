@@ -247,15 +247,7 @@ export class MatchService {
     const limitedTypes = new Set<string>();
     if (this.index.scanList(view.vo).tqs.length >= this.#bucketsFromTqs) {
       for (;;) {
-        const list = this.index.scanList(view.vo);
-        const shape = this.#buckets.shapeFor(
-          offer,
-          view,
-          list,
-          this.#rules,
-          (tq) => this.#passesMask(tq, view),
-          this.#maskVersion,
-        );
+        const shape = this.#buckets.shapeFor(offer, view, this.#placedFor(offer, view), this.#rules);
         const tq = this.#buckets.choose(shape, this.#rules);
         if (tq === null) return null;
         // A TQ chosen again after its claim failed (the index still lists it), or a limit reached:

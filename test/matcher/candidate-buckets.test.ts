@@ -7,11 +7,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TaskQueueIndex, type IndexedTaskQueue } from '../../matcher/matching/task-queue-index.ts';
+import { TaskQueueIndex, type IndexedTaskQueue, type ScanList } from '../../matcher/matching/task-queue-index.ts';
 import { CandidateBuckets } from '../../matcher/matching/candidate-buckets.ts';
 import { chooseLinear, type RankingRules } from '../../matcher/matching/ranking.ts';
 import { FairShare } from '../../matcher/matching/fair-share.ts';
-import { fits, viewOffer, type Offer } from '../../matcher/matching/fit.ts';
+import {
+  fits,
+  fitsPlacement,
+  placementKey,
+  viewOffer,
+  type Offer,
+  type OfferView,
+} from '../../matcher/matching/fit.ts';
 import type { TaskQueueView } from '../../matcher/store/job-store.ts';
 import type { TaskQueueRequirements } from '../../matcher/matching/task-queue-key.ts';
 
@@ -110,6 +117,7 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
     const buckets = new CandidateBuckets();
     index.watch((tq) => buckets.changed(tq));
     const bucketRules = rulesWith();
+    const placed = placedLists();
     const linearRules = rulesWith();
     let nextJob = 1;
     let nextTq = 1;
@@ -147,7 +155,7 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
         const view = viewOffer(offer);
         const list = index.scanList('vo');
         const candidates = list.tqs.filter((tq) => tq.waitingJobs > 0 && !tq.paused && fits(tq.requirements, view));
-        const shape = buckets.shapeFor(offer, view, list, bucketRules, () => true, 0);
+        const shape = buckets.shapeFor(offer, view, placed.for(offer, view, list), bucketRules);
         const chosen = buckets.choose(shape, bucketRules);
         if (candidates.length === 0) {
           assert.equal(chosen, null, `step ${step}: nothing fits`);
@@ -195,7 +203,8 @@ test('after one claim, a choice among thousands of fitting TQs reads only the bu
   }
   const offer = OFFERS[0] as Offer;
   const view = viewOffer(offer);
-  const shape = buckets.shapeFor(offer, view, index.scanList('vo'), rules, () => true, 0);
+  // Every TQ here passes the placement checks: the scan list itself is the placed list.
+  const shape = buckets.shapeFor(offer, view, index.scanList('vo').tqs, rules);
   assert.ok(buckets.choose(shape, rules));
   // Count what the next choice reads: every TQ's waitingJobs is a getter now.
   let reads = 0;
@@ -214,15 +223,30 @@ test('after one claim, a choice among thousands of fitting TQs reads only the bu
   const claimed = index.get(1234) as IndexedTaskQueue;
   index.applyStats({ id: claimed.id, waitingJobs: 2, topPriority: 0, nextJobId: 12_341 });
   reads = 0;
-  assert.ok(
-    buckets.choose(
-      buckets.shapeFor(offer, view, index.scanList('vo'), rules, () => true, 0),
-      rules,
-    ),
-  );
+  assert.ok(buckets.choose(buckets.shapeFor(offer, view, index.scanList('vo').tqs, rules), rules));
   // One bucket (one owner's TQs of one job type: about 25 here) is read again, not the 5,000.
   assert.ok(reads > 0 && reads <= 60, `the choice read ${reads} TQs' waiting jobs`);
 });
+
+/**
+ * Per placement key, the scan list's TQs that pass the placement checks, appended to as the list
+ * grows and started afresh when it is rebuilt: what MatchService gives the buckets.
+ */
+function placedLists() {
+  const lists = new Map<string, { epoch: number; seen: number; tqs: IndexedTaskQueue[] }>();
+  return {
+    for(offer: Offer, view: OfferView, list: ScanList): readonly IndexedTaskQueue[] {
+      const key = placementKey(offer);
+      let placed = lists.get(key);
+      if (!placed || placed.epoch !== list.epoch) lists.set(key, (placed = { epoch: list.epoch, seen: 0, tqs: [] }));
+      for (; placed.seen < list.tqs.length; placed.seen += 1) {
+        const tq = list.tqs[placed.seen] as IndexedTaskQueue;
+        if (fitsPlacement(tq.requirements, view)) placed.tqs.push(tq);
+      }
+      return placed.tqs;
+    },
+  };
+}
 
 function viewOf(tq: IndexedTaskQueue): TaskQueueView {
   return {
