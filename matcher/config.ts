@@ -2,6 +2,11 @@
  * Matcher options: raw values (flags, environment) are compiled once into MatcherConfig, with
  * defaults filled in and units in the names. Nothing else in the matcher reads process.env.
  */
+import {
+  DEFAULT_SCHEDULE_MIN_INTERVAL_SEC,
+  DEFAULT_SCHEDULE_POLL_MS,
+  DEFAULT_SCHEDULE_WINDOW_SEC,
+} from './schedules/schedule-runner.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -80,6 +85,10 @@ export interface RawMatcherConfig extends RawLimits, RawRetentionOptions {
   faultSweepIntervalSec?: number | undefined;
   /** Holds before a rescheduled job waits again, by reschedule count, e.g. "60,180,300,600" (the last repeats). */
   rescheduleDelaysSec?: string | undefined;
+  /** Schedules firing more often than this are refused (default 60). */
+  scheduleMinIntervalSec?: number | undefined;
+  /** How late a schedule's slot may still fire; older ones are missed (default 60). */
+  scheduleWindowSec?: number | undefined;
 }
 
 export interface TlsMaterial {
@@ -128,6 +137,8 @@ export interface MatcherConfig {
   pilotBundlePath: string | null;
   /** On stop, how long requests and pilot frames already received may take to finish. */
   shutdownGraceMs: number;
+  /** Recurring jobs (see ScheduleRunner). */
+  schedules: { minIntervalSec: number; windowMs: number; pollMs: number };
 }
 
 /**
@@ -200,7 +211,28 @@ export function compileMatcherConfig(raw: RawMatcherConfig): MatcherConfig {
     exchangeFailureWindowMs: DEFAULT_EXCHANGE_FAILURE_WINDOW_MS,
     pilotBundlePath: compilePilotBundle(raw.pilotBundle),
     shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+    schedules: compileSchedules(raw),
   };
+}
+
+function compileSchedules(raw: RawMatcherConfig): MatcherConfig['schedules'] {
+  const minIntervalSec = raw.scheduleMinIntervalSec ?? DEFAULT_SCHEDULE_MIN_INTERVAL_SEC;
+  if (!Number.isInteger(minIntervalSec) || minIntervalSec < 1) {
+    throw new PilothouseError(
+      'CONFIG_INVALID',
+      '--schedule-min-interval-sec must be a whole number of seconds, at least 1',
+      {
+        field: 'scheduleMinIntervalSec',
+      },
+    );
+  }
+  const windowSec = raw.scheduleWindowSec ?? DEFAULT_SCHEDULE_WINDOW_SEC;
+  if (!(windowSec >= 0)) {
+    throw new PilothouseError('CONFIG_INVALID', '--schedule-window-sec must be 0 or more', {
+      field: 'scheduleWindowSec',
+    });
+  }
+  return { minIntervalSec, windowMs: Math.round(windowSec * 1000), pollMs: DEFAULT_SCHEDULE_POLL_MS };
 }
 
 function compilePilotBundle(file: string | undefined): string | null {

@@ -29,6 +29,9 @@ import { authRoutes } from './http/routes/auth.ts';
 import type { RouteDeps } from './http/routes/context.ts';
 import { jobReportRoutes } from './http/routes/job-reports.ts';
 import { jobRoutes } from './http/routes/jobs.ts';
+import { scheduleRoutes } from './http/routes/schedules.ts';
+import { ScheduleRunner } from './schedules/schedule-runner.ts';
+import { taskQueueDefinition } from './matching/task-queue-key.ts';
 import { jobOperationRoutes } from './http/routes/job-operations.ts';
 import { jobPriorityRoutes } from './http/routes/job-priority.ts';
 import { jobSearchRoutes } from './http/routes/job-search.ts';
@@ -202,6 +205,22 @@ async function startOnStores(
     logger: logger.child({ module: 'cluster' }),
   });
   if (seeded === 'published') cluster.policyChanged();
+  const scheduleRunner = new ScheduleRunner({
+    store,
+    clock,
+    logger: logger.child({ module: 'schedules' }),
+    windowMs: config.schedules.windowMs,
+    pollMs: config.schedules.pollMs,
+    jobsOf: (schedule, slotAt) =>
+      schedule.jobs.map((description) => ({
+        ownership: { vo: schedule.vo, group: schedule.group, owner: schedule.owner },
+        description,
+        taskQueue: taskQueueDefinition(schedule, description, matchService.policy.jobSharing(schedule.group)),
+        schedule: { id: schedule.id, slotAt },
+      })),
+    onJobsWaiting: (taskQueueIds) => void cluster.jobsWaiting(taskQueueIds),
+    onKillQueued: (pilotId, jobId, attempt) => cluster.commandsQueued(pilotId, jobId, attempt),
+  });
   const routeDeps: RouteDeps = {
     cluster,
     store,
@@ -227,6 +246,7 @@ async function startOnStores(
     metrics,
     login,
     stopping: () => shuttingDown,
+    schedules: { minIntervalSec: config.schedules.minIntervalSec, poke: () => scheduleRunner.poke() },
   };
   metrics.attachSources({
     jobCounts: () => store.summarizeJobs({}, ['status', 'vo']),
@@ -258,6 +278,7 @@ async function startOnStores(
     ...matchingRoutes(routeDeps),
     ...policyRoutes(routeDeps),
     ...taskQueueRoutes(routeDeps),
+    ...scheduleRoutes(routeDeps),
     ...apiDocsRoutes(() => router.routes()),
   ])
     router.add(route);
@@ -455,6 +476,7 @@ async function startOnStores(
   };
   const retentionTimer = setInterval(() => void sweepRetention(), config.retention.sweepIntervalMs);
   retentionTimer.unref();
+  scheduleRunner.start();
 
   let stopping: Promise<void> | null = null;
   return {
@@ -480,6 +502,7 @@ async function startOnStores(
         clearInterval(sweepTimer);
         clearInterval(retentionTimer);
         clearInterval(presenceTimer);
+        await scheduleRunner.stop();
         await maintaining;
         await sweeping;
         clearInterval(refreshTimer);

@@ -115,6 +115,21 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'no task queue with this id',
   },
+  SCHEDULE_NOT_FOUND: {
+    httpStatus: 404,
+    retryable: false,
+    summary: 'no schedule with this id (or not visible to the caller)',
+  },
+  CRON_INVALID: {
+    httpStatus: 400,
+    retryable: false,
+    summary: 'the cron expression or the time zone of a schedule cannot be used (the field is named)',
+  },
+  SCHEDULE_TOO_FREQUENT: {
+    httpStatus: 400,
+    retryable: false,
+    summary: "the schedule would fire more often than the matcher's minimum interval allows",
+  },
   POLICY_CONFLICT: {
     httpStatus: 409,
     retryable: false,

@@ -95,6 +95,16 @@ export function serverCommand(): Command {
       "a pilot's log is dropped once its latest line is this old; 'never' keeps them (default 30)",
     )
     .option('--retention-sweep-interval-sec <n>', 'how often the purges above run (default 3600)', parseFloat)
+    .option(
+      '--schedule-min-interval-sec <n>',
+      'recurring schedules that would fire more often than once per this many seconds are refused (default 60)',
+      Number,
+    )
+    .option(
+      '--schedule-window-sec <n>',
+      "how late a schedule's slot may still fire, after a restart say; an older slot is missed and the schedule's catch-up policy decides (default 60)",
+      parseFloat,
+    )
     .option('--pilot-bundle <file>', 'the pilot bundle served to pilot wrappers (default: dist/pilot.mjs)')
     .option(
       '--policy <file>',
@@ -131,6 +141,8 @@ export function serverCommand(): Command {
         purgeUnusedSandboxesAfterDays?: string;
         purgePilotLogsAfterDays?: string;
         retentionSweepIntervalSec?: number;
+        scheduleMinIntervalSec?: number;
+        scheduleWindowSec?: number;
         policy?: string;
         pilotBundle?: string;
         logLevel: string;

@@ -5,6 +5,7 @@
  * backend is synchronous, so callers do not depend on which one they have.
  */
 import { PilothouseError } from '../../shared/errors.ts';
+import type { ScheduleStore } from './schedule-store.ts';
 import type { JobDescription } from '../../shared/job/description.ts';
 import type { JobHistoryEntry, JobOwnership, JobStatusReport, JobView } from '../../shared/job/model.ts';
 import type { JobStatus } from '../../shared/job/status.ts';
@@ -17,6 +18,8 @@ export interface NewJob {
   ownership: JobOwnership;
   description: JobDescription;
   taskQueue: TaskQueueDefinition;
+  /** Set on a run of a recurring schedule: which schedule, and the slot the run stands for. */
+  schedule?: { id: number; slotAt: string } | undefined;
 }
 
 export interface TaskQueueView extends JobOwnership {
@@ -249,6 +252,8 @@ export interface JobStore {
   readonly appliesWritesInOrder: boolean;
   /** Pausing and boosting task queues, the user priority of jobs (queue-administration.ts). */
   readonly queueAdmin: QueueAdministration;
+  /** Recurring jobs (schedule-store.ts): their runs' jobs are stored with this store's. */
+  readonly schedules: ScheduleStore;
   /** Stores jobs with their history (Received → Checking → Waiting) and files them into TQs; all or nothing. */
   submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult>;
   getJob(id: number): Promise<JobView | null>;

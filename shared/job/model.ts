@@ -46,6 +46,9 @@ export interface JobView extends JobOwnership {
   heartbeatAt: string | null;
   outputSandbox: string | null;
   description: JobDescription;
+  /** A run of a recurring schedule: its id and the slot the run stands for (absent otherwise). */
+  scheduleId?: number;
+  scheduleSlot?: string;
 }
 
 export interface JobWithHistory extends JobView {

@@ -59,6 +59,8 @@ export interface RouteDeps {
   login: LoginDeps;
   /** True once the matcher is stopping (then /readyz answers 503). */
   stopping(): boolean;
+  /** Recurring jobs: the shortest interval allowed, and the runner to wake when one is made or resumed. */
+  schedules: { minIntervalSec: number; poke(): void };
 }
 
 export function parseId(raw: string | undefined, field: string): number {

@@ -69,17 +69,8 @@ export function jobRoutes(deps: RouteDeps): Route[] {
         } else {
           throw new PilothouseError('UNSUPPORTED_MEDIA_TYPE', 'jobs are submitted as application/json or text/x-jdl');
         }
-        const bulk = descriptions.length > 1;
         const ownership = { vo: caller.vo, group: caller.group, owner: caller.subject };
-        for (const [index, description] of descriptions.entries()) {
-          for (const [i, ref] of description.inputSandbox.entries()) {
-            const sandbox = await deps.store.getSandbox(ref.slice('sha256:'.length));
-            if (!sandbox || sandbox.vo !== caller.vo) {
-              const field = `${bulk ? `[${index}].` : ''}inputSandbox[${i}]`;
-              throw new PilothouseError('VALIDATION_FAILED', `input sandbox ${ref} was never uploaded`, { field });
-            }
-          }
-        }
+        await assertInputSandboxesUploaded(deps, caller, descriptions);
         const jobs: NewJob[] = descriptions.map((description) => ({
           ownership,
           description,
@@ -140,13 +131,32 @@ export function jobRoutes(deps: RouteDeps): Route[] {
   ];
 }
 
-const JDL_CONTENT = /^(text|application)\/(x-)?jdl\b/i;
+/** Every input sandbox the descriptions name was uploaded in the caller's VO (else VALIDATION_FAILED naming it). */
+export async function assertInputSandboxesUploaded(
+  deps: RouteDeps,
+  caller: Principal,
+  descriptions: JobDescription[],
+  fieldPrefix = '',
+): Promise<void> {
+  const bulk = descriptions.length > 1;
+  for (const [index, description] of descriptions.entries()) {
+    for (const [i, ref] of description.inputSandbox.entries()) {
+      const sandbox = await deps.store.getSandbox(ref.slice('sha256:'.length));
+      if (!sandbox || sandbox.vo !== caller.vo) {
+        const field = `${fieldPrefix}${bulk ? `[${index}].` : ''}inputSandbox[${i}]`;
+        throw new PilothouseError('VALIDATION_FAILED', `input sandbox ${ref} was never uploaded`, { field });
+      }
+    }
+  }
+}
+
+export const JDL_CONTENT = /^(text|application)\/(x-)?jdl\b/i;
 
 /**
  * A JDL in a JSON body: `{jdl, inputSandbox?}`. `inputSandbox` names the uploaded sandboxes that hold
  * the JDL's local input files (packed by the client), added to every job it expands to.
  */
-const jdlEnvelopeSchema = z.strictObject({
+export const jdlEnvelopeSchema = z.strictObject({
   jdl: z.string().min(1),
   inputSandbox: z
     .array(z.string().regex(/^sha256:[0-9a-f]{64}$/))
@@ -159,7 +169,7 @@ const jdlEnvelopeSchema = z.strictObject({
  * Local files in its InputSandbox must come packed and uploaded (`packedInputFiles`): the matcher
  * cannot read the client's files (`pilothouse submit job.jdl` packs and uploads them).
  */
-function descriptionsOfJdl(
+export function descriptionsOfJdl(
   text: string,
   maxJobs: number,
   packedInputFiles?: string[],

@@ -228,4 +228,53 @@ export const PG_JOB_MIGRATIONS: readonly PgMigration[] = [
     name: 'jobs by last update: the change feed of the live web monitor reads what changed since a time',
     sql: `CREATE INDEX jobs_by_last_update ON jobs (last_update_at, id);`,
   },
+  {
+    version: 10,
+    name: 'recurring jobs: schedules, what each slot became, and the runs their jobs belong to',
+    sql: `
+      CREATE TABLE schedules (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        vo TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        name TEXT,
+        cron TEXT NOT NULL,
+        time_zone TEXT NOT NULL,
+        overlap TEXT NOT NULL,
+        catch_up TEXT NOT NULL,
+        start_at TEXT,
+        end_at TEXT,
+        max_runs INTEGER,
+        runs INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        next_fire_at TEXT,
+        last_slot_at TEXT,
+        jobs TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE state = 'active';
+      CREATE INDEX schedules_by_owner ON schedules (vo, owner);
+      CREATE TABLE schedule_runs (
+        schedule_id BIGINT NOT NULL,
+        slot_at TEXT NOT NULL,
+        fired_at TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        missed_slots INTEGER NOT NULL DEFAULT 0,
+        job_ids TEXT NOT NULL,
+        replaced_job_ids TEXT NOT NULL,
+        PRIMARY KEY (schedule_id, slot_at)
+      );
+      CREATE TABLE schedule_sandboxes (
+        sha256 TEXT NOT NULL,
+        schedule_id BIGINT NOT NULL,
+        PRIMARY KEY (sha256, schedule_id)
+      );
+      ALTER TABLE jobs ADD COLUMN schedule_id BIGINT;
+      ALTER TABLE jobs ADD COLUMN schedule_slot TEXT;
+      CREATE INDEX jobs_by_schedule ON jobs (schedule_id, status) WHERE schedule_id IS NOT NULL;
+    `,
+  },
 ];

@@ -46,6 +46,7 @@ import { assertReportingPilot, MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from 
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { PAUSED_MINOR_STATUS } from '../queue-administration.ts';
+import { PgScheduleStore } from './pg-schedule-store.ts';
 import { PgQueueAdmin } from './pg-queue-admin.ts';
 import {
   historyFromRow,
@@ -136,115 +137,122 @@ export class PgJobStore implements JobStore {
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
   readonly queueAdmin: PgQueueAdmin;
+  readonly schedules: PgScheduleStore;
 
   /** `ownsPool`: close() ends the pool (false when the matcher's stores share one). */
   constructor(pool: pg.Pool, options: { ownsPool?: boolean } = {}) {
     this.#pool = pool;
     this.queueAdmin = new PgQueueAdmin(pool);
+    this.schedules = new PgScheduleStore(pool, (client, jobs, at) => this.#insertJobs(client, jobs, at));
     this.#ownsPool = options.ownsPool ?? true;
   }
 
   async submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult> {
     if (jobs.length === 0) return { jobIds: [], taskQueueIds: [] };
-    return withTransaction(this.#pool, async (client) => {
-      // Each input sandbox is marked used first: the row lock keeps a concurrent purge off it, and a
-      // purge that got there first makes the submission fail whole.
-      for (const sha256 of inputSandboxesOf(jobs)) {
-        const touched = await client.query('UPDATE sandboxes SET last_access_at = $1 WHERE sha256 = $2', [at, sha256]);
-        if (touched.rowCount === 0) throw sandboxGone(sha256);
-      }
-      const tqIds = new Map<string, number>();
-      const pausedTqs = new Set<number>();
-      for (const job of jobs) {
-        const tq = job.taskQueue;
-        if (tqIds.has(tq.key)) continue;
-        // Another replica may create the same task queue at the same moment: the key decides.
-        await client.query(
-          `INSERT INTO task_queues (tq_key, vo, grp, owner, requirements, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (tq_key) DO NOTHING`,
-          [tq.key, tq.vo, tq.group, tq.owner, JSON.stringify(tq.requirements), at],
-        );
-        const found = await client.query<{ id: number; paused: boolean }>(
-          'SELECT id, paused_at IS NOT NULL AS paused FROM task_queues WHERE tq_key = $1',
-          [tq.key],
-        );
-        tqIds.set(tq.key, found.rows[0]?.id as number);
-        if (found.rows[0]?.paused) pausedTqs.add(found.rows[0].id);
-      }
-      // Ids first (one sequence call for the batch), so that history rows can name their job.
-      const ids = (
-        await client.query<{ id: number }>(
-          `SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id FROM generate_series(1, $1)`,
-          [jobs.length],
-        )
-      ).rows.map((row) => row.id);
-      const column = <T>(pick: (job: NewJob, index: number) => T): T[] => jobs.map(pick);
+    return withTransaction(this.#pool, (client) => this.#insertJobs(client, jobs, at));
+  }
+
+  /** Stores jobs inside the caller's transaction (a submission, or a schedule's run). */
+  async #insertJobs(client: pg.PoolClient, jobs: NewJob[], at: string): Promise<SubmitResult> {
+    // Each input sandbox is marked used first: the row lock keeps a concurrent purge off it, and a
+    // purge that got there first makes the submission fail whole.
+    for (const sha256 of inputSandboxesOf(jobs)) {
+      const touched = await client.query('UPDATE sandboxes SET last_access_at = $1 WHERE sha256 = $2', [at, sha256]);
+      if (touched.rowCount === 0) throw sandboxGone(sha256);
+    }
+    const tqIds = new Map<string, number>();
+    const pausedTqs = new Set<number>();
+    for (const job of jobs) {
+      const tq = job.taskQueue;
+      if (tqIds.has(tq.key)) continue;
+      // Another replica may create the same task queue at the same moment: the key decides.
       await client.query(
-        `INSERT INTO jobs (id, vo, grp, owner, name, job_type, priority, description, task_queue_id, status, minor_status,
-                           submitted_at, last_update_at, job_group)
-         SELECT id, vo, grp, owner, name, job_type, priority, description, tq, 'Waiting', 'Pilot Agent Submission', $9, $9,
-                job_group
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[],
-                     $10::bigint[], $11::text[])
-              AS j(id, vo, grp, owner, name, job_type, priority, description, tq, job_group)`,
-        [
-          ids,
-          column((job) => job.ownership.vo),
-          column((job) => job.ownership.group),
-          column((job) => job.ownership.owner),
-          column((job) => job.description.name),
-          column((job) => job.description.jobType),
-          column((job) => job.description.priority),
-          column((job) => JSON.stringify(job.description)),
-          at,
-          column((job) => tqIds.get(job.taskQueue.key) as number),
-          column((job) => job.description.jobGroup ?? null),
-        ],
+        `INSERT INTO task_queues (tq_key, vo, grp, owner, requirements, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tq_key) DO NOTHING`,
+        [tq.key, tq.vo, tq.group, tq.owner, JSON.stringify(tq.requirements), at],
       );
-      const steps: [JobStatus, string, string][] = [
-        ['Received', 'Job accepted', 'JobManager'],
-        ['Checking', 'JobSanity', 'JobSanity'],
-        ['Waiting', 'Pilot Agent Submission', 'JobScheduling'],
-      ];
-      for (const [status, minorStatus, source] of steps) {
-        await client.query(
-          `INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied)
-           SELECT id, 1, $2, $3, $4, 'Unknown', $5, true FROM unnest($1::bigint[]) AS j(id) ORDER BY id`,
-          [ids, at, status, minorStatus, source],
-        );
-      }
-      // Jobs filed into a paused TQ wait with the minor status that says so, in their history too.
-      const pausedIds = ids.filter((_, index) => pausedTqs.has(tqIds.get(jobs[index]!.taskQueue.key) as number));
-      if (pausedIds.length > 0) {
-        await client.query('UPDATE jobs SET minor_status = $1 WHERE id = ANY($2::bigint[])', [
-          PAUSED_MINOR_STATUS,
-          pausedIds,
-        ]);
-        await client.query(
-          "UPDATE job_history SET minor_status = $1 WHERE job_id = ANY($2::bigint[]) AND status = 'Waiting'",
-          [PAUSED_MINOR_STATUS, pausedIds],
-        );
-      }
-      const links = jobs.flatMap((job, index) =>
-        job.description.inputSandbox.map((ref) => [ref.slice(SHA256_PREFIX.length), ids[index]] as const),
+      const found = await client.query<{ id: number; paused: boolean }>(
+        'SELECT id, paused_at IS NOT NULL AS paused FROM task_queues WHERE tq_key = $1',
+        [tq.key],
       );
-      if (links.length > 0) {
-        await client.query(
-          `INSERT INTO job_sandboxes (sha256, job_id) SELECT * FROM unnest($1::text[], $2::bigint[])
-           ON CONFLICT DO NOTHING`,
-          [links.map(([sha256]) => sha256), links.map(([, id]) => id)],
-        );
-      }
-      const perTq = new Map<number, number>();
-      for (const job of jobs) {
-        const id = tqIds.get(job.taskQueue.key) as number;
-        perTq.set(id, (perTq.get(id) ?? 0) + 1);
-      }
-      for (const [id, count] of perTq) {
-        await client.query('UPDATE task_queues SET waiting_jobs = waiting_jobs + $1 WHERE id = $2', [count, id]);
-      }
-      return { jobIds: ids, taskQueueIds: [...perTq.keys()] };
-    });
+      tqIds.set(tq.key, found.rows[0]?.id as number);
+      if (found.rows[0]?.paused) pausedTqs.add(found.rows[0].id);
+    }
+    // Ids first (one sequence call for the batch), so that history rows can name their job.
+    const ids = (
+      await client.query<{ id: number }>(
+        `SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id FROM generate_series(1, $1)`,
+        [jobs.length],
+      )
+    ).rows.map((row) => row.id);
+    const column = <T>(pick: (job: NewJob, index: number) => T): T[] => jobs.map(pick);
+    await client.query(
+      `INSERT INTO jobs (id, vo, grp, owner, name, job_type, priority, description, task_queue_id, status, minor_status,
+                         submitted_at, last_update_at, job_group, schedule_id, schedule_slot)
+       SELECT id, vo, grp, owner, name, job_type, priority, description, tq, 'Waiting', 'Pilot Agent Submission', $9, $9,
+              job_group, schedule_id, schedule_slot
+       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[],
+                   $10::bigint[], $11::text[], $12::bigint[], $13::text[])
+            AS j(id, vo, grp, owner, name, job_type, priority, description, tq, job_group, schedule_id, schedule_slot)`,
+      [
+        ids,
+        column((job) => job.ownership.vo),
+        column((job) => job.ownership.group),
+        column((job) => job.ownership.owner),
+        column((job) => job.description.name),
+        column((job) => job.description.jobType),
+        column((job) => job.description.priority),
+        column((job) => JSON.stringify(job.description)),
+        at,
+        column((job) => tqIds.get(job.taskQueue.key) as number),
+        column((job) => job.description.jobGroup ?? null),
+        column((job) => job.schedule?.id ?? null),
+        column((job) => job.schedule?.slotAt ?? null),
+      ],
+    );
+    const steps: [JobStatus, string, string][] = [
+      ['Received', 'Job accepted', 'JobManager'],
+      ['Checking', 'JobSanity', 'JobSanity'],
+      ['Waiting', 'Pilot Agent Submission', 'JobScheduling'],
+    ];
+    for (const [status, minorStatus, source] of steps) {
+      await client.query(
+        `INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied)
+         SELECT id, 1, $2, $3, $4, 'Unknown', $5, true FROM unnest($1::bigint[]) AS j(id) ORDER BY id`,
+        [ids, at, status, minorStatus, source],
+      );
+    }
+    // Jobs filed into a paused TQ wait with the minor status that says so, in their history too.
+    const pausedIds = ids.filter((_, index) => pausedTqs.has(tqIds.get(jobs[index]!.taskQueue.key) as number));
+    if (pausedIds.length > 0) {
+      await client.query('UPDATE jobs SET minor_status = $1 WHERE id = ANY($2::bigint[])', [
+        PAUSED_MINOR_STATUS,
+        pausedIds,
+      ]);
+      await client.query(
+        "UPDATE job_history SET minor_status = $1 WHERE job_id = ANY($2::bigint[]) AND status = 'Waiting'",
+        [PAUSED_MINOR_STATUS, pausedIds],
+      );
+    }
+    const links = jobs.flatMap((job, index) =>
+      job.description.inputSandbox.map((ref) => [ref.slice(SHA256_PREFIX.length), ids[index]] as const),
+    );
+    if (links.length > 0) {
+      await client.query(
+        `INSERT INTO job_sandboxes (sha256, job_id) SELECT * FROM unnest($1::text[], $2::bigint[])
+         ON CONFLICT DO NOTHING`,
+        [links.map(([sha256]) => sha256), links.map(([, id]) => id)],
+      );
+    }
+    const perTq = new Map<number, number>();
+    for (const job of jobs) {
+      const id = tqIds.get(job.taskQueue.key) as number;
+      perTq.set(id, (perTq.get(id) ?? 0) + 1);
+    }
+    for (const [id, count] of perTq) {
+      await client.query('UPDATE task_queues SET waiting_jobs = waiting_jobs + $1 WHERE id = $2', [count, id]);
+    }
+    return { jobIds: ids, taskQueueIds: [...perTq.keys()] };
   }
 
   async getJob(id: number): Promise<JobView | null> {
@@ -902,6 +910,7 @@ export class PgJobStore implements JobStore {
         `DELETE FROM sandboxes WHERE sha256 IN (
            SELECT s.sha256 FROM sandboxes s WHERE s.last_access_at < $1
              AND NOT EXISTS (SELECT 1 FROM job_sandboxes l WHERE l.sha256 = s.sha256)
+             AND NOT EXISTS (SELECT 1 FROM schedule_sandboxes k WHERE k.sha256 = s.sha256)
              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.output_sandbox = 'sha256:' || s.sha256)
            LIMIT $2 FOR UPDATE SKIP LOCKED)
            AND last_access_at < $1

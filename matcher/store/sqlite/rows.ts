@@ -29,6 +29,8 @@ export interface JobRow {
   heartbeat_at: string | null;
   output_sandbox: string | null;
   job_group: string | null;
+  schedule_id?: number | null;
+  schedule_slot?: string | null;
 }
 
 export function jobFromRow(row: JobRow): JobView {
@@ -57,6 +59,7 @@ export function jobFromRow(row: JobRow): JobView {
     heartbeatAt: row.heartbeat_at,
     outputSandbox: row.output_sandbox,
     description: JSON.parse(row.description) as JobView['description'],
+    ...(row.schedule_id != null && { scheduleId: Number(row.schedule_id), scheduleSlot: String(row.schedule_slot) }),
   };
 }
 

@@ -39,6 +39,7 @@ import { assertReportingPilot, MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from 
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { PAUSED_MINOR_STATUS } from '../queue-administration.ts';
+import { SqliteScheduleStore } from './sqlite-schedule-store.ts';
 import { SqliteQueueAdmin } from './sqlite-queue-admin.ts';
 import { applyMigrations, SQLITE_MIGRATIONS } from './migrations.ts';
 import { WriteBatcher } from './write-batcher.ts';
@@ -112,11 +113,13 @@ export class SqliteJobStore implements JobStore {
   readonly #sql;
   readonly #writes: WriteBatcher;
   readonly queueAdmin: SqliteQueueAdmin;
+  readonly schedules: SqliteScheduleStore;
 
   constructor(db: Database.Database, onCommit?: (seconds: number) => void) {
     this.#db = db;
     this.#writes = new WriteBatcher(db, onCommit);
     this.queueAdmin = new SqliteQueueAdmin(db, this.#writes);
+    this.schedules = new SqliteScheduleStore(db, this.#writes, (jobs, at) => this.#insertJobs(jobs, at));
     this.#sql = {
       findTq: db.prepare('SELECT id FROM task_queues WHERE tq_key = ?').pluck(),
       isPaused: db.prepare('SELECT paused_at IS NOT NULL FROM task_queues WHERE id = ?').pluck(),
@@ -133,9 +136,9 @@ export class SqliteJobStore implements JobStore {
       ),
       insertJob: db.prepare(`
         INSERT INTO jobs (vo, grp, owner, name, job_type, priority, description, task_queue_id, status, minor_status,
-                          submitted_at, last_update_at, job_group)
+                          submitted_at, last_update_at, job_group, schedule_id, schedule_slot)
         VALUES (@vo, @grp, @owner, @name, @jobType, @priority, @description, @tqId, 'Waiting', 'Pilot Agent Submission',
-                @at, @at, @jobGroup)`),
+                @at, @at, @jobGroup, @scheduleId, @scheduleSlot)`),
       // A row whose report key is recorded already (a replayed report) is refused by the key's index:
       // `changes` is then 0. Rows without a key always go in.
       insertHistory: db.prepare(`
@@ -242,67 +245,70 @@ export class SqliteJobStore implements JobStore {
   }
 
   async submitJobs(jobs: NewJob[], at: string): Promise<SubmitResult> {
+    return this.#db.transaction(() => this.#insertJobs(jobs, at)).immediate();
+  }
+
+  /** Stores jobs inside the caller's transaction (a submission, or a schedule's run). */
+  #insertJobs(jobs: NewJob[], at: string): SubmitResult {
     const sql = this.#sql;
-    return this.#db
-      .transaction((): SubmitResult => {
-        // Each input sandbox is marked used (a purge that got there first makes the submission fail whole).
-        for (const sha256 of inputSandboxesOf(jobs)) {
-          if (sql.touchSandbox.run(at, sha256).changes === 0) throw sandboxGone(sha256);
-        }
-        const tqIds = new Map<string, number>();
-        const ids: number[] = [];
-        for (const job of jobs) {
-          const tq = job.taskQueue;
-          let tqId = tqIds.get(tq.key) ?? (sql.findTq.get(tq.key) as number | undefined);
-          if (tqId === undefined) {
-            tqId = Number(
-              sql.insertTq.run(tq.key, tq.vo, tq.group, tq.owner, JSON.stringify(tq.requirements), at).lastInsertRowid,
-            );
-          }
-          tqIds.set(tq.key, tqId);
-          const jobId = Number(
-            sql.insertJob.run({
-              vo: job.ownership.vo,
-              grp: job.ownership.group,
-              owner: job.ownership.owner,
-              name: job.description.name,
-              jobType: job.description.jobType,
-              priority: job.description.priority,
-              description: JSON.stringify(job.description),
-              tqId,
-              at,
-              jobGroup: job.description.jobGroup ?? null,
-            }).lastInsertRowid,
-          );
-          for (const ref of job.description.inputSandbox) sql.linkSandbox.run(ref.slice(SHA256_PREFIX.length), jobId);
-          const history = (status: JobStatus, minorStatus: string, source: string): void => {
-            sql.insertHistory.run({
-              jobId,
-              attempt: 1,
-              at,
-              status,
-              minorStatus,
-              applicationStatus: 'Unknown',
-              source,
-              applied: 1,
-              reportKey: null,
-            });
-          };
-          history('Received', 'Job accepted', 'JobManager');
-          history('Checking', 'JobSanity', 'JobSanity');
-          history('Waiting', 'Pilot Agent Submission', 'JobScheduling');
-          sql.countWaiting.run(1, tqId);
-          ids.push(jobId);
-        }
-        const firstId = ids[0];
-        for (const tqId of new Set(tqIds.values())) {
-          if (firstId === undefined || sql.isPaused.get(tqId) !== 1) continue;
-          sql.markPausedHistory.run({ minorStatus: PAUSED_MINOR_STATUS, tqId, firstId });
-          sql.markPausedSubmissions.run({ minorStatus: PAUSED_MINOR_STATUS, tqId, firstId });
-        }
-        return { jobIds: ids, taskQueueIds: [...new Set(tqIds.values())] };
-      })
-      .immediate();
+    // Each input sandbox is marked used (a purge that got there first makes the submission fail whole).
+    for (const sha256 of inputSandboxesOf(jobs)) {
+      if (sql.touchSandbox.run(at, sha256).changes === 0) throw sandboxGone(sha256);
+    }
+    const tqIds = new Map<string, number>();
+    const ids: number[] = [];
+    for (const job of jobs) {
+      const tq = job.taskQueue;
+      let tqId = tqIds.get(tq.key) ?? (sql.findTq.get(tq.key) as number | undefined);
+      if (tqId === undefined) {
+        tqId = Number(
+          sql.insertTq.run(tq.key, tq.vo, tq.group, tq.owner, JSON.stringify(tq.requirements), at).lastInsertRowid,
+        );
+      }
+      tqIds.set(tq.key, tqId);
+      const jobId = Number(
+        sql.insertJob.run({
+          vo: job.ownership.vo,
+          grp: job.ownership.group,
+          owner: job.ownership.owner,
+          name: job.description.name,
+          jobType: job.description.jobType,
+          priority: job.description.priority,
+          description: JSON.stringify(job.description),
+          tqId,
+          at,
+          jobGroup: job.description.jobGroup ?? null,
+          scheduleId: job.schedule?.id ?? null,
+          scheduleSlot: job.schedule?.slotAt ?? null,
+        }).lastInsertRowid,
+      );
+      for (const ref of job.description.inputSandbox) sql.linkSandbox.run(ref.slice(SHA256_PREFIX.length), jobId);
+      const history = (status: JobStatus, minorStatus: string, source: string): void => {
+        sql.insertHistory.run({
+          jobId,
+          attempt: 1,
+          at,
+          status,
+          minorStatus,
+          applicationStatus: 'Unknown',
+          source,
+          applied: 1,
+          reportKey: null,
+        });
+      };
+      history('Received', 'Job accepted', 'JobManager');
+      history('Checking', 'JobSanity', 'JobSanity');
+      history('Waiting', 'Pilot Agent Submission', 'JobScheduling');
+      sql.countWaiting.run(1, tqId);
+      ids.push(jobId);
+    }
+    const firstId = ids[0];
+    for (const tqId of new Set(tqIds.values())) {
+      if (firstId === undefined || sql.isPaused.get(tqId) !== 1) continue;
+      sql.markPausedHistory.run({ minorStatus: PAUSED_MINOR_STATUS, tqId, firstId });
+      sql.markPausedSubmissions.run({ minorStatus: PAUSED_MINOR_STATUS, tqId, firstId });
+    }
+    return { jobIds: ids, taskQueueIds: [...new Set(tqIds.values())] };
   }
 
   async getJob(id: number): Promise<JobView | null> {
@@ -759,6 +765,7 @@ export class SqliteJobStore implements JobStore {
             `DELETE FROM sandboxes WHERE sha256 IN (
                SELECT s.sha256 FROM sandboxes s WHERE s.last_access_at < ?
                  AND NOT EXISTS (SELECT 1 FROM job_sandboxes l WHERE l.sha256 = s.sha256)
+                 AND NOT EXISTS (SELECT 1 FROM schedule_sandboxes k WHERE k.sha256 = s.sha256)
                  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.output_sandbox = 'sha256:' || s.sha256)
                LIMIT ?)
              RETURNING sha256`,

@@ -1,0 +1,258 @@
+/**
+ * Schedules on PostgreSQL, shared by every replica. `fireSlot` moves the schedule's next slot with an
+ * UPDATE that names the slot it expects: replicas racing for a slot queue on the row's lock, and under
+ * READ COMMITTED the later ones find the slot moved and write nothing. The run's jobs, its record and
+ * the move commit together; the primary key of schedule_runs backs this up.
+ */
+import type pg from 'pg';
+import { PilothouseError } from '../../../shared/errors.ts';
+import type { ScheduleRunView, ScheduleView } from '../../../shared/schedule/schedule.ts';
+import type { NewJob, SubmitResult } from '../job-store.ts';
+import {
+  FINAL_STATUSES_SQL,
+  type NewSchedule,
+  type ScheduleSelection,
+  type ScheduleStore,
+  type SlotDecision,
+  type SlotOutcome,
+} from '../schedule-store.ts';
+import { decideSlotRecord, runFromRow, scheduleFromRow, type RunRecord, type ScheduleRow } from '../schedule-rows.ts';
+import { run, withTransaction } from './pg-database.ts';
+
+const SHA256_PREFIX = 'sha256:';
+
+type InsertJobs = (client: pg.PoolClient, jobs: NewJob[], at: string) => Promise<SubmitResult>;
+
+const UNFINISHED_SQL = `SELECT id, status, attempt, pilot_id FROM jobs
+  WHERE schedule_id = $1 AND status NOT IN ${FINAL_STATUSES_SQL} ORDER BY id`;
+
+export class PgScheduleStore implements ScheduleStore {
+  readonly #pool: pg.Pool;
+  readonly #insertJobs: InsertJobs;
+
+  constructor(pool: pg.Pool, insertJobs: InsertJobs) {
+    this.#pool = pool;
+    this.#insertJobs = insertJobs;
+  }
+
+  async createSchedule(schedule: NewSchedule): Promise<ScheduleView> {
+    return withTransaction(this.#pool, async (client) => {
+      const inserted = await client.query<ScheduleRow>(
+        `INSERT INTO schedules (vo, grp, owner, name, cron, time_zone, overlap, catch_up, start_at, end_at, max_runs,
+                                state, next_fire_at, jobs, created_at, created_by, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15) RETURNING *`,
+        [
+          schedule.ownership.vo,
+          schedule.ownership.group,
+          schedule.ownership.owner,
+          schedule.name,
+          schedule.cron,
+          schedule.timeZone,
+          schedule.overlap,
+          schedule.catchUp,
+          schedule.startAt,
+          schedule.endAt,
+          schedule.maxRuns,
+          schedule.nextFireAt === null ? 'ended' : 'active',
+          schedule.nextFireAt,
+          JSON.stringify(schedule.jobs),
+          schedule.at,
+          schedule.by,
+        ],
+      );
+      const row = inserted.rows[0] as ScheduleRow;
+      const refs = [...new Set(schedule.jobs.flatMap((job) => job.inputSandbox))];
+      if (refs.length > 0) {
+        await client.query(
+          `INSERT INTO schedule_sandboxes (sha256, schedule_id) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING`,
+          [refs.map((ref) => ref.slice(SHA256_PREFIX.length)), row.id],
+        );
+      }
+      return scheduleFromRow(row);
+    });
+  }
+
+  async getSchedule(id: number): Promise<ScheduleView | null> {
+    const result = await run(() => this.#pool.query<ScheduleRow>('SELECT * FROM schedules WHERE id = $1', [id]));
+    const row = result.rows[0];
+    return row ? scheduleFromRow(row) : null;
+  }
+
+  async listSchedules(selection: ScheduleSelection, limit: number): Promise<ScheduleView[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const [column, value] of [
+      ['vo', selection.vo],
+      ['grp', selection.group],
+      ['owner', selection.owner],
+    ] as const) {
+      if (value === undefined) continue;
+      params.push(value);
+      where.push(`${column} = $${params.length}`);
+    }
+    params.push(limit);
+    const result = await run(() =>
+      this.#pool.query<ScheduleRow>(
+        `SELECT * FROM schedules ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY id DESC LIMIT $${params.length}`,
+        params,
+      ),
+    );
+    return result.rows.map(scheduleFromRow);
+  }
+
+  async setSchedulePaused(
+    id: number,
+    paused: boolean,
+    change: { at: string; by: string; nextFireAt: string | null },
+  ): Promise<ScheduleView | null> {
+    return withTransaction(this.#pool, async (client) => {
+      await client.query(
+        `UPDATE schedules SET state = $2, next_fire_at = $3, updated_at = $4 WHERE id = $1 AND state != 'ended'`,
+        [id, paused ? 'paused' : change.nextFireAt === null ? 'ended' : 'active', change.nextFireAt, change.at],
+      );
+      const row = (await client.query<ScheduleRow>('SELECT * FROM schedules WHERE id = $1', [id])).rows[0];
+      return row ? scheduleFromRow(row) : null;
+    });
+  }
+
+  async deleteSchedule(id: number): Promise<boolean> {
+    return withTransaction(this.#pool, async (client) => {
+      await client.query('DELETE FROM schedule_runs WHERE schedule_id = $1', [id]);
+      await client.query('DELETE FROM schedule_sandboxes WHERE schedule_id = $1', [id]);
+      return ((await client.query('DELETE FROM schedules WHERE id = $1', [id])).rowCount ?? 0) > 0;
+    });
+  }
+
+  async dueSchedules(at: string, limit: number): Promise<ScheduleView[]> {
+    const result = await run(() =>
+      this.#pool.query<ScheduleRow>(
+        `SELECT * FROM schedules WHERE state = 'active' AND next_fire_at <= $1 ORDER BY next_fire_at, id LIMIT $2`,
+        [at, limit],
+      ),
+    );
+    return result.rows.map(scheduleFromRow);
+  }
+
+  async earliestNextFire(): Promise<string | null> {
+    const result = await run(() =>
+      this.#pool.query<{ at: string | null }>(
+        `SELECT min(next_fire_at) AS at FROM schedules WHERE state = 'active' AND next_fire_at IS NOT NULL`,
+      ),
+    );
+    return result.rows[0]?.at ?? null;
+  }
+
+  async unfinishedRunJobs(scheduleId: number) {
+    const result = await run(() =>
+      this.#pool.query<{ id: string | number; status: string; attempt: number; pilot_id: string | null }>(
+        UNFINISHED_SQL,
+        [scheduleId],
+      ),
+    );
+    return result.rows.map((row) => ({
+      id: Number(row.id),
+      status: row.status,
+      attempt: Number(row.attempt),
+      pilotId: row.pilot_id,
+    }));
+  }
+
+  async fireSlot(decision: SlotDecision): Promise<SlotOutcome> {
+    return withTransaction(this.#pool, async (client): Promise<SlotOutcome> => {
+      const advanced = await client.query<{ state: ScheduleView['state'] }>(
+        `UPDATE schedules SET next_fire_at = $3, last_slot_at = $4, updated_at = $5,
+           state = CASE WHEN $3::text IS NULL THEN 'ended' ELSE state END
+         WHERE id = $1 AND state = 'active' AND next_fire_at = $2
+         RETURNING state`,
+        [decision.scheduleId, decision.expectedNextFireAt, decision.nextFireAt, decision.slotAt, decision.at],
+      );
+      const moved = advanced.rows[0];
+      if (!moved) return { fired: false };
+      let state = moved.state;
+      const unfinished =
+        decision.action === 'submit' && decision.overlap === 'skip'
+          ? (await client.query<{ id: string | number; status: string }>(UNFINISHED_SQL, [decision.scheduleId])).rows
+          : [];
+      const first = unfinished[0];
+      const record = decideSlotRecord(decision, first ? { id: Number(first.id), status: first.status } : null);
+      let submitted: SubmitResult = { jobIds: [], taskQueueIds: [] };
+      if (record.outcome === 'submitted') {
+        // A failure to store the jobs (an input sandbox purged) undoes only them: the slot stays decided.
+        await client.query('SAVEPOINT run_jobs');
+        try {
+          submitted = await this.#insertJobs(client, decision.jobs, decision.at);
+          const counted = await client.query<{ state: ScheduleView['state'] }>(
+            `UPDATE schedules SET runs = runs + 1,
+               state = CASE WHEN max_runs IS NOT NULL AND runs + 1 >= max_runs THEN 'ended' ELSE state END
+             WHERE id = $1 RETURNING state`,
+            [decision.scheduleId],
+          );
+          state = counted.rows[0]?.state ?? state;
+          await client.query('RELEASE SAVEPOINT run_jobs');
+        } catch (error) {
+          if (!(error instanceof PilothouseError)) throw error;
+          await client.query('ROLLBACK TO SAVEPOINT run_jobs');
+          record.outcome = 'failed';
+          record.reason = error.message;
+        }
+      }
+      if (record.missedRecord) await insertRun(client, record.missedRecord);
+      await insertRun(client, {
+        scheduleId: decision.scheduleId,
+        slotAt: decision.slotAt,
+        firedAt: decision.at,
+        outcome: record.outcome,
+        reason: record.reason,
+        missedSlots: record.missedSlots,
+        jobIds: JSON.stringify(submitted.jobIds),
+        replacedJobIds: JSON.stringify(decision.replacedJobIds),
+      });
+      return {
+        fired: true,
+        outcome: record.outcome,
+        jobIds: submitted.jobIds,
+        taskQueueIds: submitted.taskQueueIds,
+        state,
+      };
+    });
+  }
+
+  async scheduleRuns(scheduleId: number, limit: number): Promise<ScheduleRunView[]> {
+    const runs = await run(() =>
+      this.#pool.query(`SELECT * FROM schedule_runs WHERE schedule_id = $1 ORDER BY slot_at DESC LIMIT $2`, [
+        scheduleId,
+        limit,
+      ]),
+    );
+    const jobs = await run(() =>
+      this.#pool.query<{ id: string; status: string; schedule_slot: string }>(
+        `SELECT id, status, schedule_slot FROM jobs WHERE schedule_id = $1 AND schedule_slot = ANY($2::text[]) ORDER BY id`,
+        [scheduleId, runs.rows.map((row) => row.slot_at)],
+      ),
+    );
+    return runs.rows.map((row) =>
+      runFromRow(
+        row,
+        jobs.rows.filter((job) => job.schedule_slot === row.slot_at),
+      ),
+    );
+  }
+}
+
+async function insertRun(client: pg.PoolClient, record: RunRecord): Promise<void> {
+  await client.query(
+    `INSERT INTO schedule_runs (schedule_id, slot_at, fired_at, outcome, reason, missed_slots, job_ids, replaced_job_ids)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    [
+      record.scheduleId,
+      record.slotAt,
+      record.firedAt,
+      record.outcome,
+      record.reason,
+      record.missedSlots,
+      record.jobIds,
+      record.replacedJobIds,
+    ],
+  );
+}
