@@ -2,7 +2,7 @@
  * A SQLite store in a process of its own, driven over stdin/stdout: SQLite's concurrency is between
  * processes (one process's connections never run at the same time), so tests that must be able to
  * fail under concurrency put their competitors in processes like this one.
- *   node --import tsx test/helpers/sqlite-store-process.ts KIND FILE      (KIND: jobs | credentials | login)
+ *   node --import tsx test/helpers/sqlite-store-process.ts KIND FILE      (KIND: jobs | credentials | login | schedules)
  * Each stdin line `{"id", "method", "args"}` is answered by one stdout line `{"id", "result"}` or
  * `{"id", "error": {"code", "message"}}`; the first line printed is `ready`.
  */
@@ -12,12 +12,23 @@ import { openSqliteJobStore } from '../../matcher/store/sqlite/sqlite-job-store.
 import { openSqliteLoginStore } from '../../matcher/store/sqlite/sqlite-login-store.ts';
 
 const [kind, file] = process.argv.slice(2) as [string, string];
-const store: Record<string, (...args: unknown[]) => Promise<unknown>> =
+type Callable = Record<string, (...args: unknown[]) => Promise<unknown>>;
+/** A job store's schedules (its close closes the job store). */
+function schedulesOf(jobs: ReturnType<typeof openSqliteJobStore>): Callable {
+  const schedules = jobs.schedules as unknown as Callable;
+  return new Proxy({} as Callable, {
+    get: (_target, method: string) =>
+      method === 'close' ? () => jobs.close() : (...args: unknown[]) => schedules[method]?.apply(schedules, args),
+  });
+}
+const store: Callable =
   kind === 'credentials'
     ? (openSqliteCredentialStore({ path: file }) as never)
     : kind === 'login'
       ? (openSqliteLoginStore({ path: file }) as never)
-      : (openSqliteJobStore({ path: file }) as never);
+      : kind === 'schedules'
+        ? schedulesOf(openSqliteJobStore({ path: file }))
+        : (openSqliteJobStore({ path: file }) as never);
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   const call = JSON.parse(line) as { id: number; method: string; args: unknown[] };

@@ -8,7 +8,7 @@ import { PilothouseError, isErrorCode } from '../../shared/errors.ts';
 const CHILD = fileURLToPath(new URL('./sqlite-store-process.ts', import.meta.url));
 
 export async function sqliteStoreInProcess<T extends { close(): Promise<void> }>(
-  kind: 'jobs' | 'credentials' | 'login',
+  kind: 'jobs' | 'credentials' | 'login' | 'schedules',
   file: string,
 ): Promise<T> {
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, kind, file], { stdio: ['pipe', 'pipe', 'inherit'] });

@@ -8,6 +8,8 @@ import { claimUntilEmpty, jobStoreSuite } from '../conformance/job-store.suite.t
 import { jobSearchSuite } from '../conformance/job-search.suite.ts';
 import { jobRetentionSuite } from '../conformance/job-retention.suite.ts';
 import { queueAdminSuite } from '../conformance/queue-admin.suite.ts';
+import type { SlotDecision } from '../../matcher/store/schedule-store.ts';
+import { scheduleStoreSuite } from '../conformance/schedule-store.suite.ts';
 import { dropSchema, freshSchemaName, PG_TEST_URL, withCloseHook } from '../helpers/postgres.ts';
 
 jobStoreSuite('postgres', async () => {
@@ -41,4 +43,22 @@ jobRetentionSuite('postgres', async () => {
 queueAdminSuite('postgres', async () => {
   const schema = freshSchemaName();
   return withCloseHook(await openPgJobStore({ url: PG_TEST_URL, schema }), () => dropSchema(schema));
+});
+
+scheduleStoreSuite('postgres', async () => {
+  const schema = freshSchemaName();
+  const store = await openPgJobStore({ url: PG_TEST_URL, schema });
+  return {
+    store: withCloseHook(store, () => dropSchema(schema)),
+    firers: (count) =>
+      Promise.all(
+        Array.from({ length: count }, async () => {
+          const replica = await openPgJobStore({ url: PG_TEST_URL, schema, maxConnections: 2 });
+          return {
+            fireSlot: (decision: SlotDecision) => replica.schedules.fireSlot(decision),
+            close: () => replica.close(),
+          };
+        }),
+      ),
+  };
 });

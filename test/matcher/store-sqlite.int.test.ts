@@ -14,6 +14,8 @@ import { jobSearchSuite } from '../conformance/job-search.suite.ts';
 import { jobRetentionSuite } from '../conformance/job-retention.suite.ts';
 import { queueAdminSuite } from '../conformance/queue-admin.suite.ts';
 import { sqliteStoreInProcess } from '../helpers/store-process.ts';
+import { scheduleStoreSuite } from '../conformance/schedule-store.suite.ts';
+import type { ScheduleStore } from '../../matcher/store/schedule-store.ts';
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-store-'));
 let n = 0;
@@ -38,3 +40,16 @@ jobSearchSuite('sqlite', async () => openSqliteJobStore({ path: path.join(dir, `
 jobRetentionSuite('sqlite', async () => openSqliteJobStore({ path: path.join(dir, `retention-${(n += 1)}.sqlite`) }));
 
 queueAdminSuite('sqlite', async () => openSqliteJobStore({ path: path.join(dir, `admin-${(n += 1)}.sqlite`) }));
+
+scheduleStoreSuite('sqlite', async () => {
+  const file = path.join(dir, `schedules-${(n += 1)}.sqlite`);
+  return {
+    store: openSqliteJobStore({ path: file }),
+    firers: (count) =>
+      Promise.all(
+        Array.from({ length: count }, () =>
+          sqliteStoreInProcess<ScheduleStore & { close(): Promise<void> }>('schedules', file),
+        ),
+      ),
+  };
+});
