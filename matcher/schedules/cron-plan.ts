@@ -3,10 +3,11 @@
  * Croner does the parsing and the next-slot computation (time zones and daylight-saving changes
  * included); this module checks what a user gives and names the field that is wrong.
  *
- * Daylight-saving changes, as croner computes them (and as Vixie cron does): a fixed-time slot that
+ * Daylight-saving changes, as croner computes them with the rule Vixie cron follows: a fixed-time
+ * slot (no `*` or step in the seconds, minutes and hours fields; lists and ranges are fixed times) that
  * falls in the hour skipped in spring fires once, at the first instant after the gap; one that falls in
- * the hour repeated in autumn fires once, the first time; interval expressions (`*` / steps in the
- * time fields) fire at each of their instants, both passes of the repeated hour included.
+ * the hour repeated in autumn fires once, the first time; interval expressions (a `*` or a step in a
+ * time field) fire at each of their instants, both passes of the repeated hour included.
  */
 import { Cron } from 'croner';
 import { PilothouseError } from '../../shared/errors.ts';
@@ -51,7 +52,11 @@ export class CronPlan {
     }
     let cron: Cron;
     try {
-      cron = new Cron(fields.join(' '), { timezone: input.timeZone, mode: '5-or-6-parts' });
+      cron = new Cron(fields.join(' '), {
+        timezone: input.timeZone,
+        mode: '5-or-6-parts',
+        fixedTimeRule: 'no-wildcard',
+      });
     } catch (error) {
       const reason = (error as Error).message.replace(/^CronPattern:\s*/, '');
       throw new PilothouseError('CRON_INVALID', `cron: ${JSON.stringify(input.cron)}: ${reason}`, { field: 'cron' });
