@@ -59,6 +59,13 @@ const EXPECTED_ACCESS: Record<string, Role[] | 'public'> = {
   'POST /api/task-queues/:id/kill': ['jobAdmin', 'serviceAdmin'],
   'POST /api/task-queues/:id/reschedule': ['jobAdmin', 'serviceAdmin'],
   'POST /api/task-queues/boost': ['jobAdmin', 'serviceAdmin'],
+  'POST /api/schedules': ['normal', 'serviceAdmin'], // like a submission
+  'GET /api/schedules': USERS,
+  'GET /api/schedules/:id': USERS,
+  'GET /api/schedules/:id/runs': USERS,
+  'POST /api/schedules/:id/pause': USERS,
+  'POST /api/schedules/:id/resume': USERS,
+  'DELETE /api/schedules/:id': USERS,
   'POST /api/jobs/priority': USERS,
   'GET /api/policy': ['jobAdmin', 'serviceAdmin'],
   'GET /api/policy/history': ['jobAdmin', 'serviceAdmin'],

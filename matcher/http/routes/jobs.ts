@@ -143,7 +143,8 @@ export async function assertInputSandboxesUploaded(
     for (const [i, ref] of description.inputSandbox.entries()) {
       const sandbox = await deps.store.getSandbox(ref.slice('sha256:'.length));
       if (!sandbox || sandbox.vo !== caller.vo) {
-        const field = `${fieldPrefix}${bulk ? `[${index}].` : ''}inputSandbox[${i}]`;
+        const where = bulk ? `${fieldPrefix}[${index}].` : fieldPrefix === '' ? '' : `${fieldPrefix}.`;
+        const field = `${where}inputSandbox[${i}]`;
         throw new PilothouseError('VALIDATION_FAILED', `input sandbox ${ref} was never uploaded`, { field });
       }
     }

@@ -157,6 +157,7 @@ export function scheduleRoutes(deps: RouteDeps): Route[] {
       path: '/api/schedules/:id/pause',
       policy: 'user',
       summary: 'stop firing (slots while paused are not caught up)',
+      docs: { body: 'none' },
       async handler({ params, principal, logger }) {
         const schedule = await load(principal as Principal, params.id);
         const changed = await deps.store.schedules.setSchedulePaused(schedule.id, true, {
@@ -173,6 +174,7 @@ export function scheduleRoutes(deps: RouteDeps): Route[] {
       path: '/api/schedules/:id/resume',
       policy: 'user',
       summary: 'fire again, from the first slot after now',
+      docs: { body: 'none' },
       async handler({ params, principal, logger }) {
         const schedule = await load(principal as Principal, params.id);
         const next = CronPlan.compile(schedule).nextAfter(deps.clock.nowMs());
@@ -223,9 +225,23 @@ async function readScheduleRequest(
   if (job === undefined) throw new PilothouseError('VALIDATION_FAILED', 'job: required', { field: 'job' });
   const envelope = jdlEnvelopeSchema.safeParse(job);
   const descriptions = envelope.success
-    ? descriptionsOfJdl(envelope.data.jdl, deps.limits.maxJobsPerSubmission, envelope.data.inputSandbox).descriptions
+    ? jdlAt('job.jdl', () =>
+        descriptionsOfJdl(envelope.data.jdl, deps.limits.maxJobsPerSubmission, envelope.data.inputSandbox),
+      )
     : parseJobDescriptionsAt(job, deps.limits.maxJobsPerSubmission);
   return { fields, descriptions };
+}
+
+/** A JDL's errors name where it was (`job.jdl`) when they name no attribute of it. */
+function jdlAt(field: string, parse: () => { descriptions: JobDescription[] }): JobDescription[] {
+  try {
+    return parse().descriptions;
+  } catch (error) {
+    if (error instanceof PilothouseError && error.code === 'JDL_INVALID' && error.details.field === undefined) {
+      throw new PilothouseError('JDL_INVALID', error.message, { ...error.details, field });
+    }
+    throw error;
+  }
 }
 
 /** A description or an array of them, each error's field under `job`. */
