@@ -21,6 +21,7 @@ import { explainCommand, sitesCommand } from './commands/matching.ts';
 import { priorityCommand } from './commands/job-priority.ts';
 import { policyCommand } from './commands/policy.ts';
 import { taskQueuesCommand } from './commands/task-queues.ts';
+import { scheduleCommand } from './commands/schedules.ts';
 import { pilotsCommand } from './commands/pilots.ts';
 import { serverCommand } from './commands/server.ts';
 import { siteDirectorCommand } from './commands/site-director.ts';
@@ -52,6 +53,7 @@ const program = new Command('pilothouse')
   .addCommand(explainCommand())
   .addCommand(priorityCommand())
   .addCommand(taskQueuesCommand())
+  .addCommand(scheduleCommand())
   .addCommand(policyCommand())
   .addCommand(sitesCommand())
   .addCommand(backupCommand())

@@ -30,7 +30,7 @@ export function clientCommand(name: string, description: string): Command {
 }
 
 /** Packs each distinct set of local input files once, uploads what the matcher lacks, and names it in the jobs. */
-async function attachInputSandboxes(client: MatcherClient, jobs: ReadJob[]): Promise<number> {
+export async function attachInputSandboxes(client: MatcherClient, jobs: ReadJob[]): Promise<number> {
   const packs = new Map<string, PackedSandbox>();
   for (const job of jobs) {
     if (job.localInputFiles.length === 0) continue;
@@ -51,7 +51,7 @@ async function attachInputSandboxes(client: MatcherClient, jobs: ReadJob[]): Pro
  * files, the JDL itself with its packed sandbox, expanded by the matcher (a 100,000-job parametric
  * JDL stays a few hundred bytes on the wire).
  */
-async function submissionBody(files: string[], jobs: ReadJob[]): Promise<unknown> {
+export async function submissionBody(files: string[], jobs: ReadJob[]): Promise<unknown> {
   const [file] = files;
   const [first] = jobs;
   const localFiles = (job: ReadJob) => JSON.stringify([...job.localInputFiles].sort());

@@ -220,6 +220,7 @@ export function scheduleStoreSuite(name: string, openFixture: () => Promise<Sche
       assert.deepEqual(one.fired && one.state, 'active');
       const two = await schedules.fireSlot(submitSlot(limited, 20, 30));
       assert.deepEqual(two.fired && two.state, 'ended');
+      assert.equal((await schedules.getSchedule(limited.id))?.nextFireAt, null, 'an ended schedule has no next slot');
       assert.deepEqual(await schedules.fireSlot(submitSlot(limited, 30, 40)), { fired: false });
       const ending = await schedules.createSchedule(newSchedule());
       const last = await schedules.fireSlot(submitSlot(ending, 10, null));

@@ -184,7 +184,8 @@ export class PgScheduleStore implements ScheduleStore {
           submitted = await this.#insertJobs(client, decision.jobs, decision.at);
           const counted = await client.query<{ state: ScheduleView['state'] }>(
             `UPDATE schedules SET runs = runs + 1,
-               state = CASE WHEN max_runs IS NOT NULL AND runs + 1 >= max_runs THEN 'ended' ELSE state END
+               state = CASE WHEN max_runs IS NOT NULL AND runs + 1 >= max_runs THEN 'ended' ELSE state END,
+             next_fire_at = CASE WHEN max_runs IS NOT NULL AND runs + 1 >= max_runs THEN NULL ELSE next_fire_at END
              WHERE id = $1 RETURNING state`,
             [decision.scheduleId],
           );

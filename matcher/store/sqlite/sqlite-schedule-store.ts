@@ -63,7 +63,8 @@ export class SqliteScheduleStore implements ScheduleStore {
       countRun: db
         .prepare(
           `UPDATE schedules SET runs = runs + 1,
-             state = CASE WHEN max_runs IS NOT NULL AND runs + 1 >= max_runs THEN 'ended' ELSE state END
+             state = CASE WHEN max_runs IS NOT NULL AND runs + 1 >= max_runs THEN 'ended' ELSE state END,
+             next_fire_at = CASE WHEN max_runs IS NOT NULL AND runs + 1 >= max_runs THEN NULL ELSE next_fire_at END
            WHERE id = ? RETURNING state`,
         )
         .pluck(),
