@@ -148,3 +148,17 @@ export function decideSlotRecord(
     missedRecord: dropped,
   };
 }
+
+/** The record of the slot itself, once its jobs are stored (or failed to be). */
+export function slotRunRecord(decision: SlotDecision, record: SlotRecord, jobIds: number[]): RunRecord {
+  return {
+    scheduleId: decision.scheduleId,
+    slotAt: decision.slotAt,
+    firedAt: decision.at,
+    outcome: record.outcome,
+    reason: record.reason,
+    missedSlots: record.missedSlots,
+    jobIds: JSON.stringify(jobIds),
+    replacedJobIds: JSON.stringify(decision.replacedJobIds),
+  };
+}

@@ -5,9 +5,7 @@
  * restarted across a slot or a second replica racing for it finds the slot gone and does nothing.
  */
 import type { JobOwnership } from '../../shared/job/model.ts';
-import type { JobDescription } from '../../shared/job/description.ts';
 import type {
-  CatchUpPolicy,
   OverlapPolicy,
   ScheduleRunOutcome,
   ScheduleRunView,
@@ -17,19 +15,12 @@ import type {
 import { FINAL_STATUSES } from '../../shared/job/status.ts';
 import type { NewJob } from './job-store.ts';
 
-export interface NewSchedule {
+export interface NewSchedule extends Pick<
+  ScheduleView,
+  'name' | 'cron' | 'timeZone' | 'overlap' | 'catchUp' | 'startAt' | 'endAt' | 'maxRuns' | 'jobs' | 'nextFireAt'
+> {
   ownership: JobOwnership;
-  name: string | null;
-  cron: string;
-  timeZone: string;
-  overlap: OverlapPolicy;
-  catchUp: CatchUpPolicy;
-  startAt: string | null;
-  endAt: string | null;
-  maxRuns: number | null;
-  jobs: JobDescription[];
-  /** The first slot (null: none is left, the schedule is created ended). */
-  nextFireAt: string | null;
+  /** `nextFireAt`: the first slot (null: none is left, the schedule is created ended). */
   at: string;
   by: string;
 }

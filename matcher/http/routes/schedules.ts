@@ -54,6 +54,27 @@ export function scheduleRoutes(deps: RouteDeps): Route[] {
         : [],
   });
 
+  /** Pause keeps the next slot to show; resume fires from the first slot after now. */
+  const pauseRoute = (action: 'pause' | 'resume', summary: string): Route => ({
+    method: 'POST',
+    path: `/api/schedules/:id/${action}`,
+    policy: 'user',
+    summary,
+    docs: { body: 'none' },
+    async handler({ params, principal, logger }) {
+      const schedule = await load(principal as Principal, params.id);
+      const next = action === 'pause' ? null : CronPlan.compile(schedule).nextAfter(deps.clock.nowMs());
+      const changed = await deps.store.schedules.setSchedulePaused(schedule.id, action === 'pause', {
+        at: isoNow(deps.clock),
+        by: (principal as Principal).subject,
+        nextFireAt: action === 'pause' ? schedule.nextFireAt : next === null ? null : new Date(next).toISOString(),
+      });
+      if (action === 'resume') deps.schedules.poke();
+      logger.info({ scheduleId: schedule.id, action }, 'schedule paused or resumed');
+      return { status: 200, json: withFireTimes(changed as ScheduleView) };
+    },
+  });
+
   return [
     {
       method: 'POST',
@@ -152,42 +173,8 @@ export function scheduleRoutes(deps: RouteDeps): Route[] {
         return { status: 200, json: { runs: await deps.store.schedules.scheduleRuns(schedule.id, limit) } };
       },
     },
-    {
-      method: 'POST',
-      path: '/api/schedules/:id/pause',
-      policy: 'user',
-      summary: 'stop firing (slots while paused are not caught up)',
-      docs: { body: 'none' },
-      async handler({ params, principal, logger }) {
-        const schedule = await load(principal as Principal, params.id);
-        const changed = await deps.store.schedules.setSchedulePaused(schedule.id, true, {
-          at: isoNow(deps.clock),
-          by: (principal as Principal).subject,
-          nextFireAt: schedule.nextFireAt,
-        });
-        logger.info({ scheduleId: schedule.id }, 'schedule paused');
-        return { status: 200, json: withFireTimes(changed as ScheduleView) };
-      },
-    },
-    {
-      method: 'POST',
-      path: '/api/schedules/:id/resume',
-      policy: 'user',
-      summary: 'fire again, from the first slot after now',
-      docs: { body: 'none' },
-      async handler({ params, principal, logger }) {
-        const schedule = await load(principal as Principal, params.id);
-        const next = CronPlan.compile(schedule).nextAfter(deps.clock.nowMs());
-        const changed = await deps.store.schedules.setSchedulePaused(schedule.id, false, {
-          at: isoNow(deps.clock),
-          by: (principal as Principal).subject,
-          nextFireAt: next === null ? null : new Date(next).toISOString(),
-        });
-        deps.schedules.poke();
-        logger.info({ scheduleId: schedule.id }, 'schedule resumed');
-        return { status: 200, json: withFireTimes(changed as ScheduleView) };
-      },
-    },
+    pauseRoute('pause', 'stop firing (slots while paused are not caught up)'),
+    pauseRoute('resume', 'fire again, from the first slot after now'),
     {
       method: 'DELETE',
       path: '/api/schedules/:id',

@@ -16,7 +16,14 @@ import {
   type SlotDecision,
   type SlotOutcome,
 } from '../schedule-store.ts';
-import { decideSlotRecord, runFromRow, scheduleFromRow, type RunRecord, type ScheduleRow } from '../schedule-rows.ts';
+import {
+  decideSlotRecord,
+  runFromRow,
+  scheduleFromRow,
+  slotRunRecord,
+  type RunRecord,
+  type ScheduleRow,
+} from '../schedule-rows.ts';
 import { run, withTransaction } from './pg-database.ts';
 
 const SHA256_PREFIX = 'sha256:';
@@ -199,23 +206,8 @@ export class PgScheduleStore implements ScheduleStore {
         }
       }
       if (record.missedRecord) await insertRun(client, record.missedRecord);
-      await insertRun(client, {
-        scheduleId: decision.scheduleId,
-        slotAt: decision.slotAt,
-        firedAt: decision.at,
-        outcome: record.outcome,
-        reason: record.reason,
-        missedSlots: record.missedSlots,
-        jobIds: JSON.stringify(submitted.jobIds),
-        replacedJobIds: JSON.stringify(decision.replacedJobIds),
-      });
-      return {
-        fired: true,
-        outcome: record.outcome,
-        jobIds: submitted.jobIds,
-        taskQueueIds: submitted.taskQueueIds,
-        state,
-      };
+      await insertRun(client, slotRunRecord(decision, record, submitted.jobIds));
+      return { fired: true, outcome: record.outcome, ...submitted, state };
     });
   }
 

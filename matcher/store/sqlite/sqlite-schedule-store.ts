@@ -15,7 +15,7 @@ import {
   type SlotDecision,
   type SlotOutcome,
 } from '../schedule-store.ts';
-import { decideSlotRecord, runFromRow, scheduleFromRow, type ScheduleRow } from '../schedule-rows.ts';
+import { decideSlotRecord, runFromRow, scheduleFromRow, slotRunRecord, type ScheduleRow } from '../schedule-rows.ts';
 import type { WriteBatcher } from './write-batcher.ts';
 
 const SHA256_PREFIX = 'sha256:';
@@ -199,27 +199,12 @@ export class SqliteScheduleStore implements ScheduleStore {
         } catch (error) {
           if (!(error instanceof PilothouseError)) throw error;
           record.outcome = 'failed';
-          record.reason = (error as Error).message;
+          record.reason = error.message;
         }
       }
       if (record.missedRecord) this.#sql.insertRun.run(record.missedRecord);
-      this.#sql.insertRun.run({
-        scheduleId: decision.scheduleId,
-        slotAt: decision.slotAt,
-        firedAt: decision.at,
-        outcome: record.outcome,
-        reason: record.reason,
-        missedSlots: record.missedSlots,
-        jobIds: JSON.stringify(submitted.jobIds),
-        replacedJobIds: JSON.stringify(decision.replacedJobIds),
-      });
-      return {
-        fired: true,
-        outcome: record.outcome,
-        jobIds: submitted.jobIds,
-        taskQueueIds: submitted.taskQueueIds,
-        state,
-      };
+      this.#sql.insertRun.run(slotRunRecord(decision, record, submitted.jobIds));
+      return { fired: true, outcome: record.outcome, ...submitted, state };
     });
   }
 
