@@ -359,7 +359,8 @@ export interface JobStore {
   /**
    * Removes at most `limit` jobs in a final status whose last update is before the cutoff for their
    * status (Done, Completed, Failed, Killed: `finalBefore`; Deleted: `deletedBefore`; null: kept),
-   * with their history, commands, output tails and sandbox links. Returns their ids.
+   * with their history, commands, output tails and sandbox links; and at most `limit` records of
+   * schedules' slots decided before `finalBefore`. Returns the jobs' ids.
    */
   purgeJobs(request: PurgeRequest): Promise<number[]>;
   /**

@@ -297,6 +297,23 @@ export function scheduleStoreSuite(name: string, openFixture: () => Promise<Sche
       assert.equal(await schedules.setSchedulePaused(424_242, true, { at: at(1), by: 'x', nextFireAt: null }), null);
     });
 
+    it('the records of slots decided before the finished-job cutoff are purged with those jobs', async () => {
+      const schedule = await schedules.createSchedule(newSchedule());
+      await schedules.fireSlot(submitSlot(schedule, 10, 20));
+      await schedules.fireSlot(submitSlot(schedule, 20, 30));
+      await store.purgeJobs({ finalBefore: at(15), deletedBefore: null, limit: 100 });
+      assert.deepEqual(
+        (await schedules.scheduleRuns(schedule.id, 10)).map((run) => run.slotAt),
+        [at(20)],
+      );
+      await store.purgeJobs({ finalBefore: null, deletedBefore: at(100), limit: 100 });
+      assert.equal(
+        (await schedules.scheduleRuns(schedule.id, 10)).length,
+        1,
+        'no cutoff for finished jobs, none purged',
+      );
+    });
+
     it('delete removes the schedule and its records; its jobs stay and still name it', async () => {
       const schedule = await schedules.createSchedule(newSchedule());
       const fired = await schedules.fireSlot(submitSlot(schedule, 10, 20));

@@ -895,6 +895,14 @@ export class PgJobStore implements JobStore {
           [PURGED_FINAL_STATUSES, request.finalBefore ?? '', request.deletedBefore ?? '', request.limit],
         )
       ).rows.map((row) => Number(row.id));
+      // The record of a schedule's slots is kept as long as finished jobs are.
+      if (request.finalBefore !== null) {
+        await client.query(
+          `DELETE FROM schedule_runs WHERE (schedule_id, slot_at) IN
+             (SELECT schedule_id, slot_at FROM schedule_runs WHERE fired_at < $1 LIMIT $2)`,
+          [request.finalBefore, request.limit],
+        );
+      }
       if (ids.length === 0) return [];
       for (const table of ['job_history', 'job_commands', 'job_output_tails', 'job_sandboxes']) {
         await client.query(`DELETE FROM ${table} WHERE job_id = ANY($1::bigint[])`, [ids]);

@@ -747,6 +747,15 @@ export class SqliteJobStore implements JobStore {
           request.deletedBefore ?? '',
           request.limit,
         ) as number[];
+      // The record of a schedule's slots is kept as long as finished jobs are.
+      if (request.finalBefore !== null) {
+        this.#db
+          .prepare(
+            `DELETE FROM schedule_runs WHERE (schedule_id, slot_at) IN
+               (SELECT schedule_id, slot_at FROM schedule_runs WHERE fired_at < ? LIMIT ?)`,
+          )
+          .run(request.finalBefore, request.limit);
+      }
       if (ids.length === 0) return [];
       const list = JSON.stringify(ids);
       for (const table of ['job_history', 'job_commands', 'job_output_tails', 'job_sandboxes']) {
