@@ -144,7 +144,8 @@ if (scenario === 'scale' || scenario === 'all') {
   const markdown = await benchScale({
     pilots: Number(values.pilots),
     durationSec: Number(values['duration-sec']),
-    rounds: Number(values.rounds),
+    // Five rounds unless told: each is short (a fresh copy of each population, 3,000 timed matches).
+    rounds: process.argv.includes('--rounds') ? Number(values.rounds) : 5,
     progress,
   });
   await replaceSection('scale', header('Scale: a million waiting jobs, fifty thousand task queues') + markdown);

@@ -1,23 +1,25 @@
 /**
  * Scale benchmark: the matching load of the matching scenario (simulated pilots over WebSockets
- * against `dist/cli.mjs server` on SQLite) on three populations, one after another in one run, so
- * that their rates compare: the production-shaped ~500 task queues holding 10,000 and then
- * 1,000,000 waiting jobs (does matching slow down with the number of jobs?), and 50,000 task queues
- * of 4 jobs each, GPU-heavy, with many tags and sites (does it slow down with the number of TQs?).
+ * against `dist/cli.mjs server` on SQLite) on three populations, side by side in one run, so that
+ * their rates compare: the production-shaped ~500 task queues holding 10,000 and then 1,000,000
+ * waiting jobs (does matching slow down with the number of jobs?), and 50,000 task queues of 4 jobs
+ * each, GPU-heavy, with many tags and sites (does it slow down with the number of TQs?).
  *
- * Each population gets the same work: a warm-up of WARM_UP_MATCHES, then ROUNDS rounds of
- * MATCHES_PER_ROUND matches, timed (a duration would not do: 10,000 jobs last two seconds). The work
- * takes at most 35 % of the 10,000 jobs, so that every pilot still has work at the end: a budget that
- * drained the small population (8,500 of its 10,000 jobs) left most pilots parked and measured a
- * nearly empty queue, not 10,000 waiting jobs. "Pilots left without work" shows it.
+ * Each population is built once. Each round then starts a matcher on a fresh copy of each
+ * population's file in turn (the order alternates between rounds) and gives it the same work: a
+ * warm-up of WARM_UP_MATCHES, then TIMED_MATCHES timed matches. So every round measures the same
+ * starting state, and the ratios to the 10,000 jobs are taken within a round and their median quoted
+ * (the machine's noise moves both sides of a round alike). The work takes at most 35 % of the 10,000
+ * jobs, so that every pilot still has work at the end ("pilots left without work" shows it).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { cpuSec, pilotResources, populate, startServer, token } from './matching.ts';
 import { buildManyTaskQueues, seededRandom, SITES, type PopulationTaskQueue } from './population.ts';
 import { SimPilot } from './sim-pilot.ts';
+import { DEFAULT_SQLITE_FILE } from '../../matcher/store/location.ts';
 import type { OfferResources } from '../../shared/protocol/messages.ts';
 import { fmt, median, percentile } from './stats.ts';
 
@@ -33,53 +35,83 @@ interface Case {
   population: number | readonly PopulationTaskQueue[];
 }
 
+const DB_FILE = DEFAULT_SQLITE_FILE;
+
 export async function benchScale(options: ScaleBenchOptions): Promise<string> {
   const cases: Case[] = [
     { label: '10,000 waiting jobs, production shape', population: 10_000 },
     { label: '1,000,000 waiting jobs, production shape', population: 1_000_000 },
     { label: '50,000 task queues × 4 jobs, 40% GPU, many tags and sites', population: buildManyTaskQueues(50_000, 4) },
   ];
-  const rows: { label: string; taskQueues: number; run: BudgetRun }[] = [];
-  // PH_SCALE_ONLY=million|tqs runs one population (when profiling it; the table then lacks the base).
-  const onlyIndex = { million: 1, tqs: 2 }[process.env.PH_SCALE_ONLY ?? ''];
-  const only = onlyIndex === undefined ? cases : cases.slice(onlyIndex, onlyIndex + 1);
-  for (const entry of only) {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-scale-'));
-    try {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-scale-'));
+  try {
+    const built: { entry: Case; file: string; taskQueues: number; runs: RoundRun[] }[] = [];
+    for (const [index, entry] of cases.entries()) {
+      const file = path.join(root, `population-${index}.sqlite`);
       options.progress(`${entry.label}: populating`);
-      const built = await populate(path.join(dir, 'pilothouse.sqlite'), entry.population, options.progress);
-      options.progress(`${entry.label}: ${built.taskQueues} task queues built in ${fmt(built.seconds)} s; matching`);
-      rows.push({ label: entry.label, taskQueues: built.taskQueues, run: await budgetRun(dir, options) });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+      const { taskQueues, seconds } = await populate(file, entry.population, options.progress);
+      options.progress(`${entry.label}: ${taskQueues} task queues built in ${fmt(seconds)} s`);
+      built.push({ entry, file, taskQueues, runs: [] });
     }
+    for (let round = 1; round <= options.rounds; round += 1) {
+      const order = round % 2 === 1 ? built : [...built].reverse();
+      for (const population of order) {
+        const dataDir = path.join(root, `round-${round}`);
+        await copySynced(population.file, path.join(dataDir, DB_FILE));
+        try {
+          const run = await oneRound(dataDir, options);
+          population.runs.push(run);
+          options.progress(
+            `round ${round}, ${population.entry.label}: ${fmt(run.rate, 0)} matches/s, ${fmt(run.cpuUsPerMatch, 0)} µs CPU per match`,
+          );
+        } finally {
+          await rm(dataDir, { recursive: true, force: true });
+        }
+      }
+    }
+    const base = built[0] as (typeof built)[number];
+    const ratios = (population: (typeof built)[number], pick: (run: RoundRun) => number): number[] =>
+      population.runs.map((run, i) => pick(run) / pick(base.runs[i] as RoundRun));
+    const lines = built.map(({ entry, taskQueues, runs }, index) => {
+      const rateRatios = ratios(built[index] as (typeof built)[number], (run) => run.rate);
+      const cpuRatios = ratios(built[index] as (typeof built)[number], (run) => run.cpuUsPerMatch);
+      const perRound = index === 0 ? '' : ` (${rateRatios.map((r) => fmt(r, 2)).join(', ')})`;
+      return `| ${entry.label} | ${taskQueues.toLocaleString('en')} | **${fmt(median(runs.map((r) => r.rate)), 0)}** | ${fmt(median(rateRatios), 2)}${perRound} | ${fmt(median(runs.map((r) => r.p99Ms)), 2)} ms | ${fmt(median(runs.map((r) => r.cpuUsPerMatch)), 0)} µs | ${fmt(median(cpuRatios), 2)} | ${Math.max(...runs.map((r) => r.parked))} |`;
+    });
+    return [
+      `${options.pilots} simulated pilots offering 8 cores / 16 GB / 48 h with ~35% of the OS tags (no GPU), as in the matching scenario, on \`dist/cli.mjs server\` (SQLite). Each population is built once; each of ${options.rounds} rounds starts a matcher on a fresh copy of each population in turn (alternating the order) and times ${TIMED_MATCHES} matches after ${WARM_UP_MATCHES} of warm-up. Medians of the rounds; the ratios to the 10,000 jobs are taken within each round (per round in brackets).`,
+      '',
+      '| population | task queues | matches/s | vs 10,000 jobs | offer → match p99 | matcher CPU per match | CPU per match vs 10,000 jobs | pilots left without work |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...lines,
+    ].join('\n');
+  } finally {
+    await rm(root, { recursive: true, force: true });
   }
-  const base = (rows[0] as { run: BudgetRun }).run.rate;
-  const baseCpu = (rows[0] as { run: BudgetRun }).run.cpuUsPerMatch;
-  return [
-    `${options.pilots} simulated pilots offering 8 cores / 16 GB / 48 h with ~35% of the OS tags (no GPU), as in the matching scenario, on \`dist/cli.mjs server\` (SQLite); per population ${WARM_UP_MATCHES} matches of warm-up, then ${options.rounds} timed rounds of ${MATCHES_PER_ROUND} matches (medians); the populations run one after another in this run.`,
-    '',
-    '| population | task queues | matches/s | vs 10,000 jobs | offer → match p99 | matcher CPU per match | CPU per match vs 10,000 jobs | pilots left without work |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map(
-      ({ label, taskQueues, run }) =>
-        `| ${label} | ${taskQueues.toLocaleString('en')} | **${fmt(run.rate, 0)}** | ${fmt(run.rate / base, 2)} | ${fmt(run.p99Ms, 2)} ms | ${fmt(run.cpuUsPerMatch, 0)} µs | ${fmt(run.cpuUsPerMatch / baseCpu, 2)} | ${run.parked} |`,
-    ),
-  ].join('\n');
+}
+
+/** A copy of a population file, on disk before the matcher starts (else its write-back would be measured). */
+async function copySynced(from: string, to: string): Promise<void> {
+  await rm(path.dirname(to), { recursive: true, force: true });
+  await mkdir(path.dirname(to), { recursive: true });
+  await copyFile(from, to);
+  const file = await open(to, 'r');
+  await file.sync();
+  await file.close();
 }
 
 const WARM_UP_MATCHES = 500;
-const MATCHES_PER_ROUND = 1000;
+const TIMED_MATCHES = 3000;
 
-interface BudgetRun {
+interface RoundRun {
   rate: number;
   p99Ms: number;
   cpuUsPerMatch: number;
   parked: number;
 }
 
-/** Pilots take matches until the round's count is reached (or nothing fits them any more). */
-async function budgetRun(dataDir: string, options: ScaleBenchOptions): Promise<BudgetRun> {
+/** One matcher on `dataDir`: pilots take WARM_UP_MATCHES, then TIMED_MATCHES timed (or until nothing fits them). */
+async function oneRound(dataDir: string, options: ScaleBenchOptions): Promise<RoundRun> {
   const { child, url } = await startServer(dataDir, undefined, [
     '--max-connections-per-token',
     String(options.pilots + 10),
@@ -94,7 +126,7 @@ async function budgetRun(dataDir: string, options: ScaleBenchOptions): Promise<B
       await pilot.hello(`scale-${i}`, SITES[Math.floor(random() * SITES.length)] as string);
       pilots.push({ pilot, resources: pilotResources(random), parked: false });
     }
-    const round = async (target: number) => {
+    const take = async (target: number) => {
       let matches = 0;
       const latenciesMs: number[] = [];
       const started = performance.now();
@@ -114,24 +146,15 @@ async function budgetRun(dataDir: string, options: ScaleBenchOptions): Promise<B
       );
       return { matches, latenciesMs, seconds: (performance.now() - started) / 1000 };
     };
-    await round(WARM_UP_MATCHES);
-    const rates: number[] = [];
-    const p99s: number[] = [];
-    const cpus: number[] = [];
-    for (let i = 1; i <= options.rounds; i += 1) {
-      const cpuAtStart = await cpuSec(pid);
-      const figures = await round(MATCHES_PER_ROUND);
-      const cpu = (await cpuSec(pid)) - cpuAtStart;
-      options.progress(`round ${i}: ${figures.matches} matches in ${fmt(figures.seconds, 2)} s`);
-      rates.push(figures.matches / figures.seconds);
-      p99s.push(percentile(figures.latenciesMs, 99));
-      cpus.push((cpu * 1e6) / Math.max(1, figures.matches));
-    }
+    await take(WARM_UP_MATCHES);
+    const cpuAtStart = await cpuSec(pid);
+    const figures = await take(TIMED_MATCHES);
+    const cpu = (await cpuSec(pid)) - cpuAtStart;
     for (const { pilot } of pilots) pilot.ws.close();
     return {
-      rate: median(rates),
-      p99Ms: median(p99s),
-      cpuUsPerMatch: median(cpus),
+      rate: figures.matches / figures.seconds,
+      p99Ms: percentile(figures.latenciesMs, 99),
+      cpuUsPerMatch: (cpu * 1e6) / Math.max(1, figures.matches),
       parked: pilots.filter((p) => p.parked).length,
     };
   } finally {
