@@ -100,8 +100,8 @@ async function copySynced(from: string, to: string): Promise<void> {
   await file.close();
 }
 
-const WARM_UP_MATCHES = 500;
-const TIMED_MATCHES = 3000;
+const WARM_UP_MATCHES = 1500;
+const TIMED_MATCHES = 2000;
 
 interface RoundRun {
   rate: number;
