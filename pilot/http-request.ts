@@ -83,3 +83,29 @@ export async function discard(response: IncomingMessage): Promise<void> {
   response.resume();
   if (!response.complete) await new Promise<void>((resolve) => response.once('close', resolve));
 }
+
+/** Bytes of an error answer read for its code; the rest is dropped. */
+const ERROR_BODY_MAX_BYTES = 16 * 1024;
+
+/**
+ * The matcher's `{"error": {"code", "message"}}` of an error answer, or null when the body is not one
+ * (a proxy's page, say). Reads at most ERROR_BODY_MAX_BYTES and drops the rest.
+ */
+export async function readErrorAnswer(response: IncomingMessage): Promise<{ code: unknown; message: unknown } | null> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of response) {
+    if (bytes < ERROR_BODY_MAX_BYTES) chunks.push(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  try {
+    const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+      error?: { code?: unknown; message?: unknown };
+    };
+    return parsed?.error && typeof parsed.error === 'object'
+      ? { code: parsed.error.code, message: parsed.error.message }
+      : null;
+  } catch {
+    return null;
+  }
+}

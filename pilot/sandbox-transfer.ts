@@ -10,11 +10,12 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { discard, httpRequest, type MatcherAgent } from './http-request.ts';
+import type { IncomingMessage } from 'node:http';
+import { discard, httpRequest, readErrorAnswer, type MatcherAgent } from './http-request.ts';
 import type { MatcherEndpoints } from '../shared/endpoints.ts';
 import type { Logger } from '../shared/logger.ts';
 import { backoffDelayMs, delay, type BackoffOptions } from '../shared/backoff.ts';
-import { PilothouseError, type ErrorCode } from '../shared/errors.ts';
+import { ERROR_CODES, PilothouseError, isErrorCode, type ErrorCode } from '../shared/errors.ts';
 
 export interface SandboxTransfer {
   /** Downloads `ref` (sha256:<hex>) into `destFile` and verifies it. */
@@ -56,10 +57,7 @@ export class HttpSandboxTransfer implements SandboxTransfer {
         agent: this.#options.agent,
       });
       const status = response.statusCode ?? 0;
-      if (status !== 200) {
-        await discard(response);
-        throw httpError(status, `GET sandbox ${ref}`);
-      }
+      if (status !== 200) throw await answerError(response, `GET sandbox ${ref}`);
       const hash = createHash('sha256');
       let bytes = 0;
       const max = this.#options.maxDownloadBytes;
@@ -96,9 +94,9 @@ export class HttpSandboxTransfer implements SandboxTransfer {
         signal,
         agent: this.#options.agent,
       });
-      await discard(response);
       const status = response.statusCode ?? 0;
-      if (status !== 200 && status !== 201) throw httpError(status, `PUT sandbox ${ref}`);
+      if (status !== 200 && status !== 201) throw await answerError(response, `PUT sandbox ${ref}`);
+      await discard(response);
     });
   }
 
@@ -132,6 +130,22 @@ export class HttpSandboxTransfer implements SandboxTransfer {
       }
     }
   }
+}
+
+/**
+ * An error answer as the matcher coded it (STORE_UNAVAILABLE during a database outage, say: the log
+ * and the retry decision then say what happened), else by its HTTP status.
+ */
+async function answerError(response: IncomingMessage, what: string): Promise<PilothouseError> {
+  const status = response.statusCode ?? 0;
+  const answer = await readErrorAnswer(response).catch(() => null);
+  // A transient status keeps being retried even if its code says otherwise (an INTERNAL 500, say).
+  const transient = status === 408 || status === 429 || status >= 500;
+  if (answer && isErrorCode(answer.code) && (!transient || ERROR_CODES[answer.code].retryable)) {
+    const message = typeof answer.message === 'string' ? answer.message : `HTTP ${status}`;
+    return new PilothouseError(answer.code, `${what}: ${message} (HTTP ${status})`, { httpStatus: status });
+  }
+  return httpError(status, what);
 }
 
 function httpError(status: number, what: string): PilothouseError {

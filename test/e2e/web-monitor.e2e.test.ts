@@ -40,7 +40,8 @@ let navigations = 0;
 before(async () => {
   assert.ok(CHROMIUM, 'Chromium is missing: run scripts/provision.sh');
   await mkdir(ARTIFACTS, { recursive: true });
-  rig = await startLoginRig();
+  // Schedules firing every 2 s, for the Schedules view.
+  rig = await startLoginRig({ raw: { scheduleMinIntervalSec: 1 } });
   pilot = await spawnPilot({
     matcherUrl: rig.m.url,
     token: await rig.m.pilotToken('vo-a'),
@@ -303,6 +304,43 @@ describe('web monitor', () => {
     await aliceContext.close();
   });
 
+  it('a schedule made through the CLI shows its runs, which link to their jobs; its owner pauses another', async () => {
+    const token = await sessionToken(page);
+    const file = path.join(rig.work, 'tick.json');
+    await writeFile(file, JSON.stringify({ name: 'tick', executable: '/bin/echo', arguments: ['tick'] }));
+    const env = { PILOTHOUSE_MATCHER: rig.m.url, PILOTHOUSE_TOKEN: token };
+    const add = async (args: string[]) => {
+      const result = await runCli(['schedule', 'add', file, '--json', ...args], env);
+      assert.equal(result.code, 0, result.stderr);
+      return JSON.parse(result.stdout).id as number;
+    };
+    const ticking = await add(['--cron', '*/2 * * * * *', '--max-runs', '2', '--overlap', 'allow', '--name', 'tick']);
+    const nightly = await add(['--cron', '0 3 * * *', '--tz', 'Europe/Paris', '--name', 'nightly']);
+    await page.getByRole('link', { name: 'Schedules' }).click();
+    const row = (id: number) => page.locator(`tr[data-schedule-id="${id}"]`);
+    await row(nightly).waitFor();
+    // The ticking one ends after its two runs, shown without a reload.
+    await row(ticking).locator('td[data-column="state"]').filter({ hasText: 'ended' }).waitFor({ timeout: 20_000 });
+    await row(ticking)
+      .getByRole('link', { name: String(ticking) })
+      .click();
+    const runs = page.getByTestId('schedule-runs').locator('tbody tr');
+    await runs.nth(1).waitFor();
+    assert.equal(await runs.count(), 2);
+    assert.match(await runs.first().innerText(), /submitted/);
+    await runs.first().getByRole('link').click();
+    await page.getByRole('heading', { level: 1, name: /^Job \d+/ }).waitFor();
+    assert.match(await page.locator('dl.facts').innerText(), new RegExp(`schedule ${ticking}, slot \\d{4}-`));
+    await page.goto(`${rig.m.url}/ui/schedules`);
+    await page.getByRole('button', { name: `Pause schedule ${nightly}` }).click();
+    await page
+      .getByTestId('schedule-message')
+      .filter({ hasText: `schedule ${nightly} paused` })
+      .waitFor();
+    await row(nightly).locator('td[data-column="state"]').filter({ hasText: 'paused' }).waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'schedules.png'), fullPage: true });
+  });
+
   it('every view passes the axe-core WCAG 2.1 A/AA rules (labels, contrast, landmarks, names) and fits a laptop screen', async () => {
     const axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
     const views = [
@@ -312,6 +350,7 @@ describe('web monitor', () => {
       ['/ui/pilots', 'Pilots'],
       [`/ui/pilot?id=${encodeURIComponent(pilotIdShown)}`, `Pilot ${pilotIdShown}`],
       ['/ui/sites', 'Sites'],
+      ['/ui/schedules', 'Schedules'],
     ];
     const found: string[] = [];
     await page.setViewportSize({ width: 1280, height: 720 });

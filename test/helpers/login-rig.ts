@@ -3,6 +3,7 @@
  * groups `/vo-a` and `/vo-a/prod` map to groups vo-a_user and vo-a_prod (job administrators) of
  * VO vo-a, as a community's oidc.json would say. Used by the login tests over HTTP and through the CLI.
  */
+import type { RawMatcherConfig } from '../../matcher/config.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,7 +27,7 @@ export const TEST_USERS = {
 };
 
 export async function startLoginRig(
-  options: { clock?: Clock; login?: Record<string, number>; tls?: TestCa } = {},
+  options: { clock?: Clock; login?: Record<string, number>; tls?: TestCa; raw?: Partial<RawMatcherConfig> } = {},
 ): Promise<LoginRig> {
   const idp = await startTestIdp(TEST_USERS);
   const work = await mkdtemp(path.join(os.tmpdir(), 'ph-login-'));
@@ -55,7 +56,7 @@ export async function startLoginRig(
   const tls = options.tls;
   const m = await startTestMatcher({
     ...(options.clock && { clock: options.clock }),
-    raw: { oidcConfig: oidcFile, ...(tls && { tlsCert: tls.certFile, tlsKey: tls.keyFile }) },
+    raw: { oidcConfig: oidcFile, ...(tls && { tlsCert: tls.certFile, tlsKey: tls.keyFile }), ...options.raw },
     ...(tls && { fetchInit: { dispatcher: new Agent({ connect: { ca: tls.caPem } }) } }),
   });
   idp.allowRedirect(`${m.url}/api/auth/callback`);

@@ -1,6 +1,6 @@
 /**
  * The shell: a sign-in gate, the navigation, and the view the URL names
- * (/ui/jobs, /ui/job?id=, /ui/task-queues, /ui/task-queue?id=, /ui/pilots, /ui/pilot?id=, /ui/sites; /ui/callback finishes a sign-in).
+ * (/ui/jobs, /ui/job?id=, /ui/task-queues, /ui/task-queue?id=, /ui/pilots, /ui/pilot?id=, /ui/sites, /ui/schedules[?id=]; /ui/callback finishes a sign-in).
  */
 import { useEffect, useState } from 'react';
 import { api } from './api.ts';
@@ -14,6 +14,7 @@ import { Pilots } from './views/pilots.tsx';
 import { PilotPage } from './views/pilot-page.tsx';
 import { TaskQueuePage } from './views/task-queue-page.tsx';
 import { Sites } from './views/sites.tsx';
+import { Schedules } from './views/schedules.tsx';
 
 export interface Me {
   user: string;
@@ -27,6 +28,7 @@ const VIEWS: [string, string][] = [
   ['/ui/task-queues', 'Task queues'],
   ['/ui/pilots', 'Pilots'],
   ['/ui/sites', 'Sites'],
+  ['/ui/schedules', 'Schedules'],
 ];
 
 const ROUTED_VIEWS = [
@@ -37,6 +39,7 @@ const ROUTED_VIEWS = [
   '/ui/pilots',
   '/ui/pilot',
   '/ui/sites',
+  '/ui/schedules',
 ];
 
 function Callback() {
@@ -122,6 +125,7 @@ export function App() {
         {view === '/ui/pilots' && <Pilots me={me} />}
         {view === '/ui/pilot' && <PilotPage />}
         {view === '/ui/sites' && <Sites me={me} />}
+        {view === '/ui/schedules' && <Schedules />}
         {!ROUTED_VIEWS.includes(view) && (
           <p>
             No such view. <a href="/ui/jobs">Jobs</a>

@@ -7,7 +7,8 @@ import { TableHead } from './table-head.tsx';
 import { useCallback, useEffect, useState } from 'react';
 import { api, download } from '../api.ts';
 import { watchJobs } from '../live.ts';
-import { useLocation } from '../url-state.tsx';
+import { useLocation, ViewLink } from '../url-state.tsx';
+import { shortTime } from '../format.ts';
 import type { JobWithHistory } from '../../../shared/job/model.ts';
 
 /** The job as GET /api/jobs/{id} answers it: the model the matcher serves, with its history. */
@@ -93,6 +94,15 @@ export function JobPage() {
         <dd>{job.exitCode ?? '–'}</dd>
         <dt>Task queue</dt>
         <dd>{job.taskQueueId ?? '–'}</dd>
+        {job.scheduleId !== undefined && (
+          <>
+            <dt>Schedule</dt>
+            <dd>
+              <ViewLink to={`/ui/schedules?id=${job.scheduleId}`}>schedule {job.scheduleId}</ViewLink>, slot{' '}
+              {shortTime(job.scheduleSlot ?? null)}
+            </dd>
+          </>
+        )}
       </dl>
       {job.outputSandbox && (
         <p>
