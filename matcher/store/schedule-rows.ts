@@ -9,7 +9,7 @@ import type {
   ScheduleState,
   ScheduleView,
 } from '../../shared/schedule/schedule.ts';
-import type { SlotDecision } from './schedule-store.ts';
+import type { ScheduleSelection, SlotDecision } from './schedule-store.ts';
 
 export interface ScheduleRow {
   id: number | string;
@@ -161,4 +161,14 @@ export function slotRunRecord(decision: SlotDecision, record: SlotRecord, jobIds
     jobIds: JSON.stringify(jobIds),
     replacedJobIds: JSON.stringify(decision.replacedJobIds),
   };
+}
+
+/** The columns a selection names, with their values (both stores write their own placeholders). */
+export function selectionColumns(selection: ScheduleSelection): [column: string, value: string][] {
+  const pairs: [string, string | undefined][] = [
+    ['vo', selection.vo],
+    ['grp', selection.group],
+    ['owner', selection.owner],
+  ];
+  return pairs.filter((pair): pair is [string, string] => pair[1] !== undefined);
 }

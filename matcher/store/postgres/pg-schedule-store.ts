@@ -20,6 +20,7 @@ import {
   decideSlotRecord,
   runFromRow,
   scheduleFromRow,
+  selectionColumns,
   slotRunRecord,
   type RunRecord,
   type ScheduleRow,
@@ -86,18 +87,9 @@ export class PgScheduleStore implements ScheduleStore {
   }
 
   async listSchedules(selection: ScheduleSelection, limit: number): Promise<ScheduleView[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    for (const [column, value] of [
-      ['vo', selection.vo],
-      ['grp', selection.group],
-      ['owner', selection.owner],
-    ] as const) {
-      if (value === undefined) continue;
-      params.push(value);
-      where.push(`${column} = $${params.length}`);
-    }
-    params.push(limit);
+    const columns = selectionColumns(selection);
+    const where = columns.map(([column], index) => `${column} = $${index + 1}`);
+    const params: unknown[] = [...columns.map(([, value]) => value), limit];
     const result = await run(() =>
       this.#pool.query<ScheduleRow>(
         `SELECT * FROM schedules ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}

@@ -15,7 +15,14 @@ import {
   type SlotDecision,
   type SlotOutcome,
 } from '../schedule-store.ts';
-import { decideSlotRecord, runFromRow, scheduleFromRow, slotRunRecord, type ScheduleRow } from '../schedule-rows.ts';
+import {
+  decideSlotRecord,
+  runFromRow,
+  scheduleFromRow,
+  selectionColumns,
+  slotRunRecord,
+  type ScheduleRow,
+} from '../schedule-rows.ts';
 import type { WriteBatcher } from './write-batcher.ts';
 
 const SHA256_PREFIX = 'sha256:';
@@ -111,17 +118,9 @@ export class SqliteScheduleStore implements ScheduleStore {
   }
 
   async listSchedules(selection: ScheduleSelection, limit: number): Promise<ScheduleView[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    for (const [column, value] of [
-      ['vo', selection.vo],
-      ['grp', selection.group],
-      ['owner', selection.owner],
-    ] as const) {
-      if (value === undefined) continue;
-      where.push(`${column} = ?`);
-      params.push(value);
-    }
+    const columns = selectionColumns(selection);
+    const where = columns.map(([column]) => `${column} = ?`);
+    const params = columns.map(([, value]) => value);
     const rows = this.#db
       .prepare(
         `SELECT * FROM schedules ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,

@@ -20,7 +20,7 @@ const HEADERS = [
   'Overlap',
   'Catch-up',
   'Runs',
-  'Next slot',
+  'Next slot (UTC)',
   'Owner',
   '',
 ];
