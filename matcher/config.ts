@@ -85,7 +85,7 @@ export interface RawMatcherConfig extends RawLimits, RawRetentionOptions {
   faultSweepIntervalSec?: number | undefined;
   /** Holds before a rescheduled job waits again, by reschedule count, e.g. "60,180,300,600" (the last repeats). */
   rescheduleDelaysSec?: string | undefined;
-  /** Schedules firing more often than this are refused (default 60). */
+  /** Schedules firing more often than this are refused (default 5). */
   scheduleMinIntervalSec?: number | undefined;
   /** How late a schedule's slot may still fire; older ones are missed (default 60). */
   scheduleWindowSec?: number | undefined;

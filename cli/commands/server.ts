@@ -97,7 +97,7 @@ export function serverCommand(): Command {
     .option('--retention-sweep-interval-sec <n>', 'how often the purges above run (default 3600)', parseFloat)
     .option(
       '--schedule-min-interval-sec <n>',
-      'recurring schedules that would fire more often than once per this many seconds are refused (default 60)',
+      'recurring schedules that would fire more often than once per this many seconds are refused (default 5)',
       Number,
     )
     .option(

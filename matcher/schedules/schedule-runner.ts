@@ -25,7 +25,8 @@ const MISSED_COUNTED_AT_MOST = 10_000;
 
 export const DEFAULT_SCHEDULE_WINDOW_SEC = 60;
 export const DEFAULT_SCHEDULE_POLL_MS = 1_000;
-export const DEFAULT_SCHEDULE_MIN_INTERVAL_SEC = 60;
+/** Fast enough for a schedule every few seconds (the API's own example); an operator raises it. */
+export const DEFAULT_SCHEDULE_MIN_INTERVAL_SEC = 5;
 
 export interface ScheduleRunnerOptions {
   store: JobStore;

@@ -162,6 +162,31 @@ describe('schedules API', () => {
   });
 });
 
+describe('schedules API on a matcher with its defaults', () => {
+  it("takes the issue's own example: every 5 s in Europe/Paris, overlap skip, catch-up none", async () => {
+    const m = await startTestMatcher();
+    try {
+      const body = {
+        cron: '*/5 * * * * *',
+        timeZone: 'Europe/Paris',
+        job: JOB,
+        overlap: 'skip',
+        catchUp: 'none',
+      };
+      const created = await m.api('POST', '/api/schedules', { json: body });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const gaps = (created.body.nextFireTimes as string[]).slice(1).map((time, i) => {
+        return Date.parse(time) - Date.parse(created.body.nextFireTimes[i]);
+      });
+      assert.deepEqual(gaps, [5000, 5000, 5000, 5000]);
+      const faster = await m.api('POST', '/api/schedules', { json: { ...body, cron: '*/4 * * * * *' } });
+      assert.equal(faster.body.error.code, 'SCHEDULE_TOO_FREQUENT');
+    } finally {
+      await m.close();
+    }
+  });
+});
+
 describe('schedules on two replicas (PostgreSQL)', () => {
   let a: TestMatcher;
   let b: TestMatcher;
