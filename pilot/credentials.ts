@@ -12,7 +12,7 @@
  * with backoff until the refresh token expires; a refused refresh (pilot revoked, token spent) is
  * final: the current session goes on, the next connection fails, and the pilot stops (exit 3).
  */
-import { httpRequest, readText, type MatcherAgent } from './http-request.ts';
+import { errorOfAnswer, httpRequest, readText, type MatcherAgent } from './http-request.ts';
 import { backoffDelayMs, delay, type BackoffOptions } from '../shared/backoff.ts';
 import type { Clock } from '../shared/clock.ts';
 import { MatcherEndpoints } from '../shared/endpoints.ts';
@@ -161,7 +161,7 @@ async function post(options: SecretExchangeOptions, body: object): Promise<Grant
     }
     throw new PilothouseError('PROTOCOL_VIOLATION', 'the pilot-token answer lacks its fields');
   }
-  const error = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const error = errorOfAnswer(parsed);
   const code = isErrorCode(error?.code) ? error.code : status >= 500 ? 'MATCHER_UNREACHABLE' : 'INTERNAL';
   throw new PilothouseError(code, typeof error?.message === 'string' ? error.message : `HTTP ${status}`);
 }

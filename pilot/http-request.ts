@@ -99,13 +99,14 @@ export async function readErrorAnswer(response: IncomingMessage): Promise<{ code
     bytes += (chunk as Buffer).length;
   }
   try {
-    const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-      error?: { code?: unknown; message?: unknown };
-    };
-    return parsed?.error && typeof parsed.error === 'object'
-      ? { code: parsed.error.code, message: parsed.error.message }
-      : null;
+    return errorOfAnswer(JSON.parse(Buffer.concat(chunks).toString('utf8')));
   } catch {
     return null;
   }
+}
+
+/** The `error` member of a parsed answer body, when it has one. */
+export function errorOfAnswer(parsed: unknown): { code: unknown; message: unknown } | null {
+  const error = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  return error && typeof error === 'object' ? { code: error.code, message: error.message } : null;
 }

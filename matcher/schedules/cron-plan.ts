@@ -100,16 +100,23 @@ export class CronPlan {
     if (first === null || first > untilMs) return null;
     let count = 1;
     let last = first;
+    let beforeLast: number | null = null;
     while (count < countAtMost) {
       const next = this.nextAfter(last);
-      if (next === null || next > untilMs) return { firstMs: first, lastMs: last, count, countIsExact: true };
+      if (next === null || next > untilMs) {
+        return { firstMs: first, lastMs: last, beforeLastMs: beforeLast, count, countIsExact: true };
+      }
+      beforeLast = last;
       last = next;
       count += 1;
     }
-    // Many slots: the last one is the latest slot at or before untilMs.
-    const previous = this.#cron.previousRuns(1, new Date(untilMs + 1))[0]?.getTime();
-    if (previous !== undefined && previous > last && (this.#endMs === null || previous < this.#endMs)) last = previous;
-    return { firstMs: first, lastMs: last, count, countIsExact: false };
+    // Many slots: the last two are the latest slots at or before untilMs.
+    const [latest, previous] = this.#cron.previousRuns(2, new Date(untilMs + 1)).map((date) => date.getTime());
+    if (latest !== undefined && latest > last && (this.#endMs === null || latest < this.#endMs)) {
+      beforeLast = previous !== undefined && previous > last ? previous : last;
+      last = latest;
+    }
+    return { firstMs: first, lastMs: last, beforeLastMs: beforeLast, count, countIsExact: false };
   }
 
   /** The shortest gap between two consecutive slots among the next ones after `fromMs` (null: fewer than two). */
@@ -127,6 +134,8 @@ export class CronPlan {
 export interface SlotStretch {
   firstMs: number;
   lastMs: number;
+  /** The slot before the last (null when there is one slot). */
+  beforeLastMs: number | null;
   count: number;
   /** False when the walk stopped at `countAtMost`: there were at least `count`. */
   countIsExact: boolean;

@@ -124,10 +124,10 @@ export class ScheduleRunner {
     const dueCount = 1 + (later?.count ?? 0);
     const countIsExact = later?.countIsExact ?? true;
     const onTime = nowMs - latestMs <= this.#options.windowMs;
-    const at = new Date(nowMs).toISOString();
-    const nextMs = plan.nextAfter(latestMs);
-    const nextFireAt = nextMs === null ? null : new Date(nextMs).toISOString();
     const iso = (ms: number) => new Date(ms).toISOString();
+    const at = iso(nowMs);
+    const nextMs = plan.nextAfter(latestMs);
+    const nextFireAt = nextMs === null ? null : iso(nextMs);
 
     let decision: SlotDecision;
     const base = { scheduleId: schedule.id, expectedNextFireAt: expectedAt, at, overlap: schedule.overlap, nextFireAt };
@@ -142,20 +142,24 @@ export class ScheduleRunner {
       };
     } else {
       const slotAt = iso(latestMs);
-      const before = dueCount > 1 ? plan.slotsBetween(expectedMs - 1, latestMs - 1, MISSED_COUNTED_AT_MOST) : null;
+      // The due slots before the latest: the stored one up to the one before the latest.
+      const beforeLatestMs = later === null ? null : (later.beforeLastMs ?? expectedMs);
       const replacedJobIds = schedule.overlap === 'replace' ? await this.#killUnfinished(schedule, at) : [];
       decision = {
         ...base,
         slotAt,
         action: 'submit',
         jobs: this.#options.jobsOf(schedule, slotAt),
-        missed: before && {
-          count: before.count,
-          firstAt: iso(before.firstMs),
-          lastAt: iso(before.lastMs),
-          countIsExact: before.countIsExact,
-          covered: schedule.catchUp === 'one',
-        },
+        missed:
+          beforeLatestMs === null
+            ? null
+            : {
+                count: dueCount - 1,
+                firstAt: expectedAt,
+                lastAt: iso(beforeLatestMs),
+                countIsExact,
+                covered: schedule.catchUp === 'one',
+              },
         replacedJobIds,
       };
     }

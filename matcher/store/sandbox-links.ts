@@ -6,8 +6,15 @@ export const SHA256_PREFIX = 'sha256:';
 
 /** The distinct input sandboxes (hex checksums) of a submission. */
 export function inputSandboxesOf(jobs: readonly NewJob[]): string[] {
+  return sandboxChecksumsOf(jobs.map((job) => job.description));
+}
+
+/** The distinct input sandboxes (hex checksums) named by job descriptions (a submission's, a schedule's). */
+export function sandboxChecksumsOf(descriptions: readonly { inputSandbox: readonly string[] }[]): string[] {
   const all = new Set<string>();
-  for (const job of jobs) for (const ref of job.description.inputSandbox) all.add(ref.slice(SHA256_PREFIX.length));
+  for (const description of descriptions) {
+    for (const ref of description.inputSandbox) all.add(ref.slice(SHA256_PREFIX.length));
+  }
   return [...all];
 }
 

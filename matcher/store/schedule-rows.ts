@@ -9,7 +9,7 @@ import type {
   ScheduleState,
   ScheduleView,
 } from '../../shared/schedule/schedule.ts';
-import type { ScheduleSelection, SlotDecision } from './schedule-store.ts';
+import type { ScheduleSelection, SlotDecision, UnfinishedRunJob } from './schedule-store.ts';
 
 export interface ScheduleRow {
   id: number | string;
@@ -59,10 +59,17 @@ export function scheduleFromRow(row: ScheduleRow): ScheduleView {
   };
 }
 
-export function runFromRow(
-  row: Record<string, unknown>,
-  jobs: { id: number | string; status: string }[],
-): ScheduleRunView {
+/** A schedule's run records with their jobs (`schedule_slot` names the run a job belongs to). */
+export function runsFromRows(
+  runs: Record<string, unknown>[],
+  jobs: { id: number | string; status: string; schedule_slot: string }[],
+): ScheduleRunView[] {
+  const bySlot = new Map<string, { id: number | string; status: string }[]>();
+  for (const job of jobs) bySlot.set(job.schedule_slot, [...(bySlot.get(job.schedule_slot) ?? []), job]);
+  return runs.map((row) => runFromRow(row, bySlot.get(String(row.slot_at)) ?? []));
+}
+
+function runFromRow(row: Record<string, unknown>, jobs: { id: number | string; status: string }[]): ScheduleRunView {
   return {
     scheduleId: Number(row.schedule_id),
     slotAt: String(row.slot_at),
@@ -74,6 +81,22 @@ export function runFromRow(
     replacedJobIds: JSON.parse(String(row.replaced_job_ids)) as number[],
     jobs: jobs.map((job) => ({ id: Number(job.id), status: job.status as JobStatus })),
   };
+}
+
+/** The state a schedule is stored in: created or resumed with no slot left, it has ended. */
+export function scheduleState(paused: boolean, nextFireAt: string | null): ScheduleState {
+  return paused ? 'paused' : nextFireAt === null ? 'ended' : 'active';
+}
+
+export interface UnfinishedJobRow {
+  id: number | string;
+  status: string;
+  attempt: number;
+  pilot_id: string | null;
+}
+
+export function unfinishedFromRow(row: UnfinishedJobRow): UnfinishedRunJob {
+  return { id: Number(row.id), status: row.status, attempt: Number(row.attempt), pilotId: row.pilot_id };
 }
 
 /** The parameters of a schedule_runs row (named as both stores' statements take them). */

@@ -64,6 +64,14 @@ export type SlotOutcome =
   | { fired: false }
   | { fired: true; outcome: ScheduleRunOutcome; jobIds: number[]; taskQueueIds: number[]; state: ScheduleState };
 
+/** A job of a schedule's run that is not final, and the pilot that holds it (to tell of a kill). */
+export interface UnfinishedRunJob {
+  id: number;
+  status: string;
+  attempt: number;
+  pilotId: string | null;
+}
+
 export interface ScheduleStore {
   createSchedule(schedule: NewSchedule): Promise<ScheduleView>;
   getSchedule(id: number): Promise<ScheduleView | null>;
@@ -85,9 +93,7 @@ export interface ScheduleStore {
   /** The earliest next slot of any active schedule (null: none). */
   earliestNextFire(): Promise<string | null>;
   /** Jobs of the schedule's runs that are not final, oldest first. */
-  unfinishedRunJobs(
-    scheduleId: number,
-  ): Promise<{ id: number; status: string; attempt: number; pilotId: string | null }[]>;
+  unfinishedRunJobs(scheduleId: number): Promise<UnfinishedRunJob[]>;
   fireSlot(decision: SlotDecision): Promise<SlotOutcome>;
   /** Newest first. */
   scheduleRuns(scheduleId: number, limit: number): Promise<ScheduleRunView[]>;

@@ -76,16 +76,26 @@ describe('CronPlan', () => {
     const plan = CronPlan.compile({ cron: '* * * * * *', timeZone: 'UTC' });
     const from = Date.parse('2026-01-01T00:00:00.000Z');
     const few = plan.slotsBetween(from, from + 10_500, 100);
-    assert.deepEqual(few && { ...few, firstMs: iso(few.firstMs), lastMs: iso(few.lastMs) }, {
-      firstMs: '2026-01-01T00:00:01.000Z',
-      lastMs: '2026-01-01T00:00:10.000Z',
-      count: 10,
-      countIsExact: true,
-    });
+    assert.deepEqual(
+      few && {
+        ...few,
+        firstMs: iso(few.firstMs),
+        lastMs: iso(few.lastMs),
+        beforeLastMs: iso(few.beforeLastMs as number),
+      },
+      {
+        firstMs: '2026-01-01T00:00:01.000Z',
+        lastMs: '2026-01-01T00:00:10.000Z',
+        beforeLastMs: '2026-01-01T00:00:09.000Z',
+        count: 10,
+        countIsExact: true,
+      },
+    );
     const many = plan.slotsBetween(from, from + 86_400_000, 100);
     assert.equal(many?.count, 100);
     assert.equal(many?.countIsExact, false);
     assert.equal(iso(many?.lastMs as number), '2026-01-02T00:00:00.000Z');
+    assert.equal(iso(many?.beforeLastMs as number), '2026-01-01T23:59:59.000Z');
     assert.equal(plan.slotsBetween(from, from + 500, 100), null);
   });
 

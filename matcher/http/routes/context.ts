@@ -70,3 +70,14 @@ export function parseId(raw: string | undefined, field: string): number {
   }
   return id;
 }
+
+/** An integer query parameter within [min, max], or `fallback` when absent (else BAD_QUERY naming it). */
+export function queryInt(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = query.get(name);
+  if (raw === null || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new PilothouseError('BAD_QUERY', `${name} must be an integer in [${min}, ${max}]`, { field: name });
+  }
+  return value;
+}

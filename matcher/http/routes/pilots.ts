@@ -9,7 +9,7 @@ import { isoNow } from '../../../shared/clock.ts';
 import { FINAL_PILOT_STATUSES } from '../../../shared/pilot/status.ts';
 import type { Principal } from '../../../shared/auth/claims.ts';
 import { readJsonBody, type Route } from '../router.ts';
-import type { RouteDeps } from './context.ts';
+import { queryInt, type RouteDeps } from './context.ts';
 import { loadVisibleJob } from './jobs.ts';
 import { loadVisiblePilot } from './pilot-records.ts';
 
@@ -17,16 +17,6 @@ export const MAX_LOG_PAGE_LINES = 5_000;
 const DEFAULT_LOG_PAGE_LINES = 1_000;
 
 const drainBodySchema = z.strictObject({ reason: z.string().min(1).max(512).optional() });
-
-function queryInt(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
-  const raw = query.get(name);
-  if (raw === null || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new PilothouseError('BAD_QUERY', `${name} must be an integer in [${min}, ${max}]`, { field: name });
-  }
-  return value;
-}
 
 export function pilotRoutes(deps: RouteDeps): Route[] {
   return [

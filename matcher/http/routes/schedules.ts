@@ -11,10 +11,11 @@ import { isoNow } from '../../../shared/clock.ts';
 import { jobDescriptionSchema, parseJobDescriptions, type JobDescription } from '../../../shared/job/description.ts';
 import { scheduleFieldsSchema, type ScheduleFields, type ScheduleView } from '../../../shared/schedule/schedule.ts';
 import { parseOrThrow } from '../../../shared/validation.ts';
-import { canSeeJob, isAdministrator, isJobAdministratorFor } from '../../auth/policy.ts';
+import { canSeeJob } from '../../auth/policy.ts';
 import { CronPlan } from '../../schedules/cron-plan.ts';
 import { isJsonBody, readJsonBody, readTextBody, type Route } from '../router.ts';
-import { parseId, type RouteDeps } from './context.ts';
+import { parseId, queryInt, type RouteDeps } from './context.ts';
+import { visibleSelection } from './job-search-query.ts';
 import { assertInputSandboxesUploaded, descriptionsOfJdl, JDL_CONTENT, jdlEnvelopeSchema } from './jobs.ts';
 
 /** Fire times shown on creation, so that a user sees at once what the expression means. */
@@ -135,14 +136,9 @@ export function scheduleRoutes(deps: RouteDeps): Route[] {
       policy: 'user',
       summary: 'the schedules you may see, newest first',
       async handler({ principal }) {
-        const caller = principal as Principal;
-        const selection = isAdministrator(caller)
-          ? {}
-          : isJobAdministratorFor(caller, caller.vo)
-            ? { vo: caller.vo }
-            : caller.properties.includes('JobSharing')
-              ? { vo: caller.vo, group: caller.group }
-              : { vo: caller.vo, owner: caller.subject };
+        // Whose schedules: those whose jobs a search would show the caller.
+        const visible = visibleSelection(principal as Principal, {});
+        const selection = { vo: visible.vos?.[0], group: visible.groups?.[0], owner: visible.owners?.[0] };
         const schedules = await deps.store.schedules.listSchedules(selection, LIST_LIMIT);
         return { status: 200, json: { schedules: schedules.map(withFireTimes) } };
       },
@@ -163,13 +159,7 @@ export function scheduleRoutes(deps: RouteDeps): Route[] {
       summary: "what each slot became, newest first: the run's jobs and their status, or why it was skipped or missed",
       async handler({ params, query, principal }) {
         const schedule = await load(principal as Principal, params.id);
-        const raw = query.get('limit');
-        const limit = raw === null ? RUNS_LIMIT_DEFAULT : Number(raw);
-        if (!Number.isSafeInteger(limit) || limit < 1 || limit > RUNS_LIMIT_MAX) {
-          throw new PilothouseError('BAD_QUERY', `limit must be an integer from 1 to ${RUNS_LIMIT_MAX}`, {
-            field: 'limit',
-          });
-        }
+        const limit = queryInt(query, 'limit', RUNS_LIMIT_DEFAULT, 1, RUNS_LIMIT_MAX);
         return { status: 200, json: { runs: await deps.store.schedules.scheduleRuns(schedule.id, limit) } };
       },
     },

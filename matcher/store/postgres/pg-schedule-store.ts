@@ -15,19 +15,22 @@ import {
   type ScheduleStore,
   type SlotDecision,
   type SlotOutcome,
+  type UnfinishedRunJob,
 } from '../schedule-store.ts';
 import {
   decideSlotRecord,
-  runFromRow,
+  runsFromRows,
+  scheduleState,
+  unfinishedFromRow,
+  type UnfinishedJobRow,
   scheduleFromRow,
   selectionColumns,
   slotRunRecord,
   type RunRecord,
   type ScheduleRow,
 } from '../schedule-rows.ts';
+import { sandboxChecksumsOf } from '../sandbox-links.ts';
 import { run, withTransaction } from './pg-database.ts';
-
-const SHA256_PREFIX = 'sha256:';
 
 type InsertJobs = (client: pg.PoolClient, jobs: NewJob[], at: string) => Promise<SubmitResult>;
 
@@ -61,7 +64,7 @@ export class PgScheduleStore implements ScheduleStore {
           schedule.startAt,
           schedule.endAt,
           schedule.maxRuns,
-          schedule.nextFireAt === null ? 'ended' : 'active',
+          scheduleState(false, schedule.nextFireAt),
           schedule.nextFireAt,
           JSON.stringify(schedule.jobs),
           schedule.at,
@@ -69,11 +72,11 @@ export class PgScheduleStore implements ScheduleStore {
         ],
       );
       const row = inserted.rows[0] as ScheduleRow;
-      const refs = [...new Set(schedule.jobs.flatMap((job) => job.inputSandbox))];
-      if (refs.length > 0) {
+      const checksums = sandboxChecksumsOf(schedule.jobs);
+      if (checksums.length > 0) {
         await client.query(
           `INSERT INTO schedule_sandboxes (sha256, schedule_id) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING`,
-          [refs.map((ref) => ref.slice(SHA256_PREFIX.length)), row.id],
+          [checksums, row.id],
         );
       }
       return scheduleFromRow(row);
@@ -108,7 +111,7 @@ export class PgScheduleStore implements ScheduleStore {
     return withTransaction(this.#pool, async (client) => {
       await client.query(
         `UPDATE schedules SET state = $2, next_fire_at = $3, updated_at = $4 WHERE id = $1 AND state != 'ended'`,
-        [id, paused ? 'paused' : change.nextFireAt === null ? 'ended' : 'active', change.nextFireAt, change.at],
+        [id, scheduleState(paused, change.nextFireAt), change.nextFireAt, change.at],
       );
       const row = (await client.query<ScheduleRow>('SELECT * FROM schedules WHERE id = $1', [id])).rows[0];
       return row ? scheduleFromRow(row) : null;
@@ -142,19 +145,9 @@ export class PgScheduleStore implements ScheduleStore {
     return result.rows[0]?.at ?? null;
   }
 
-  async unfinishedRunJobs(scheduleId: number) {
-    const result = await run(() =>
-      this.#pool.query<{ id: string | number; status: string; attempt: number; pilot_id: string | null }>(
-        UNFINISHED_SQL,
-        [scheduleId],
-      ),
-    );
-    return result.rows.map((row) => ({
-      id: Number(row.id),
-      status: row.status,
-      attempt: Number(row.attempt),
-      pilotId: row.pilot_id,
-    }));
+  async unfinishedRunJobs(scheduleId: number): Promise<UnfinishedRunJob[]> {
+    const result = await run(() => this.#pool.query<UnfinishedJobRow>(UNFINISHED_SQL, [scheduleId]));
+    return result.rows.map(unfinishedFromRow);
   }
 
   async fireSlot(decision: SlotDecision): Promise<SlotOutcome> {
@@ -216,12 +209,7 @@ export class PgScheduleStore implements ScheduleStore {
         [scheduleId, runs.rows.map((row) => row.slot_at)],
       ),
     );
-    return runs.rows.map((row) =>
-      runFromRow(
-        row,
-        jobs.rows.filter((job) => job.schedule_slot === row.slot_at),
-      ),
-    );
+    return runsFromRows(runs.rows, jobs.rows);
   }
 }
 

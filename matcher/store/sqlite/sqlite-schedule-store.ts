@@ -14,18 +14,21 @@ import {
   type ScheduleStore,
   type SlotDecision,
   type SlotOutcome,
+  type UnfinishedRunJob,
 } from '../schedule-store.ts';
 import {
   decideSlotRecord,
-  runFromRow,
+  runsFromRows,
+  scheduleState,
+  unfinishedFromRow,
+  type UnfinishedJobRow,
   scheduleFromRow,
   selectionColumns,
   slotRunRecord,
   type ScheduleRow,
 } from '../schedule-rows.ts';
+import { sandboxChecksumsOf } from '../sandbox-links.ts';
 import type { WriteBatcher } from './write-batcher.ts';
-
-const SHA256_PREFIX = 'sha256:';
 
 export class SqliteScheduleStore implements ScheduleStore {
   readonly #db: Database.Database;
@@ -79,7 +82,10 @@ export class SqliteScheduleStore implements ScheduleStore {
         INSERT INTO schedule_runs (schedule_id, slot_at, fired_at, outcome, reason, missed_slots, job_ids, replaced_job_ids)
         VALUES (@scheduleId, @slotAt, @firedAt, @outcome, @reason, @missedSlots, @jobIds, @replacedJobIds)`),
       runs: db.prepare('SELECT * FROM schedule_runs WHERE schedule_id = ? ORDER BY slot_at DESC LIMIT ?'),
-      runJobs: db.prepare('SELECT id, status FROM jobs WHERE schedule_id = ? AND schedule_slot = ? ORDER BY id'),
+      runJobs: db.prepare(
+        `SELECT id, status, schedule_slot FROM jobs
+         WHERE schedule_id = ? AND schedule_slot IN (SELECT value FROM json_each(?)) ORDER BY id`,
+      ),
     };
   }
 
@@ -98,16 +104,14 @@ export class SqliteScheduleStore implements ScheduleStore {
           startAt: schedule.startAt,
           endAt: schedule.endAt,
           maxRuns: schedule.maxRuns,
-          state: schedule.nextFireAt === null ? 'ended' : 'active',
+          state: scheduleState(false, schedule.nextFireAt),
           nextFireAt: schedule.nextFireAt,
           jobs: JSON.stringify(schedule.jobs),
           at: schedule.at,
           by: schedule.by,
         }).lastInsertRowid,
       );
-      for (const description of schedule.jobs) {
-        for (const ref of description.inputSandbox) this.#sql.linkSandbox.run(ref.slice(SHA256_PREFIX.length), id);
-      }
+      for (const sha256 of sandboxChecksumsOf(schedule.jobs)) this.#sql.linkSandbox.run(sha256, id);
       return scheduleFromRow(this.#sql.get.get(id) as ScheduleRow);
     });
   }
@@ -137,7 +141,7 @@ export class SqliteScheduleStore implements ScheduleStore {
     return this.#writes.write(() => {
       this.#sql.setPaused.run({
         id,
-        state: paused ? 'paused' : change.nextFireAt === null ? 'ended' : 'active',
+        state: scheduleState(paused, change.nextFireAt),
         nextFireAt: change.nextFireAt,
         at: change.at,
       });
@@ -162,14 +166,8 @@ export class SqliteScheduleStore implements ScheduleStore {
     return (this.#sql.earliest.get() as string | null) ?? null;
   }
 
-  async unfinishedRunJobs(scheduleId: number) {
-    const rows = this.#sql.unfinished.all(scheduleId) as {
-      id: number;
-      status: string;
-      attempt: number;
-      pilot_id: string | null;
-    }[];
-    return rows.map((row) => ({ id: row.id, status: row.status, attempt: row.attempt, pilotId: row.pilot_id }));
+  async unfinishedRunJobs(scheduleId: number): Promise<UnfinishedRunJob[]> {
+    return (this.#sql.unfinished.all(scheduleId) as UnfinishedJobRow[]).map(unfinishedFromRow);
   }
 
   async fireSlot(decision: SlotDecision): Promise<SlotOutcome> {
@@ -208,9 +206,12 @@ export class SqliteScheduleStore implements ScheduleStore {
   }
 
   async scheduleRuns(scheduleId: number, limit: number): Promise<ScheduleRunView[]> {
-    const rows = this.#sql.runs.all(scheduleId, limit) as Record<string, unknown>[];
-    return rows.map((row) =>
-      runFromRow(row, this.#sql.runJobs.all(scheduleId, row.slot_at) as { id: number; status: string }[]),
-    );
+    const runs = this.#sql.runs.all(scheduleId, limit) as Record<string, unknown>[];
+    const jobs = this.#sql.runJobs.all(scheduleId, JSON.stringify(runs.map((row) => row.slot_at))) as {
+      id: number;
+      status: string;
+      schedule_slot: string;
+    }[];
+    return runsFromRows(runs, jobs);
   }
 }
