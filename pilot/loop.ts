@@ -8,7 +8,10 @@
  *    connection, so after every match the outstanding offer is stale and a fresh one is sent (if a
  *    core is free);
  *  - when a job ends while an offer is outstanding, a new offer (new id) supersedes it;
- *  - a match is always run, even one that arrives after `offer.cancel` (it fits: resources only grew).
+ *  - a match is always run, even one that arrives after `offer.cancel` (it fits: resources only grew);
+ *  - an offer of more than one free core may be filled by several jobs at once (`maxJobs`: one per
+ *    free core): they come as match frames in a row, each but the last saying how many follow, and the
+ *    next offer waits for the last of them.
  *
  * Shutdown: stop offering, cancel the outstanding offer and wait for `offer.cancelled`, let the
  * running jobs finish (or kill them on `terminate`), wait for every report to be acked, say bye with
@@ -21,7 +24,7 @@ import { randomUUID } from 'node:crypto';
 import { isoNow, type Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { PilothouseError } from '../shared/errors.ts';
-import type { MatchedJob, OfferResources } from '../shared/protocol/messages.ts';
+import { MAX_JOBS_PER_OFFER, type MatchedJob, type OfferResources } from '../shared/protocol/messages.ts';
 import type { JobOutcome, JobRunnerPort, RunningJob } from './job-runner.ts';
 import type { HeartbeatNode, LinkInbound, MatcherLink, WelcomeMessage } from './matcher-link.ts';
 import type { Slot } from './slot.ts';
@@ -101,6 +104,8 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
   #fatal: PilothouseError | undefined;
   #offer: OutstandingOffer | null = null;
   #matchSeq = 0;
+  /** Match frames of the last offer still to come (its earlier ones said so). */
+  #matchesFollowing = 0;
   readonly #jobs = new Map<string, RunningJob>();
   #jobsRun = 0;
   #jobsFailed = 0;
@@ -168,6 +173,7 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
     this.#everConnected = true;
     this.#logger = this.#baseLogger.child({ pilotId: welcome.pilotId });
     this.#offer = null; // offers die with the connection they were made on
+    this.#matchesFollowing = 0;
     // The matcher counts matches per connection and drops offers whose matchSeq is behind its count;
     // counting per connection here too keeps that check exact (a higher count would let stale offers in).
     this.#matchSeq = 0;
@@ -181,6 +187,7 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
     this.#timers.clear('retry');
     this.#timers.clear('refresh');
     this.#offer = null;
+    this.#matchesFollowing = 0;
     this.#checkDone();
   };
 
@@ -197,7 +204,7 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
   readonly #onMessage = (message: LinkInbound): void => {
     switch (message.type) {
       case 'match':
-        this.#onMatch(message.offerId, message.matchSeq, message.job);
+        this.#onMatch(message.offerId, message.matchSeq, message.job, message.following ?? 0);
         return;
       case 'match.unreadable':
         // The attempt is failed at once, not left Matched; the match is counted as the matcher did.
@@ -209,7 +216,7 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
           minorStatus: UNREADABLE_JOB_MINOR_STATUS,
           applicationStatus: message.reason,
         });
-        this.#onMatch(message.offerId, message.matchSeq, null);
+        this.#onMatch(message.offerId, message.matchSeq, null, message.following);
         return;
       case 'parked':
         if (this.#offer?.offerId === message.offerId && this.#offer.state === 'sent') {
@@ -253,8 +260,9 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
     }
   };
 
-  #onMatch(offerId: string, matchSeq: number, job: MatchedJob | null): void {
+  #onMatch(offerId: string, matchSeq: number, job: MatchedJob | null, following: number): void {
     this.#matchSeq = Math.max(this.#matchSeq + 1, matchSeq);
+    this.#matchesFollowing = following;
     // The outstanding offer was built with an older matchSeq: it is consumed or stale either way.
     if (this.#offer !== null && (this.#offer.offerId === offerId || this.#offer.state !== 'cancelling')) {
       this.#offer = null;
@@ -318,6 +326,8 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
   #maybeOffer(supersede = false): void {
     if (this.#phase !== 'running' || !this.#link.connected) return;
     if (this.#offer?.state === 'cancelling') return;
+    // The rest of the last offer's matches are on their way: an offer now would be stale on arrival.
+    if (this.#matchesFollowing > 0) return;
     if (!supersede && (this.#offer !== null || this.#timers.has('retry'))) return;
     const verdict = this.#slot.offer(this.#clock.nowMs());
     if (verdict.kind === 'time-up') {
@@ -328,7 +338,9 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
     if (verdict.kind === 'full') return;
     this.#timers.clear('retry');
     const offerId = this.#newOfferId();
-    if (!this.#link.sendOffer(offerId, this.#matchSeq, verdict.resources)) return;
+    // One job per free core at most: every job takes at least one.
+    const maxJobs = Math.max(1, Math.min(MAX_JOBS_PER_OFFER, verdict.resources.cores));
+    if (!this.#link.sendOffer(offerId, this.#matchSeq, verdict.resources, maxJobs)) return;
     this.#offer = { offerId, state: 'sent' };
     this.#timers.clear('refresh');
     if (verdict.resources.wallTimeSec !== null) {

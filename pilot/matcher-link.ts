@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { FINAL_STATUSES } from '../shared/job/status.ts';
-import { groupReportsIntoFrames } from './report-frames.ts';
+import { groupReportsIntoFrames, packAttemptsIntoFrames } from './report-frames.ts';
 import WebSocket from 'ws';
 import type { Logger } from '../shared/logger.ts';
 import type { MatcherEndpoints } from '../shared/endpoints.ts';
@@ -31,6 +31,9 @@ export type HelloBody = Omit<Extract<PilotMessageBody, { type: 'hello' }>, 'type
 export type JobStatusBody = Omit<Extract<PilotMessageBody, { type: 'job.status' }>, 'type' | 'ref'>;
 export type HeartbeatJob = Extract<PilotMessageBody, { type: 'heartbeat' }>['jobs'][number];
 export type HeartbeatNode = NonNullable<Extract<PilotMessageBody, { type: 'heartbeat' }>['node']>;
+/** An attempt the matcher refused for good in a job.statuses frame it acked. */
+type RefusedAttempt = NonNullable<Extract<MatcherMessage, { type: 'ack' }>['refused']>[number];
+
 /** What the pilot tells the matcher in its bye. */
 export interface ByeStats {
   jobsRun?: number;
@@ -46,6 +49,8 @@ export interface UnreadableMatch {
   type: 'match.unreadable';
   offerId: string;
   matchSeq: number;
+  /** More matches for the same offer that come right after this one. */
+  following: number;
   jobId: number;
   attempt: number;
   reason: string;
@@ -75,8 +80,11 @@ export interface MatcherLink extends EventEmitter<LinkEvents> {
   /** Reports not yet acked. */
   readonly pendingReports: number;
   start(): void;
-  /** Returns false (and sends nothing) while disconnected. */
-  sendOffer(offerId: string, matchSeq: number, resources: OfferResources): boolean;
+  /**
+   * Returns false (and sends nothing) while disconnected. `maxJobs` (default 1): up to that many jobs
+   * may fill the offer at once, each in its own match frame.
+   */
+  sendOffer(offerId: string, matchSeq: number, resources: OfferResources, maxJobs?: number): boolean;
   cancelOffer(offerId: string): boolean;
   /** Queues a job status report; it is delivered, in order, across reconnects. */
   report(body: JobStatusBody): void;
@@ -214,10 +222,10 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     this.#connect();
   }
 
-  sendOffer(offerId: string, matchSeq: number, resources: OfferResources): boolean {
+  sendOffer(offerId: string, matchSeq: number, resources: OfferResources, maxJobs = 1): boolean {
     // Reports due now leave first: the matcher hears that a job ended before the offer that follows.
     if (this.#reportsDueNow) this.#sendQueuedReports();
-    return this.#sendNow({ type: 'offer', offerId, matchSeq, resources });
+    return this.#sendNow({ type: 'offer', offerId, matchSeq, resources, ...(maxJobs > 1 && { maxJobs }) });
   }
 
   cancelOffer(offerId: string): boolean {
@@ -435,7 +443,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
         this.#logger.warn('second welcome ignored');
         return null;
       case 'ack':
-        this.#onAck(message.ref);
+        this.#onAck(message.ref, message.refused);
         return null;
       case 'error':
         if (message.ref !== undefined && this.#logInflight?.ref === message.ref) {
@@ -516,7 +524,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     }
   }
 
-  #onAck(ref: number): void {
+  #onAck(ref: number, refused: readonly RefusedAttempt[] = []): void {
     if (this.#logInflight?.ref === ref) {
       this.#logLines.splice(0, this.#logInflight.count);
       this.#logDropped -= this.#logInflight.dropped;
@@ -527,6 +535,16 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     const entries = this.#inflight.get(ref);
     if (entries === undefined) return; // a heartbeat's ack, or one from before a replay
     this.#inflight.delete(ref);
+    // A frame of several attempts is stored but for the attempts it names: those are refused for good.
+    for (const attempt of refused) {
+      const reports = entries.filter(
+        ({ body }) => body.jobId === attempt.jobId && body.attempt === attempt.attempt,
+      ).length;
+      this.#logger.error(
+        { code: attempt.code, err: attempt.message, jobId: attempt.jobId, attempt: attempt.attempt, reports },
+        'report dropped',
+      );
+    }
     this.#removeFromOutbox(entries);
   }
 
@@ -569,7 +587,10 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     if (this.#outbox.length === 0) this.emit('drained');
   }
 
-  /** Every queued report not yet sent on this connection leaves now, grouped per attempt. */
+  /**
+   * Every queued report not yet sent on this connection leaves now, grouped per attempt; the groups
+   * of several attempts (jobs that ended together) share frames.
+   */
   #sendQueuedReports(): void {
     this.#reportsDueNow = false;
     if (this.#reportTimer !== null) clearTimeout(this.#reportTimer);
@@ -577,16 +598,24 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     if (!this.#welcomed) return;
     const inFlight = new Set([...this.#inflight.values()].flat());
     const queued = this.#outbox.filter((entry) => !inFlight.has(entry));
-    for (const frame of groupReportsIntoFrames(queued, MAX_REPORT_FRAME_CHARS)) this.#sendReportFrame(frame);
+    const groups = groupReportsIntoFrames(queued, MAX_REPORT_FRAME_CHARS);
+    for (const frame of packAttemptsIntoFrames(groups, MAX_REPORT_FRAME_CHARS)) this.#sendReportFrame(frame);
   }
 
-  #sendReportFrame(entries: OutboxEntry[]): void {
+  /** One attempt's reports as a job.status frame, several attempts' as one job.statuses frame. */
+  #sendReportFrame(groups: OutboxEntry[][]): void {
     const ref = this.#nextRef++;
-    const latest = (entries.at(-1) as OutboxEntry).body;
-    const earlier = entries.slice(0, -1).map(({ body: { jobId: _jobId, attempt: _attempt, ...fields } }) => fields);
-    if (this.#sendNow({ type: 'job.status', ref, ...latest, ...(earlier.length > 0 && { earlier }) })) {
-      this.#inflight.set(ref, entries);
-    }
+    const attemptReports = groups.map((entries) => {
+      const latest = (entries.at(-1) as OutboxEntry).body;
+      const earlier = entries.slice(0, -1).map(({ body: { jobId: _jobId, attempt: _attempt, ...fields } }) => fields);
+      return { ...latest, ...(earlier.length > 0 && { earlier }) };
+    });
+    const [only] = attemptReports;
+    const body: PilotMessageBody =
+      attemptReports.length === 1 && only !== undefined
+        ? { type: 'job.status', ref, ...only }
+        : { type: 'job.statuses', ref, reports: attemptReports };
+    if (this.#sendNow(body)) this.#inflight.set(ref, groups.flat());
   }
 
   #sendNow(body: PilotMessageBody, beforeWelcome = false): boolean {
@@ -649,7 +678,7 @@ export function salvageMatch(frame: string, reason: string): UnreadableMatch | n
     return null;
   }
   if (typeof value !== 'object' || value === null) return null;
-  const { type, offerId, matchSeq, job } = value as Record<string, unknown>;
+  const { type, offerId, matchSeq, job, following } = value as Record<string, unknown>;
   if (type !== 'match' || typeof offerId !== 'string' || typeof job !== 'object' || job === null) return null;
   const { jobId, attempt } = job as Record<string, unknown>;
   const positive = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) > 0;
@@ -658,6 +687,7 @@ export function salvageMatch(frame: string, reason: string): UnreadableMatch | n
     type: 'match.unreadable',
     offerId,
     matchSeq: Number.isSafeInteger(matchSeq) ? (matchSeq as number) : 0,
+    following: Number.isSafeInteger(following) && (following as number) > 0 ? (following as number) : 0,
     jobId,
     attempt,
     reason: reason.slice(0, 1024),

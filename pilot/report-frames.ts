@@ -3,8 +3,10 @@
  * first (the last one is the frame's own, the others its `earlier`), so that a short job's Running
  * ... Done costs the matcher one frame and one write. A frame holds at most MAX_EARLIER_REPORTS + 1
  * reports and about `maxChars` of JSON, far below the matcher's frame limit whatever the output tails.
+ * The groups of several attempts (jobs that ended together) then share frames, MAX_ATTEMPTS_PER_REPORT_FRAME
+ * attempts and about `maxChars` at most each, so that the matcher stores them in one write and acks once.
  */
-import { MAX_EARLIER_REPORTS } from '../shared/protocol/messages.ts';
+import { MAX_ATTEMPTS_PER_REPORT_FRAME, MAX_EARLIER_REPORTS } from '../shared/protocol/messages.ts';
 
 export interface AttemptReport {
   jobId: number;
@@ -30,6 +32,26 @@ export function groupReportsIntoFrames<T extends { body: AttemptReport }>(
     const frame = { reports: [report], chars };
     frames.push(frame.reports);
     openFrame.set(key, frame);
+  }
+  return frames;
+}
+
+/** Packs per-attempt groups (from groupReportsIntoFrames) into frames of several attempts, in order. */
+export function packAttemptsIntoFrames<T extends { body: AttemptReport }>(
+  groups: readonly T[][],
+  maxChars: number,
+): T[][][] {
+  const frames: T[][][] = [];
+  let open: { groups: T[][]; chars: number } | null = null;
+  for (const group of groups) {
+    const chars = group.reduce((sum, report) => sum + JSON.stringify(report.body).length, 0);
+    if (open !== null && open.groups.length < MAX_ATTEMPTS_PER_REPORT_FRAME && open.chars + chars <= maxChars) {
+      open.groups.push(group);
+      open.chars += chars;
+      continue;
+    }
+    open = { groups: [group], chars };
+    frames.push(open.groups);
   }
   return frames;
 }

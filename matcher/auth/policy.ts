@@ -170,6 +170,10 @@ export const PILOT_MESSAGE_POLICIES = {
   offer: { beforeHello: false, summary: "matched only against the token's VO and the hello's (bound) site" },
   'offer.cancel': { beforeHello: false, summary: "only the pilot's own parked offer" },
   'job.status': { beforeHello: false, summary: 'only for a job this pilot holds, of its VO (canPilotReportOn)' },
+  'job.statuses': {
+    beforeHello: false,
+    summary: 'each attempt as job.status: only for a job this pilot holds, of its VO (canPilotReportOn)',
+  },
   heartbeat: { beforeHello: false, summary: 'samples of jobs this pilot does not hold are ignored (canPilotReportOn)' },
   log: { beforeHello: false, summary: "appended to the pilot's own log only (the hello's stamp)" },
   bye: { beforeHello: false, summary: "only the pilot's own record" },

@@ -170,6 +170,43 @@ export function grant(req: TaskQueueRequirements, offer: OfferView): Grant {
   return { cores, memoryMB, gpuIds: gpus.map((gpu) => gpu.id) };
 }
 
+/** What the offer's view has left once a job of `req` holds `given` (the next job of the same offer). */
+export function viewAfterGrant(view: OfferView, req: TaskQueueRequirements, given: Grant): OfferView {
+  return {
+    ...view,
+    cores: view.cores - given.cores,
+    memoryMB: view.memoryMB - given.memoryMB,
+    gpus: given.gpuIds.length === 0 ? view.gpus : view.gpus.filter((gpu) => !given.gpuIds.includes(gpu.id)),
+    diskMB: view.diskMB === null ? null : view.diskMB - (req.diskMB ?? 0),
+    wholeNode: false,
+  };
+}
+
+/** The offer's resources once the matched jobs hold theirs (what the next round of a `maxJobs` offer fills). */
+export function offerAfterGrants(offer: Offer, held: readonly { req: TaskQueueRequirements; grant: Grant }[]): Offer {
+  const r = offer.resources;
+  const heldGpuIds = new Set(held.flatMap(({ grant: given }) => given.gpuIds));
+  let cores = r.cores;
+  let memoryMB = r.memoryMB;
+  let diskMB = r.diskMB ?? null;
+  for (const { req, grant: given } of held) {
+    cores -= given.cores;
+    memoryMB -= given.memoryMB;
+    if (diskMB !== null) diskMB -= req.diskMB ?? 0;
+  }
+  return {
+    ...offer,
+    resources: {
+      ...r,
+      cores: Math.max(0, cores),
+      memoryMB: Math.max(0, memoryMB),
+      ...(r.gpus !== undefined && { gpus: r.gpus.filter((gpu) => !heldGpuIds.has(gpu.id)) }),
+      ...(diskMB !== null && { diskMB: Math.max(0, diskMB) }),
+      wholeNode: false,
+    },
+  };
+}
+
 /**
  * How well a grant uses the offer, 0..1: a multi-core pilot should not waste cores on small jobs.
  * Called for every candidate TQ of the chosen owner, so it allocates nothing.

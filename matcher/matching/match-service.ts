@@ -22,7 +22,9 @@ import {
   fitsPlacement,
   fitsResources,
   grant,
+  offerAfterGrants,
   placementKey,
+  viewAfterGrant,
   viewOffer,
   type Grant,
   type Offer,
@@ -32,6 +34,7 @@ import type { DemandQueue } from '../../shared/protocol/site-director.ts';
 import { queueDemand, slotOffer, type QueueDemand } from './demand.ts';
 import type { SchedulingPolicy } from './scheduling-policy.ts';
 import { TaskQueueIndex, type IndexedTaskQueue } from './task-queue-index.ts';
+import type { TaskQueueRequirements } from './task-queue-key.ts';
 import { CandidateBuckets } from './candidate-buckets.ts';
 import { chooseLinear, keysOldestFirst, type RankingRules } from './ranking.ts';
 
@@ -49,6 +52,8 @@ export interface TaskQueueStanding {
 export interface Match {
   job: JobView;
   grant: Grant;
+  /** The requirements of the job's TQ (what the grant was cut from). */
+  requirements: TaskQueueRequirements;
 }
 
 export interface ParkedOffer {
@@ -229,10 +234,31 @@ export class MatchService {
 
   /** Claims the best fitting job for the offer, or returns null when nothing fits now. */
   async findMatch(offer: Offer, pilotId: string): Promise<Match | null> {
+    const [match] = await this.findMatches(offer, pilotId, 1);
+    return match ?? null;
+  }
+
+  /**
+   * Fills the offer with up to `maxJobs` jobs (a multi-core pilot's free cores): as many jobs of the
+   * best TQ as fit it at once — claimed in the same turn, so in one group commit — then, with what is
+   * left, the best TQ again, until the offer is full, `maxJobs` is reached or nothing fits. Empty when
+   * nothing fits now.
+   */
+  async findMatches(offer: Offer, pilotId: string, maxJobs: number): Promise<Match[]> {
     const started = performance.now();
-    const match = await this.#findMatch(offer, pilotId);
-    this.#onMatchTried(match !== null, (performance.now() - started) / 1000);
-    return match;
+    const matches: Match[] = [];
+    let left = offer;
+    while (matches.length < maxJobs) {
+      const round = await this.#findMatch(left, pilotId, maxJobs - matches.length);
+      if (round.length === 0) break;
+      matches.push(...round);
+      left = offerAfterGrants(
+        offer,
+        matches.map((match) => ({ req: match.requirements, grant: match.grant })),
+      );
+    }
+    this.#onMatchTried(matches.length > 0, (performance.now() - started) / 1000);
+    return matches;
   }
 
   /** How many offers are parked here now. */
@@ -240,7 +266,7 @@ export class MatchService {
     return this.#parked.size;
   }
 
-  async #findMatch(offer: Offer, pilotId: string): Promise<Match | null> {
+  async #findMatch(offer: Offer, pilotId: string, count: number): Promise<Match[]> {
     const view = viewOffer(offer);
     // TQs the store could not serve this offer from, and job types over a limit at its site.
     const tried = new Set<number>();
@@ -249,12 +275,12 @@ export class MatchService {
       for (;;) {
         const shape = this.#buckets.shapeFor(offer, view, this.#placedFor(offer, view), this.#rules);
         const tq = this.#buckets.choose(shape, this.#rules);
-        if (tq === null) return null;
+        if (tq === null) return [];
         // A TQ chosen again after its claim failed (the index still lists it), or a limit reached:
         // the linear ranking below, which can leave them out, finishes this offer.
         if (tried.has(tq.id)) break;
-        const outcome = await this.#claim(tq, view, pilotId);
-        if ('job' in outcome) return outcome;
+        const outcome = await this.#claim(tq, view, pilotId, count);
+        if (Array.isArray(outcome)) return outcome;
         tried.add(tq.id);
         if (outcome.limited) {
           limitedTypes.add(tq.requirements.jobType);
@@ -266,19 +292,28 @@ export class MatchService {
     let candidates = this.candidates(offer, view).filter((tq) => !excluded(tq));
     while (candidates.length > 0) {
       const tq = chooseLinear(candidates, view, this.#rules);
-      const outcome = await this.#claim(tq, view, pilotId);
-      if ('job' in outcome) return outcome;
+      const outcome = await this.#claim(tq, view, pilotId, count);
+      if (Array.isArray(outcome)) return outcome;
       // The limit is per (site, job type): no TQ of this type can be served at this site now.
       const jobType = tq.requirements.jobType;
       candidates = candidates.filter((c) => c !== tq && !(outcome.limited && c.requirements.jobType === jobType));
     }
-    return null;
+    return [];
   }
 
-  /** Claims the TQ's next job for the offer; `limited` when a running limit or matching delay refused it. */
-  async #claim(tq: IndexedTaskQueue, view: OfferView, pilotId: string): Promise<Match | { limited: boolean }> {
+  /**
+   * Claims up to `count` of the TQ's next jobs for the offer, as many as its resources hold (one when
+   * a running limit or matching delay applies: those are decided claim by claim); never empty when it
+   * returns matches. `limited` when a running limit or matching delay refused the claim.
+   */
+  async #claim(
+    tq: IndexedTaskQueue,
+    view: OfferView,
+    pilotId: string,
+    count: number,
+  ): Promise<Match[] | { limited: boolean }> {
     const limit = this.#policy.limitFor(view.site, tq.requirements.jobType);
-    const result = await this.#store.claimFromTaskQueue(tq.id, {
+    const request = {
       pilotId,
       site: view.site,
       ce: view.ce,
@@ -286,12 +321,35 @@ export class MatchService {
       jobType: tq.requirements.jobType,
       maxRunning: limit.maxRunning,
       matchingDelaySec: limit.matchingDelaySec,
-    });
-    this.index.applyStats(result.taskQueue);
-    if (!result.job) return { limited: result.reason !== 'empty' && result.reason !== 'paused' };
-    const given = grant(tq.requirements, view);
-    this.#charge(tq, given.cores);
-    return { job: result.job, grant: given };
+    };
+    const limited = limit.maxRunning !== null || limit.matchingDelaySec !== null;
+    const grants = this.#grantsFor(tq, view, limited ? 1 : Math.min(count, tq.waitingJobs));
+    // Asked for in one turn: the store claims them in one group commit, each the TQ's next job.
+    const results = await Promise.all(grants.map(() => this.#store.claimFromTaskQueue(tq.id, request)));
+    const matches: Match[] = [];
+    for (const [index, result] of results.entries()) {
+      this.index.applyStats(result.taskQueue);
+      if (!result.job) continue;
+      const given = grants[index] as Grant;
+      this.#charge(tq, given.cores);
+      matches.push({ job: result.job, grant: given, requirements: tq.requirements });
+    }
+    if (matches.length > 0) return matches;
+    const reason = results[0]?.job === null ? results[0].reason : 'empty';
+    return { limited: reason !== 'empty' && reason !== 'paused' };
+  }
+
+  /** The grants of up to `count` jobs of the TQ, each from what the ones before it left of the offer. */
+  #grantsFor(tq: IndexedTaskQueue, view: OfferView, count: number): Grant[] {
+    const req = tq.requirements;
+    const grants = [grant(req, view)];
+    let left = view;
+    while (grants.length < count && !req.wholeNode) {
+      left = viewAfterGrant(left, req, grants.at(-1) as Grant);
+      if (!fitsResources(req, left)) break;
+      grants.push(grant(req, left));
+    }
+    return grants;
   }
 
   /**

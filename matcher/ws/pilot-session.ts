@@ -4,7 +4,7 @@
  * interleave. A pilot may only report on jobs it holds, and only for their current attempt.
  */
 import type { WebSocket } from 'ws';
-import { PilothouseError } from '../../shared/errors.ts';
+import { ERROR_CODES, PilothouseError } from '../../shared/errors.ts';
 import { toAnswerError } from '../store/store-errors.ts';
 import { isoNow, type Clock } from '../../shared/clock.ts';
 import type { Principal } from '../../shared/auth/claims.ts';
@@ -78,6 +78,9 @@ export interface Corkable {
   cork(): void;
   uncork(): void;
 }
+
+/** One attempt's reports, as a job.status frame or an entry of job.statuses carries them. */
+type AttemptReports = Omit<Extract<PilotMessage, { type: 'job.status' }>, 'type' | 'v' | 'ref'>;
 
 export class PilotSession implements CommandReceiver {
   readonly #socket: WebSocket;
@@ -228,13 +231,20 @@ export class PilotSession implements CommandReceiver {
     if (!this.#hello) throw new PilothouseError('PROTOCOL_VIOLATION', 'the first message must be hello');
     switch (message.type) {
       case 'offer':
-        return this.#onOffer(message.offerId, message.matchSeq, { ...this.#placement(), resources: message.resources });
+        return this.#onOffer(
+          message.offerId,
+          message.matchSeq,
+          { ...this.#placement(), resources: message.resources },
+          message.maxJobs ?? 1,
+        );
       case 'offer.cancel':
         this.#deps.matchService.unpark(this.#pilotId, message.offerId);
         this.#send({ type: 'offer.cancelled', offerId: message.offerId });
         return;
       case 'job.status':
         return this.#onJobStatus(message);
+      case 'job.statuses':
+        return this.#onJobStatuses(message);
       case 'heartbeat':
         return this.#onHeartbeat(message);
       case 'log':
@@ -329,15 +339,15 @@ export class PilotSession implements CommandReceiver {
     if (activity.drain !== null && activity.exit === null) this.#send({ type: 'drain', reason: activity.drain.reason });
   }
 
-  async #onOffer(offerId: string, matchSeq: number, offer: Offer): Promise<void> {
+  async #onOffer(offerId: string, matchSeq: number, offer: Offer, maxJobs: number): Promise<void> {
     // The pilot built this offer before seeing our latest match: its resources are out of date.
     // It re-offers after every match, so dropping the stale offer loses nothing.
     if (matchSeq < this.#matchesSent) return;
     const { matchService } = this.#deps;
     matchService.unpark(this.#pilotId);
-    const match = await matchService.findMatch(offer, this.#pilotId);
-    if (match) {
-      await this.#sendMatch(offerId, match);
+    const matches = await matchService.findMatches(offer, this.#pilotId, maxJobs);
+    if (matches.length > 0) {
+      await this.#sendMatches(offerId, matches);
       return;
     }
     matchService.park({
@@ -349,10 +359,10 @@ export class PilotSession implements CommandReceiver {
           this.#enqueue(async () => {
             try {
               if (this.#closed || !matchService.isParked(this.#pilotId, offerId)) return;
-              const pushed = await matchService.findMatch(offer, this.#pilotId);
-              if (!pushed) return;
+              const pushed = await matchService.findMatches(offer, this.#pilotId, maxJobs);
+              if (pushed.length === 0) return;
               matchService.unpark(this.#pilotId, offerId);
-              await this.#sendMatch(offerId, pushed);
+              await this.#sendMatches(offerId, pushed);
             } finally {
               resolve();
             }
@@ -362,14 +372,46 @@ export class PilotSession implements CommandReceiver {
     this.#send({ type: 'parked', offerId });
   }
 
-  async #sendMatch(offerId: string, match: Match): Promise<void> {
-    const { job, grant } = match;
+  /** One match frame per job, in one write; each but the last says how many are following. */
+  async #sendMatches(offerId: string, matches: readonly Match[]): Promise<void> {
     if (this.#socket.readyState !== this.#socket.OPEN) {
-      // Claimed as the connection went: the pilot will never see this frame.
-      await this.#deps.undelivered.notSent(job.id, job.attempt);
+      // Claimed as the connection went: the pilot will never see these frames.
+      for (const { job } of matches) await this.#deps.undelivered.notSent(job.id, job.attempt);
       return;
     }
-    const jobToken = await this.#deps.tokens.issue({
+    const tokens = await Promise.all(matches.map(({ job }) => this.#jobToken(job)));
+    // The socket may have closed while the tokens were signed: then no frame leaves and all go back.
+    if (this.#socket.readyState !== this.#socket.OPEN) {
+      for (const { job } of matches) await this.#deps.undelivered.notSent(job.id, job.attempt);
+      return;
+    }
+    for (const [index, { job, grant }] of matches.entries()) {
+      this.#matchesSent += 1;
+      this.#logger.info({ jobId: job.id, attempt: job.attempt, cores: grant.cores }, 'job matched');
+      const following = matches.length - 1 - index;
+      this.#send({
+        type: 'match',
+        offerId,
+        matchSeq: this.#matchesSent,
+        job: {
+          jobId: job.id,
+          attempt: job.attempt,
+          owner: job.owner,
+          group: job.group,
+          vo: job.vo,
+          description: job.description,
+          cores: grant.cores,
+          memoryMB: grant.memoryMB,
+          gpuIds: grant.gpuIds,
+          jobToken: tokens[index] as string,
+        },
+        ...(following > 0 && { following }),
+      });
+    }
+  }
+
+  #jobToken(job: Match['job']): Promise<string> {
+    return this.#deps.tokens.issue({
       kind: 'job',
       subject: `job:${job.id}:${job.attempt}`,
       vo: job.vo,
@@ -378,25 +420,6 @@ export class PilotSession implements CommandReceiver {
       jobId: job.id,
       attempt: job.attempt,
       ttlSec: job.description.requirements.wallTimeSec + this.#deps.jobTokenGraceSec,
-    });
-    this.#matchesSent += 1;
-    this.#logger.info({ jobId: job.id, attempt: job.attempt, cores: grant.cores }, 'job matched');
-    this.#send({
-      type: 'match',
-      offerId,
-      matchSeq: this.#matchesSent,
-      job: {
-        jobId: job.id,
-        attempt: job.attempt,
-        owner: job.owner,
-        group: job.group,
-        vo: job.vo,
-        description: job.description,
-        cores: grant.cores,
-        memoryMB: grant.memoryMB,
-        gpuIds: grant.gpuIds,
-        jobToken,
-      },
     });
   }
 
@@ -415,7 +438,54 @@ export class PilotSession implements CommandReceiver {
   }
 
   async #applyReport(message: Extract<PilotMessage, { type: 'job.status' }>): Promise<void> {
-    // The frame's own report comes last: `earlier` holds those that happened before it, oldest first.
+    await this.#storeReports(message);
+    this.#send({ type: 'ack', ref: message.ref });
+  }
+
+  /**
+   * The reports of several attempts: each stored as its own job.status frame would be, all asked for
+   * in the same turn (one group commit); one ack names the attempts refused for good. A retryable
+   * refusal (the store unavailable) answers the whole frame with its code instead: the pilot replays
+   * it, and the reports already stored are told apart by their report keys.
+   */
+  #onJobStatuses(message: Extract<PilotMessage, { type: 'job.statuses' }>): Promise<void> {
+    const stored = Promise.all(
+      message.reports.map((attempt) =>
+        this.#storeReports(attempt).then(
+          () => null,
+          (thrown: unknown) => ({ jobId: attempt.jobId, attempt: attempt.attempt, error: toAnswerError(thrown) }),
+        ),
+      ),
+    ).then((outcomes) => {
+      const refused = outcomes.filter((outcome) => outcome !== null);
+      const retryable = refused.find(({ error }) => ERROR_CODES[error.code].retryable);
+      if (retryable !== undefined) throw retryable.error;
+      for (const { jobId, attempt, error } of refused) {
+        if (error.code === 'INTERNAL') this.#logger.error({ err: error.cause ?? error, jobId }, 'pilot message failed');
+        else this.#logger.warn({ jobId, attempt, code: error.code }, 'status report refused');
+      }
+      this.#send({
+        type: 'ack',
+        ref: message.ref,
+        ...(refused.length > 0 && {
+          refused: refused.map(({ jobId, attempt, error }) => ({
+            jobId,
+            attempt,
+            code: error.code,
+            message: error.message,
+          })),
+        }),
+      });
+    });
+    if (!this.#deps.store.appliesWritesInOrder) return stored;
+    const pipelined = stored.catch((thrown: unknown) => this.#answerError(thrown, message.ref));
+    this.#reportsInFlight.add(pipelined);
+    void pipelined.finally(() => this.#reportsInFlight.delete(pipelined));
+    return Promise.resolve();
+  }
+
+  /** Stores one attempt's reports (the frame's own last, `earlier` before it, oldest first). */
+  async #storeReports(message: AttemptReports): Promise<void> {
     const { earlier, ...latest } = message;
     const reports = [...(earlier ?? []), latest].map((report) => {
       const at = new Date(report.at).toISOString();
@@ -451,7 +521,6 @@ export class PilotSession implements CommandReceiver {
         'status update refused by state machine',
       );
     });
-    this.#send({ type: 'ack', ref: message.ref });
   }
 
   async #onHeartbeat(message: Extract<PilotMessage, { type: 'heartbeat' }>): Promise<void> {

@@ -28,12 +28,14 @@ import { JobSubmitter, submitToMatchLatencies } from './job-submitter.ts';
 import { cpuSec, startServer, token } from './matching.ts';
 import { SimPilot } from './sim-pilot.ts';
 import { fmt, median, percentile } from './stats.ts';
-import type { MatcherMessage, OfferResources } from '../../shared/protocol/messages.ts';
+import type { OfferResources } from '../../shared/protocol/messages.ts';
 
 export interface DispatchBenchOptions {
   jobs: number;
   /** Simulated pilots, and BullMQ workers. */
   pilots: number;
+  /** Jobs a pilot runs at once (it offers that many cores), and the concurrency of a BullMQ worker. */
+  slots: number;
   rounds: number;
   /** Submit → match samples per round (one job at a time). */
   latencySamples: number;
@@ -55,31 +57,42 @@ interface RoundFigures {
   clientBusy: number;
 }
 
-const RESOURCES: OfferResources = { cores: 1, memoryMB: 2000, wallTimeSec: 86_400, tags: [] };
+/** What a pilot of `slots` one-core job slots offers (2 GB a core). */
+const resourcesOf = (slots: number): OfferResources => ({
+  cores: slots,
+  memoryMB: 2000 * slots,
+  wallTimeSec: 86_400,
+  tags: [],
+});
 const TRIVIAL_JOB = { executable: '/bin/true' };
 
-/** One pilot's life until nothing is left for it: take, run (nothing), report, ask again. */
-async function drainWith(pilot: SimPilot, counted: { done: number }): Promise<void> {
+/**
+ * One pilot's life until nothing is left for it: take as many jobs as it has free slots (one offer),
+ * run them (nothing), report, ask again. A job shorter than the pilot's report coalescing window:
+ * Running and Done leave in one frame, and the reports of the jobs that ended together share that
+ * frame, as a real pilot sends them. Not awaited: a real pilot sends and goes on, the ack comes later.
+ */
+async function drainWith(pilot: SimPilot, slots: number, counted: { done: number }): Promise<void> {
   const acks: Promise<void>[] = [];
   for (;;) {
-    const answer: MatcherMessage = await pilot.offer(RESOURCES);
-    if (answer.type !== 'match') break; // parked: the queue is empty for it
-    const { jobId, attempt } = answer.job;
-    // A job shorter than the pilot's report coalescing window: Running and Done leave in one frame,
-    // as a real pilot sends them. Not awaited: a real pilot sends and goes on, the ack comes later.
+    const answer = slots === 1 ? await pilot.offer(resourcesOf(1)) : await pilot.offerMany(resourcesOf(slots), slots);
+    const matches = Array.isArray(answer) ? answer : answer.type === 'match' ? [answer] : [];
+    if (matches.length === 0) break; // parked: the queue is empty for it
     const startedAt = new Date().toISOString();
-    acks.push(
-      pilot
-        .report(jobId, attempt, {
-          status: 'Done',
-          minorStatus: 'Execution Complete',
-          exitCode: 0,
-          earlier: [{ at: startedAt, status: 'Running', minorStatus: 'Application' }],
-        })
-        .then(() => {
-          counted.done += 1;
-        }),
-    );
+    const reports = matches.map(({ job: { jobId, attempt } }) => ({
+      jobId,
+      attempt,
+      status: 'Done' as const,
+      minorStatus: 'Execution Complete',
+      exitCode: 0,
+      earlier: [{ at: startedAt, status: 'Running' as const, minorStatus: 'Application' }],
+    }));
+    const [only] = reports;
+    const acked =
+      reports.length === 1 && only !== undefined
+        ? pilot.report(only.jobId, only.attempt, only)
+        : pilot.reportMany(reports);
+    acks.push(acked.then(() => void (counted.done += reports.length)));
   }
   await Promise.all(acks);
 }
@@ -117,7 +130,7 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
     const drainStarted = performance.now();
     const cpuAtStart = await cpuSec(child.pid as number);
     const ownCpuAtStart = process.cpuUsage();
-    await Promise.all(pilots.map((pilot) => drainWith(pilot, counted)));
+    await Promise.all(pilots.map((pilot) => drainWith(pilot, options.slots, counted)));
     const drainMs = performance.now() - drainStarted;
     const drainCpuSec = (await cpuSec(child.pid as number)) - cpuAtStart;
     const ownCpu = process.cpuUsage(ownCpuAtStart);
@@ -126,7 +139,12 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
     if (counted.done !== options.jobs) throw new Error(`${label}: ${counted.done} Done of ${options.jobs}`);
 
     // Every pilot is parked now: one job at a time goes to one of them.
-    const latencyMs = await submitToMatchLatencies(submitter, pilots, RESOURCES, options.latencySamples);
+    const latencyMs = await submitToMatchLatencies(
+      submitter,
+      pilots,
+      resourcesOf(options.slots),
+      options.latencySamples,
+    );
     for (const pilot of pilots) pilot.ws.close();
     await submitter.close();
     return {
@@ -174,7 +192,7 @@ async function bullmqRound(options: DispatchBenchOptions, round: number): Promis
           },
           {
             connection: connections[connections.push(redisConnection(options.redisUrl)) - 1] as Redis,
-            concurrency: 1,
+            concurrency: options.slots,
             autorun: false,
           },
         );
@@ -251,7 +269,7 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
   };
   const latencies = (rounds: RoundFigures[]): number[] => rounds.flatMap((r) => r.latencyMs);
   return [
-    `${options.jobs} trivial jobs, ${options.pilots} pilots (Pilothouse) and ${options.pilots} workers of concurrency 1 (BullMQ ${bullmqVersion()}, Redis at ${options.redisUrl}), ${options.rounds} alternating rounds; medians of the rounds.`,
+    `${options.jobs} trivial jobs, ${options.pilots} pilots of ${options.slots} job slot(s) each (Pilothouse) and ${options.pilots} workers of concurrency ${options.slots} (BullMQ ${bullmqVersion()}, Redis at ${options.redisUrl}), ${options.rounds} alternating rounds; medians of the rounds.`,
     '',
     '| | Pilothouse | BullMQ | ratio |',
     '| --- | ---: | ---: | ---: |',

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|dispatch|fleet|scale|all] [--redis URL] [--heartbeat-sec N] [--jobs N] [--pilots N] [--duration-sec N]
+ * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|dispatch|fleet|scale|all] [--redis URL] [--heartbeat-sec N] [--jobs N] [--pilots N] [--slots N] [--duration-sec N]
  *  [--rounds N] [--queues N] [--tracked N] [--db postgres://USER@HOST:PORT/DB]`
  * With --db, the matching scenario also runs on PostgreSQL, with one matcher and with two replicas.
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
@@ -24,6 +24,7 @@ const { values } = parseArgs({
     scenario: { type: 'string', default: 'all' },
     jobs: { type: 'string', default: '870000' },
     pilots: { type: 'string', default: '32' },
+    slots: { type: 'string', default: '1' },
     'duration-sec': { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
     probes: { type: 'string', default: '100' },
@@ -118,6 +119,7 @@ if (scenario === 'dispatch' || scenario === 'all') {
   const markdown = await benchDispatch({
     jobs,
     pilots,
+    slots: Number(values.slots),
     rounds: Number(values.rounds),
     latencySamples: Number(values.probes),
     redisUrl: values.redis ?? 'redis://127.0.0.1:6379',

@@ -18,6 +18,8 @@ export class SimPilot {
   #waiter: ((message: MatcherMessage) => void) | null = null;
   #matchSeq = 0;
   #nextRef = 1;
+  /** Match frames of one offer that said more are following. */
+  #matchesSoFar: MatchMessage[] = [];
   readonly #acks = new Map<number, () => void>();
 
   constructor(url: string, pilotToken: string) {
@@ -38,7 +40,11 @@ export class SimPilot {
         process.stderr.write(`[bench] matcher error frame: ${message.code} ${message.message}\n`);
         return;
       }
-      if (message.type === 'match') this.#matchSeq = message.matchSeq;
+      if (message.type === 'match') {
+        this.#matchSeq = message.matchSeq;
+        this.#matchesSoFar.push(message);
+        if ((message.following ?? 0) > 0) return;
+      }
       const waiter = this.#waiter;
       this.#waiter = null;
       waiter?.(message);
@@ -73,6 +79,25 @@ export class SimPilot {
     return answer;
   }
 
+  /** An offer that up to `maxJobs` jobs may fill: every match frame it got, or the other answer. */
+  async offerMany(resources: OfferResources, maxJobs: number): Promise<MatchMessage[] | MatcherMessage> {
+    this.#matchesSoFar = [];
+    const answer = this.next();
+    const offerId = `o${this.#matchSeq}`;
+    this.ws.send(encodeMessage({ type: 'offer', offerId, matchSeq: this.#matchSeq, resources, maxJobs }));
+    const last = await answer;
+    return last.type === 'match' ? this.#matchesSoFar : last;
+  }
+
+  /** Sends the reports of several attempts in one frame; resolves when the matcher acks it. */
+  reportMany(reports: readonly ({ jobId: number; attempt: number } & ReportFields)[]): Promise<void> {
+    const ref = this.#nextRef++;
+    const acked = new Promise<void>((resolve) => this.#acks.set(ref, resolve));
+    const at = new Date().toISOString();
+    this.ws.send(encodeMessage({ type: 'job.statuses', ref, reports: reports.map((report) => ({ at, ...report })) }));
+    return acked;
+  }
+
   /** An idle pilot's heartbeat (no job, the node's load); resolves when the matcher acks it. */
   heartbeat(): Promise<void> {
     const ref = this.#nextRef++;
@@ -89,6 +114,8 @@ export class SimPilot {
     return acked;
   }
 }
+
+type MatchMessage = Extract<MatcherMessage, { type: 'match' }>;
 
 type ReportFields = Omit<
   Extract<PilotMessage, { type: 'job.status' }>,

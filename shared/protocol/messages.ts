@@ -4,8 +4,10 @@
  * `parseMatcherMessage` accept them. Every job-related message names job id and attempt, so a stale
  * report or command never touches a newer attempt.
  *
- * Flow: hello -> welcome; offer -> match | parked (then a pushed match) ; job.status (one report, or
- * several of one attempt) -> ack;
+ * Flow: hello -> welcome; offer -> match | parked (then a pushed match), or up to `maxJobs` match
+ * frames in a row (each but the last saying how many `following`); job.status (one report, or
+ * several of one attempt) -> ack; job.statuses (the reports of several attempts) -> ack (naming the
+ * attempts refused for good);
  * heartbeat -> ack (+ commands); offer.cancel -> offer.cancelled; bye.
  */
 import { z } from 'zod';
@@ -143,6 +145,12 @@ export const jobStatusReportFields = {
 /** Reports one frame may carry before its own (a short job's Running ... Done). */
 export const MAX_EARLIER_REPORTS = 100;
 
+/** Jobs one offer may ask for at once (a multi-core pilot filling its free cores). */
+export const MAX_JOBS_PER_OFFER = 64;
+
+/** Attempts one `job.statuses` frame may report on. */
+export const MAX_ATTEMPTS_PER_REPORT_FRAME = 64;
+
 /**
  * A status report frame: its own report, and optionally the reports about the same attempt that
  * came before it and were not sent yet (`earlier`, oldest first). The matcher applies them in that
@@ -180,6 +188,11 @@ const pilotMessageSchema = z.discriminatedUnion('type', [
     /** The number of matches this pilot had received when it built the offer; older offers are stale. */
     matchSeq: z.int().min(0),
     resources: offerResourcesSchema,
+    /**
+     * Up to this many jobs may fill the offer's resources at once (absent: one). They come as that
+     * many match frames in one write, each but the last saying how many are `following`.
+     */
+    maxJobs: z.int().min(1).max(MAX_JOBS_PER_OFFER).optional(),
   }),
   z.strictObject({ type: z.literal('offer.cancel'), v, offerId: ident }),
   z.strictObject({
@@ -188,6 +201,19 @@ const pilotMessageSchema = z.discriminatedUnion('type', [
     ref: z.int().min(0),
     ...jobRef,
     ...jobStatusFrameFields,
+  }),
+  /**
+   * The reports of several attempts in one frame (each entry as a `job.status` frame's body), acked
+   * once; an attempt refused for good is named in the ack's `refused`, the others are stored.
+   */
+  z.strictObject({
+    type: z.literal('job.statuses'),
+    v,
+    ref: z.int().min(0),
+    reports: z
+      .array(z.strictObject({ ...jobRef, ...jobStatusFrameFields }))
+      .min(1)
+      .max(MAX_ATTEMPTS_PER_REPORT_FRAME),
   }),
   z.strictObject({
     type: z.literal('heartbeat'),
@@ -249,11 +275,25 @@ export type JobCommand = z.infer<typeof jobCommandSchema>;
 const matcherMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('welcome'), v, pilotId: ident, heartbeatIntervalMs: z.int().positive() }),
   // Lenient like the job inside it: a newer matcher may add fields a pilot does not need.
-  z.object({ type: z.literal('match'), v, offerId: ident, matchSeq: z.int().min(1), job: matchedJobSchema }),
+  z.object({
+    type: z.literal('match'),
+    v,
+    offerId: ident,
+    matchSeq: z.int().min(1),
+    job: matchedJobSchema,
+    /** More matches for the same offer come right after this frame (an offer with `maxJobs`). */
+    following: z.int().min(0).max(MAX_JOBS_PER_OFFER).optional(),
+  }),
   z.strictObject({ type: z.literal('parked'), v, offerId: ident }),
   z.strictObject({ type: z.literal('no-match'), v, offerId: ident, retryAfterMs: z.int().min(0) }),
   z.strictObject({ type: z.literal('offer.cancelled'), v, offerId: ident }),
-  z.strictObject({ type: z.literal('ack'), v, ref: z.int().min(0) }),
+  z.strictObject({
+    type: z.literal('ack'),
+    v,
+    ref: z.int().min(0),
+    /** For `job.statuses`: the attempts whose reports were refused for good (the rest are stored). */
+    refused: z.array(z.strictObject({ ...jobRef, code: z.string(), message: z.string() })).optional(),
+  }),
   z.strictObject({ type: z.literal('commands'), v, commands: z.array(jobCommandSchema) }),
   /** Stop taking work and leave once the running jobs end (an administrator's `pilots drain`). */
   z.strictObject({ type: z.literal('drain'), v, reason: z.string().max(1024) }),

@@ -1,7 +1,7 @@
 /**
  * WebSocket frame fuzzing over a real matcher (port 0, a SQLite file, real sockets): thousands of frames
  * on connections that said hello and on connections that did not — mutations of every pilot message
- * (hello, offer, offer.cancel, job.status, heartbeat, log, bye) naming real jobs and attempts, garbage
+ * (hello, offer, offer.cancel, job.status, job.statuses, heartbeat, log, bye) naming real jobs and attempts, garbage
  * text and binary frames. Every frame the matcher sends back must be a valid protocol message, every
  * error must carry a registered code other than INTERNAL, every close must be a polite one with a code.
  * Afterwards a fresh pilot is still served, and the store invariants hold.
@@ -55,12 +55,19 @@ const validFrame: fc.Arbitrary<unknown> = fc.oneof(
     node: NODE,
     holding: [{ jobId: 1, attempt: 1 }],
   })),
-  fc.record({ offerId: fc.constantFrom('o1', 'o2'), matchSeq: fc.nat(5) }).map((o) => ({
-    type: 'offer',
-    v: 1,
-    ...o,
-    resources: { cores: 2, memoryMB: 4096, wallTimeSec: null, tags: ['gpu'] },
-  })),
+  fc
+    .record({
+      offerId: fc.constantFrom('o1', 'o2'),
+      matchSeq: fc.nat(5),
+      maxJobs: fc.option(fc.integer({ min: 1, max: 4 })),
+    })
+    .map(({ maxJobs, ...o }) => ({
+      type: 'offer',
+      v: 1,
+      ...o,
+      resources: { cores: 2, memoryMB: 4096, wallTimeSec: null, tags: ['gpu'] },
+      ...(maxJobs !== null && { maxJobs }),
+    })),
   fc.constant({ type: 'offer.cancel', v: 1, offerId: 'o1' }),
   fc
     .record({
@@ -69,6 +76,17 @@ const validFrame: fc.Arbitrary<unknown> = fc.oneof(
       status: fc.constantFrom('Running', 'Completing', 'Done', 'Failed', 'Stalled', 'Waiting', 'Killed'),
     })
     .map((r) => ({ type: 'job.status', v: 1, ref: 7, ...r, minorStatus: 'Application', exitCode: 0, at: now() })),
+  fc
+    .array(fc.record({ jobId, attempt, status: fc.constantFrom('Running', 'Done', 'Failed', 'Killed') }), {
+      minLength: 1,
+      maxLength: 3,
+    })
+    .map((reports) => ({
+      type: 'job.statuses',
+      v: 1,
+      ref: 10,
+      reports: reports.map((r) => ({ ...r, exitCode: 0, at: now() })),
+    })),
   fc.record({ jobId, attempt }).map((j) => ({
     type: 'heartbeat',
     v: 1,

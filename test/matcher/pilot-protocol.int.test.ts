@@ -210,6 +210,127 @@ describe('pilot protocol', () => {
     assert.equal((await m.api('GET', `/api/jobs/${jobId}`)).body.status, 'Matched');
   });
 
+  it('an offer with maxJobs is filled by several jobs, one match frame each, the best TQ first and then what is left', async () => {
+    const twoCore = await submit([
+      { executable: 'two-a', requirements: { cores: { min: 2 } } },
+      { executable: 'two-b', requirements: { cores: { min: 2 } } },
+      { executable: 'two-c', requirements: { cores: { min: 2 } } },
+    ]);
+    const [oneCore] = await submit({ executable: 'one' });
+    const pilot = await connect('p1');
+    // 5 cores: two 2-core jobs fill 4 (the third does not fit), the last core takes the 1-core job.
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources(5), maxJobs: 8 });
+    const frames = [await pilot.next('match')];
+    while ((frames.at(-1)?.following ?? 0) > 0) frames.push(await pilot.next('match'));
+    assert.deepEqual(
+      frames.map((f) => [f.offerId, f.matchSeq, f.job.cores]),
+      [
+        ['o1', 1, 2],
+        ['o1', 2, 2],
+        ['o1', 3, 1],
+      ],
+    );
+    assert.deepEqual(
+      frames.map((f) => f.following),
+      [2, 1, undefined],
+      'each frame but the last says how many follow',
+    );
+    const matched = frames.map((f) => f.job.jobId).sort((a, b) => a - b);
+    assert.deepEqual(
+      matched,
+      [twoCore[0], twoCore[1], oneCore].sort((a, b) => (a ?? 0) - (b ?? 0)),
+    );
+    for (const jobId of matched) {
+      const job = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+      assert.equal(job.status, 'Matched');
+      assert.equal(job.pilotId, 'p1');
+    }
+    assert.equal((await m.api('GET', `/api/jobs/${twoCore[2]}`)).body.status, 'Waiting');
+    assert.equal(pilot.pending('match') + pilot.pending('parked'), 0);
+    // maxJobs bounds the count even when more fit: 1 core left in this pilot's eyes, it asks for 1.
+    pilot.send({ type: 'offer', offerId: 'o2', matchSeq: 3, resources: resources(8), maxJobs: 1 });
+    const single = await pilot.next('match');
+    assert.equal(single.job.jobId, twoCore[2]);
+    assert.equal(single.following, undefined);
+  });
+
+  it('a parked offer with maxJobs takes a bulk submission as several matches pushed at once', async () => {
+    const pilot = await connect('p1');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources(4), maxJobs: 4 });
+    await pilot.next('parked');
+    const jobIds = await submit([{ executable: 'a' }, { executable: 'b' }, { executable: 'c' }]);
+    const frames = [await pilot.next('match')];
+    while ((frames.at(-1)?.following ?? 0) > 0) frames.push(await pilot.next('match'));
+    assert.deepEqual(
+      frames.map((f) => f.job.jobId).sort((a, b) => a - b),
+      jobIds,
+    );
+    assert.deepEqual(
+      frames.map((f) => f.matchSeq),
+      [1, 2, 3],
+    );
+  });
+
+  it('job.statuses stores several attempts in one frame, acked once; an attempt refused for good is named in the ack', async () => {
+    await submit([{ executable: 'a' }, { executable: 'b' }]);
+    const [foreign] = await submit({ executable: 'c', requirements: { cores: { min: 3 } } });
+    const pilot = await connect('p1');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources(2), maxJobs: 2 });
+    const first = await pilot.next('match');
+    const second = await pilot.next('match');
+    const other = await connect('p2');
+    other.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources(4) });
+    assert.equal((await other.next('match')).job.jobId, foreign);
+    const at = new Date().toISOString();
+    const done = (jobId: number, attempt: number) => ({
+      jobId,
+      attempt,
+      at,
+      status: 'Done' as const,
+      exitCode: 0,
+      earlier: [{ at, status: 'Running' as const }],
+    });
+    pilot.send({
+      type: 'job.statuses',
+      ref: 5,
+      reports: [
+        done(first.job.jobId, first.job.attempt),
+        done(foreign as number, 1),
+        done(second.job.jobId, 2),
+        done(second.job.jobId, second.job.attempt),
+      ],
+    });
+    const ack = await pilot.next('ack', 'error');
+    assert.equal(ack.type, 'ack');
+    assert.equal(ack.ref, 5);
+    assert.deepEqual(
+      (ack.type === 'ack' ? (ack.refused ?? []) : []).map((r) => [r.jobId, r.attempt, r.code]),
+      [
+        [foreign, 1, 'FORBIDDEN'],
+        [second.job.jobId, 2, 'ATTEMPT_MISMATCH'],
+      ],
+    );
+    for (const jobId of [first.job.jobId, second.job.jobId]) {
+      const job = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+      assert.equal(job.status, 'Done');
+      assert.deepEqual(
+        job.history.map((h: { status: string }) => h.status),
+        ['Received', 'Checking', 'Waiting', 'Matched', 'Running', 'Done'],
+      );
+    }
+    assert.equal(
+      (await m.api('GET', `/api/jobs/${foreign}`)).body.status,
+      'Matched',
+      "another pilot's job is untouched",
+    );
+    // A replay of the same frame (the pilot reconnected before the ack) changes nothing and is acked.
+    pilot.send({ type: 'job.statuses', ref: 6, reports: [done(first.job.jobId, first.job.attempt)] });
+    const replayed = await pilot.next('ack');
+    assert.equal(replayed.ref, 6);
+    assert.equal(replayed.refused, undefined);
+    assert.equal((await m.api('GET', `/api/jobs/${first.job.jobId}`)).body.history.length, 6);
+  });
+
   it('an offer built before the latest match is stale and dropped', async () => {
     await submit([{ executable: 'a' }, { executable: 'b' }]);
     const pilot = await connect('p1');

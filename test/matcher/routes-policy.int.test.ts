@@ -211,6 +211,11 @@ it('routes - every WebSocket message type has a policy; none but hello passes be
     { type: 'offer', offerId: 'x', matchSeq: 0, resources: resources() },
     { type: 'offer.cancel', offerId: 'x' },
     { type: 'job.status', ref: 1, jobId, attempt: 1, at: new Date().toISOString(), status: 'Running' as const },
+    {
+      type: 'job.statuses',
+      ref: 4,
+      reports: [{ jobId, attempt: 1, at: new Date().toISOString(), status: 'Running' as const }],
+    },
     { type: 'heartbeat', ref: 2, jobs: [] },
     { type: 'log', ref: 3, lines: [{ seq: 1, line: '{}' }] },
     { type: 'bye', reason: 'x' },

@@ -16,7 +16,7 @@ import type {
 } from '../../pilot/matcher-link.ts';
 
 export type Outbound =
-  | { type: 'offer'; offerId: string; matchSeq: number; resources: OfferResources }
+  | { type: 'offer'; offerId: string; matchSeq: number; resources: OfferResources; maxJobs: number }
   | { type: 'offer.cancel'; offerId: string }
   | { type: 'job.status'; body: JobStatusBody }
   | { type: 'heartbeat'; jobs: HeartbeatJob[]; node?: HeartbeatNode | undefined }
@@ -47,9 +47,9 @@ export class FakeLink extends EventEmitter<LinkEvents> implements MatcherLink {
     this.heldJobs = provider;
   }
 
-  sendOffer(offerId: string, matchSeq: number, resources: OfferResources): boolean {
+  sendOffer(offerId: string, matchSeq: number, resources: OfferResources, maxJobs = 1): boolean {
     if (!this.connected) return false;
-    this.#record({ type: 'offer', offerId, matchSeq, resources });
+    this.#record({ type: 'offer', offerId, matchSeq, resources, maxJobs });
     return true;
   }
 

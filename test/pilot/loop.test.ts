@@ -68,6 +68,7 @@ test('offers the whole slot on connect, then what is left after each match with 
     offerId: 'offer-1',
     matchSeq: 0,
     resources: { cores: 4, memoryMB: 8000, wallTimeSec: null, tags: ['gpu-less'] },
+    maxJobs: 4,
   });
 
   const parked = once(h.loop, 'offer-parked');
@@ -86,6 +87,7 @@ test('offers the whole slot on connect, then what is left after each match with 
   });
   assert.deepEqual((await second).resources, { cores: 1, memoryMB: 5000, wallTimeSec: null, tags: ['gpu-less'] });
   assert.equal((await second).matchSeq, 1);
+  assert.equal((await second).maxJobs, 1, 'one free core: one job');
   assert.equal(h.runner.jobs.length, 1);
 
   // The status callback becomes a job.status report naming job and attempt, with a time.
@@ -356,6 +358,28 @@ test('with a finite time left, a parked offer is renewed so its wall time stays 
   await exited;
 });
 
+test('matches that fill one offer together start every job, and the next offer waits for the last of them', async () => {
+  const h = harness();
+  const { offer, exited } = await connected(h);
+  assert.equal(offer.maxJobs, 4);
+  const oneCore = (jobId: number) =>
+    matchedJob(jobId, { cores: 1, description: { executable: 'true', requirements: { memoryMB: 1000 } } });
+  h.link.deliver({ type: 'match', offerId: 'offer-1', matchSeq: 1, job: oneCore(1), following: 2 });
+  h.link.deliver({ type: 'match', offerId: 'offer-1', matchSeq: 2, job: oneCore(2), following: 1 });
+  // Two of three have come: the slot has room, but an offer now would be stale when it arrives.
+  assert.equal(h.link.ofType('offer').length, 1);
+  assert.equal(h.runner.jobs.length, 2);
+  const next = h.link.next('offer');
+  h.link.deliver({ type: 'match', offerId: 'offer-1', matchSeq: 3, job: oneCore(3) });
+  const { resources, matchSeq, maxJobs } = await next;
+  assert.equal(h.runner.jobs.length, 3);
+  assert.deepEqual([resources.cores, resources.memoryMB, matchSeq, maxJobs], [1, 5000, 3, 1]);
+  assert.equal(h.link.ofType('offer').length, 2);
+  h.loop.terminate();
+  h.link.deliver({ type: 'offer.cancelled', offerId: 'offer-2' });
+  await exited;
+});
+
 test('an unreadable match is counted and its attempt failed at once', async () => {
   const h = harness();
   const { exited } = await connected(h);
@@ -364,6 +388,7 @@ test('an unreadable match is counted and its attempt failed at once', async () =
     type: 'match.unreadable',
     offerId: 'offer-1',
     matchSeq: 1,
+    following: 0,
     jobId: 12,
     attempt: 3,
     reason: 'invalid frame: job.description.requirements Unrecognized key',

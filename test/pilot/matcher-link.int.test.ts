@@ -104,10 +104,15 @@ test('after a drop it reconnects, says hello again and replays unacked reports i
   const connected = once(link, 'connected');
   link.start();
   await connected;
-  const first = matcher.next('job.status');
+  const first = matcher.next('job.statuses');
   link.report(report(1, 'a'));
   link.report(report(4, 'b')); // job 4 has ended: only its unacked report says the pilot holds it
-  const [, firstSession] = await first;
+  const [firstFrame, firstSession] = await first;
+  assert.deepEqual(
+    firstFrame.reports.map((r) => r.jobId),
+    [1, 4],
+    'reports of two attempts due together share a frame',
+  );
 
   const disconnected = once(link, 'disconnected');
   const reconnected = once(link, 'connected');
@@ -126,68 +131,105 @@ test('after a drop it reconnects, says hello again and replays unacked reports i
   ]);
   await reconnected;
 
-  // The three reports are replayed on the new connection, one frame per attempt, each in its order.
-  const replayed: { ref: number; jobId: number; minorStatus: (string | undefined)[] }[] = [];
-  await new Promise<void>((resolve) => {
+  // The three reports are replayed on the new connection in one frame, per attempt, each in its order.
+  const [replay] = await new Promise<[PilotMessage]>((resolve) => {
     const onFrame = (frame: PilotMessage): void => {
-      if (frame.type !== 'job.status') return;
-      const minorStatus = [...(frame.earlier ?? []), frame].map((each) => each.minorStatus);
-      replayed.push({ ref: frame.ref, jobId: frame.jobId, minorStatus });
-      if (replayed.length === 2) {
-        matcher.off('frame', onFrame);
-        resolve();
-      }
+      if (frame.type !== 'job.statuses' && frame.type !== 'job.status') return;
+      matcher.off('frame', onFrame);
+      resolve([frame]);
     };
     matcher.on('frame', onFrame);
   });
+  assert.equal(replay.type, 'job.statuses');
+  const replayed =
+    replay.type === 'job.statuses'
+      ? replay.reports.map((entry) => ({
+          jobId: entry.jobId,
+          minorStatus: [...(entry.earlier ?? []), entry].map((each) => each.minorStatus),
+        }))
+      : [];
   assert.deepEqual(replayed, [
-    { ref: 1, jobId: 1, minorStatus: ['a', 'c'] },
-    { ref: 2, jobId: 4, minorStatus: ['b'] },
+    { jobId: 1, minorStatus: ['a', 'c'] },
+    { jobId: 4, minorStatus: ['b'] },
   ]);
   assert.equal(link.pendingReports, 3);
   const drained = once(link, 'drained');
   const session = matcher.sessions.at(-1);
   assert.notEqual(session, firstSession);
-  for (const ref of [2, 1]) session?.send({ type: 'ack', ref });
+  if (replay.type === 'job.statuses') session?.send({ type: 'ack', ref: replay.ref });
   await drained;
   assert.equal(link.pendingReports, 0);
   assert.equal(matcher.upgrades, 2);
 });
 
-test("a short job's reports wait for each other and leave in one frame; a final report sends at once", async () => {
+test("a short job's reports wait for each other and leave in one frame with the other jobs' reports; a final report sends at once", async () => {
   const { matcher, link } = await setup(true, { reportCoalesceMs: 60_000 });
   const connected = once(link, 'connected');
   link.start();
   await connected;
-  const frame = matcher.next('job.status');
+  const frame = matcher.next('job.statuses');
   const at = (s: number) => new Date(s * 1000).toISOString();
   link.report({ jobId: 5, attempt: 2, at: at(1), status: 'Running', minorStatus: 'Job Initialization' });
   link.report({ jobId: 6, attempt: 1, at: at(2), minorStatus: 'another job' });
   link.report({ jobId: 5, attempt: 2, at: at(3), minorStatus: 'Application' });
   // Held (the window is a minute): nothing has left after several turns of the event loop.
   for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setImmediate(resolve));
-  assert.equal(matcher.frames.filter((f) => f.type === 'job.status').length, 0);
+  assert.equal(matcher.frames.filter((f) => f.type === 'job.status' || f.type === 'job.statuses').length, 0);
   link.report({ jobId: 5, attempt: 2, at: at(4), status: 'Done', minorStatus: 'Execution Complete', exitCode: 0 });
-  const [first, session] = await frame;
-  assert.deepEqual([first.jobId, first.attempt, first.status, first.exitCode, first.at], [5, 2, 'Done', 0, at(4)]);
-  assert.deepEqual(first.earlier, [
+  const [batch, session] = await frame;
+  // One frame: job 5's reports (its Done with `earlier`), then job 6's, each attempt in its own entry.
+  const [first, second] = batch.reports;
+  assert.equal(batch.reports.length, 2);
+  assert.deepEqual([first?.jobId, first?.attempt, first?.status, first?.exitCode, first?.at], [5, 2, 'Done', 0, at(4)]);
+  assert.deepEqual(first?.earlier, [
     { at: at(1), status: 'Running', minorStatus: 'Job Initialization' },
     { at: at(3), minorStatus: 'Application' },
   ]);
-  // The other job's report went with them, in a frame of its own.
-  await new Promise((resolve) => setImmediate(resolve));
-  const statusFrames = matcher.frames.filter((f) => f.type === 'job.status');
-  assert.deepEqual(
-    statusFrames.map((f) => f.type === 'job.status' && [f.jobId, f.earlier?.length ?? 0]),
-    [
-      [5, 2],
-      [6, 0],
-    ],
-  );
+  assert.deepEqual([second?.jobId, second?.minorStatus, second?.earlier], [6, 'another job', undefined]);
+  assert.equal(matcher.frames.filter((f) => f.type === 'job.status').length, 0);
   const drained = once(link, 'drained');
-  for (const f of statusFrames) if (f.type === 'job.status') session.send({ type: 'ack', ref: f.ref });
+  session.send({ type: 'ack', ref: batch.ref });
   await drained;
   assert.equal(link.pendingReports, 0);
+});
+
+test('a frame of several attempts: those the ack names as refused are dropped with the rest; a retryable error replays the whole frame', async () => {
+  const { matcher, link } = await setup(true, { reportCoalesceMs: 60_000 });
+  const connected = once(link, 'connected');
+  link.start();
+  await connected;
+  const done = (jobId: number): JobStatusBody => ({ jobId, attempt: 1, at: new Date(0).toISOString(), status: 'Done' });
+  const first = matcher.next('job.statuses');
+  link.report(done(1));
+  link.report(done(2));
+  const [batch, session] = await first;
+  assert.deepEqual(
+    batch.reports.map((r) => r.jobId),
+    [1, 2],
+  );
+  assert.equal(link.pendingReports, 2);
+  const drained = once(link, 'drained');
+  session.send({
+    type: 'ack',
+    ref: batch.ref,
+    refused: [{ jobId: 2, attempt: 1, code: 'ATTEMPT_MISMATCH', message: 'job 2 is at attempt 2' }],
+  });
+  await drained;
+  assert.equal(link.pendingReports, 0);
+
+  const second = matcher.next('job.statuses');
+  link.report(done(3));
+  link.report(done(4));
+  const [retried] = await second;
+  const replay = matcher.next('job.statuses');
+  session.send({ type: 'error', code: 'STORE_UNAVAILABLE', message: 'busy', ref: retried.ref });
+  const [replayed] = await replay;
+  assert.deepEqual(
+    replayed.reports.map((r) => r.jobId),
+    [3, 4],
+  );
+  assert.equal(matcher.upgrades, 2, 'replayed on a new connection');
+  assert.equal(link.pendingReports, 2);
 });
 
 test('a 401 on upgrade is fatal: no reconnect', async () => {
