@@ -32,16 +32,25 @@ import type { OfferResources } from '../../shared/protocol/messages.ts';
 
 export interface DispatchBenchOptions {
   jobs: number;
-  /** Simulated pilots, and BullMQ workers. */
-  pilots: number;
-  /** Jobs a pilot runs at once (it offers that many cores), and the concurrency of a BullMQ worker. */
-  slots: number;
+  /**
+   * Each shape is measured in turn: `pilots` simulated pilots (and as many BullMQ workers), each
+   * running `slots` jobs at once (it offers that many cores; a worker's concurrency).
+   */
+  shapes: readonly DispatchShape[];
   rounds: number;
   /** Submit → match samples per round (one job at a time). */
   latencySamples: number;
   redisUrl: string;
   progress(message: string): void;
 }
+
+export interface DispatchShape {
+  pilots: number;
+  slots: number;
+}
+
+/** One shape's run: the options with the shape's pilots and slots. */
+type ShapeRun = Omit<DispatchBenchOptions, 'shapes'> & DispatchShape;
 
 interface RoundFigures {
   submitJobsPerSec: number;
@@ -97,7 +106,7 @@ async function drainWith(pilot: SimPilot, slots: number, counted: { done: number
   await Promise.all(acks);
 }
 
-async function pilothouseRound(options: DispatchBenchOptions, round: number): Promise<RoundFigures> {
+async function pilothouseRound(options: ShapeRun, round: number): Promise<RoundFigures> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ph-bench-dispatch-'));
   const dataDir = path.join(dir, 'data');
   const { child, url } = await startServer(dataDir);
@@ -166,7 +175,7 @@ async function pilothouseRound(options: DispatchBenchOptions, round: number): Pr
 /** A client of its own (BullMQ 6 takes a built ioredis client under ESM); workers need null retries. */
 const redisConnection = (redisUrl: string): Redis => new Redis(redisUrl, { maxRetriesPerRequest: null });
 
-async function bullmqRound(options: DispatchBenchOptions, round: number): Promise<RoundFigures> {
+async function bullmqRound(options: ShapeRun, round: number): Promise<RoundFigures> {
   const name = `ph-bench-dispatch-${process.pid}-${round}`;
   const label = `bullmq round ${round}`;
   const connections: Redis[] = [redisConnection(options.redisUrl)];
@@ -248,6 +257,22 @@ async function redisReachable(redisUrl: string): Promise<void> {
 
 export async function benchDispatch(options: DispatchBenchOptions): Promise<string> {
   await redisReachable(options.redisUrl);
+  const { shapes, ...common } = options;
+  const sections: string[] = [];
+  for (const shape of shapes) {
+    const run = { ...common, ...shape };
+    const heading = `### ${shape.pilots} pilot(s) × ${shape.slots} job slot(s) — BullMQ: ${shape.pilots} worker(s) of concurrency ${shape.slots}`;
+    sections.push(`${heading}\n\n${await benchShape(run)}`);
+  }
+  return [
+    `${options.jobs} trivial jobs per round; ${options.rounds} alternating rounds per shape (a fresh matcher and a fresh queue each); medians of the rounds. BullMQ ${bullmqVersion()} on Redis at ${options.redisUrl}. Both shapes keep the same number of jobs in flight.`,
+    '',
+    ...sections,
+    'Pilothouse keeps for each job what BullMQ does not: the match against the pilot (task queues, shares, limits), a fenced attempt, a status history row per report, and an ack after each report is stored. Each simulated pilot sends Running and Done in one frame, as the pilot does for a job that ends within its report coalescing window (`--report-coalesce-ms`, 500 ms by default); the matcher still applies them as two state-machine steps with a history row each, in one write. A pilot of several slots takes its jobs with one offer (`maxJobs`) and reports the jobs that ended together in one `job.statuses` frame, as the pilot does on a multi-core node.',
+  ].join('\n');
+}
+
+async function benchShape(options: ShapeRun): Promise<string> {
   const ours: RoundFigures[] = [];
   const theirs: RoundFigures[] = [];
   for (let round = 1; round <= options.rounds; round += 1) {
@@ -269,8 +294,6 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
   };
   const latencies = (rounds: RoundFigures[]): number[] => rounds.flatMap((r) => r.latencyMs);
   return [
-    `${options.jobs} trivial jobs, ${options.pilots} pilots of ${options.slots} job slot(s) each (Pilothouse) and ${options.pilots} workers of concurrency ${options.slots} (BullMQ ${bullmqVersion()}, Redis at ${options.redisUrl}), ${options.rounds} alternating rounds; medians of the rounds.`,
-    '',
     '| | Pilothouse | BullMQ | ratio |',
     '| --- | ---: | ---: | ---: |',
     row('submission, jobs/s (one bulk request / addBulk)', (r) => r.submitJobsPerSec),
@@ -286,7 +309,6 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
     '',
     `Whole-life ratio per round: ${ratios.map((r) => fmt(r, 2)).join(', ')} (median **${fmt(median(ratios), 2)}**); drain ratio per round: ${drainRatios.map((r) => fmt(r, 2)).join(', ')}.`,
     '',
-    'Pilothouse keeps for each job what BullMQ does not: the match against the pilot (task queues, shares, limits), a fenced attempt, a status history row per report, and an ack after each report is stored. Each simulated pilot sends Running and Done in one frame, as the pilot does for a job that ends within its report coalescing window (`--report-coalesce-ms`, 500 ms by default); the matcher still applies them as two state-machine steps with a history row each, in one write.',
   ].join('\n');
 }
 

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|dispatch|fleet|scale|all] [--redis URL] [--heartbeat-sec N] [--jobs N] [--pilots N] [--slots N] [--duration-sec N]
+ * `npm run bench [-- --scenario matching|pilot|site-director|submission|search|dispatch|fleet|scale|all] [--redis URL] [--heartbeat-sec N] [--jobs N] [--pilots N] [--shapes 16x1,2x8] [--duration-sec N]
  *  [--rounds N] [--queues N] [--tracked N] [--db postgres://USER@HOST:PORT/DB]`
  * With --db, the matching scenario also runs on PostgreSQL, with one matcher and with two replicas.
  * Runs the benchmarks and rewrites their sections of BENCHMARKS.md (machine, command, figures).
@@ -24,7 +24,7 @@ const { values } = parseArgs({
     scenario: { type: 'string', default: 'all' },
     jobs: { type: 'string', default: '870000' },
     pilots: { type: 'string', default: '32' },
-    slots: { type: 'string', default: '1' },
+    shapes: { type: 'string', default: '16x1,2x8' },
     'duration-sec': { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
     probes: { type: 'string', default: '100' },
@@ -113,13 +113,17 @@ if (scenario === 'search' || scenario === 'all') {
   process.stdout.write(`${markdown}\n`);
 }
 if (scenario === 'dispatch' || scenario === 'all') {
-  // 20,000 jobs and 16 pilots unless --jobs / --pilots were given.
+  // 20,000 jobs unless --jobs was given; shapes PILOTSxSLOTS: 16 one-slot pilots, then 2 of 8 slots.
   const jobs = process.argv.includes('--jobs') ? Number(values.jobs) : 20_000;
-  const pilots = process.argv.includes('--pilots') ? Number(values.pilots) : 16;
+  const shapes = values.shapes.split(',').map((shape) => {
+    const [pilots, slots] = shape.split('x').map(Number);
+    if (!Number.isInteger(pilots) || !Number.isInteger(slots) || (pilots as number) < 1 || (slots as number) < 1)
+      throw new Error(`--shapes: "${shape}" is not PILOTSxSLOTS (e.g. 16x1)`);
+    return { pilots: pilots as number, slots: slots as number };
+  });
   const markdown = await benchDispatch({
     jobs,
-    pilots,
-    slots: Number(values.slots),
+    shapes,
     rounds: Number(values.rounds),
     latencySamples: Number(values.probes),
     redisUrl: values.redis ?? 'redis://127.0.0.1:6379',
