@@ -72,6 +72,54 @@ it(
   },
 );
 
+it(
+  'replicas - offers of 8 jobs on A and on B fill each other never with the same job, and one job.statuses frame ends them',
+  { timeout: 20_000 },
+  async () => {
+    const onA = await RawPilot.connect(a.url, await a.pilotToken('local'), { stamp: 'multi-a' });
+    const onB = await RawPilot.connect(b.url, await b.pilotToken('local'), { stamp: 'multi-b' });
+    try {
+      const submitted = await a.api('POST', '/api/jobs', {
+        json: Array.from({ length: 12 }, (_, i) => ({ executable: 'true', arguments: [String(i)] })),
+      });
+      assert.equal(submitted.status, 201);
+      const takeAll = async (pilot: RawPilot) => {
+        const frames = [await pilot.next('match')];
+        while ((frames.at(-1)?.following ?? 0) > 0) frames.push(await pilot.next('match'));
+        return frames.map((frame) => frame.job);
+      };
+      // Both offers race for the same 12 jobs on one database: claims of one replica skip the other's.
+      onA.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources(8), maxJobs: 8 });
+      onB.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources(8), maxJobs: 8 });
+      const [jobsA, jobsB] = await Promise.all([takeAll(onA), takeAll(onB)]);
+      const ids = [...jobsA, ...jobsB].map((job) => job.jobId);
+      assert.equal(new Set(ids).size, ids.length, `no job twice: ${ids.join(',')}`);
+      assert.equal(ids.length, 12, `every job matched once (A ${jobsA.length}, B ${jobsB.length})`);
+      assert.ok(jobsA.length <= 8 && jobsB.length <= 8);
+      const at = new Date().toISOString();
+      onB.send({
+        type: 'job.statuses',
+        ref: 1,
+        reports: jobsB.map((job) => ({
+          jobId: job.jobId,
+          attempt: job.attempt,
+          at,
+          status: 'Done' as const,
+          exitCode: 0,
+          earlier: [{ at, status: 'Running' as const }],
+        })),
+      });
+      const ack = await onB.next('ack');
+      assert.equal(ack.refused, undefined);
+      for (const job of jobsB) assert.equal((await a.api('GET', `/api/jobs/${job.jobId}`)).body.status, 'Done');
+      for (const job of jobsA) assert.equal((await a.api('GET', `/api/jobs/${job.jobId}`)).body.status, 'Matched');
+    } finally {
+      await onA.close();
+      await onB.close();
+    }
+  },
+);
+
 it('replicas - a drain through A reaches a pilot connected to B', { timeout: 20_000 }, async () => {
   const pilot = await RawPilot.connect(b.url, await b.pilotToken('local'), { stamp: 'drained-on-b' });
   try {
