@@ -252,6 +252,7 @@ export class MatchService {
       const round = await this.#findMatch(left, pilotId, maxJobs - matches.length);
       if (round.length === 0) break;
       matches.push(...round);
+      if (matches.length >= maxJobs) break;
       left = offerAfterGrants(
         offer,
         matches.map((match) => ({ req: match.requirements, grant: match.grant })),

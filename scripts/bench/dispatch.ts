@@ -258,32 +258,41 @@ async function redisReachable(redisUrl: string): Promise<void> {
 export async function benchDispatch(options: DispatchBenchOptions): Promise<string> {
   await redisReachable(options.redisUrl);
   const { shapes, ...common } = options;
-  const sections: string[] = [];
-  for (const shape of shapes) {
-    const run = { ...common, ...shape };
-    const heading = `### ${shape.pilots} pilot(s) × ${shape.slots} job slot(s) — BullMQ: ${shape.pilots} worker(s) of concurrency ${shape.slots}`;
-    sections.push(`${heading}\n\n${await benchShape(run)}`);
+  const runs = shapes.map((shape) => ({
+    run: { ...common, ...shape },
+    ours: [] as RoundFigures[],
+    theirs: [] as RoundFigures[],
+  }));
+  for (let round = 1; round <= options.rounds; round += 1) {
+    // Every shape in every round, each side after the other: a slow moment of the machine hits both
+    // sides and all shapes alike, and the shapes compare round by round.
+    for (const { run, ours, theirs } of runs) {
+      ours.push(await pilothouseRound(run, round));
+      theirs.push(await bullmqRound(run, round));
+      const ratio = (ours.at(-1)?.wholeJobsPerSec ?? 0) / (theirs.at(-1)?.wholeJobsPerSec ?? 1);
+      options.progress(
+        `round ${round}, ${run.pilots}x${run.slots}: whole job life ratio Pilothouse/BullMQ ${fmt(ratio, 2)}; matcher ${fmt(ours.at(-1)?.drainCpuUsPerJob ?? NaN, 0)} µs CPU/job, ${fmt(100 * (ours.at(-1)?.drainBusy ?? NaN), 0)} % busy; load generator ${fmt(100 * (ours.at(-1)?.clientBusy ?? NaN), 0)} % (BullMQ's workers ${fmt(100 * (theirs.at(-1)?.clientBusy ?? NaN), 0)} %)`,
+      );
+    }
   }
+  const sections = runs.map(({ run, ours, theirs }) => {
+    const heading = `### ${run.pilots} pilot(s) × ${run.slots} job slot(s) — BullMQ: ${run.pilots} worker(s) of concurrency ${run.slots}`;
+    return `${heading}\n\n${shapeTable(ours, theirs)}`;
+  });
+  const cpuPerRound = runs.map(
+    ({ run, ours }) => `${run.pilots}×${run.slots}: ${ours.map((r) => fmt(r.drainCpuUsPerJob ?? NaN, 0)).join(', ')}`,
+  );
   return [
-    `${options.jobs} trivial jobs per round; ${options.rounds} alternating rounds per shape (a fresh matcher and a fresh queue each); medians of the rounds. BullMQ ${bullmqVersion()} on Redis at ${options.redisUrl}. Both shapes keep the same number of jobs in flight.`,
+    `${options.jobs} trivial jobs per round; ${options.rounds} rounds, each running every shape in turn (a fresh matcher and a fresh queue each, Pilothouse then BullMQ); medians of the rounds. BullMQ ${bullmqVersion()} on Redis at ${options.redisUrl}. The shapes keep the same number of jobs in flight.`,
     '',
     ...sections,
+    `The matcher's CPU per job during the drain, round by round (µs): ${cpuPerRound.join('; ')}.`,
+    '',
     'Pilothouse keeps for each job what BullMQ does not: the match against the pilot (task queues, shares, limits), a fenced attempt, a status history row per report, and an ack after each report is stored. Each simulated pilot sends Running and Done in one frame, as the pilot does for a job that ends within its report coalescing window (`--report-coalesce-ms`, 500 ms by default); the matcher still applies them as two state-machine steps with a history row each, in one write. A pilot of several slots takes its jobs with one offer (`maxJobs`) and reports the jobs that ended together in one `job.statuses` frame, as the pilot does on a multi-core node.',
   ].join('\n');
 }
 
-async function benchShape(options: ShapeRun): Promise<string> {
-  const ours: RoundFigures[] = [];
-  const theirs: RoundFigures[] = [];
-  for (let round = 1; round <= options.rounds; round += 1) {
-    // Alternating, so that a slow moment of the machine hits both sides alike.
-    ours.push(await pilothouseRound(options, round));
-    theirs.push(await bullmqRound(options, round));
-    const ratio = (ours.at(-1)?.wholeJobsPerSec ?? 0) / (theirs.at(-1)?.wholeJobsPerSec ?? 1);
-    options.progress(
-      `round ${round}: whole job life ratio Pilothouse/BullMQ ${fmt(ratio, 2)}; matcher ${fmt(ours.at(-1)?.drainCpuUsPerJob ?? NaN, 0)} µs CPU/job, ${fmt(100 * (ours.at(-1)?.drainBusy ?? NaN), 0)} % busy; load generator ${fmt(100 * (ours.at(-1)?.clientBusy ?? NaN), 0)} % (BullMQ's workers ${fmt(100 * (theirs.at(-1)?.clientBusy ?? NaN), 0)} %)`,
-    );
-  }
+function shapeTable(ours: RoundFigures[], theirs: RoundFigures[]): string {
   const med = (rounds: RoundFigures[], pick: (r: RoundFigures) => number): number => median(rounds.map(pick));
   const ratios = ours.map((r, i) => r.wholeJobsPerSec / (theirs[i] as RoundFigures).wholeJobsPerSec);
   const drainRatios = ours.map((r, i) => r.drainJobsPerSec / (theirs[i] as RoundFigures).drainJobsPerSec);
