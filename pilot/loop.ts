@@ -78,7 +78,7 @@ export interface PilotExit {
 }
 
 export interface PilotEvents {
-  'offer-sent': [offer: { offerId: string; matchSeq: number; resources: OfferResources }];
+  'offer-sent': [offer: { offerId: string; matchSeq: number; resources: OfferResources; maxJobs: number }];
   'offer-parked': [offer: { offerId: string }];
   'job-started': [job: { jobId: number; attempt: number; cores: number }];
   'job-finished': [job: { jobId: number; attempt: number; outcome: JobOutcome }];
@@ -348,8 +348,8 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
         if (this.#offer?.offerId === offerId) this.#maybeOffer(true);
       });
     }
-    this.#logger.debug({ offerId, matchSeq: this.#matchSeq, resources: verdict.resources }, 'offer sent');
-    this.emit('offer-sent', { offerId, matchSeq: this.#matchSeq, resources: verdict.resources });
+    this.#logger.debug({ offerId, matchSeq: this.#matchSeq, resources: verdict.resources, maxJobs }, 'offer sent');
+    this.emit('offer-sent', { offerId, matchSeq: this.#matchSeq, resources: verdict.resources, maxJobs });
   }
 
   #beginDrain(reason: ExitReason): void {

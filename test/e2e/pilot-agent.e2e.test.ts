@@ -190,6 +190,20 @@ describe('pilot agent - limits, kills, slots, drains, logs', () => {
       async () => names.every((name) => existsSync(path.join(dir, `${name}.start`))),
       'four jobs running at once',
     );
+    // The pilot's one offer of its four free cores (parked before the submission) took all four jobs:
+    // the matcher filled it at once (maxJobs), with no offer between the matches.
+    const offers = pilot
+      .log()
+      .split('\n')
+      .filter((line) => line.includes('"msg":"offer sent"'));
+    assert.equal(offers.length, 1, offers.join('\n'));
+    assert.match(offers[0] ?? '', /"resources":\{"cores":4,[^\n]*"maxJobs":4/);
+    const matchSeqs = pilot
+      .log()
+      .split('\n')
+      .filter((line) => line.includes('"msg":"job matched"'))
+      .map((line) => Number(/"matchSeq":(\d+)/.exec(line)?.[1]));
+    assert.deepEqual(matchSeqs, [1, 2, 3, 4]);
     // Running reaches the matcher within the pilot's report coalescing window (500 ms by default).
     await waitFor(
       async () => (await Promise.all(ids.map(getJob))).every((job) => job.status === 'Running'),
