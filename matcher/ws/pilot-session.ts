@@ -374,17 +374,16 @@ export class PilotSession implements CommandReceiver {
 
   /** One match frame per job, in one write; each but the last says how many are following. */
   async #sendMatches(offerId: string, matches: readonly Match[]): Promise<void> {
-    if (this.#socket.readyState !== this.#socket.OPEN) {
-      // Claimed as the connection went: the pilot will never see these frames.
+    // Claimed as the connection went (before or while the tokens were signed): the pilot will never
+    // see these frames, so none leaves and every job goes back.
+    const gone = async (): Promise<boolean> => {
+      if (this.#socket.readyState === this.#socket.OPEN) return false;
       for (const { job } of matches) await this.#deps.undelivered.notSent(job.id, job.attempt);
-      return;
-    }
+      return true;
+    };
+    if (await gone()) return;
     const tokens = await Promise.all(matches.map(({ job }) => this.#jobToken(job)));
-    // The socket may have closed while the tokens were signed: then no frame leaves and all go back.
-    if (this.#socket.readyState !== this.#socket.OPEN) {
-      for (const { job } of matches) await this.#deps.undelivered.notSent(job.id, job.attempt);
-      return;
-    }
+    if (await gone()) return;
     for (const [index, { job, grant }] of matches.entries()) {
       this.#matchesSent += 1;
       this.#logger.info({ jobId: job.id, attempt: job.attempt, cores: grant.cores }, 'job matched');
@@ -430,16 +429,22 @@ export class PilotSession implements CommandReceiver {
    * one write to the socket. The acks still leave in order (the group resolves in queue order).
    */
   #onJobStatus(message: Extract<PilotMessage, { type: 'job.status' }>): Promise<void> {
-    if (!this.#deps.store.appliesWritesInOrder) return this.#applyReport(message);
-    const applied = this.#applyReport(message).catch((thrown: unknown) => this.#answerError(thrown, message.ref));
-    this.#reportsInFlight.add(applied);
-    void applied.finally(() => this.#reportsInFlight.delete(applied));
-    return Promise.resolve();
+    return this.#pipelined(
+      this.#storeReports(message).then(() => this.#send({ type: 'ack', ref: message.ref })),
+      message.ref,
+    );
   }
 
-  async #applyReport(message: Extract<PilotMessage, { type: 'job.status' }>): Promise<void> {
-    await this.#storeReports(message);
-    this.#send({ type: 'ack', ref: message.ref });
+  /**
+   * A report frame's work, already asked of the store: awaited where the store does not apply writes
+   * in order, else left to finish on its own (its error answered with the frame's ref).
+   */
+  #pipelined(work: Promise<void>, ref: number): Promise<void> {
+    if (!this.#deps.store.appliesWritesInOrder) return work;
+    const settled = work.catch((thrown: unknown) => this.#answerError(thrown, ref));
+    this.#reportsInFlight.add(settled);
+    void settled.finally(() => this.#reportsInFlight.delete(settled));
+    return Promise.resolve();
   }
 
   /**
@@ -477,11 +482,7 @@ export class PilotSession implements CommandReceiver {
         }),
       });
     });
-    if (!this.#deps.store.appliesWritesInOrder) return stored;
-    const pipelined = stored.catch((thrown: unknown) => this.#answerError(thrown, message.ref));
-    this.#reportsInFlight.add(pipelined);
-    void pipelined.finally(() => this.#reportsInFlight.delete(pipelined));
-    return Promise.resolve();
+    return this.#pipelined(stored, message.ref);
   }
 
   /** Stores one attempt's reports (the frame's own last, `earlier` before it, oldest first). */
