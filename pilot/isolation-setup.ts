@@ -18,7 +18,7 @@ export async function setUpIsolation(
     .filter((file): file is string => file !== undefined)
     .map((file) => path.resolve(file));
   const host =
-    config.isolation === 'none' ? { isRoot: false, bwrapPath: null, setprivPath: null } : probeIsolationHost(env);
+    config.isolation === 'none' ? { isRoot: false, bwrapPath: null, setprivPath: null } : await probeIsolationHost(env);
   const isolation = resolveIsolation(
     {
       choice: config.isolation,

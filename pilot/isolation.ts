@@ -17,7 +17,7 @@
  * `auto` (the default) takes the strongest that works here and refuses to start when none does, so
  * that running unprotected is always someone's explicit choice.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { PilothouseError } from '../shared/errors.ts';
@@ -90,18 +90,23 @@ export function isolationUnavailable(message: string): PilothouseError {
 }
 
 /** Looks at this machine: root or not, and whether bubblewrap can start a container here. */
-export function probeIsolationHost(env: NodeJS.ProcessEnv = process.env): IsolationHost {
+export async function probeIsolationHost(env: NodeJS.ProcessEnv = process.env): Promise<IsolationHost> {
   const isRoot = process.getuid?.() === 0;
   const searchPath = env['PATH'] ?? '/usr/bin:/bin';
   const setprivPath = isRoot ? findOnPath('setpriv', searchPath) : null;
   const bwrapPath = findOnPath('bwrap', searchPath);
   if (bwrapPath === null) return { isRoot, bwrapPath: null, setprivPath };
-  const probe = spawnSync(
-    bwrapPath,
-    ['--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--die-with-parent', 'true'],
-    { stdio: 'ignore', timeout: 10_000 },
-  );
-  return { isRoot, bwrapPath: probe.status === 0 ? bwrapPath : null, setprivPath };
+  // Not spawnSync: the pilot probes the node, the batch system and its isolation at the same time.
+  const containerStarts = await new Promise<boolean>((resolve) => {
+    const probe = spawn(
+      bwrapPath,
+      ['--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--die-with-parent', 'true'],
+      { stdio: 'ignore', timeout: 10_000 },
+    );
+    probe.once('error', () => resolve(false));
+    probe.once('exit', (code) => resolve(code === 0));
+  });
+  return { isRoot, bwrapPath: containerStarts ? bwrapPath : null, setprivPath };
 }
 
 /** Picks the mode for `choice` on `host`; a mode this machine cannot give is a CONFIG_INVALID naming why. */

@@ -13,7 +13,6 @@
 import os from 'node:os';
 import { mkdir, open, rm, stat, chmod } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { JobStatus } from '../shared/job/status.ts';
@@ -555,6 +554,8 @@ class JobExecution implements RunningJob {
     try {
       confinement = await this.#isolation.confine(this.#dir);
       const launch = confinement.launch(executable, description.arguments);
+      // Loaded with the first payload, not at the pilot's start (which it would slow).
+      const { execa } = await import('execa');
       const subprocess = execa(launch.file, launch.args, {
         cwd: this.#dir,
         env: { ...env, ...launch.env },

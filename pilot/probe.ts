@@ -8,7 +8,6 @@ import os from 'node:os';
 import { constants } from 'node:fs';
 import { access, readFile, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { NodeInfo } from '../shared/protocol/messages.ts';
 import { runCpuBenchmark } from './cpu-power.ts';
 import { probeGpus, type CommandRunner, type ProbedGpu } from './gpu-probe.ts';
@@ -69,6 +68,8 @@ export async function onPath(command: string, pathVariable = process.env.PATH ??
 export const runTool: CommandRunner = async (command, args) => {
   if (!(await onPath(command))) return null;
   try {
+    // Loaded only when a tool is there to run: most nodes start without needing it.
+    const { execa } = await import('execa');
     const result = await execa(command, [...args], {
       timeout: 10_000,
       reject: false,

@@ -73,19 +73,6 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     return EXIT_CODES.failure;
   }
 
-  let isolation;
-  try {
-    isolation = await setUpIsolation(config, raw, env);
-  } catch (error) {
-    if (error instanceof PilothouseError && error.code === 'CONFIG_INVALID') {
-      process.stderr.write(`pilot: ${error.message}\n`);
-      return EXIT_CODES.usage;
-    }
-    throw error;
-  }
-  if (isolation.name === 'none')
-    logger.warn('payloads are not isolated (--isolation none): jobs can read what the pilot reads');
-
   const timeLeftDeps: TimeLeftDeps = {
     env,
     run: runTool,
@@ -94,7 +81,12 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     startMs,
     configuredWallTimeSec: config.wallTimeSec,
   };
-  const [probe, features, slotEnds] = await Promise.all([
+  // The isolation check starts a container: it runs beside the node's probes, not before them.
+  const [isolationOutcome, probe, features, slotEnds] = await Promise.all([
+    setUpIsolation(config, raw, env).then(
+      (isolation) => ({ isolation }),
+      (error: unknown) => ({ error }),
+    ),
     probeNode({
       workdir: config.workdir,
       env,
@@ -114,6 +106,17 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     readJobFeatureLimits(env),
     findSlotEnds(timeLeftDeps),
   ]);
+  if ('error' in isolationOutcome) {
+    const { error } = isolationOutcome;
+    if (error instanceof PilothouseError && error.code === 'CONFIG_INVALID') {
+      process.stderr.write(`pilot: ${error.message}\n`);
+      return EXIT_CODES.usage;
+    }
+    throw error;
+  }
+  const { isolation } = isolationOutcome;
+  if (isolation.name === 'none')
+    logger.warn('payloads are not isolated (--isolation none): jobs can read what the pilot reads');
   const plan = planSlot(probe, config, features, startMs);
   for (const warning of plan.warnings) logger.warn(warning);
   const slot = new Slot(plan.options);

@@ -12,7 +12,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import * as tar from 'tar';
+import type { ReadEntry } from 'tar';
+
+/** tar is loaded when a sandbox is first handled, not at the pilot's start (which it would slow). */
+const loadTar = (): Promise<typeof import('tar')> => import('tar');
 import { PilothouseError } from '../shared/errors.ts';
 
 export interface UnpackLimits {
@@ -64,7 +67,7 @@ export async function inspectArchive(file: string, destDir: string, limits: Unpa
   const symlinks = new Set<string>();
   const links: LinkRecord[] = [];
 
-  const check = (entry: tar.ReadEntry): void => {
+  const check = (entry: ReadEntry): void => {
     entries += 1;
     if (entries > limits.maxEntries)
       throw new PilothouseError('SANDBOX_TOO_LARGE', `sandbox holds more than ${limits.maxEntries} entries`);
@@ -92,6 +95,7 @@ export async function inspectArchive(file: string, destDir: string, limits: Unpa
     }
   };
 
+  const tar = await loadTar();
   try {
     await tar.t({
       file,
@@ -198,6 +202,7 @@ function assertNotOwnAncestor(link: LinkRecord): void {
 /** Checks the archive, then extracts it into `destDir` (which must exist). */
 export async function unpackSandbox(file: string, destDir: string, limits: UnpackLimits): Promise<UnpackSummary> {
   const summary = await inspectArchive(file, destDir, limits);
+  const tar = await loadTar();
   try {
     await tar.x({
       file,
@@ -215,6 +220,7 @@ export async function unpackSandbox(file: string, destDir: string, limits: Unpac
 
 /** Writes `relativePaths` (under `sourceDir`) into a gzipped tar at `outFile`; links are stored, not followed. */
 export async function packSandbox(sourceDir: string, relativePaths: readonly string[], outFile: string): Promise<void> {
+  const tar = await loadTar();
   await tar.c({ gzip: true, file: outFile, cwd: sourceDir, portable: true, follow: false }, [...relativePaths]);
 }
 

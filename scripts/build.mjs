@@ -39,7 +39,7 @@ await build({
   legalComments: 'eof',
   // Server-only native modules must never reach a worker node.
   external: [],
-  plugins: [forbidPackages(['better-sqlite3', 'pg', 'node-cron'])],
+  plugins: [forbidPackages(['better-sqlite3', 'pg', 'node-cron']), zodEnglishOnly()],
 });
 
 await build({
@@ -68,6 +68,32 @@ function forbidPackages(names) {
       const filter = new RegExp(`^(${names.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})($|/)`);
       b.onResolve({ filter }, (args) => ({
         errors: [{ text: `${args.path} may not be bundled into the pilot (imported by ${args.importer})` }],
+      }));
+    },
+  };
+}
+
+/**
+ * zod re-exports its ~50 message locales as `z.locales`, which keeps all of them in a bundle (about
+ * 280 KiB of the pilot's 930, parsed at every pilot start); the pilot only ever shows English
+ * messages (zod's default). Its locale index becomes English alone; `z.locales.en` still works.
+ */
+function zodEnglishOnly() {
+  return {
+    name: 'zod-english-only',
+    setup(b) {
+      b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+        /[\\/]node_modules[\\/]zod[\\/]/.test(args.importer)
+          ? {
+              path: path.join(path.dirname(args.importer), '..', 'locales', 'english-only.js'),
+              namespace: 'zod-english-only',
+            }
+          : undefined,
+      );
+      b.onLoad({ filter: /.*/, namespace: 'zod-english-only' }, (args) => ({
+        contents: `export { default as en } from ${JSON.stringify(path.join(path.dirname(args.path), 'en.js'))};`,
+        resolveDir: path.dirname(args.path),
+        loader: 'js',
       }));
     },
   };

@@ -39,8 +39,8 @@ const DEMO_SCHEDULE = '* * * * * *';
  * Local pilots isolate payloads whenever this machine can (bubblewrap, or a uid per job as root). On
  * a machine that cannot, the all-in-one still runs, but says plainly that it runs payloads unprotected.
  */
-function localPilotIsolation(): string[] | undefined {
-  const host = probeIsolationHost();
+async function localPilotIsolation(): Promise<string[] | undefined> {
+  const host = await probeIsolationHost();
   if (host.isRoot || host.bwrapPath !== null) return undefined;
   process.stderr.write(
     'up: bubblewrap is missing or cannot create namespaces here, so the local pilots run payloads with --isolation none (a job could read the pilot token); install bubblewrap to isolate them\n',
@@ -72,7 +72,7 @@ async function bringUp(
     coresPerPilot: cores,
     schedule,
     idleTimeoutSec: 120,
-    pilotArgs: localPilotIsolation(),
+    pilotArgs: await localPilotIsolation(),
   });
   const director = startDirectorService({
     config,

@@ -3,9 +3,9 @@
  * pilot) and its start-up time, from process start to the first offer reaching a real matcher started
  * in this process (port 0, fresh data directory). Each run is a fresh `node dist/pilot.mjs` with its
  * own working directory; the time is taken when the matcher handles that pilot's first offer. Runs
- * are sequential (one pilot at a time) and the median is reported, with the spread. Two baselines in
- * the same run: `--help` (loading and parsing the bundle only) and a pilot with a declared
- * `--cpu-power` (no CPU benchmark), so the probe's share is visible.
+ * are sequential (one pilot at a time) and the median is reported, with the spread. Three baselines in
+ * the same run: `node -e 0` (Node.js alone), `--help` (loading and parsing the bundle only) and a
+ * pilot with a declared `--cpu-power` (no CPU benchmark), so each part's share is visible.
  *
  *   npm run bench -- --scenario pilot        (PILOT_BENCH_RUNS=N to change the number of runs, default 15)
  */
@@ -39,6 +39,9 @@ function spread(samples: readonly number[]): Spread {
   return { median: at(0.5), min: sorted[0] ?? NaN, max: sorted.at(-1) ?? NaN, p90: at(0.9) };
 }
 
+/** A start-up slower than this is a failure, not a figure. */
+const START_DEADLINE_SEC = 30;
+
 const ms = (value: number): string => `${Math.round(value)} ms`;
 
 function machine(): string {
@@ -51,11 +54,12 @@ function machine(): string {
   ].join('\n');
 }
 
-async function timeHelp(): Promise<number> {
+/** Wall time of `node ARGS` to its exit (0 expected). */
+async function timeNode(args: readonly string[]): Promise<number> {
   const started = performance.now();
-  const child = spawn(process.execPath, [BUNDLE, '--help'], { stdio: 'ignore' });
+  const child = spawn(process.execPath, args, { stdio: 'ignore' });
   const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`pilot.mjs --help exited ${code}`);
+  if (code !== 0) throw new Error(`node ${args.join(' ')} exited ${code}`);
   return performance.now() - started;
 }
 
@@ -77,15 +81,16 @@ export async function benchPilot(
   const firstOffer = new Map<string, number>();
   const waiting = new Map<string, () => void>();
   const matchService = matcher.matchService;
-  const findMatch = matchService.findMatch.bind(matchService);
-  matchService.findMatch = (async (...args: Parameters<typeof findMatch>) => {
+  // Every offer reaches findMatches (findMatch is findMatches for one job).
+  const findMatches = matchService.findMatches.bind(matchService);
+  matchService.findMatches = (async (...args: Parameters<typeof findMatches>) => {
     const pilotId = args[1];
     if (!firstOffer.has(pilotId)) {
       firstOffer.set(pilotId, performance.now());
       waiting.get(pilotId)?.();
     }
-    return findMatch(...args);
-  }) as typeof matchService.findMatch;
+    return findMatches(...args);
+  }) as typeof matchService.findMatches;
 
   const token = await matcher.tokens.issue({
     kind: 'pilot',
@@ -131,10 +136,22 @@ export async function benchPilot(
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = once(child, 'exit');
-    await Promise.race([
-      reached,
-      exited.then(() => Promise.reject(new Error(`pilot ${stamp} exited before offering: ${stderr}`))),
-    ]);
+    // A pilot that never offers fails the run at once instead of idling until its own timeout.
+    let deadline: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        reached,
+        exited.then(() => Promise.reject(new Error(`pilot ${stamp} exited before offering: ${stderr}`))),
+        new Promise((_, reject) => {
+          deadline = setTimeout(() => {
+            child.kill('SIGKILL');
+            reject(new Error(`pilot ${stamp} did not offer within ${START_DEADLINE_SEC} s: ${stderr}`));
+          }, START_DEADLINE_SEC * 1000);
+        }),
+      ]);
+    } finally {
+      clearTimeout(deadline);
+    }
     const elapsed = (firstOffer.get(stamp) as number) - started;
     child.kill('SIGTERM'); // idle: it cancels its parked offer, says bye and exits
     await exited;
@@ -144,17 +161,20 @@ export async function benchPilot(
   try {
     progress(`bundle ${(size / 1024).toFixed(0)} KiB; ${runs} runs of each start-up variant`);
     await startOnce('warm-up', []); // fills the page cache; not counted
+    const bare: number[] = [];
     const help: number[] = [];
     const first: number[] = [];
     const next: number[] = [];
     const declared: number[] = [];
     for (let i = 0; i < runs; i += 1) {
-      help.push(await timeHelp());
+      bare.push(await timeNode(['-e', '0']));
+      help.push(await timeNode([BUNDLE, '--help']));
       // A node's first pilot: nothing kept, it runs the CPU benchmark (and keeps the figure).
       first.push(await startOnce(`bench-first-${i}`, ['--cpu-power-cache-sec', '0']));
       next.push(await startOnce(`bench-${i}`, []));
       declared.push(await startOnce(`bench-declared-${i}`, ['--cpu-power', '10']));
     }
+    const b = spread(bare);
     const h = spread(help);
     const f = spread(first);
     const n = spread(next);
@@ -176,6 +196,7 @@ export async function benchPilot(
       `| same, a node's first pilot (runs the CPU benchmark, \`--cpu-power-cache-sec 0\`) | median ${ms(f.median)} (min ${ms(f.min)}, p90 ${ms(f.p90)}, max ${ms(f.max)}) |`,
       `| same, CPU power declared (\`--cpu-power\`, no benchmark) | median ${ms(d.median)} (min ${ms(d.min)}, p90 ${ms(d.p90)}) |`,
       `| \`node dist/pilot.mjs --help\` (load and parse the bundle only) | median ${ms(h.median)} (min ${ms(h.min)}, p90 ${ms(h.p90)}) |`,
+      `| \`node -e 0\` (Node.js alone, on this machine at this time) | median ${ms(b.median)} (min ${ms(b.min)}, p90 ${ms(b.p90)}) |`,
       '',
       'Start-up covers Node starting, loading the bundle, probing the node (cores, memory, GPUs, disk, platform,',
       "the CPU power: the ~0.1 s benchmark on a node's first pilot, read back by the next ones for a day),",

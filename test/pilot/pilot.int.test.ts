@@ -9,7 +9,7 @@ import { MatcherEndpoints } from '../../shared/endpoints.ts';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -227,6 +227,29 @@ test('bundle: dist/pilot.mjs runs a job and exits 0; a refused token exits 3', a
   const refused = await runBundle();
   assert.equal(refused.code, 3, refused.stderr);
   assert.match(refused.stderr, /refused the pilot token/);
+});
+
+test('bundle: --isolation bwrap where bubblewrap cannot run exits 2 naming --isolation, without saying hello', async () => {
+  const { matcher, base } = await scriptedMatcher(matchedJob(6));
+  const dir = await mkdtemp(path.join(tmpdir(), 'pilot-isolation-'));
+  const tokenFile = path.join(dir, 'token');
+  await writeFile(tokenFile, 'pilot-token\n');
+  // A PATH with no bwrap on it: the isolation check (run beside the node's probes) must still refuse.
+  const emptyPath = path.join(dir, 'bin');
+  await mkdir(emptyPath);
+  const child = spawn(
+    process.execPath,
+    [bundle, '--matcher', base, '--token-file', tokenFile, '--workdir', path.join(dir, 'work'), '--isolation', 'bwrap'],
+    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: emptyPath } },
+  );
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 2, stderr);
+  assert.match(stderr, /--isolation: bwrap: bubblewrap is not installed/);
+  assert.equal(matcher.ofType('hello').length, 0, 'a pilot that cannot isolate as asked never says hello');
 });
 
 test('bundle: SIGTERM drains (the running job finishes), a second SIGTERM kills it', async () => {
