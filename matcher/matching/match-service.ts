@@ -325,19 +325,15 @@ export class MatchService {
     };
     const limited = limit.maxRunning !== null || limit.matchingDelaySec !== null;
     const grants = this.#grantsFor(tq, view, limited ? 1 : Math.min(count, tq.waitingJobs));
-    // Asked for in one turn: the store claims them in one group commit, each the TQ's next job.
-    const results = await Promise.all(grants.map(() => this.#store.claimFromTaskQueue(tq.id, request)));
-    const matches: Match[] = [];
-    for (const [index, result] of results.entries()) {
-      this.index.applyStats(result.taskQueue);
-      if (!result.job) continue;
+    // One write takes them all, best first; fewer come back when fewer are waiting.
+    const result = await this.#store.claimJobsFromTaskQueue(tq.id, request, grants.length);
+    this.index.applyStats(result.taskQueue);
+    if (result.reason !== undefined) return { limited: result.reason !== 'empty' && result.reason !== 'paused' };
+    return result.jobs.map((job, index) => {
       const given = grants[index] as Grant;
       this.#charge(tq, given.cores);
-      matches.push({ job: result.job, grant: given, requirements: tq.requirements });
-    }
-    if (matches.length > 0) return matches;
-    const reason = results[0]?.job === null ? results[0].reason : 'empty';
-    return { limited: reason !== 'empty' && reason !== 'paused' };
+      return { job, grant: given, requirements: tq.requirements };
+    });
   }
 
   /** The grants of up to `count` jobs of the TQ, each from what the ones before it left of the offer. */

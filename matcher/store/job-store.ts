@@ -66,9 +66,14 @@ export interface TaskQueueStats {
   paused?: boolean;
 }
 
+export type ClaimRefusal = 'empty' | 'paused' | 'running-limit' | 'matching-delay';
+
+export type ClaimBatchResult =
+  | { jobs: JobView[]; reason?: undefined; taskQueue: TaskQueueStats }
+  | { jobs: []; reason: ClaimRefusal; taskQueue: TaskQueueStats };
+
 export type ClaimResult =
-  | { job: JobView; taskQueue: TaskQueueStats }
-  | { job: null; reason: 'empty' | 'paused' | 'running-limit' | 'matching-delay'; taskQueue: TaskQueueStats };
+  { job: JobView; taskQueue: TaskQueueStats } | { job: null; reason: ClaimRefusal; taskQueue: TaskQueueStats };
 
 export interface SubmitResult {
   jobIds: number[];
@@ -275,6 +280,12 @@ export interface JobStore {
    * empty or the site's running limit or matching delay for the job type forbids it.
    */
   claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult>;
+  /**
+   * The same for up to `count` jobs at once (one offer with room for several): the TQ's best waiting
+   * jobs, best first, taken in one write. When a running limit or matching delay applies, at most one
+   * (those are decided match by match). `jobs` is empty exactly when `reason` says why.
+   */
+  claimJobsFromTaskQueue(taskQueueId: number, claim: ClaimRequest, count: number): Promise<ClaimBatchResult>;
   /** Jobs held by pilots at a site, by job type (what running limits count). */
   runningAtSite(site: string): Promise<Record<string, number>>;
   setSiteStatus(entry: SiteMaskEntry): Promise<void>;

@@ -25,16 +25,24 @@ const claimAt = (pilotId: string, seconds = 1) => ({
 
 /** Another connection or process claiming from the same database. */
 export interface Claimant {
-  /** Claims from the task queue until it is empty; the ids it won. */
-  claimUntilEmpty(taskQueueId: number, pilotId: string): Promise<number[]>;
+  /** Claims from the task queue until it is empty, `jobsPerClaim` at a time (default 1); the ids it won. */
+  claimUntilEmpty(taskQueueId: number, pilotId: string, jobsPerClaim?: number): Promise<number[]>;
   close(): Promise<void>;
 }
 
-/** Claims from the task queue until it is empty (what a competing replica does); the ids it won. */
-export async function claimUntilEmpty(store: JobStore, taskQueueId: number, pilotId: string): Promise<number[]> {
+/**
+ * Claims from the task queue until it is empty (what a competing replica does), one job at a time or
+ * `jobsPerClaim` at a time (an offer with room for several); the ids it won.
+ */
+export async function claimUntilEmpty(
+  store: JobStore,
+  taskQueueId: number,
+  pilotId: string,
+  jobsPerClaim = 1,
+): Promise<number[]> {
   const won: number[] = [];
   for (;;) {
-    const result = await store.claimFromTaskQueue(taskQueueId, {
+    const claim = {
       pilotId,
       site: 'Site.A',
       ce: 'ce1',
@@ -42,9 +50,16 @@ export async function claimUntilEmpty(store: JobStore, taskQueueId: number, pilo
       jobType: 'User',
       maxRunning: null,
       matchingDelaySec: null,
-    });
-    if (!result.job) return won;
-    won.push(result.job.id);
+    };
+    if (jobsPerClaim === 1) {
+      const result = await store.claimFromTaskQueue(taskQueueId, claim);
+      if (!result.job) return won;
+      won.push(result.job.id);
+    } else {
+      const result = await store.claimJobsFromTaskQueue(taskQueueId, claim, jobsPerClaim);
+      if (result.jobs.length === 0) return won;
+      won.push(...result.jobs.map((job) => job.id));
+    }
   }
 }
 
@@ -193,6 +208,93 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
           `the claimants really competed: ${won.map((l) => l.length)}`,
         );
         assert.equal((await store.getTaskQueue(tqId))?.waitingJobs, 0);
+        for (const id of [ids[0], ids[150], ids[299]] as number[]) {
+          const matched = (await store.getJobHistory(id)).filter((h) => h.status === 'Matched');
+          assert.equal(matched.length, 1, `job ${id} has one Matched entry`);
+        }
+      } finally {
+        await Promise.all(claimants.map((c) => c.close()));
+      }
+    });
+
+    it('a claim of several takes the best jobs in order in one write: each Matched with its history, the counts after all of them', async () => {
+      const { jobIds: ids, taskQueueIds } = await store.submitJobs(
+        [
+          newJob(alice, { priority: 1 }),
+          newJob(alice, { priority: 7 }),
+          newJob(alice, { priority: 1 }),
+          newJob(alice, { priority: 7 }),
+          newJob(alice, { priority: 1 }),
+        ],
+        T0,
+      );
+      assert.equal(taskQueueIds.length, 1);
+      const tqId = taskQueueIds[0] as number;
+      const first = await store.claimJobsFromTaskQueue(tqId, claimAt('p1'), 3);
+      assert.deepEqual(
+        first.jobs.map((job) => job.id),
+        [ids[1], ids[3], ids[0]],
+        'highest priority first, then the oldest',
+      );
+      assert.equal(first.reason, undefined);
+      assert.deepEqual(first.taskQueue, { id: tqId, waitingJobs: 2, topPriority: 1, nextJobId: ids[2] });
+      for (const job of first.jobs) {
+        assert.equal(job.status, 'Matched');
+        assert.equal(job.pilotId, 'p1');
+        const history = await store.getJobHistory(job.id);
+        assert.deepEqual(
+          history.filter((h) => h.status === 'Matched').map((h) => [h.minorStatus, h.source]),
+          [['Assigned', 'Matcher']],
+          `job ${job.id} has one Matched entry`,
+        );
+      }
+      assert.deepEqual(await store.runningAtSite('Site.A'), { User: 3 }, 'the site counts every job taken');
+      const rest = await store.claimJobsFromTaskQueue(tqId, claimAt('p2'), 8);
+      assert.deepEqual(
+        rest.jobs.map((job) => job.id),
+        [ids[2], ids[4]],
+        'fewer than asked when fewer wait',
+      );
+      assert.deepEqual(rest.taskQueue, { id: tqId, waitingJobs: 0, topPriority: 0, nextJobId: null });
+      const none = await store.claimJobsFromTaskQueue(tqId, claimAt('p3'), 4);
+      assert.deepEqual(none, {
+        jobs: [],
+        reason: 'empty',
+        taskQueue: { id: tqId, waitingJobs: 0, topPriority: 0, nextJobId: null },
+      });
+      assert.deepEqual(await store.runningAtSite('Site.A'), { User: 5 });
+    });
+
+    it('a claim of several under a running limit takes one job at most, and none at the limit', async () => {
+      const { taskQueueIds } = await store.submitJobs([newJob(alice), newJob(alice), newJob(alice)], T0);
+      const tqId = taskQueueIds[0] as number;
+      const limited = { ...claimAt('p1'), maxRunning: 1 };
+      const taken = await store.claimJobsFromTaskQueue(tqId, limited, 3);
+      assert.equal(taken.jobs.length, 1);
+      const refused = await store.claimJobsFromTaskQueue(tqId, limited, 3);
+      assert.equal(refused.jobs.length, 0);
+      assert.equal(refused.reason, 'running-limit');
+      assert.equal((await store.getTaskQueue(tqId))?.waitingJobs, 2);
+    });
+
+    it('claimants on other connections or processes taking several jobs per claim, all at once, take every job exactly once', async () => {
+      const { jobIds: ids } = await store.submitJobs(
+        Array.from({ length: 300 }, () => newJob(alice)),
+        T0,
+      );
+      const tqId = (await store.getJob(ids[0] as number))?.taskQueueId as number;
+      const claimants = await fixture.claimants(4);
+      try {
+        const won = await Promise.all(claimants.map((c, i) => c.claimUntilEmpty(tqId, `claimant-${i}`, 7)));
+        const all = won.flat();
+        assert.equal(all.length, 300, 'every job claimed');
+        assert.equal(new Set(all).size, 300, 'no job claimed twice');
+        assert.ok(
+          won.filter((list) => list.length > 0).length >= 2,
+          `the claimants really competed: ${won.map((l) => l.length)}`,
+        );
+        assert.equal((await store.getTaskQueue(tqId))?.waitingJobs, 0);
+        assert.deepEqual(await store.runningAtSite('Site.A'), { User: 300 });
         for (const id of [ids[0], ids[150], ids[299]] as number[]) {
           const matched = (await store.getJobHistory(id)).filter((h) => h.status === 'Matched');
           assert.equal(matched.length, 1, `job ${id} has one Matched entry`);

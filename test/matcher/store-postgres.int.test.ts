@@ -22,7 +22,8 @@ jobStoreSuite('postgres', async () => {
         Array.from({ length: count }, async () => {
           const replica = await openPgJobStore({ url: PG_TEST_URL, schema, maxConnections: 2 });
           return {
-            claimUntilEmpty: (taskQueueId: number, pilotId: string) => claimUntilEmpty(replica, taskQueueId, pilotId),
+            claimUntilEmpty: (taskQueueId: number, pilotId: string, jobsPerClaim?: number) =>
+              claimUntilEmpty(replica, taskQueueId, pilotId, jobsPerClaim),
             close: () => replica.close(),
           };
         }),

@@ -23,7 +23,10 @@ after(() => rm(dir, { recursive: true, force: true }));
 
 async function claimantProcess(file: string): Promise<Claimant> {
   const store = await sqliteStoreInProcess<JobStore>('jobs', file);
-  return { claimUntilEmpty: (tq, pilotId) => claimUntilEmpty(store, tq, pilotId), close: () => store.close() };
+  return {
+    claimUntilEmpty: (tq, pilotId, jobsPerClaim) => claimUntilEmpty(store, tq, pilotId, jobsPerClaim),
+    close: () => store.close(),
+  };
 }
 
 // A real SQLite file per test (WAL mode needs a file, not :memory:).

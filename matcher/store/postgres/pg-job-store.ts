@@ -17,6 +17,7 @@ import { planStatusReport } from '../status-plan.ts';
 import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
 import type { JobCommand, OutputTail } from '../../../shared/protocol/messages.ts';
 import type {
+  ClaimBatchResult,
   ClaimRequest,
   ClaimResult,
   HeartbeatSample,
@@ -327,8 +328,28 @@ export class PgJobStore implements JobStore {
   }
 
   async claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
+    if (claim.maxRunning === null && claim.matchingDelaySec === null) {
+      const claimed = await this.#claimInOneStatement(taskQueueId, claim, 1);
+      const [job] = claimed.jobs;
+      return job === undefined
+        ? { job: null, reason: claimed.reason ?? 'empty', taskQueue: claimed.taskQueue }
+        : { job, taskQueue: claimed.taskQueue };
+    }
+    return this.#claimLimited(taskQueueId, claim);
+  }
+
+  async claimJobsFromTaskQueue(taskQueueId: number, claim: ClaimRequest, count: number): Promise<ClaimBatchResult> {
     if (claim.maxRunning === null && claim.matchingDelaySec === null)
-      return this.#claimInOneStatement(taskQueueId, claim);
+      return this.#claimInOneStatement(taskQueueId, claim, Math.max(1, Math.floor(count)));
+    // Limits are decided match by match: one job at most.
+    const claimed = await this.#claimLimited(taskQueueId, claim);
+    return claimed.job === null
+      ? { jobs: [], reason: claimed.reason, taskQueue: claimed.taskQueue }
+      : { jobs: [claimed.job], taskQueue: claimed.taskQueue };
+  }
+
+  /** One job under a running limit or matching delay: the (site, job type) row is locked first. */
+  async #claimLimited(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
     return withTransaction(this.#pool, async (client): Promise<ClaimResult> => {
       if (claim.maxRunning !== null || claim.matchingDelaySec !== null) {
         // The (site, job type) row is the lock that makes limits hold across replicas.
@@ -385,31 +406,31 @@ export class PgJobStore implements JobStore {
   }
 
   /**
-   * A claim without limits is one statement (one round trip, its own transaction): the job taken with
-   * SKIP LOCKED, its history row, the site's count and the TQ's count, and the TQ's next job for the
-   * matcher's index (the one after the claimed job; a concurrent claim may take it, which only costs
-   * the index one more refresh).
+   * A claim without limits is one statement (one round trip, its own transaction): up to `count` jobs
+   * taken with SKIP LOCKED, their history rows, the site's count and the TQ's count, and the TQ's next
+   * job for the matcher's index (the one after the claimed jobs; a concurrent claim may take it, which
+   * only costs the index one more refresh).
    */
-  async #claimInOneStatement(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
+  async #claimInOneStatement(taskQueueId: number, claim: ClaimRequest, count: number): Promise<ClaimBatchResult> {
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const result = await run(() =>
         this.#pool.query<JobRow & { tq_waiting: number | null; head_id: number | null; head_priority: number | null }>(
           `WITH claimed AS (
              UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', application_status = 'Unknown',
                              site = $2, ce = $3, pilot_id = $4, last_update_at = $5
-             WHERE id = (SELECT id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'
-                           AND ${NOT_PAUSED}
-                         ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             WHERE id IN (SELECT id FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'
+                            AND ${NOT_PAUSED}
+                          ORDER BY priority DESC, id LIMIT $6 FOR UPDATE SKIP LOCKED)
              RETURNING *),
            history AS (
              INSERT INTO job_history (job_id, attempt, at, status, minor_status, application_status, source, applied)
-             SELECT id, attempt, $5, 'Matched', 'Assigned', 'Unknown', 'Matcher', true FROM claimed),
+             SELECT id, attempt, $5, 'Matched', 'Assigned', 'Unknown', 'Matcher', true FROM claimed ORDER BY priority DESC, id),
            activity AS (
              INSERT INTO site_activity (site, job_type, running, last_match_at)
-             SELECT $2, job_type, 1, $5 FROM claimed
-             ON CONFLICT (site, job_type) DO UPDATE SET running = site_activity.running + 1, last_match_at = excluded.last_match_at),
+             SELECT $2, job_type, count(*), $5 FROM claimed GROUP BY job_type
+             ON CONFLICT (site, job_type) DO UPDATE SET running = site_activity.running + excluded.running, last_match_at = excluded.last_match_at),
            counted AS (
-             UPDATE task_queues SET waiting_jobs = waiting_jobs - 1
+             UPDATE task_queues SET waiting_jobs = waiting_jobs - (SELECT count(*) FROM claimed)
              WHERE id = $1 AND EXISTS (SELECT 1 FROM claimed) RETURNING waiting_jobs),
            head AS (
              SELECT id, priority FROM jobs WHERE task_queue_id = $1 AND status = 'Waiting'
@@ -417,24 +438,28 @@ export class PgJobStore implements JobStore {
              ORDER BY priority DESC, id LIMIT 1)
            SELECT claimed.*, (SELECT waiting_jobs FROM counted) AS tq_waiting,
                   (SELECT id FROM head) AS head_id, (SELECT priority FROM head) AS head_priority
-           FROM claimed`,
-          [taskQueueId, claim.site, claim.ce, claim.pilotId, claim.at],
+           FROM claimed ORDER BY claimed.priority DESC, claimed.id`,
+          [taskQueueId, claim.site, claim.ce, claim.pilotId, claim.at, count],
         ),
       );
-      const row = result.rows[0];
-      if (row) {
-        const { tq_waiting: waiting, head_id: headId, head_priority: headPriority, ...job } = row;
+      const first = result.rows[0];
+      if (first) {
+        const { tq_waiting: waiting, head_id: headId, head_priority: headPriority } = first;
+        const jobs = result.rows.map((row) => {
+          const { tq_waiting: _waiting, head_id: _headId, head_priority: _headPriority, ...job } = row;
+          return jobFromRow(job as JobRow);
+        });
         return {
-          job: jobFromRow(job as JobRow),
+          jobs,
           taskQueue: { id: taskQueueId, waitingJobs: waiting ?? 0, topPriority: headPriority ?? 0, nextJobId: headId },
         };
       }
-      // Nothing claimed: the TQ is paused or empty, or its next job was taken under this statement's feet.
+      // Nothing claimed: the TQ is paused or empty, or its next jobs were taken under this statement's feet.
       const stats = await this.#tqStats(this.#pool, taskQueueId);
-      if (stats.paused) return { job: null, reason: 'paused', taskQueue: stats };
-      if (stats.nextJobId === null) return { job: null, reason: 'empty', taskQueue: stats };
+      if (stats.paused) return { jobs: [], reason: 'paused', taskQueue: stats };
+      if (stats.nextJobId === null) return { jobs: [], reason: 'empty', taskQueue: stats };
     }
-    return { job: null, reason: 'empty', taskQueue: await this.#tqStats(this.#pool, taskQueueId) };
+    return { jobs: [], reason: 'empty', taskQueue: await this.#tqStats(this.#pool, taskQueueId) };
   }
 
   /**

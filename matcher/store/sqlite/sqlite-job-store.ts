@@ -10,6 +10,7 @@ import { foldStatusChange, planStatusReport, type StatusRowChange } from '../sta
 import type { JobHistoryEntry, JobStatusReport, JobView } from '../../../shared/job/model.ts';
 import type { JobCommand, OutputTail } from '../../../shared/protocol/messages.ts';
 import type {
+  ClaimBatchResult,
   ClaimRequest,
   ClaimResult,
   SiteMaskEntry,
@@ -173,8 +174,8 @@ export class SqliteJobStore implements JobStore {
         .pluck(),
       activity: db.prepare('SELECT running, last_match_at FROM site_activity WHERE site = ? AND job_type = ?'),
       activityMatched: db.prepare(`
-        INSERT INTO site_activity (site, job_type, running, last_match_at) VALUES (?, ?, 1, ?)
-        ON CONFLICT (site, job_type) DO UPDATE SET running = running + 1, last_match_at = excluded.last_match_at`),
+        INSERT INTO site_activity (site, job_type, running, last_match_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (site, job_type) DO UPDATE SET running = running + excluded.running, last_match_at = excluded.last_match_at`),
       activityReleased: db.prepare(
         'UPDATE site_activity SET running = max(0, running - 1) WHERE site = ? AND job_type = ?',
       ),
@@ -366,37 +367,57 @@ export class SqliteJobStore implements JobStore {
   }
 
   async claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
-    const sql = this.#sql;
     return this.#writes.write((): ClaimResult => {
-      const limited = claim.maxRunning !== null || claim.matchingDelaySec !== null;
-      const activity = limited
-        ? (sql.activity.get(claim.site, claim.jobType) as { running: number; last_match_at: string | null } | undefined)
-        : undefined;
+      const claimed = this.#claimJobs(taskQueueId, claim, 1);
+      const [job] = claimed.jobs;
+      return job === undefined
+        ? { job: null, reason: claimed.reason ?? 'empty', taskQueue: claimed.taskQueue }
+        : { job, taskQueue: claimed.taskQueue };
+    });
+  }
+
+  async claimJobsFromTaskQueue(taskQueueId: number, claim: ClaimRequest, count: number): Promise<ClaimBatchResult> {
+    return this.#writes.write(() => this.#claimJobs(taskQueueId, claim, count));
+  }
+
+  /** Inside a write: up to `count` of the TQ's next jobs become Matched (one when a limit applies). */
+  #claimJobs(taskQueueId: number, claim: ClaimRequest, count: number): ClaimBatchResult {
+    const sql = this.#sql;
+    const limited = claim.maxRunning !== null || claim.matchingDelaySec !== null;
+    if (limited) {
+      const activity = sql.activity.get(claim.site, claim.jobType) as
+        { running: number; last_match_at: string | null } | undefined;
       if (claim.maxRunning !== null && (activity?.running ?? 0) >= claim.maxRunning) {
-        return { job: null, reason: 'running-limit', taskQueue: this.#tqStats(taskQueueId) };
+        return { jobs: [], reason: 'running-limit', taskQueue: this.#tqStats(taskQueueId) };
       }
       if (
         claim.matchingDelaySec !== null &&
         activity?.last_match_at &&
         Date.parse(claim.at) - Date.parse(activity.last_match_at) < claim.matchingDelaySec * 1000
       ) {
-        return { job: null, reason: 'matching-delay', taskQueue: this.#tqStats(taskQueueId) };
+        return { jobs: [], reason: 'matching-delay', taskQueue: this.#tqStats(taskQueueId) };
       }
-      const row = sql.claimNext.get({
-        taskQueueId,
-        site: claim.site,
-        ce: claim.ce,
-        pilotId: claim.pilotId,
-        at: claim.at,
-      }) as JobRow | undefined;
-      if (!row) {
-        // Nothing taken: the TQ is empty, or paused (another replica's pause the index had not heard of).
-        if (sql.isPaused.get(taskQueueId) === 1) {
-          return { job: null, reason: 'paused', taskQueue: { ...this.#tqStats(taskQueueId), paused: true } };
-        }
-        return { job: null, reason: 'empty', taskQueue: this.#tqStats(taskQueueId) };
+    }
+    const take = limited ? 1 : Math.max(1, Math.floor(count));
+    const params = { taskQueueId, site: claim.site, ce: claim.ce, pilotId: claim.pilotId, at: claim.at };
+    // The TQ's next job, `take` times over: each one seek of jobs_waiting (measured: one
+    // `id IN (… LIMIT n)` statement costs more per job than n of these, within one write).
+    const rows: JobRow[] = [];
+    while (rows.length < take) {
+      const row = sql.claimNext.get(params) as JobRow | undefined;
+      if (row === undefined) break;
+      rows.push(row);
+    }
+    if (rows.length === 0) {
+      // Nothing taken: the TQ is empty, or paused (another replica's pause the index had not heard of).
+      if (sql.isPaused.get(taskQueueId) === 1) {
+        return { jobs: [], reason: 'paused', taskQueue: { ...this.#tqStats(taskQueueId), paused: true } };
       }
-      const waitingJobs = sql.countWaitingReturning.get(-1, taskQueueId) as number;
+      return { jobs: [], reason: 'empty', taskQueue: this.#tqStats(taskQueueId) };
+    }
+    const waitingJobs = sql.countWaitingReturning.get(-rows.length, taskQueueId) as number;
+    const matchedOfType = new Map<string, number>();
+    for (const row of rows) {
       sql.insertHistory.run({
         jobId: row.id,
         attempt: row.attempt,
@@ -408,9 +429,10 @@ export class SqliteJobStore implements JobStore {
         applied: 1,
         reportKey: null,
       });
-      sql.activityMatched.run(claim.site, row.job_type, claim.at);
-      return { job: jobFromRow(row), taskQueue: this.#tqStats(taskQueueId, waitingJobs) };
-    });
+      matchedOfType.set(row.job_type, (matchedOfType.get(row.job_type) ?? 0) + 1);
+    }
+    for (const [jobType, matched] of matchedOfType) sql.activityMatched.run(claim.site, jobType, matched, claim.at);
+    return { jobs: rows.map(jobFromRow), taskQueue: this.#tqStats(taskQueueId, waitingJobs) };
   }
 
   /** A TQ's figures after a claim; the waiting count is passed when the claim already knows it. */
