@@ -191,31 +191,36 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       assert.equal(new Set(won).size, 50);
     });
 
-    it('claimants on other connections or processes, all at once, take every job exactly once', async () => {
-      const { jobIds: ids } = await store.submitJobs(
-        Array.from({ length: 300 }, () => newJob(alice)),
-        T0,
-      );
-      const tqId = (await store.getJob(ids[0] as number))?.taskQueueId as number;
-      const claimants = await fixture.claimants(4);
-      try {
-        const won = await Promise.all(claimants.map((c, i) => c.claimUntilEmpty(tqId, `claimant-${i}`)));
-        const all = won.flat();
-        assert.equal(all.length, 300, 'every job claimed');
-        assert.equal(new Set(all).size, 300, 'no job claimed twice');
-        assert.ok(
-          won.filter((list) => list.length > 0).length >= 2,
-          `the claimants really competed: ${won.map((l) => l.length)}`,
+    for (const jobsPerClaim of [1, 7]) {
+      it(`claimants on other connections or processes, all at once, ${jobsPerClaim === 1 ? 'one job' : `${jobsPerClaim} jobs`} per claim, take every job exactly once`, async () => {
+        const { jobIds: ids } = await store.submitJobs(
+          Array.from({ length: 300 }, () => newJob(alice)),
+          T0,
         );
-        assert.equal((await store.getTaskQueue(tqId))?.waitingJobs, 0);
-        for (const id of [ids[0], ids[150], ids[299]] as number[]) {
-          const matched = (await store.getJobHistory(id)).filter((h) => h.status === 'Matched');
-          assert.equal(matched.length, 1, `job ${id} has one Matched entry`);
+        const tqId = (await store.getJob(ids[0] as number))?.taskQueueId as number;
+        const claimants = await fixture.claimants(4);
+        try {
+          const won = await Promise.all(
+            claimants.map((c, i) => c.claimUntilEmpty(tqId, `claimant-${i}`, jobsPerClaim)),
+          );
+          const all = won.flat();
+          assert.equal(all.length, 300, 'every job claimed');
+          assert.equal(new Set(all).size, 300, 'no job claimed twice');
+          assert.ok(
+            won.filter((list) => list.length > 0).length >= 2,
+            `the claimants really competed: ${won.map((l) => l.length)}`,
+          );
+          assert.equal((await store.getTaskQueue(tqId))?.waitingJobs, 0);
+          assert.deepEqual(await store.runningAtSite('Site.A'), { User: 300 }, 'the site counts every job taken');
+          for (const id of [ids[0], ids[150], ids[299]] as number[]) {
+            const matched = (await store.getJobHistory(id)).filter((h) => h.status === 'Matched');
+            assert.equal(matched.length, 1, `job ${id} has one Matched entry`);
+          }
+        } finally {
+          await Promise.all(claimants.map((c) => c.close()));
         }
-      } finally {
-        await Promise.all(claimants.map((c) => c.close()));
-      }
-    });
+      });
+    }
 
     it('a claim of several takes the best jobs in order in one write: each Matched with its history, the counts after all of them', async () => {
       const { jobIds: ids, taskQueueIds } = await store.submitJobs(
@@ -275,33 +280,6 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       assert.equal(refused.jobs.length, 0);
       assert.equal(refused.reason, 'running-limit');
       assert.equal((await store.getTaskQueue(tqId))?.waitingJobs, 2);
-    });
-
-    it('claimants on other connections or processes taking several jobs per claim, all at once, take every job exactly once', async () => {
-      const { jobIds: ids } = await store.submitJobs(
-        Array.from({ length: 300 }, () => newJob(alice)),
-        T0,
-      );
-      const tqId = (await store.getJob(ids[0] as number))?.taskQueueId as number;
-      const claimants = await fixture.claimants(4);
-      try {
-        const won = await Promise.all(claimants.map((c, i) => c.claimUntilEmpty(tqId, `claimant-${i}`, 7)));
-        const all = won.flat();
-        assert.equal(all.length, 300, 'every job claimed');
-        assert.equal(new Set(all).size, 300, 'no job claimed twice');
-        assert.ok(
-          won.filter((list) => list.length > 0).length >= 2,
-          `the claimants really competed: ${won.map((l) => l.length)}`,
-        );
-        assert.equal((await store.getTaskQueue(tqId))?.waitingJobs, 0);
-        assert.deepEqual(await store.runningAtSite('Site.A'), { User: 300 });
-        for (const id of [ids[0], ids[150], ids[299]] as number[]) {
-          const matched = (await store.getJobHistory(id)).filter((h) => h.status === 'Matched');
-          assert.equal(matched.length, 1, `job ${id} has one Matched entry`);
-        }
-      } finally {
-        await Promise.all(claimants.map((c) => c.close()));
-      }
     });
 
     it('status reports follow the state machine; a refused one is recorded but not applied', async () => {
