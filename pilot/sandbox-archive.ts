@@ -13,10 +13,10 @@ import { createReadStream } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ReadEntry } from 'tar';
+import { PilothouseError } from '../shared/errors.ts';
 
 /** tar is loaded when a sandbox is first handled, not at the pilot's start (which it would slow). */
 const loadTar = (): Promise<typeof import('tar')> => import('tar');
-import { PilothouseError } from '../shared/errors.ts';
 
 export interface UnpackLimits {
   maxBytes: number;

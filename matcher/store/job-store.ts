@@ -75,6 +75,21 @@ export type ClaimBatchResult =
 export type ClaimResult =
   { job: JobView; taskQueue: TaskQueueStats } | { job: null; reason: ClaimRefusal; taskQueue: TaskQueueStats };
 
+/** A claim of (at most) one job, told as claimFromTaskQueue tells it. */
+export function claimOfOne(claimed: ClaimBatchResult): ClaimResult {
+  const [job] = claimed.jobs;
+  return job === undefined
+    ? { job: null, reason: claimed.reason ?? 'empty', taskQueue: claimed.taskQueue }
+    : { job, taskQueue: claimed.taskQueue };
+}
+
+/** A one-job claim told as claimJobsFromTaskQueue tells it. */
+export function claimOfSeveral(claimed: ClaimResult): ClaimBatchResult {
+  return claimed.job === null
+    ? { jobs: [], reason: claimed.reason, taskQueue: claimed.taskQueue }
+    : { jobs: [claimed.job], taskQueue: claimed.taskQueue };
+}
+
 export interface SubmitResult {
   jobIds: number[];
   /** The TQs the jobs were filed into (each once). */

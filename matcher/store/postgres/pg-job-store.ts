@@ -43,7 +43,13 @@ import type {
   ReportingPilot,
   KeyedStatusReport,
 } from '../job-store.ts';
-import { assertReportingPilot, MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
+import {
+  assertReportingPilot,
+  claimOfOne,
+  claimOfSeveral,
+  MAX_SUMMARY_GROUPS,
+  PURGED_FINAL_STATUSES,
+} from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { PAUSED_MINOR_STATUS } from '../queue-administration.ts';
@@ -328,13 +334,8 @@ export class PgJobStore implements JobStore {
   }
 
   async claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
-    if (claim.maxRunning === null && claim.matchingDelaySec === null) {
-      const claimed = await this.#claimInOneStatement(taskQueueId, claim, 1);
-      const [job] = claimed.jobs;
-      return job === undefined
-        ? { job: null, reason: claimed.reason ?? 'empty', taskQueue: claimed.taskQueue }
-        : { job, taskQueue: claimed.taskQueue };
-    }
+    if (claim.maxRunning === null && claim.matchingDelaySec === null)
+      return claimOfOne(await this.#claimInOneStatement(taskQueueId, claim, 1));
     return this.#claimLimited(taskQueueId, claim);
   }
 
@@ -342,10 +343,7 @@ export class PgJobStore implements JobStore {
     if (claim.maxRunning === null && claim.matchingDelaySec === null)
       return this.#claimInOneStatement(taskQueueId, claim, Math.max(1, Math.floor(count)));
     // Limits are decided match by match: one job at most.
-    const claimed = await this.#claimLimited(taskQueueId, claim);
-    return claimed.job === null
-      ? { jobs: [], reason: claimed.reason, taskQueue: claimed.taskQueue }
-      : { jobs: [claimed.job], taskQueue: claimed.taskQueue };
+    return claimOfSeveral(await this.#claimLimited(taskQueueId, claim));
   }
 
   /** One job under a running limit or matching delay: the (site, job type) row is locked first. */
@@ -445,12 +443,9 @@ export class PgJobStore implements JobStore {
       const first = result.rows[0];
       if (first) {
         const { tq_waiting: waiting, head_id: headId, head_priority: headPriority } = first;
-        const jobs = result.rows.map((row) => {
-          const { tq_waiting: _waiting, head_id: _headId, head_priority: _headPriority, ...job } = row;
-          return jobFromRow(job as JobRow);
-        });
         return {
-          jobs,
+          // jobFromRow reads the job's own columns; the figures joined to each row are left aside.
+          jobs: result.rows.map((row) => jobFromRow(row)),
           taskQueue: { id: taskQueueId, waitingJobs: waiting ?? 0, topPriority: headPriority ?? 0, nextJobId: headId },
         };
       }

@@ -36,7 +36,7 @@ import type {
   ReportingPilot,
   KeyedStatusReport,
 } from '../job-store.ts';
-import { assertReportingPilot, MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
+import { assertReportingPilot, claimOfOne, MAX_SUMMARY_GROUPS, PURGED_FINAL_STATUSES } from '../job-store.ts';
 import { inputSandboxesOf, sandboxGone, SHA256_PREFIX } from '../sandbox-links.ts';
 import { settingFromRow, type SettingRow } from '../setting-row.ts';
 import { PAUSED_MINOR_STATUS } from '../queue-administration.ts';
@@ -367,13 +367,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async claimFromTaskQueue(taskQueueId: number, claim: ClaimRequest): Promise<ClaimResult> {
-    return this.#writes.write((): ClaimResult => {
-      const claimed = this.#claimJobs(taskQueueId, claim, 1);
-      const [job] = claimed.jobs;
-      return job === undefined
-        ? { job: null, reason: claimed.reason ?? 'empty', taskQueue: claimed.taskQueue }
-        : { job, taskQueue: claimed.taskQueue };
-    });
+    return this.#writes.write(() => claimOfOne(this.#claimJobs(taskQueueId, claim, 1)));
   }
 
   async claimJobsFromTaskQueue(taskQueueId: number, claim: ClaimRequest, count: number): Promise<ClaimBatchResult> {
@@ -416,7 +410,6 @@ export class SqliteJobStore implements JobStore {
       return { jobs: [], reason: 'empty', taskQueue: this.#tqStats(taskQueueId) };
     }
     const waitingJobs = sql.countWaitingReturning.get(-rows.length, taskQueueId) as number;
-    const matchedOfType = new Map<string, number>();
     for (const row of rows) {
       sql.insertHistory.run({
         jobId: row.id,
@@ -429,9 +422,9 @@ export class SqliteJobStore implements JobStore {
         applied: 1,
         reportKey: null,
       });
-      matchedOfType.set(row.job_type, (matchedOfType.get(row.job_type) ?? 0) + 1);
     }
-    for (const [jobType, matched] of matchedOfType) sql.activityMatched.run(claim.site, jobType, matched, claim.at);
+    // The job type is part of a TQ's definition: every job taken here counts for the same one.
+    sql.activityMatched.run(claim.site, (rows[0] as JobRow).job_type, rows.length, claim.at);
     return { jobs: rows.map(jobFromRow), taskQueue: this.#tqStats(taskQueueId, waitingJobs) };
   }
 
