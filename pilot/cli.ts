@@ -20,6 +20,7 @@ import {
   LOG_LEVELS,
   type RawPilotOptions,
 } from './config.ts';
+import { CODE_CACHE_ENV } from './code-cache.ts';
 import { runPilot } from './run.ts';
 
 export function buildPilotCommand(): Command {
@@ -98,6 +99,15 @@ export function buildPilotCommand(): Command {
     .option('--isolation-ro-paths <a,b>', 'extra directories a bwrap container shows read-only (absolute paths)')
     .option('--job-uids <first-last>', 'uids a root pilot hands to its jobs, one per running job', DEFAULT_JOB_UIDS)
     .option('--log-level <level>', `log level (${LOG_LEVELS.join(', ')})`, 'info')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Environment:',
+        `  ${CODE_CACHE_ENV}  where the compiled pilot code is kept for the next pilots on this node:`,
+        '                         a directory (default: $TMPDIR, else /tmp), or "off"',
+      ].join('\n'),
+    )
     .action(async (options: RawPilotOptions) => {
       process.exitCode = await runPilot(options, process.env);
     });

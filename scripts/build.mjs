@@ -1,21 +1,17 @@
 // Builds the shipped artifacts:
-//  - dist/pilot.mjs: the pilot, ONE self-contained ESM file (no node_modules beside it on a worker node);
+//  - dist/pilot.mjs: the pilot, ONE self-contained file (no node_modules beside it on a worker node): a
+//                   small ESM loader carrying the pilot as one CommonJS function it compiles with a
+//                   code cache (pilot/loader.ts);
 //  - dist/cli.mjs:   the `pilothouse` command; dependencies stay external and load from node_modules;
 //  - dist/web/:      the web monitor (Vite: web/ → static files the matcher serves at /ui/).
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { chmod, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
-
-// CommonJS dependencies inside an ESM bundle call require('os') and friends; without a real
-// `require` they fail at runtime with "Dynamic require of x is not supported" (esbuild #1921).
-const requireShim = [
-  "import { createRequire as __phCreateRequire } from 'node:module';",
-  'const require = __phCreateRequire(import.meta.url);',
-].join('\n');
 
 const common = {
   bundle: true,
@@ -28,20 +24,7 @@ const common = {
   absWorkingDir: root,
 };
 
-await build({
-  ...common,
-  entryPoints: ['pilot/main.ts'],
-  outfile: 'dist/pilot.mjs',
-  banner: { js: `#!/usr/bin/env node\n${requireShim}` },
-  // Shipped to every worker node and compiled at each start: minified (names kept, see above), with
-  // the dependencies' licences gathered at the end.
-  minify: true,
-  legalComments: 'eof',
-  // Server-only native modules must never reach a worker node.
-  external: [],
-  plugins: [forbidPackages(['better-sqlite3', 'pg', 'node-cron']), zodEnglishOnly()],
-});
-
+await buildPilot();
 await build({
   ...common,
   entryPoints: ['cli/main.ts'],
@@ -59,6 +42,46 @@ await chmod(path.join(root, 'dist/cli.mjs'), 0o755);
 if (!quiet) {
   const { size } = await stat(path.join(root, 'dist/pilot.mjs'));
   console.log(`dist/pilot.mjs: ${(size / 1024).toFixed(0)} KiB`);
+}
+
+/**
+ * dist/pilot.mjs: the pilot program built as one CommonJS function (so that node:vm can compile it
+ * with a code cache; an ES module cannot be), embedded as a string in its loader.
+ */
+async function buildPilot() {
+  const program = await build({
+    ...common,
+    entryPoints: ['pilot/main.ts'],
+    format: 'cjs',
+    write: false,
+    outfile: 'dist/pilot-program.cjs',
+    // Shipped to every worker node and compiled at each start without a cache: minified (names kept,
+    // see above), with the dependencies' licences gathered at the end.
+    minify: true,
+    legalComments: 'eof',
+    // Server-only native modules must never reach a worker node.
+    external: [],
+    plugins: [forbidPackages(['better-sqlite3', 'pg', 'node-cron']), zodEnglishOnly()],
+  });
+  const [output] = program.outputFiles;
+  if (program.warnings.length > 0 || output === undefined) {
+    throw new Error(
+      'the pilot program must build without warnings (import.meta and top-level await do not work in it)',
+    );
+  }
+  // node:vm compiles the program without a module loader: a dynamic import() left in it would fail.
+  if (/\bimport\(/.test(output.text)) throw new Error('the pilot program may not keep a dynamic import()');
+  const source = `(function (exports, require, module, __filename, __dirname) {${output.text}\n})`;
+  await build({
+    ...common,
+    entryPoints: ['pilot/loader.ts'],
+    outfile: 'dist/pilot.mjs',
+    banner: { js: '#!/usr/bin/env node' },
+    define: {
+      PILOT_SOURCE: JSON.stringify(source),
+      PILOT_SOURCE_ID: JSON.stringify(createHash('sha256').update(source).digest('hex').slice(0, 16)),
+    },
+  });
 }
 
 function forbidPackages(names) {

@@ -3,9 +3,10 @@
  * pilot) and its start-up time, from process start to the first offer reaching a real matcher started
  * in this process (port 0, fresh data directory). Each run is a fresh `node dist/pilot.mjs` with its
  * own working directory; the time is taken when the matcher handles that pilot's first offer. Runs
- * are sequential (one pilot at a time) and the median is reported, with the spread. Three baselines in
- * the same run: `node -e 0` (Node.js alone), `--help` (loading and parsing the bundle only) and a
- * pilot with a declared `--cpu-power` (no CPU benchmark), so each part's share is visible.
+ * are sequential (one pilot at a time) and the median is reported, with the spread. Baselines in the
+ * same run: `node -e 0` (Node.js alone), `--help` (loading the bundle only, with and without the
+ * compiled code an earlier pilot kept), a pilot compiling the bundle from source, and a pilot with a
+ * declared `--cpu-power` (no CPU benchmark), so each part's share is visible.
  *
  *   npm run bench -- --scenario pilot        (PILOT_BENCH_RUNS=N to change the number of runs, default 15)
  */
@@ -21,6 +22,7 @@ import { gzipSync } from 'node:zlib';
 import { silentLogger } from '../../shared/logger.ts';
 import { compileMatcherConfig } from '../../matcher/config.ts';
 import { startMatcher } from '../../matcher/server.ts';
+import { CODE_CACHE_ENV } from '../../pilot/code-cache.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUNDLE = path.join(root, 'dist', 'pilot.mjs');
@@ -55,9 +57,9 @@ function machine(): string {
 }
 
 /** Wall time of `node ARGS` to its exit (0 expected). */
-async function timeNode(args: readonly string[]): Promise<number> {
+async function timeNode(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const started = performance.now();
-  const child = spawn(process.execPath, args, { stdio: 'ignore' });
+  const child = spawn(process.execPath, args, { stdio: 'ignore', env });
   const [code] = (await once(child, 'exit')) as [number | null];
   if (code !== 0) throw new Error(`node ${args.join(' ')} exited ${code}`);
   return performance.now() - started;
@@ -105,7 +107,7 @@ export async function benchPilot(
   const tokenFile = path.join(work, 'pilot.token');
   await writeFile(tokenFile, token, { mode: 0o600 });
 
-  const startOnce = async (stamp: string, extra: string[]): Promise<number> => {
+  const startOnce = async (stamp: string, extra: string[], extraEnv: Record<string, string> = {}): Promise<number> => {
     const reached = new Promise<void>((resolve) => waiting.set(stamp, resolve));
     const started = performance.now();
     const child = spawn(
@@ -130,8 +132,9 @@ export async function benchPilot(
         'warn',
         ...extra,
       ],
-      // Their own temporary directory: the CPU power a pilot keeps for the next ones lives there.
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: work } },
+      // Their own temporary directory: the CPU power and compiled code a pilot keeps for the next ones
+      // live there.
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: work, ...extraEnv } },
     );
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -160,27 +163,33 @@ export async function benchPilot(
 
   try {
     progress(`bundle ${(size / 1024).toFixed(0)} KiB; ${runs} runs of each start-up variant`);
-    await startOnce('warm-up', []); // fills the page cache; not counted
+    await startOnce('warm-up', []); // fills the page cache and keeps the compiled code; not counted
     const bare: number[] = [];
     const help: number[] = [];
+    const helpCompiled: number[] = [];
     const first: number[] = [];
     const next: number[] = [];
+    const nextCompiled: number[] = [];
     const declared: number[] = [];
     for (let i = 0; i < runs; i += 1) {
       bare.push(await timeNode(['-e', '0']));
-      help.push(await timeNode([BUNDLE, '--help']));
-      // A node's first pilot: nothing kept, it runs the CPU benchmark (and keeps the figure).
-      first.push(await startOnce(`bench-first-${i}`, ['--cpu-power-cache-sec', '0']));
+      help.push(await timeNode([BUNDLE, '--help'], { ...process.env, TMPDIR: work }));
+      helpCompiled.push(await timeNode([BUNDLE, '--help'], { ...process.env, [CODE_CACHE_ENV]: 'off' }));
+      // A node's first pilot: nothing kept, it compiles the bundle and runs the CPU benchmark.
+      first.push(await startOnce(`bench-first-${i}`, ['--cpu-power-cache-sec', '0'], { [CODE_CACHE_ENV]: 'off' }));
       next.push(await startOnce(`bench-${i}`, []));
+      nextCompiled.push(await startOnce(`bench-compiled-${i}`, [], { [CODE_CACHE_ENV]: 'off' }));
       declared.push(await startOnce(`bench-declared-${i}`, ['--cpu-power', '10']));
     }
     const b = spread(bare);
     const h = spread(help);
+    const hc = spread(helpCompiled);
     const f = spread(first);
     const n = spread(next);
+    const nc = spread(nextCompiled);
     const d = spread(declared);
     progress(
-      `first offer: median ${ms(n.median)} (a node's first pilot ${ms(f.median)}, declared CPU power ${ms(d.median)}); --help ${ms(h.median)}`,
+      `first offer: median ${ms(n.median)} (compiled from source ${ms(nc.median)}, a node's first pilot ${ms(f.median)}, declared CPU power ${ms(d.median)}); --help ${ms(h.median)}`,
     );
     return [
       '## Pilot bundle',
@@ -192,13 +201,16 @@ export async function benchPilot(
       '| | |',
       '|---|---|',
       `| \`dist/pilot.mjs\` size | ${(size / 1024).toFixed(0)} KiB (${size.toLocaleString('en')} bytes), ${(gzipped / 1024).toFixed(0)} KiB gzipped; one file, no native module |`,
-      `| start-up, process start → first offer at the matcher (the node's CPU power kept by an earlier pilot) | **median ${ms(n.median)}** (min ${ms(n.min)}, p90 ${ms(n.p90)}, max ${ms(n.max)}) |`,
-      `| same, a node's first pilot (runs the CPU benchmark, \`--cpu-power-cache-sec 0\`) | median ${ms(f.median)} (min ${ms(f.min)}, p90 ${ms(f.p90)}, max ${ms(f.max)}) |`,
+      `| start-up, process start → first offer at the matcher (the node's CPU power and the bundle's compiled code kept by an earlier pilot) | **median ${ms(n.median)}** (min ${ms(n.min)}, p90 ${ms(n.p90)}, max ${ms(n.max)}) |`,
+      `| same, the bundle compiled from source (\`${CODE_CACHE_ENV}=off\`) | median ${ms(nc.median)} (min ${ms(nc.min)}, p90 ${ms(nc.p90)}, max ${ms(nc.max)}) |`,
+      `| same, a node's first pilot (compiles the bundle and runs the CPU benchmark: \`${CODE_CACHE_ENV}=off\`, \`--cpu-power-cache-sec 0\`) | median ${ms(f.median)} (min ${ms(f.min)}, p90 ${ms(f.p90)}, max ${ms(f.max)}) |`,
       `| same, CPU power declared (\`--cpu-power\`, no benchmark) | median ${ms(d.median)} (min ${ms(d.min)}, p90 ${ms(d.p90)}) |`,
-      `| \`node dist/pilot.mjs --help\` (load and parse the bundle only) | median ${ms(h.median)} (min ${ms(h.min)}, p90 ${ms(h.p90)}) |`,
+      `| \`node dist/pilot.mjs --help\` (load the bundle only, compiled code kept) | median ${ms(h.median)} (min ${ms(h.min)}, p90 ${ms(h.p90)}) |`,
+      `| same, compiled from source (\`${CODE_CACHE_ENV}=off\`) | median ${ms(hc.median)} (min ${ms(hc.min)}, p90 ${ms(hc.p90)}) |`,
       `| \`node -e 0\` (Node.js alone, on this machine at this time) | median ${ms(b.median)} (min ${ms(b.min)}, p90 ${ms(b.p90)}) |`,
       '',
-      'Start-up covers Node starting, loading the bundle, probing the node (cores, memory, GPUs, disk, platform,',
+      'Start-up covers Node starting, loading the bundle (compiling it, or taking the code a pilot of the same',
+      'bundle and Node.js kept in the temporary directory), probing the node (cores, memory, GPUs, disk, platform,',
       "the CPU power: the ~0.1 s benchmark on a node's first pilot, read back by the next ones for a day),",
       'asking the batch system for time left, opening the WebSocket, hello and welcome, and the first offer.',
       'The matcher runs in the benchmark process on the same machine.',
