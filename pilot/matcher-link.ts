@@ -116,7 +116,8 @@ export interface WsMatcherLinkOptions {
   token: string | (() => string | Promise<string>);
   /** CA bundle (PEM) that verifies a wss:// matcher; null = Node's default roots. */
   ca?: string | null;
-  hello: HelloBody;
+  /** Said at each connection; a function is asked then (the pilot may still be probing when it connects). */
+  hello: HelloBody | (() => HelloBody);
   logger: Logger;
   backoff: BackoffOptions;
   random?: () => number;
@@ -166,8 +167,14 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   readonly #options: Required<WsMatcherLinkOptions>;
   readonly #logger: Logger;
   #socket: WebSocket | null = null;
+  /** The connection hello was said on (at most one per connection). */
+  #greeted: WebSocket | null = null;
   #welcomed = false;
+  /** start() was called: hello is said, and a lost connection is re-opened. */
+  #started = false;
   #stopped = false;
+  /** Why the link gave up before start(): told to the loop when it starts. */
+  #failedBeforeStart: PilothouseError | null = null;
   #failedAttempts = 0;
   #nextRef = 1;
   readonly #outbox: OutboxEntry[] = [];
@@ -218,7 +225,28 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   }
 
   start(): void {
-    if (this.#socket !== null || this.#stopped) return;
+    if (this.#started) return;
+    this.#started = true;
+    const failure = this.#failedBeforeStart;
+    if (failure !== null) {
+      // After start() returns: the loop listens by then and has finished starting.
+      queueMicrotask(() => this.emit('fatal', failure));
+      return;
+    }
+    if (this.#stopped) return;
+    const socket = this.#socket;
+    if (socket === null) this.#connect();
+    else if (socket.readyState === WebSocket.OPEN) this.#sayHello(socket);
+    // else: still connecting; hello is said when it opens
+  }
+
+  /**
+   * Opens the connection before the pilot is ready to say hello: TCP, TLS and the upgrade overlap what
+   * the pilot does meanwhile (probing the node). Nothing is said until start(); a connection lost
+   * before then is opened again by start(). A refused token is told to the loop at start().
+   */
+  preconnect(): void {
+    if (this.#started || this.#stopped || this.#socket !== null) return;
     this.#connect();
   }
 
@@ -323,10 +351,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
         },
         (error: unknown) => {
           if (this.#stopped) return;
-          const fatal = error instanceof PilothouseError ? error : new PilothouseError('TOKEN_INVALID', String(error));
-          this.#stopped = true;
-          this.#logger.error({ code: fatal.code, err: fatal.message }, 'matcher link failed');
-          this.emit('fatal', fatal);
+          this.#fail(error instanceof PilothouseError ? error : new PilothouseError('TOKEN_INVALID', String(error)));
         },
       );
   }
@@ -346,11 +371,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     let fatal: PilothouseError | null = null;
 
     socket.on('open', () => {
-      this.#sendNow({ type: 'hello', ...this.#options.hello, holding: this.#holding() }, true);
-      this.#welcomeTimer = setTimeout(() => {
-        this.#logger.warn({ timeoutMs: this.#options.welcomeTimeoutMs }, 'no welcome from matcher');
-        socket.terminate();
-      }, this.#options.welcomeTimeoutMs);
+      if (this.#started && socket === this.#socket) this.#sayHello(socket);
     });
     socket.on('message', (data, isBinary) => {
       if (socket !== this.#socket) return;
@@ -398,15 +419,38 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
         this.emit('disconnected', { code, reason });
       }
       if (fatal !== null) {
-        this.#stopped = true;
-        this.#logger.error({ code: fatal.code, err: fatal.message }, 'matcher link failed');
-        this.emit('fatal', fatal);
+        this.#fail(fatal);
         return;
       }
       // A connection that never got its welcome: this address may be down, the next one is tried.
-      if (!wasWelcomed) this.#options.matcher.unreachable(base);
-      if (!this.#stopped) this.#scheduleReconnect();
+      if (!wasWelcomed) {
+        this.#logger.debug({ code, reason }, 'closed before welcome');
+        this.#options.matcher.unreachable(base);
+      }
+      if (!this.#stopped && this.#started) this.#scheduleReconnect();
     });
+  }
+
+  #sayHello(socket: WebSocket): void {
+    if (this.#greeted === socket) return;
+    this.#greeted = socket;
+    const { hello } = this.#options;
+    this.#sendNow(
+      { type: 'hello', ...(typeof hello === 'function' ? hello() : hello), holding: this.#holding() },
+      true,
+    );
+    this.#welcomeTimer = setTimeout(() => {
+      this.#logger.warn({ timeoutMs: this.#options.welcomeTimeoutMs }, 'no welcome from matcher');
+      socket.terminate();
+    }, this.#options.welcomeTimeoutMs);
+  }
+
+  /** The link stops for good; the loop hears why (at once, or when it starts). */
+  #fail(fatal: PilothouseError): void {
+    this.#stopped = true;
+    this.#logger.error({ code: fatal.code, err: fatal.message }, 'matcher link failed');
+    if (this.#started) this.emit('fatal', fatal);
+    else this.#failedBeforeStart = fatal;
   }
 
   /** Handles one inbound frame; returns an error when the link must stop for good. */

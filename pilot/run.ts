@@ -19,7 +19,7 @@ import { JobRunner } from './job-runner.ts';
 import { setUpIsolation } from './isolation-setup.ts';
 import { LogTee } from './log-tee.ts';
 import { PilotLoop, type PilotExit } from './loop.ts';
-import { WsMatcherLink } from './matcher-link.ts';
+import { WsMatcherLink, type HelloBody } from './matcher-link.ts';
 import { freeDiskMB, probeNode, runTool } from './probe.ts';
 import { MatcherAgent } from './http-request.ts';
 import { cpuPowerOfNode } from './cpu-power-cache.ts';
@@ -73,6 +73,24 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     return EXIT_CODES.failure;
   }
 
+  // https/wss against --ca-file; one view of which matcher address is in use, shared by the WebSocket,
+  // token exchanges and transfers.
+  const agent = new MatcherAgent(config.caPem);
+  const endpoints = new MatcherEndpoints(config.matcherUrls);
+  // The matcher is reached (a pilot secret exchanged, the WebSocket opened) while the node is probed;
+  // hello, which tells what the probes found, is said when the pilot starts its loop.
+  let hello: HelloBody | null = null;
+  const connecting = openMatcherLink(config, {
+    agent,
+    endpoints,
+    logger,
+    hello: () => {
+      if (hello === null) throw new PilothouseError('INTERNAL', 'hello asked for before the node was probed');
+      return hello;
+    },
+  });
+  connecting.catch(() => undefined); // its failure is handled below, after the probes
+
   const timeLeftDeps: TimeLeftDeps = {
     env,
     run: runTool,
@@ -108,6 +126,15 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
   ]);
   if ('error' in isolationOutcome) {
     const { error } = isolationOutcome;
+    // Said nothing yet: the connection goes without a hello (an exchange still retrying ends with the process).
+    void connecting.then(
+      ({ link, credentials }) => {
+        credentials.stop();
+        void link.close('isolation unavailable');
+      },
+      () => undefined,
+    );
+    agent.close();
     if (error instanceof PilothouseError && error.code === 'CONFIG_INVALID') {
       process.stderr.write(`pilot: ${error.message}\n`);
       return EXIT_CODES.usage;
@@ -154,25 +181,10 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     'pilot started',
   );
 
-  // https/wss against --ca-file; a pilot secret is exchanged (and its token kept fresh) before connecting.
-  const agent = new MatcherAgent(config.caPem);
-  // One view of which matcher address is in use, shared by the WebSocket, token exchanges and transfers.
-  const endpoints = new MatcherEndpoints(config.matcherUrls);
   let credentials: PilotCredentials;
+  let link: WsMatcherLink;
   try {
-    credentials =
-      config.pilotSecret === null
-        ? staticCredentials(config.pilotToken ?? '')
-        : await exchangeSecret({
-            matcher: endpoints,
-            pilotStamp: config.pilotStamp,
-            secret: config.pilotSecret,
-            agent,
-            backoff: config.reconnectBackoff,
-            startTimeoutMs: config.idleTimeoutMs,
-            clock: systemClock,
-            logger,
-          });
+    ({ credentials, link } = await connecting);
   } catch (error) {
     const failure = error instanceof PilothouseError ? error : new PilothouseError('INTERNAL', String(error));
     logger.error({ code: failure.code }, 'pilot secret exchange failed');
@@ -180,22 +192,14 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     agent.close();
     return AUTH_CODES.has(failure.code) ? EXIT_CODES.auth : EXIT_CODES.failure;
   }
-  const link = new WsMatcherLink({
-    matcher: endpoints,
-    token: () => credentials.token(),
-    ca: config.caPem,
-    hello: {
-      pilotStamp: config.pilotStamp,
-      pilotVersion: PILOT_VERSION,
-      site: config.site,
-      ce: config.ce,
-      queue: config.queue,
-      node,
-    },
-    logger,
-    backoff: config.reconnectBackoff,
-    reportCoalesceMs: config.reportCoalesceMs,
-  });
+  hello = {
+    pilotStamp: config.pilotStamp,
+    pilotVersion: PILOT_VERSION,
+    site: config.site,
+    ce: config.ce,
+    queue: config.queue,
+    node,
+  };
   logTee.attach(link);
   const runner = new JobRunner({
     workdir: config.workdir,
@@ -301,6 +305,40 @@ export async function runPilot(raw: RawPilotOptions, env: NodeJS.ProcessEnv): Pr
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
   }
+}
+
+/**
+ * The pilot's credentials (a pilot secret exchanged for a token that is then kept fresh, or the token
+ * it was given) and its link to the matcher, already connecting.
+ */
+async function openMatcherLink(
+  config: PilotConfig,
+  deps: { agent: MatcherAgent; endpoints: MatcherEndpoints; logger: Logger; hello: () => HelloBody },
+): Promise<{ credentials: PilotCredentials; link: WsMatcherLink }> {
+  const credentials =
+    config.pilotSecret === null
+      ? staticCredentials(config.pilotToken ?? '')
+      : await exchangeSecret({
+          matcher: deps.endpoints,
+          pilotStamp: config.pilotStamp,
+          secret: config.pilotSecret,
+          agent: deps.agent,
+          backoff: config.reconnectBackoff,
+          startTimeoutMs: config.idleTimeoutMs,
+          clock: systemClock,
+          logger: deps.logger,
+        });
+  const link = new WsMatcherLink({
+    matcher: deps.endpoints,
+    token: () => credentials.token(),
+    ca: config.caPem,
+    hello: deps.hello,
+    logger: deps.logger,
+    backoff: config.reconnectBackoff,
+    reportCoalesceMs: config.reportCoalesceMs,
+  });
+  link.preconnect();
+  return { credentials, link };
 }
 
 export function exitCodeFor(exit: PilotExit, logger: Logger): number {

@@ -54,6 +54,7 @@ async function buildPilot() {
     entryPoints: ['pilot/main.ts'],
     format: 'cjs',
     write: false,
+    metafile: true,
     outfile: 'dist/pilot-program.cjs',
     // Shipped to every worker node and compiled at each start without a cache: minified (names kept,
     // see above), with the dependencies' licences gathered at the end.
@@ -70,7 +71,12 @@ async function buildPilot() {
     );
   }
   // node:vm compiles the program without a module loader: a dynamic import() left in it would fail.
-  if (/\bimport\(/.test(output.text)) throw new Error('the pilot program may not keep a dynamic import()');
+  const leftImports = Object.entries(program.metafile.inputs).flatMap(([file, input]) =>
+    input.imports.filter((i) => i.kind === 'dynamic-import' && i.external).map((i) => `${i.path} (in ${file})`),
+  );
+  if (leftImports.length > 0) {
+    throw new Error(`the pilot program may not keep a dynamic import(): ${leftImports.join(', ')}`);
+  }
   const source = `(function (exports, require, module, __filename, __dirname) {${output.text}\n})`;
   await build({
     ...common,

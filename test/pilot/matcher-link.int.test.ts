@@ -2,7 +2,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MatcherEndpoints } from '../../shared/endpoints.ts';
 import { once } from 'node:events';
-import { silentLogger } from '../../shared/logger.ts';
+import { Writable } from 'node:stream';
+import { createLogger, silentLogger } from '../../shared/logger.ts';
 import type { PilothouseError } from '../../shared/errors.ts';
 import { WsMatcherLink, type JobStatusBody, type LinkInbound } from '../../pilot/matcher-link.ts';
 import { MiniMatcher } from './mini-matcher.ts';
@@ -356,4 +357,101 @@ test('a match from a newer matcher is read leniently: unknown fields at any dept
   assert.equal('futureRule' in inbound.job.description.requirements, false);
   assert.deepEqual(inbound.job.description.requirements.cores, { min: 2, max: 4 });
   assert.equal('futureGrant' in inbound.job, false);
+});
+
+/** Resolves when the server's ping on this session comes back: every frame sent before it has arrived. */
+async function roundTrip(session: { socket: import('ws').WebSocket }): Promise<void> {
+  const pong = once(session.socket, 'pong');
+  session.socket.ping();
+  await pong;
+}
+
+test('preconnect opens the connection and says nothing; start() says hello on it, asking for the hello then', async () => {
+  let helloAsked = 0;
+  const hello = { pilotStamp: 'stamp-1', pilotVersion: '0.1.0', site: 'Test.site', ce: null, queue: null, node };
+  const { matcher, link } = await setup(true, {
+    hello: () => {
+      helloAsked += 1;
+      return hello;
+    },
+  });
+  const opened = once(matcher, 'connection');
+  link.preconnect();
+  const [session] = (await opened) as [Parameters<typeof roundTrip>[0]];
+  await roundTrip(session);
+  assert.equal(matcher.frames.length, 0, 'not a frame before start()');
+  assert.equal(helloAsked, 0);
+  assert.equal(link.connected, false);
+
+  const greeted = matcher.next('hello');
+  const connected = once(link, 'connected');
+  link.start();
+  const [helloFrame, helloSession] = await greeted;
+  await connected;
+  assert.equal(helloSession, session, 'hello goes on the connection opened early');
+  assert.equal(matcher.upgrades, 1);
+  assert.equal(helloAsked, 1);
+  assert.equal(helloFrame.pilotStamp, 'stamp-1');
+});
+
+/** A logger whose lines are kept; `seen(text)` resolves when a line containing it is written. */
+function keptLogger(level: string): {
+  logger: ReturnType<typeof createLogger>;
+  lines: string[];
+  seen: (text: string) => Promise<void>;
+} {
+  const lines: string[] = [];
+  const waiters: { text: string; resolve: () => void }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const line = chunk.toString();
+      lines.push(line);
+      for (const waiter of waiters.filter((w) => line.includes(w.text))) waiter.resolve();
+      done();
+    },
+  });
+  const seen = (text: string): Promise<void> =>
+    lines.some((line) => line.includes(text))
+      ? Promise.resolve()
+      : new Promise((resolve) => waiters.push({ text, resolve }));
+  return { logger: createLogger({ component: 'test', level, destination: sink }), lines, seen };
+}
+
+test('a connection lost before start() is opened again by start(), and only then', async () => {
+  const log = keptLogger('debug');
+  const { matcher, link } = await setup(true, { logger: log.logger });
+  const reconnects: unknown[] = [];
+  link.on('reconnecting', (info) => reconnects.push(info));
+  const opened = once(matcher, 'connection');
+  link.preconnect();
+  const [session] = (await opened) as [Parameters<typeof roundTrip>[0]];
+  session.socket.terminate();
+  await log.seen('closed before welcome'); // the link has seen it go
+  assert.deepEqual(reconnects, [], 'no reconnect is scheduled before start()');
+  const connected = once(link, 'connected');
+  link.start();
+  await connected;
+  assert.equal(matcher.upgrades, 2, 'one early connection, one opened by start()');
+  assert.equal(matcher.ofType('hello').length, 1);
+});
+
+test('a token refused while connecting early is told when the loop starts, not before', async () => {
+  const log = keptLogger('error');
+  const { matcher, link } = await setup(true, { logger: log.logger });
+  matcher.refuseWith = 401;
+  let started = false;
+  const toldWhenStarted: boolean[] = [];
+  link.on('fatal', () => toldWhenStarted.push(started));
+  link.preconnect();
+  await log.seen('matcher link failed'); // the link has given up
+  assert.deepEqual(toldWhenStarted, [], 'nobody is told before start()');
+  const fatal = once(link, 'fatal') as Promise<[PilothouseError]>;
+  started = true;
+  link.start();
+  const [error] = await fatal;
+  assert.equal(error.code, 'TOKEN_INVALID');
+  assert.deepEqual(toldWhenStarted, [true]);
+  assert.equal(matcher.upgrades, 1, 'a refused token is not tried again');
+  assert.equal(matcher.ofType('hello').length, 0);
+  assert.match(log.lines.join(''), /401/);
 });
