@@ -6,6 +6,7 @@
 //  - dist/web/:      the web monitor (Vite: web/ → static files the matcher serves at /ui/).
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
+import { isBuiltin } from 'node:module';
 import { chmod, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -62,7 +63,11 @@ async function buildPilot() {
     legalComments: 'eof',
     // Server-only native modules must never reach a worker node.
     external: [],
-    plugins: [forbidPackages(['better-sqlite3', 'pg', 'node-cron']), zodEnglishOnly()],
+    plugins: [
+      forbidPackages(['better-sqlite3', 'pg', 'node-cron']),
+      zodEnglishOnly(),
+      absentFromPilot(['bufferutil', 'utf-8-validate']),
+    ],
   });
   const [output] = program.outputFiles;
   if (program.warnings.length > 0 || output === undefined) {
@@ -70,13 +75,16 @@ async function buildPilot() {
       'the pilot program must build without warnings (import.meta and top-level await do not work in it)',
     );
   }
-  // node:vm compiles the program without a module loader: a dynamic import() left in it would fail.
-  const leftImports = Object.entries(program.metafile.inputs).flatMap(([file, input]) =>
-    input.imports.filter((i) => i.kind === 'dynamic-import' && i.external).map((i) => `${i.path} (in ${file})`),
+  // What the program still loads at run time: Node's own modules only (nothing from the worker node's
+  // disk), and through require (node:vm compiles it without a module loader: import() would fail).
+  const loadedAtRunTime = Object.entries(program.metafile.inputs).flatMap(([file, input]) =>
+    input.imports.filter((i) => i.external && i.path !== '<runtime>').map((i) => ({ ...i, file })),
   );
-  if (leftImports.length > 0) {
-    throw new Error(`the pilot program may not keep a dynamic import(): ${leftImports.join(', ')}`);
-  }
+  const notBuiltIn = loadedAtRunTime.filter((i) => !isBuiltin(i.path)).map((i) => `${i.path} (in ${i.file})`);
+  if (notBuiltIn.length > 0)
+    throw new Error(`the pilot program may only load Node's modules: ${notBuiltIn.join(', ')}`);
+  const dynamic = loadedAtRunTime.filter((i) => i.kind === 'dynamic-import').map((i) => `${i.path} (in ${i.file})`);
+  if (dynamic.length > 0) throw new Error(`the pilot program may not keep a dynamic import(): ${dynamic.join(', ')}`);
   const source = `(function (exports, require, module, __filename, __dirname) {${output.text}\n})`;
   await build({
     ...common,
@@ -97,6 +105,25 @@ function forbidPackages(names) {
       const filter = new RegExp(`^(${names.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})($|/)`);
       b.onResolve({ filter }, (args) => ({
         errors: [{ text: `${args.path} may not be bundled into the pilot (imported by ${args.importer})` }],
+      }));
+    },
+  };
+}
+
+/**
+ * Optional native add-ons a dependency tries to require at run time (ws: bufferutil, utf-8-validate) and
+ * does without: in the pilot they are absent for sure, instead of searched for in the worker node's
+ * node_modules directories (a stat per parent directory at every start, and whatever it would find).
+ */
+function absentFromPilot(names) {
+  return {
+    name: 'absent-from-pilot',
+    setup(b) {
+      const filter = new RegExp(`^(${names.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
+      b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'absent-from-pilot' }));
+      b.onLoad({ filter: /.*/, namespace: 'absent-from-pilot' }, (args) => ({
+        contents: `throw Object.assign(new Error(${JSON.stringify(`${args.path} is not in the pilot`)}), { code: 'MODULE_NOT_FOUND' });`,
+        loader: 'js',
       }));
     },
   };
