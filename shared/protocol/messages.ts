@@ -162,87 +162,93 @@ export const jobStatusFrameFields = {
 };
 export type JobStatusReportBody = z.infer<z.ZodObject<typeof jobStatusReportFields>>;
 
-const pilotMessageSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('hello'),
-    v,
-    /** Unique per pilot process (the site director's stamp, or a random UUID); reconnects reuse it. */
-    pilotStamp: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
-    pilotVersion: z.string().max(64),
-    site: ident,
-    ce: ident.nullable(),
-    queue: ident.nullable(),
-    node: nodeInfoSchema,
+/**
+ * What a pilot may send. Built when first needed: the matcher parses these frames, the pilot only
+ * writes them (and skips building the schemas at every start).
+ */
+const buildPilotMessageSchema = () =>
+  z.discriminatedUnion('type', [
+    z.strictObject({
+      type: z.literal('hello'),
+      v,
+      /** Unique per pilot process (the site director's stamp, or a random UUID); reconnects reuse it. */
+      pilotStamp: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+      pilotVersion: z.string().max(64),
+      site: ident,
+      ce: ident.nullable(),
+      queue: ident.nullable(),
+      node: nodeInfoSchema,
+      /**
+       * The attempts this pilot holds as it connects: jobs it runs and jobs whose reports it has not
+       * seen acked. After a reconnect, a job matched to it that is not listed never reached it (the
+       * connection died between the claim and the frame), and the matcher gives it back at once.
+       * Absent from older pilots: nothing is reconciled then.
+       */
+      holding: z.array(z.strictObject(jobRef)).max(10_000).optional(),
+    }),
+    z.strictObject({
+      type: z.literal('offer'),
+      v,
+      offerId: ident,
+      /** The number of matches this pilot had received when it built the offer; older offers are stale. */
+      matchSeq: z.int().min(0),
+      resources: offerResourcesSchema,
+      /**
+       * Up to this many jobs may fill the offer's resources at once (absent: one). They come as that
+       * many match frames in one write, each but the last saying how many are `following`.
+       */
+      maxJobs: z.int().min(1).max(MAX_JOBS_PER_OFFER).optional(),
+    }),
+    z.strictObject({ type: z.literal('offer.cancel'), v, offerId: ident }),
+    z.strictObject({
+      type: z.literal('job.status'),
+      v,
+      ref: z.int().min(0),
+      ...jobRef,
+      ...jobStatusFrameFields,
+    }),
     /**
-     * The attempts this pilot holds as it connects: jobs it runs and jobs whose reports it has not
-     * seen acked. After a reconnect, a job matched to it that is not listed never reached it (the
-     * connection died between the claim and the frame), and the matcher gives it back at once.
-     * Absent from older pilots: nothing is reconciled then.
+     * The reports of several attempts in one frame (each entry as a `job.status` frame's body), acked
+     * once; an attempt refused for good is named in the ack's `refused`, the others are stored.
      */
-    holding: z.array(z.strictObject(jobRef)).max(10_000).optional(),
-  }),
-  z.strictObject({
-    type: z.literal('offer'),
-    v,
-    offerId: ident,
-    /** The number of matches this pilot had received when it built the offer; older offers are stale. */
-    matchSeq: z.int().min(0),
-    resources: offerResourcesSchema,
-    /**
-     * Up to this many jobs may fill the offer's resources at once (absent: one). They come as that
-     * many match frames in one write, each but the last saying how many are `following`.
-     */
-    maxJobs: z.int().min(1).max(MAX_JOBS_PER_OFFER).optional(),
-  }),
-  z.strictObject({ type: z.literal('offer.cancel'), v, offerId: ident }),
-  z.strictObject({
-    type: z.literal('job.status'),
-    v,
-    ref: z.int().min(0),
-    ...jobRef,
-    ...jobStatusFrameFields,
-  }),
-  /**
-   * The reports of several attempts in one frame (each entry as a `job.status` frame's body), acked
-   * once; an attempt refused for good is named in the ack's `refused`, the others are stored.
-   */
-  z.strictObject({
-    type: z.literal('job.statuses'),
-    v,
-    ref: z.int().min(0),
-    reports: z
-      .array(z.strictObject({ ...jobRef, ...jobStatusFrameFields }))
-      .min(1)
-      .max(MAX_ATTEMPTS_PER_REPORT_FRAME),
-  }),
-  z.strictObject({
-    type: z.literal('heartbeat'),
-    v,
-    ref: z.int().min(0),
-    jobs: z.array(heartbeatJobSchema).max(10_000),
-    node: heartbeatNodeSchema.optional(),
-    /** When the samples were taken, if not now (a heartbeat replayed after a reconnect). */
-    at: z.iso.datetime().optional(),
-  }),
-  /** A batch of the pilot's log lines; acked by ref, replayed after a reconnect, stored once per seq. */
-  z.strictObject({
-    type: z.literal('log'),
-    v,
-    ref: z.int().min(0),
-    lines: z.array(pilotLogLineSchema).min(1).max(2_000),
-    /** Lines the pilot had to drop (its buffer was full) before this batch. */
-    dropped: z.int().min(0).optional(),
-  }),
-  z.strictObject({
-    type: z.literal('bye'),
-    v,
-    /** Why the pilot stops: idle, drained, drain-file, drain-command, time-left, terminated... */
-    reason: z.string().max(1024),
-    jobsRun: z.int().min(0).optional(),
-    jobsFailed: z.int().min(0).optional(),
-  }),
-]);
-export type PilotMessage = z.infer<typeof pilotMessageSchema>;
+    z.strictObject({
+      type: z.literal('job.statuses'),
+      v,
+      ref: z.int().min(0),
+      reports: z
+        .array(z.strictObject({ ...jobRef, ...jobStatusFrameFields }))
+        .min(1)
+        .max(MAX_ATTEMPTS_PER_REPORT_FRAME),
+    }),
+    z.strictObject({
+      type: z.literal('heartbeat'),
+      v,
+      ref: z.int().min(0),
+      jobs: z.array(heartbeatJobSchema).max(10_000),
+      node: heartbeatNodeSchema.optional(),
+      /** When the samples were taken, if not now (a heartbeat replayed after a reconnect). */
+      at: z.iso.datetime().optional(),
+    }),
+    /** A batch of the pilot's log lines; acked by ref, replayed after a reconnect, stored once per seq. */
+    z.strictObject({
+      type: z.literal('log'),
+      v,
+      ref: z.int().min(0),
+      lines: z.array(pilotLogLineSchema).min(1).max(2_000),
+      /** Lines the pilot had to drop (its buffer was full) before this batch. */
+      dropped: z.int().min(0).optional(),
+    }),
+    z.strictObject({
+      type: z.literal('bye'),
+      v,
+      /** Why the pilot stops: idle, drained, drain-file, drain-command, time-left, terminated... */
+      reason: z.string().max(1024),
+      jobsRun: z.int().min(0).optional(),
+      jobsFailed: z.int().min(0).optional(),
+    }),
+  ]);
+let pilotMessageSchema: ReturnType<typeof buildPilotMessageSchema> | undefined;
+export type PilotMessage = z.infer<ReturnType<typeof buildPilotMessageSchema>>;
 
 /**
  * The job description inside a match, read leniently: fields this pilot does not know (added by a
@@ -318,6 +324,7 @@ export function encodeMessage(body: PilotMessageBody | MatcherMessageBody): stri
 
 /** `maxFrameBytes`: the matcher's configured frame limit (its WebSocket server enforces it in bytes). */
 export function parsePilotMessage(frame: string, maxFrameBytes = MAX_FRAME_BYTES): PilotMessage {
+  pilotMessageSchema ??= buildPilotMessageSchema();
   return parseFrame(frame, pilotMessageSchema, maxFrameBytes);
 }
 
