@@ -6,7 +6,8 @@
  * are sequential (one pilot at a time) and the median is reported, with the spread. Baselines in the
  * same run: `node -e 0` (Node.js alone), `--help` (loading the bundle only, with and without the
  * compiled code an earlier pilot kept), a pilot compiling the bundle from source, and a pilot with a
- * declared `--cpu-power` (no CPU benchmark), so each part's share is visible.
+ * declared `--cpu-power` (no CPU benchmark), so each part's share is visible; and a pilot whose matcher
+ * is behind a relay adding 50 ms round trips, as a matcher across a network would be.
  *
  *   npm run bench -- --scenario pilot        (PILOT_BENCH_RUNS=N to change the number of runs, default 15)
  */
@@ -23,6 +24,7 @@ import { silentLogger } from '../../shared/logger.ts';
 import { compileMatcherConfig } from '../../matcher/config.ts';
 import { startMatcher } from '../../matcher/server.ts';
 import { CODE_CACHE_ENV } from '../../pilot/code-cache.ts';
+import { startLatencyRelay } from './latency-relay.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUNDLE = path.join(root, 'dist', 'pilot.mjs');
@@ -40,6 +42,9 @@ function spread(samples: readonly number[]): Spread {
     sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
   return { median: at(0.5), min: sorted[0] ?? NaN, max: sorted.at(-1) ?? NaN, p90: at(0.9) };
 }
+
+/** How far the relayed matcher is, each way, ms. */
+const RELAY_ONE_WAY_MS = 25;
 
 /** A start-up slower than this is a failure, not a figure. */
 const START_DEADLINE_SEC = 30;
@@ -107,7 +112,14 @@ export async function benchPilot(
   const tokenFile = path.join(work, 'pilot.token');
   await writeFile(tokenFile, token, { mode: 0o600 });
 
-  const startOnce = async (stamp: string, extra: string[], extraEnv: Record<string, string> = {}): Promise<number> => {
+  // The same matcher RELAY_ONE_WAY_MS away: start-up where the network's round trips count.
+  const relay = await startLatencyRelay(matcher.url, RELAY_ONE_WAY_MS);
+  const startOnce = async (
+    stamp: string,
+    extra: string[],
+    extraEnv: Record<string, string> = {},
+    matcherUrl = matcher.url,
+  ): Promise<number> => {
     const reached = new Promise<void>((resolve) => waiting.set(stamp, resolve));
     const started = performance.now();
     const child = spawn(
@@ -115,7 +127,7 @@ export async function benchPilot(
       [
         BUNDLE,
         '--matcher',
-        matcher.url,
+        matcherUrl,
         '--token-file',
         tokenFile,
         '--stamp',
@@ -171,6 +183,7 @@ export async function benchPilot(
     const next: number[] = [];
     const nextCompiled: number[] = [];
     const declared: number[] = [];
+    const far: number[] = [];
     for (let i = 0; i < runs; i += 1) {
       bare.push(await timeNode(['-e', '0']));
       help.push(await timeNode([BUNDLE, '--help'], { ...process.env, TMPDIR: work }));
@@ -180,6 +193,7 @@ export async function benchPilot(
       next.push(await startOnce(`bench-${i}`, []));
       nextCompiled.push(await startOnce(`bench-compiled-${i}`, [], { [CODE_CACHE_ENV]: 'off' }));
       declared.push(await startOnce(`bench-declared-${i}`, ['--cpu-power', '10']));
+      far.push(await startOnce(`bench-far-${i}`, [], {}, relay.url));
     }
     const b = spread(bare);
     const h = spread(help);
@@ -188,6 +202,7 @@ export async function benchPilot(
     const n = spread(next);
     const nc = spread(nextCompiled);
     const d = spread(declared);
+    const r = spread(far);
     progress(
       `first offer: median ${ms(n.median)} (compiled from source ${ms(nc.median)}, a node's first pilot ${ms(f.median)}, declared CPU power ${ms(d.median)}); --help ${ms(h.median)}`,
     );
@@ -204,6 +219,7 @@ export async function benchPilot(
       `| start-up, process start → first offer at the matcher (the node's CPU power and the bundle's compiled code kept by an earlier pilot) | **median ${ms(n.median)}** (min ${ms(n.min)}, p90 ${ms(n.p90)}, max ${ms(n.max)}) |`,
       `| same, the bundle compiled from source (\`${CODE_CACHE_ENV}=off\`) | median ${ms(nc.median)} (min ${ms(nc.min)}, p90 ${ms(nc.p90)}, max ${ms(nc.max)}) |`,
       `| same, a node's first pilot (compiles the bundle and runs the CPU benchmark: \`${CODE_CACHE_ENV}=off\`, \`--cpu-power-cache-sec 0\`) | median ${ms(f.median)} (min ${ms(f.min)}, p90 ${ms(f.p90)}, max ${ms(f.max)}) |`,
+      `| same, the matcher at a ${2 * RELAY_ONE_WAY_MS} ms round trip (a relay holds each chunk ${RELAY_ONE_WAY_MS} ms each way; the WebSocket is opened while the node is probed) | median ${ms(r.median)} (min ${ms(r.min)}, p90 ${ms(r.p90)}) |`,
       `| same, CPU power declared (\`--cpu-power\`, no benchmark) | median ${ms(d.median)} (min ${ms(d.min)}, p90 ${ms(d.p90)}) |`,
       `| \`node dist/pilot.mjs --help\` (load the bundle only, compiled code kept) | median ${ms(h.median)} (min ${ms(h.min)}, p90 ${ms(h.p90)}) |`,
       `| same, compiled from source (\`${CODE_CACHE_ENV}=off\`) | median ${ms(hc.median)} (min ${ms(hc.min)}, p90 ${ms(hc.p90)}) |`,
@@ -216,6 +232,7 @@ export async function benchPilot(
       'The matcher runs in the benchmark process on the same machine.',
     ].join('\n');
   } finally {
+    await relay.close();
     await matcher.stop();
     await rm(dataDir, { recursive: true, force: true });
     await rm(work, { recursive: true, force: true });
