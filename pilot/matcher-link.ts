@@ -167,8 +167,6 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   readonly #options: Required<WsMatcherLinkOptions>;
   readonly #logger: Logger;
   #socket: WebSocket | null = null;
-  /** The connection hello was said on (at most one per connection). */
-  #greeted: WebSocket | null = null;
   #welcomed = false;
   /** start() was called: hello is said, and a lost connection is re-opened. */
   #started = false;
@@ -431,9 +429,11 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     });
   }
 
+  /**
+   * Once per connection: from its 'open' once start() was called, or from start() on a connection
+   * opened early (whose 'open' came before start() and said nothing).
+   */
   #sayHello(socket: WebSocket): void {
-    if (this.#greeted === socket) return;
-    this.#greeted = socket;
     const { hello } = this.#options;
     this.#sendNow(
       { type: 'hello', ...(typeof hello === 'function' ? hello() : hello), holding: this.#holding() },
