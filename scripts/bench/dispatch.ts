@@ -16,6 +16,11 @@
  * the processor starts it.
  *
  * BullMQ does no matching and keeps no status history; Pilothouse keeps both, and its fencing.
+ *
+ * Both sides' CPU per job during the drain is read from /proc: the matcher process and Redis's (when
+ * Redis runs on this machine), each with its clients (the simulated pilots, BullMQ's workers: this
+ * process). Rates move with whatever else the machine does; CPU per job moves much less, so it says
+ * where the gap is even on a busy machine.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -58,12 +63,17 @@ interface RoundFigures {
   /** Submission and drain together: N / (submit time + drain time). */
   wholeJobsPerSec: number;
   latencyMs: number[];
-  /** The matcher process's CPU time per job during the drain (Pilothouse only). */
-  drainCpuUsPerJob?: number;
+  /**
+   * CPU time per job during the drain of the server side: the matcher process, or Redis (NaN when
+   * Redis is not a process of this machine that /proc shows).
+   */
+  drainCpuUsPerJob: number;
   /** Its CPU time over the drain's wall time: 1.0 = one core busy all along. */
-  drainBusy?: number;
+  drainBusy: number;
   /** The benchmark process's own CPU over the drain's wall time (simulated pilots, or BullMQ's workers). */
   clientBusy: number;
+  /** The same per job, µs. */
+  clientCpuUsPerJob: number;
 }
 
 /** What a pilot of `slots` one-core job slots offers (2 GB a core). */
@@ -144,6 +154,7 @@ async function pilothouseRound(options: ShapeRun, round: number): Promise<RoundF
     const drainCpuSec = (await cpuSec(child.pid as number)) - cpuAtStart;
     const ownCpu = process.cpuUsage(ownCpuAtStart);
     const clientBusy = (ownCpu.user + ownCpu.system) / 1000 / drainMs;
+    const clientCpuUsPerJob = (ownCpu.user + ownCpu.system) / options.jobs;
     clearInterval(ticker);
     if (counted.done !== options.jobs) throw new Error(`${label}: ${counted.done} Done of ${options.jobs}`);
 
@@ -164,6 +175,7 @@ async function pilothouseRound(options: ShapeRun, round: number): Promise<RoundF
       drainCpuUsPerJob: (drainCpuSec * 1e6) / options.jobs,
       drainBusy: drainCpuSec / (drainMs / 1000),
       clientBusy,
+      clientCpuUsPerJob,
     };
   } finally {
     child.kill('SIGTERM');
@@ -212,12 +224,15 @@ async function bullmqRound(options: ShapeRun, round: number): Promise<RoundFigur
         workers.push(worker);
       }
     });
+    const redisPid = await localRedisPid(connections[0] as Redis, options.redisUrl);
     const drainStarted = performance.now();
+    const redisCpuAtStart = redisPid === null ? NaN : await cpuSec(redisPid);
     const ownCpuAtStart = process.cpuUsage();
     for (const worker of workers) void worker.run();
     await allDone;
     const drainMs = performance.now() - drainStarted;
     const ownCpu = process.cpuUsage(ownCpuAtStart);
+    const redisCpuSec = redisPid === null ? NaN : (await cpuSec(redisPid)) - redisCpuAtStart;
     const clientBusy = (ownCpu.user + ownCpu.system) / 1000 / drainMs;
 
     const latencyMs: number[] = [];
@@ -232,13 +247,32 @@ async function bullmqRound(options: ShapeRun, round: number): Promise<RoundFigur
       drainJobsPerSec: options.jobs / (drainMs / 1000),
       wholeJobsPerSec: options.jobs / ((submitMs + drainMs) / 1000),
       latencyMs,
+      drainCpuUsPerJob: (redisCpuSec * 1e6) / options.jobs,
+      drainBusy: redisCpuSec / (drainMs / 1000),
       clientBusy,
+      clientCpuUsPerJob: (ownCpu.user + ownCpu.system) / options.jobs,
     };
   } finally {
     await Promise.all(workers.map((worker) => worker.close()));
     await queue.obliterate({ force: true });
     await queue.close();
     for (const connection of connections) connection.disconnect();
+  }
+}
+
+/**
+ * The pid of the Redis server when it runs on this machine and /proc shows it (its CPU is then read
+ * like the matcher's); null for a Redis elsewhere, whose CPU this benchmark cannot see.
+ */
+async function localRedisPid(client: Redis, redisUrl: string): Promise<number | null> {
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(redisUrl).hostname)) return null;
+  const pid = Number(/^process_id:(\d+)/m.exec(await client.info('server'))?.[1]);
+  if (!Number.isInteger(pid)) return null;
+  try {
+    const command = await readFile(`/proc/${pid}/comm`, 'utf8');
+    return command.startsWith('redis') ? pid : null;
+  } catch {
+    return null;
   }
 }
 
@@ -271,7 +305,7 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
       theirs.push(await bullmqRound(run, round));
       const ratio = (ours.at(-1)?.wholeJobsPerSec ?? 0) / (theirs.at(-1)?.wholeJobsPerSec ?? 1);
       options.progress(
-        `round ${round}, ${run.pilots}x${run.slots}: whole job life ratio Pilothouse/BullMQ ${fmt(ratio, 2)}; matcher ${fmt(ours.at(-1)?.drainCpuUsPerJob ?? NaN, 0)} µs CPU/job, ${fmt(100 * (ours.at(-1)?.drainBusy ?? NaN), 0)} % busy; load generator ${fmt(100 * (ours.at(-1)?.clientBusy ?? NaN), 0)} % (BullMQ's workers ${fmt(100 * (theirs.at(-1)?.clientBusy ?? NaN), 0)} %)`,
+        `round ${round}, ${run.pilots}x${run.slots}: whole job life ratio Pilothouse/BullMQ ${fmt(ratio, 2)}; matcher ${fmt(ours.at(-1)?.drainCpuUsPerJob ?? NaN, 0)} µs CPU/job, ${fmt(100 * (ours.at(-1)?.drainBusy ?? NaN), 0)} % busy; load generator ${fmt(100 * (ours.at(-1)?.clientBusy ?? NaN), 0)} % (Redis ${fmt(theirs.at(-1)?.drainCpuUsPerJob ?? NaN, 0)} µs CPU/job; BullMQ's workers ${fmt(100 * (theirs.at(-1)?.clientBusy ?? NaN), 0)} %)`,
       );
     }
   }
@@ -280,13 +314,16 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
     return `${heading}\n\n${shapeTable(ours, theirs)}`;
   });
   const cpuPerRound = runs.map(
-    ({ run, ours }) => `${run.pilots}×${run.slots}: ${ours.map((r) => fmt(r.drainCpuUsPerJob ?? NaN, 0)).join(', ')}`,
+    ({ run, ours, theirs }) =>
+      `${run.pilots}×${run.slots}: ${ours.map((r) => fmt(r.drainCpuUsPerJob, 0)).join(', ')} (Redis ${theirs.map((r) => fmt(r.drainCpuUsPerJob, 0)).join(', ')})`,
   );
   return [
     `${options.jobs} trivial jobs per round; ${options.rounds} rounds, each running every shape in turn (a fresh matcher and a fresh queue each, Pilothouse then BullMQ); medians of the rounds. BullMQ ${bullmqVersion()} on Redis at ${options.redisUrl}. The shapes keep the same number of jobs in flight.`,
     '',
     ...sections,
     `The matcher's CPU per job during the drain, round by round (µs): ${cpuPerRound.join('; ')}.`,
+    '',
+    "CPU per job is read from /proc for the matcher process and for Redis's (a Redis elsewhere shows n/a), and from the benchmark process for the clients of each side (simulated pilots; BullMQ's workers). Unlike the rates, it moves little with the machine's other load: a ratio above 1 in those rows is how many times the CPU BullMQ spends Pilothouse spends on a job.",
     '',
     'Pilothouse keeps for each job what BullMQ does not: the match against the pilot (task queues, shares, limits), a fenced attempt, a status history row per report, and an ack after each report is stored. Each simulated pilot sends Running and Done in one frame, as the pilot does for a job that ends within its report coalescing window (`--report-coalesce-ms`, 500 ms by default); the matcher still applies them as two state-machine steps with a history row each, in one write. A pilot of several slots takes its jobs with one offer (`maxJobs`) and reports the jobs that ended together in one `job.statuses` frame, as the pilot does on a multi-core node.',
   ].join('\n');
@@ -308,13 +345,18 @@ function shapeTable(ours: RoundFigures[], theirs: RoundFigures[]): string {
     row('submission, jobs/s (one bulk request / addBulk)', (r) => r.submitJobsPerSec),
     row('drain, jobs/s (match or take → Running → Done / complete)', (r) => r.drainJobsPerSec),
     row('**whole job life, jobs/s** (submission + drain)', (r) => r.wholeJobsPerSec),
+    row('drain CPU per job, µs: matcher / Redis', (r) => r.drainCpuUsPerJob),
+    row(
+      'drain CPU per job, µs, with the clients (simulated pilots / workers)',
+      (r) => r.drainCpuUsPerJob + r.clientCpuUsPerJob,
+    ),
     `| idle pilot/worker: submit → match/start, p50 ms | ${fmt(percentile(latencies(ours), 50), 2)} | ${fmt(percentile(latencies(theirs), 50), 2)} | |`,
     `| idle pilot/worker: submit → match/start, p99 ms | ${fmt(percentile(latencies(ours), 99), 2)} | ${fmt(percentile(latencies(theirs), 99), 2)} | |`,
     '',
     `The matcher process used ${fmt(
-      med(ours, (r) => r.drainCpuUsPerJob ?? NaN),
+      med(ours, (r) => r.drainCpuUsPerJob),
       0,
-    )} µs of CPU per job during the drain, ${fmt(100 * med(ours, (r) => r.drainBusy ?? NaN), 0)} % of one core: the drain is bound by the matcher's CPU. The benchmark process used ${fmt(100 * med(ours, (r) => r.clientBusy), 0)} % of a core for the simulated pilots, ${fmt(100 * med(theirs, (r) => r.clientBusy), 0)} % for BullMQ's workers (Redis runs in its own process).`,
+    )} µs of CPU per job during the drain, ${fmt(100 * med(ours, (r) => r.drainBusy), 0)} % of one core: the drain is bound by the matcher's CPU. Redis used ${fmt(100 * med(theirs, (r) => r.drainBusy), 0)} % of a core. The benchmark process used ${fmt(100 * med(ours, (r) => r.clientBusy), 0)} % of a core for the simulated pilots, ${fmt(100 * med(theirs, (r) => r.clientBusy), 0)} % for BullMQ's workers.`,
     '',
     `Whole-life ratio per round: ${ratios.map((r) => fmt(r, 2)).join(', ')} (median **${fmt(median(ratios), 2)}**); drain ratio per round: ${drainRatios.map((r) => fmt(r, 2)).join(', ')}.`,
     '',
