@@ -323,7 +323,7 @@ export async function benchDispatch(options: DispatchBenchOptions): Promise<stri
     ...sections,
     `The matcher's CPU per job during the drain, round by round (µs): ${cpuPerRound.join('; ')}.`,
     '',
-    "CPU per job is read from /proc for the matcher process and for Redis's (a Redis elsewhere shows n/a), and from the benchmark process for the clients of each side (simulated pilots; BullMQ's workers). Unlike the rates, it moves little with the machine's other load: a ratio above 1 in those rows is how many times the CPU BullMQ spends Pilothouse spends on a job.",
+    "CPU per job is read from /proc for the matcher process and for Redis's (a Redis elsewhere shows n/a), and from the benchmark process for the clients of each side (simulated pilots; BullMQ's workers). Unlike the rates, it moves little with the machine's other load. In those two rows the ratio says how many times as much CPU per job Pilothouse spends as BullMQ (above 1: more).",
     '',
     'Pilothouse keeps for each job what BullMQ does not: the match against the pilot (task queues, shares, limits), a fenced attempt, a status history row per report, and an ack after each report is stored. Each simulated pilot sends Running and Done in one frame, as the pilot does for a job that ends within its report coalescing window (`--report-coalesce-ms`, 500 ms by default); the matcher still applies them as two state-machine steps with a history row each, in one write. A pilot of several slots takes its jobs with one offer (`maxJobs`) and reports the jobs that ended together in one `job.statuses` frame, as the pilot does on a multi-core node.',
   ].join('\n');
