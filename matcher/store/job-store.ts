@@ -361,9 +361,16 @@ export interface JobStore {
   recordHeartbeat(jobId: number, attempt: number, sample: HeartbeatSample, at: string): Promise<JobCommand[]>;
   /**
    * Keeps the payload's last output for that attempt (replacing the previous one); nothing when the
-   * attempt is no longer the job's current one.
+   * attempt is no longer the job's current one, or when `heldBy` is given and another pilot or VO
+   * holds the job (checked on the row the write reads, so the caller need not read it first).
    */
-  recordOutputTail(jobId: number, attempt: number, tail: OutputTail, at: string): Promise<void>;
+  recordOutputTail(
+    jobId: number,
+    attempt: number,
+    tail: OutputTail,
+    at: string,
+    heldBy?: ReportingPilot,
+  ): Promise<void>;
   /** The last output recorded for the job (of its latest attempt that sent one), or null. */
   getOutputTail(jobId: number): Promise<StoredOutputTail | null>;
   /** Jobs in these statuses whose last sign of life is older than `before`. */

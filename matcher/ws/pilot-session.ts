@@ -492,8 +492,20 @@ export class PilotSession implements CommandReceiver {
       const at = new Date(report.at).toISOString();
       return { fields: report, at };
     });
+    // The payload's last output is stored no later than the reports: whoever reads the job final (a
+    // `logs --follow` that stops there) also reads its last output. A store that applies writes in
+    // the order asked puts both in one commit (nothing awaited before: the next frame's writes must
+    // queue after these); another stores the output first. Only the pilot holding the job writes it.
+    const heldBy = { pilotId: this.#pilotId, vo: this.#principal.vo };
+    const lastTail = reports.findLast(({ fields }) => fields.outputTail !== undefined);
+    const tail = lastTail?.fields.outputTail;
+    const tailStored =
+      lastTail === undefined || tail === undefined
+        ? undefined
+        : this.#deps.store.recordOutputTail(message.jobId, message.attempt, tail, lastTail.at, heldBy);
+    if (tailStored !== undefined && !this.#deps.store.appliesWritesInOrder) await tailStored;
     // The store checks that this pilot holds the job on the row the reports read (one read, not two).
-    const outcomes = await this.#deps.store.reportStatuses(
+    const reported = this.#deps.store.reportStatuses(
       message.jobId,
       message.attempt,
       reports.map(({ fields, at }) => ({
@@ -508,12 +520,9 @@ export class PilotSession implements CommandReceiver {
         },
         reportKey: statusReportKey({ ...fields, at }),
       })),
-      { pilotId: this.#pilotId, vo: this.#principal.vo },
+      heldBy,
     );
-    const lastTail = reports.findLast(({ fields }) => fields.outputTail !== undefined);
-    if (lastTail?.fields.outputTail) {
-      await this.#deps.store.recordOutputTail(message.jobId, message.attempt, lastTail.fields.outputTail, lastTail.at);
-    }
+    const [outcomes] = await Promise.all([reported, tailStored]);
     outcomes.forEach((outcome, index) => {
       if (outcome.applied || outcome.duplicate) return;
       const status = reports[index]?.fields.status;

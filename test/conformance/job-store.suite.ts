@@ -514,6 +514,23 @@ export function jobStoreSuite(name: string, openFixture: () => Promise<JobStoreF
       assert.equal(await store.getOutputTail(jobId + 1000), null, 'an unknown job keeps nothing');
     });
 
+    it('keeps the output a pilot sends only while that pilot holds the job', async () => {
+      const {
+        jobIds: [id],
+      } = await store.submitJobs([newJob(alice)], T0);
+      const jobId = id as number;
+      await store.claimFromTaskQueue((await store.getJob(jobId))?.taskQueueId as number, claimAt('p1'));
+      for (const heldBy of [
+        { pilotId: 'p2', vo: alice.vo },
+        { pilotId: 'p1', vo: 'another-vo' },
+      ]) {
+        await store.recordOutputTail(jobId, 1, { stdout: 'not yours', stderr: '' }, at(2), heldBy);
+      }
+      assert.equal(await store.getOutputTail(jobId), null, 'another pilot or VO writes nothing');
+      await store.recordOutputTail(jobId, 1, { stdout: 'mine\n', stderr: '' }, at(3), { pilotId: 'p1', vo: alice.vo });
+      assert.equal((await store.getOutputTail(jobId))?.stdout, 'mine\n');
+    });
+
     it('killing a running job queues one kill command for its attempt, delivered once', async () => {
       const {
         jobIds: [id],

@@ -133,6 +133,37 @@ describe('pilot protocol', () => {
     assert.equal((await m.api('GET', `/api/jobs/${otherId}`)).body.status, 'Waiting');
   });
 
+  it('the output a final report carries is stored with it: whoever sees the job final sees its last output', async () => {
+    const [jobId] = await submit({ executable: 'echo' });
+    const pilot = await connect('tail');
+    pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    const { job } = await pilot.next('match');
+    // Look at the job's output the moment its reports are stored, as a `logs --follow` polling then would.
+    const store = m.matcher.store;
+    const reportStatuses = store.reportStatuses.bind(store);
+    let outputWhenStored: string | null | undefined;
+    store.reportStatuses = async (...args) => {
+      const outcomes = await reportStatuses(...args);
+      outputWhenStored = (await store.getOutputTail(jobId as number))?.stdout ?? null;
+      return outcomes;
+    };
+    const now = Date.now();
+    pilot.send({
+      type: 'job.status',
+      ref: 1,
+      jobId: job.jobId,
+      attempt: job.attempt,
+      at: new Date(now + 20).toISOString(),
+      status: 'Done',
+      minorStatus: 'Execution Complete',
+      exitCode: 0,
+      outputTail: { stdout: 'first-line\nsecond-line\n', stderr: '' },
+      earlier: [{ at: new Date(now + 10).toISOString(), status: 'Running', minorStatus: 'Application' }],
+    });
+    assert.equal((await pilot.next('ack')).ref, 1);
+    assert.equal(outputWhenStored, 'first-line\nsecond-line\n');
+  });
+
   it("a frame carrying a short job's reports (earlier + its own) applies each in order, is acked once and replays as a no-op", async () => {
     const [jobId] = await submit({ executable: 'echo' });
     const pilot = await connect('short');

@@ -735,14 +735,21 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  async recordOutputTail(jobId: number, attempt: number, tail: OutputTail, at: string): Promise<void> {
+  async recordOutputTail(
+    jobId: number,
+    attempt: number,
+    tail: OutputTail,
+    at: string,
+    heldBy?: ReportingPilot,
+  ): Promise<void> {
     await run(() =>
       this.#pool.query(
         `INSERT INTO job_output_tails (job_id, attempt, stdout, stderr, updated_at)
-         SELECT id, attempt, $3, $4, $5 FROM jobs WHERE id = $1 AND attempt = $2
+         SELECT id, attempt, $3, $4, $5 FROM jobs
+         WHERE id = $1 AND attempt = $2 AND ($6::text IS NULL OR (pilot_id = $6 AND vo = $7::text))
          ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, stdout = excluded.stdout,
            stderr = excluded.stderr, updated_at = excluded.updated_at`,
-        [jobId, attempt, tail.stdout, tail.stderr, at],
+        [jobId, attempt, tail.stdout, tail.stderr, at, heldBy?.pilotId ?? null, heldBy?.vo ?? null],
       ),
     );
   }

@@ -218,7 +218,8 @@ export class SqliteJobStore implements JobStore {
       ),
       upsertOutputTail: db.prepare(`
         INSERT INTO job_output_tails (job_id, attempt, stdout, stderr, updated_at)
-        SELECT id, attempt, @stdout, @stderr, @at FROM jobs WHERE id = @jobId AND attempt = @attempt
+        SELECT id, attempt, @stdout, @stderr, @at FROM jobs
+        WHERE id = @jobId AND attempt = @attempt AND (@pilotId IS NULL OR (pilot_id = @pilotId AND vo = @vo))
         ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, stdout = excluded.stdout,
           stderr = excluded.stderr, updated_at = excluded.updated_at`),
       outputTail: db.prepare('SELECT * FROM job_output_tails WHERE job_id = ?'),
@@ -616,9 +617,16 @@ export class SqliteJobStore implements JobStore {
     });
   }
 
-  async recordOutputTail(jobId: number, attempt: number, tail: OutputTail, at: string): Promise<void> {
+  async recordOutputTail(
+    jobId: number,
+    attempt: number,
+    tail: OutputTail,
+    at: string,
+    heldBy?: ReportingPilot,
+  ): Promise<void> {
+    const holder = { pilotId: heldBy?.pilotId ?? null, vo: heldBy?.vo ?? null };
     await this.#writes.write(() => {
-      this.#sql.upsertOutputTail.run({ jobId, attempt, at, stdout: tail.stdout, stderr: tail.stderr });
+      this.#sql.upsertOutputTail.run({ jobId, attempt, at, stdout: tail.stdout, stderr: tail.stderr, ...holder });
     });
   }
 
