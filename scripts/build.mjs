@@ -2,12 +2,14 @@
 //  - dist/pilot.mjs: the pilot, ONE self-contained file (no node_modules beside it on a worker node): a
 //                   small ESM loader carrying the pilot as one CommonJS function it compiles with a
 //                   code cache (pilot/loader.ts);
+//  - dist/pilot-parts.json: what each package (and our own pilot/ and shared/) adds to that program, in
+//                   bytes of minified code (the pilot benchmark reports it);
 //  - dist/cli.mjs:   the `pilothouse` command; dependencies stay external and load from node_modules;
 //  - dist/web/:      the web monitor (Vite: web/ → static files the matcher serves at /ui/).
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { isBuiltin } from 'node:module';
-import { chmod, stat } from 'node:fs/promises';
+import { chmod, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -85,6 +87,7 @@ async function buildPilot() {
     throw new Error(`the pilot program may only load Node's modules: ${notBuiltIn.join(', ')}`);
   const dynamic = loadedAtRunTime.filter((i) => i.kind === 'dynamic-import').map((i) => `${i.path} (in ${i.file})`);
   if (dynamic.length > 0) throw new Error(`the pilot program may not keep a dynamic import(): ${dynamic.join(', ')}`);
+  await writeFile(path.join(root, 'dist/pilot-parts.json'), `${JSON.stringify(partsOf(program.metafile), null, 1)}\n`);
   const source = `(function (exports, require, module, __filename, __dirname) {${output.text}\n})`;
   await build({
     ...common,
@@ -96,6 +99,23 @@ async function buildPilot() {
       PILOT_SOURCE_ID: JSON.stringify(createHash('sha256').update(source).digest('hex').slice(0, 16)),
     },
   });
+}
+
+/**
+ * Bytes of the minified program by where they come from: a package (the innermost node_modules
+ * directory of the file, so a dependency's own dependencies count apart), or our top-level folder.
+ */
+function partsOf(metafile) {
+  const bytes = new Map();
+  for (const output of Object.values(metafile.outputs)) {
+    for (const [file, { bytesInOutput }] of Object.entries(output.inputs)) {
+      const inPackage = [...file.matchAll(/node_modules\/((?:@[^/]+\/)?[^/]+)/g)].at(-1)?.[1];
+      const stub = /^absent-from-pilot:(.*)$/.exec(file)?.[1];
+      const part = inPackage ?? (stub ? `${stub} (stub)` : file.includes('/') ? `${file.split('/')[0]}/` : file);
+      bytes.set(part, (bytes.get(part) ?? 0) + bytesInOutput);
+    }
+  }
+  return Object.fromEntries([...bytes].sort((a, b) => b[1] - a[1]));
 }
 
 function forbidPackages(names) {

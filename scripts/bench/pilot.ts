@@ -28,6 +28,28 @@ import { startLatencyRelay } from './latency-relay.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUNDLE = path.join(root, 'dist', 'pilot.mjs');
+/** Bytes of the minified pilot program by package or folder, written by the build (scripts/build.mjs). */
+const PARTS = path.join(root, 'dist', 'pilot-parts.json');
+
+/** Parts of at least 1 % of the program each, largest first, the rest summed up on one row. */
+function partsTable(parts: Record<string, number>): string {
+  const total = Object.values(parts).reduce((sum, bytes) => sum + bytes, 0);
+  const entries = Object.entries(parts).sort((a, b) => b[1] - a[1]);
+  const shown = entries.filter(([, bytes]) => bytes >= total / 100);
+  const rest = entries.slice(shown.length);
+  const row = (what: string, bytes: number): string =>
+    `| ${what} | ${(bytes / 1024).toFixed(1)} | ${((100 * bytes) / total).toFixed(1)} % |`;
+  return [
+    '| package or folder | KiB | share |',
+    '| --- | ---: | ---: |',
+    ...shown.map(([what, bytes]) => row(what === 'pilot/' || what === 'shared/' ? `\`${what}\` (ours)` : what, bytes)),
+    row(
+      `${rest.length} smaller packages`,
+      rest.reduce((sum, [, bytes]) => sum + bytes, 0),
+    ),
+    row('**the program**', total),
+  ].join('\n');
+}
 
 interface Spread {
   median: number;
@@ -75,7 +97,8 @@ export async function benchPilot(
 ): Promise<string> {
   const runs = options.runs ?? Number(process.env['PILOT_BENCH_RUNS'] ?? 15);
   const progress = options.progress ?? ((message: string) => process.stderr.write(`[bench:pilot] ${message}\n`));
-  if (!existsSync(BUNDLE)) throw new Error('dist/pilot.mjs is missing: run npm run build first');
+  if (!existsSync(BUNDLE) || !existsSync(PARTS)) throw new Error('dist/pilot.mjs is missing: run npm run build first');
+  const parts = JSON.parse(await readFile(PARTS, 'utf8')) as Record<string, number>;
   const bytes = await readFile(BUNDLE);
   const { size } = await stat(BUNDLE);
   const gzipped = gzipSync(bytes, { level: 9 }).length;
@@ -230,6 +253,12 @@ export async function benchPilot(
       "the CPU power: the ~0.1 s benchmark on a node's first pilot, read back by the next ones for a day),",
       'asking the batch system for time left, opening the WebSocket, hello and welcome, and the first offer.',
       'The matcher runs in the benchmark process on the same machine.',
+      '',
+      "What each dependency costs: bytes of the minified pilot program by the package they come from (esbuild's",
+      'metafile, written by the build to `dist/pilot-parts.json`; a package counted apart from the packages that',
+      'pull it in). The loader around the program and the escaping of it as a string make up the rest of the file.',
+      '',
+      partsTable(parts),
     ].join('\n');
   } finally {
     await relay.close();
