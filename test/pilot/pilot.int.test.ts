@@ -9,7 +9,7 @@ import { MatcherEndpoints } from '../../shared/endpoints.ts';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -176,6 +176,23 @@ const MAX_BUNDLE_BYTES = 2 * 1024 * 1024;
 test('bundle: dist/pilot.mjs is one file under 2 MiB', async () => {
   const bytes = (await stat(bundle)).size;
   assert.ok(bytes < MAX_BUNDLE_BYTES, `dist/pilot.mjs is ${bytes} bytes, over ${MAX_BUNDLE_BYTES}`);
+});
+
+test('bundle: the build says what each package adds to the pilot, and nothing of the server is in it', async () => {
+  const parts = JSON.parse(await readFile(path.join(path.dirname(bundle), 'pilot-parts.json'), 'utf8')) as Record<
+    string,
+    number
+  >;
+  for (const part of ['pilot/', 'shared/', 'ws', 'zod', 'pino', 'commander', 'execa', 'tar']) {
+    assert.ok((parts[part] ?? 0) > 0, `${part} is counted`);
+  }
+  for (const serverPackage of ['better-sqlite3', 'pg', 'node-cron', 'undici', 'prom-client']) {
+    assert.equal(parts[serverPackage], undefined, `${serverPackage} is not in the pilot`);
+  }
+  // The program is the bundle but for its loader and the escaping of the program as a string.
+  const program = Object.values(parts).reduce((sum, bytes) => sum + bytes, 0);
+  const bytes = (await stat(bundle)).size;
+  assert.ok(program <= bytes && program > 0.9 * bytes, `parts add up to ${program} of ${bytes} bytes`);
 });
 
 test('bundle: dist/pilot.mjs runs a job and exits 0; a refused token exits 3', async () => {
