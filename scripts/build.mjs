@@ -9,7 +9,7 @@
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { isBuiltin } from 'node:module';
-import { chmod, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -87,6 +87,8 @@ async function buildPilot() {
     throw new Error(`the pilot program may only load Node's modules: ${notBuiltIn.join(', ')}`);
   const dynamic = loadedAtRunTime.filter((i) => i.kind === 'dynamic-import').map((i) => `${i.path} (in ${i.file})`);
   if (dynamic.length > 0) throw new Error(`the pilot program may not keep a dynamic import(): ${dynamic.join(', ')}`);
+  // The first file the build writes: on a fresh checkout dist/ does not exist yet.
+  await mkdir(path.join(root, 'dist'), { recursive: true });
   await writeFile(path.join(root, 'dist/pilot-parts.json'), `${JSON.stringify(partsOf(program.metafile), null, 1)}\n`);
   const source = `(function (exports, require, module, __filename, __dirname) {${output.text}\n})`;
   await build({
