@@ -135,7 +135,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   } catch (error) {
     const logs = fleet.pilots.map((p) => `--- pilot ${p.stamp} (${p.state})\n${p.process.log().slice(-2000)}`);
     throw new Error(
-      `${(error as Error).message}\n--- matcher\n${fleet.matcherLog().slice(-4000)}\n${logs.join('\n')}`,
+      `${(error as Error).message}\n--- jobs not final\n${await unfinishedJobs(fleet)}\n--- matcher\n${fleet.matcherLog().slice(-4000)}\n${logs.join('\n')}`,
       {
         cause: error,
       },
@@ -206,6 +206,28 @@ async function submit(fleet: Fleet, options: ChaosOptions, markerDir: string): P
     ids.push(...((await fleet.api('POST', '/api/jobs', batch)).jobIds as number[]));
   }
   return ids;
+}
+
+/** For a failed run: the jobs still to finish (a few, each with its history), as the matcher has them. */
+async function unfinishedJobs(fleet: Fleet): Promise<string> {
+  const page = await fleet.api('POST', '/api/jobs/search', { status: NON_FINAL, perPage: 20 }).catch(() => null);
+  if (page === null) return '(the matcher does not answer)';
+  const jobs = (page.jobs ?? []) as JobView[];
+  const lines = [`${String(page.total)} not final`];
+  for (const [index, job] of jobs.entries()) {
+    lines.push(`job ${job.id} attempt ${job.attempt}: ${job.status} (${job.minorStatus}), pilot ${job.pilotId ?? '-'}`);
+    if (index >= 5) continue;
+    const full = await fleet.api('GET', `/api/jobs/${job.id}`).catch(() => null);
+    for (const entry of (full?.history ?? []) as {
+      at: string;
+      attempt: number;
+      status: string;
+      minorStatus: string;
+    }[]) {
+      lines.push(`  ${entry.at} ${entry.attempt} ${entry.status} ${entry.minorStatus}`);
+    }
+  }
+  return lines.join('\n');
 }
 
 /** True when no job is left to run; undefined while the matcher cannot answer. */
