@@ -15,6 +15,8 @@ import path from 'node:path';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
+/** esbuild's namespace of the add-ons compiled into the pilot as absent (see absentFromPilot). */
+const ABSENT_NAMESPACE = 'absent-from-pilot';
 
 const common = {
   bundle: true,
@@ -112,7 +114,7 @@ function partsOf(metafile) {
   for (const output of Object.values(metafile.outputs)) {
     for (const [file, { bytesInOutput }] of Object.entries(output.inputs)) {
       const inPackage = [...file.matchAll(/node_modules\/((?:@[^/]+\/)?[^/]+)/g)].at(-1)?.[1];
-      const stub = /^absent-from-pilot:(.*)$/.exec(file)?.[1];
+      const stub = file.startsWith(`${ABSENT_NAMESPACE}:`) ? file.slice(ABSENT_NAMESPACE.length + 1) : undefined;
       const part = inPackage ?? (stub ? `${stub} (stub)` : file.includes('/') ? `${file.split('/')[0]}/` : file);
       bytes.set(part, (bytes.get(part) ?? 0) + bytesInOutput);
     }
@@ -139,11 +141,11 @@ function forbidPackages(names) {
  */
 function absentFromPilot(names) {
   return {
-    name: 'absent-from-pilot',
+    name: ABSENT_NAMESPACE,
     setup(b) {
       const filter = new RegExp(`^(${names.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
-      b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'absent-from-pilot' }));
-      b.onLoad({ filter: /.*/, namespace: 'absent-from-pilot' }, (args) => ({
+      b.onResolve({ filter }, (args) => ({ path: args.path, namespace: ABSENT_NAMESPACE }));
+      b.onLoad({ filter: /.*/, namespace: ABSENT_NAMESPACE }, (args) => ({
         contents: `throw Object.assign(new Error(${JSON.stringify(`${args.path} is not in the pilot`)}), { code: 'MODULE_NOT_FOUND' });`,
         loader: 'js',
       }));

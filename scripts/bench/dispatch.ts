@@ -152,9 +152,7 @@ async function pilothouseRound(options: ShapeRun, round: number): Promise<RoundF
     await Promise.all(pilots.map((pilot) => drainWith(pilot, options.slots, counted)));
     const drainMs = performance.now() - drainStarted;
     const drainCpuSec = (await cpuSec(child.pid as number)) - cpuAtStart;
-    const ownCpu = process.cpuUsage(ownCpuAtStart);
-    const clientBusy = (ownCpu.user + ownCpu.system) / 1000 / drainMs;
-    const clientCpuUsPerJob = (ownCpu.user + ownCpu.system) / options.jobs;
+    const clients = clientFigures(process.cpuUsage(ownCpuAtStart), drainMs, options.jobs);
     clearInterval(ticker);
     if (counted.done !== options.jobs) throw new Error(`${label}: ${counted.done} Done of ${options.jobs}`);
 
@@ -174,8 +172,7 @@ async function pilothouseRound(options: ShapeRun, round: number): Promise<RoundF
       latencyMs,
       drainCpuUsPerJob: (drainCpuSec * 1e6) / options.jobs,
       drainBusy: drainCpuSec / (drainMs / 1000),
-      clientBusy,
-      clientCpuUsPerJob,
+      ...clients,
     };
   } finally {
     child.kill('SIGTERM');
@@ -231,9 +228,8 @@ async function bullmqRound(options: ShapeRun, round: number): Promise<RoundFigur
     for (const worker of workers) void worker.run();
     await allDone;
     const drainMs = performance.now() - drainStarted;
-    const ownCpu = process.cpuUsage(ownCpuAtStart);
+    const clients = clientFigures(process.cpuUsage(ownCpuAtStart), drainMs, options.jobs);
     const redisCpuSec = redisPid === null ? NaN : (await cpuSec(redisPid)) - redisCpuAtStart;
-    const clientBusy = (ownCpu.user + ownCpu.system) / 1000 / drainMs;
 
     const latencyMs: number[] = [];
     for (let i = 0; i < options.latencySamples; i += 1) {
@@ -249,8 +245,7 @@ async function bullmqRound(options: ShapeRun, round: number): Promise<RoundFigur
       latencyMs,
       drainCpuUsPerJob: (redisCpuSec * 1e6) / options.jobs,
       drainBusy: redisCpuSec / (drainMs / 1000),
-      clientBusy,
-      clientCpuUsPerJob: (ownCpu.user + ownCpu.system) / options.jobs,
+      ...clients,
     };
   } finally {
     await Promise.all(workers.map((worker) => worker.close()));
@@ -258,6 +253,16 @@ async function bullmqRound(options: ShapeRun, round: number): Promise<RoundFigur
     await queue.close();
     for (const connection of connections) connection.disconnect();
   }
+}
+
+/** The benchmark process's CPU during a drain (its clients: simulated pilots, or BullMQ's workers). */
+function clientFigures(
+  ownCpu: NodeJS.CpuUsage,
+  drainMs: number,
+  jobs: number,
+): Pick<RoundFigures, 'clientBusy' | 'clientCpuUsPerJob'> {
+  const cpuUs = ownCpu.user + ownCpu.system;
+  return { clientBusy: cpuUs / 1000 / drainMs, clientCpuUsPerJob: cpuUs / jobs };
 }
 
 /**

@@ -97,7 +97,9 @@ export async function benchPilot(
 ): Promise<string> {
   const runs = options.runs ?? Number(process.env['PILOT_BENCH_RUNS'] ?? 15);
   const progress = options.progress ?? ((message: string) => process.stderr.write(`[bench:pilot] ${message}\n`));
-  if (!existsSync(BUNDLE) || !existsSync(PARTS)) throw new Error('dist/pilot.mjs is missing: run npm run build first');
+  for (const built of [BUNDLE, PARTS]) {
+    if (!existsSync(built)) throw new Error(`${path.relative(root, built)} is missing: run npm run build first`);
+  }
   const parts = JSON.parse(await readFile(PARTS, 'utf8')) as Record<string, number>;
   const bytes = await readFile(BUNDLE);
   const { size } = await stat(BUNDLE);

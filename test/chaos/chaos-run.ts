@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FINAL_STATUSES, JOB_STATUSES } from '../../shared/job/status.ts';
-import type { JobView } from '../../shared/job/model.ts';
+import type { JobHistoryEntry, JobView } from '../../shared/job/model.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { Fleet, type FleetPilot } from './fleet.ts';
 import { storeViolations, verifyJobs, type FinalJob } from './verify.ts';
@@ -218,12 +218,7 @@ async function unfinishedJobs(fleet: Fleet): Promise<string> {
     lines.push(`job ${job.id} attempt ${job.attempt}: ${job.status} (${job.minorStatus}), pilot ${job.pilotId ?? '-'}`);
     if (index >= 5) continue;
     const full = await fleet.api('GET', `/api/jobs/${job.id}`).catch(() => null);
-    for (const entry of (full?.history ?? []) as {
-      at: string;
-      attempt: number;
-      status: string;
-      minorStatus: string;
-    }[]) {
+    for (const entry of (full?.history ?? []) as JobHistoryEntry[]) {
       lines.push(`  ${entry.at} ${entry.attempt} ${entry.status} ${entry.minorStatus}`);
     }
   }
