@@ -8,7 +8,9 @@
  *     stayed Stalled `failStalledAfterSec` more →
  *     the attempt ends (a kill is queued for it) and a new one starts, held as Rescheduled for
  *     `rescheduleDelaysSec[n]` after the n-th rescheduling; once `maxAttempts` are used, Failed.
- *  3. Matched for `matchedTimeoutSec` without starting → the same (the pilot never ran it).
+ *  3. Matched, and its pilot is no longer connected (after the same grace) → the same: it died between
+ *     taking the match and starting the job, so it will never report. Matched for `matchedTimeoutSec`
+ *     without starting while its pilot stays connected → the same (the pilot never ran it).
  *  4. Rescheduled jobs whose hold is over → Waiting, and parked offers are woken for them.
  *
  * Every step goes through the store with the attempt it saw, so a job that moved meanwhile (a late
@@ -76,6 +78,8 @@ export class FaultSweeper {
     const at = new Date(nowMs).toISOString();
     const ago = (sec: number) => new Date(nowMs - sec * 1000).toISOString();
     const report: SweepReport = { stalled: 0, rescheduled: 0, failed: 0, released: 0 };
+    // How long a job's silence must last once its pilot is gone: it may reconnect and keep the job.
+    const pilotGraceSec = Math.min(options.reconnectGraceSec, options.stalledAfterSec);
 
     for (const job of await store.findHeldJobs(['Running', 'Completing'], ago(options.stalledAfterSec))) {
       if (await store.markStalled(job.id, job.attempt, at)) {
@@ -88,20 +92,21 @@ export class FaultSweeper {
       const pilotGone = job.pilotId === null || !(await this.#deps.isPilotConnected(job.pilotId));
       const silentSec = Math.floor((nowMs - Date.parse(job.lastSignAt)) / 1000);
       if (!pilotGone && silentSec < options.stalledAfterSec + options.failStalledAfterSec) continue;
-      if (pilotGone && silentSec < Math.min(options.reconnectGraceSec, options.stalledAfterSec)) continue;
+      if (pilotGone && silentSec < pilotGraceSec) continue;
       const reason = pilotGone ? 'Job stalled: pilot not running' : `Stalling for more than ${silentSec} sec`;
       await this.#endAttempt(job.id, job.attempt, reason, at, nowMs, report);
     }
 
-    for (const job of await store.findHeldJobs(['Matched'], ago(options.matchedTimeoutSec))) {
-      await this.#endAttempt(
-        job.id,
-        job.attempt,
-        `Matched for more than ${options.matchedTimeoutSec} sec`,
-        at,
-        nowMs,
-        report,
-      );
+    // A live pilot reports Running as soon as it has its match, so a Matched job is looked at after the
+    // grace a gone pilot gets (not only after the long matched timeout).
+    for (const job of await store.findHeldJobs(['Matched'], ago(Math.min(pilotGraceSec, options.matchedTimeoutSec)))) {
+      const pilotGone = job.pilotId === null || !(await this.#deps.isPilotConnected(job.pilotId));
+      const silentSec = Math.floor((nowMs - Date.parse(job.lastSignAt)) / 1000);
+      if (!pilotGone && silentSec < options.matchedTimeoutSec) continue;
+      const reason = pilotGone
+        ? 'Job matched: pilot not running'
+        : `Matched for more than ${options.matchedTimeoutSec} sec`;
+      await this.#endAttempt(job.id, job.attempt, reason, at, nowMs, report);
     }
 
     const released = await store.releaseRescheduled(at);

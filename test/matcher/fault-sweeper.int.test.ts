@@ -112,6 +112,8 @@ test('a heartbeat brings a Stalled job back; a connected pilot that stays silent
 test('a job Matched too long is rescheduled; the last attempt ends Failed instead', async () => {
   const r = await rig();
   for (let attempt = 1; attempt <= 3; attempt += 1) {
+    // Connected all along: only the matched timeout ends the attempt.
+    r.connected.add(`p${attempt}`);
     const claim = await r.store.claimFromTaskQueue(r.tqId, {
       pilotId: `p${attempt}`,
       site: 'Site.A',
@@ -137,6 +139,46 @@ test('a job Matched too long is rescheduled; the last attempt ends Failed instea
     3,
     'Matched for more than 7200 sec; maximum of reschedulings reached',
   ]);
+  await r.store.close();
+});
+
+test('a job Matched to a pilot that died before starting it comes back after the reconnect grace', async () => {
+  const r = await rig();
+  const claim = await r.store.claimFromTaskQueue(r.tqId, {
+    pilotId: 'p1',
+    site: 'Site.A',
+    ce: null,
+    at: new Date(r.clock.now).toISOString(),
+    jobType: 'User',
+    maxRunning: null,
+    matchingDelaySec: null,
+  });
+  assert.equal(claim.job?.attempt, 1);
+  // p1 was never seen connected again (killed between taking the match and reporting Running).
+  r.clock.now += 89_000;
+  assert.equal((await r.sweeper.sweep()).rescheduled, 0, 'within the grace the pilot may come back');
+  r.clock.now += 2_000;
+  assert.deepEqual(await r.sweeper.sweep(), { stalled: 0, rescheduled: 1, failed: 0, released: 0 });
+  assert.deepEqual(await statusOf(r.store, r.jobId), ['Rescheduled', 2, 'Job matched: pilot not running']);
+  r.clock.now += 60_000; // the first hold
+  assert.equal((await r.sweeper.sweep()).released, 1);
+  assert.equal((await r.store.getJob(r.jobId))?.status, 'Waiting');
+
+  // Matched again, to a pilot that stays connected: left alone until the matched timeout.
+  r.connected.add('p2');
+  const again = await r.store.claimFromTaskQueue(r.tqId, {
+    pilotId: 'p2',
+    site: 'Site.A',
+    ce: null,
+    at: new Date(r.clock.now).toISOString(),
+    jobType: 'User',
+    maxRunning: null,
+    matchingDelaySec: null,
+  });
+  assert.equal(again.job?.attempt, 2);
+  r.clock.now += 3_600_000;
+  assert.equal((await r.sweeper.sweep()).rescheduled, 0);
+  assert.deepEqual(await statusOf(r.store, r.jobId), ['Matched', 2, 'Assigned']);
   await r.store.close();
 });
 

@@ -64,6 +64,16 @@ it('liveness - a frozen pilot is dropped with its parked offer; an idle one that
     assert.equal((await m.api('GET', `/api/jobs/${jobId}`)).body.status, 'Waiting', 'not pushed to the dropped pilot');
     idle.send({ type: 'offer', offerId: 'o2', matchSeq: 0, resources: resources() });
     assert.equal((await idle.next('match')).job.jobId, jobId);
+    // Ended here, so that no job of this test is left to a pilot that is gone.
+    idle.send({
+      type: 'job.status',
+      ref: 1,
+      jobId: jobId as number,
+      attempt: 1,
+      at: new Date().toISOString(),
+      status: 'Killed',
+    });
+    await idle.next('ack');
   } finally {
     await frozen.close();
     await idle.close();
@@ -111,6 +121,8 @@ it('liveness - the running job of a frozen pilot is Stalled at once, then runs a
     }
     const after = (await m.api('GET', `/api/jobs/${jobId}`)).body;
     assert.deepEqual([after.status, after.attempt, after.pilotId], ['Matched', 2, 'other']);
+    other.send({ type: 'job.status', ref: 1, jobId, attempt: 2, at: new Date().toISOString(), status: 'Killed' });
+    await other.next('ack');
   } finally {
     await frozen.close();
     await other.close();
@@ -144,5 +156,41 @@ it('liveness - a pilot whose connection closes without a bye has its job Stalled
   } finally {
     back.send({ type: 'job.status', ref: 3, jobId, attempt: 1, at: new Date().toISOString(), status: 'Killed' });
     await back.close();
+  }
+});
+
+it('liveness - a pilot that dies between taking its match and starting the job: the job runs elsewhere as attempt 2 after the grace', async () => {
+  const token = await m.pilotToken('local');
+  const submitted = await m.api('POST', '/api/jobs', { json: { executable: 'sleep', arguments: ['600'] } });
+  const jobId = submitted.body.jobIds[0] as number;
+  const dying = await RawPilot.connect(m.url, token, { stamp: 'dies-after-match' });
+  const other = await RawPilot.connect(m.url, token, { stamp: 'other-2' });
+  try {
+    dying.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
+    assert.equal((await dying.next('match')).job.jobId, jobId);
+    const closed = once(dying.ws, 'close');
+    dying.ws.terminate(); // killed before it could say Running: it will never report on the job
+    await closed;
+    other.send({ type: 'offer', offerId: 'o2', matchSeq: 0, resources: resources() });
+    await other.next('parked');
+    await waitFor(
+      async () => logs.some((r) => r.msg === 'pilot disconnected' && r.pilotId === 'dies-after-match'),
+      'the pilot gone',
+    );
+
+    await m.matcher.sweepFaults();
+    assert.equal((await m.api('GET', `/api/jobs/${jobId}`)).body.status, 'Matched', 'kept within the grace period');
+    skewMs += 61_000;
+    await m.matcher.sweepFaults(); // rescheduled and, with no hold, released: the parked pilot gets it
+    assert.equal((await m.api('GET', `/api/jobs/${jobId}`)).body.attempt, 2, 'a new attempt after the grace');
+    const match = await other.next('match');
+    assert.deepEqual([match.job.jobId, match.job.attempt], [jobId, 2]);
+    const job = (await m.api('GET', `/api/jobs/${jobId}`)).body;
+    const steps = (job.history as { attempt: number; status: string; minorStatus: string }[]).map(
+      (h) => `${h.attempt} ${h.status} ${h.minorStatus}`,
+    );
+    assert.ok(steps.includes('1 Rescheduled Job matched: pilot not running'), steps.join(' | '));
+  } finally {
+    await other.close();
   }
 });
