@@ -32,6 +32,7 @@ const program = new Command('chaos')
   .option('--job-sec <s>', 'seconds each payload sleeps', seconds, 5)
   .option('--matcher-kills <n>', 'matcher SIGKILLs, each followed by a restart', count(0), 3)
   .option('--pilot-kills <n>', 'pilots SIGKILLed in the middle of a job', count(0), 3)
+  .option('--matched-kills <n>', 'pilots SIGKILLed holding a match they have not started', count(0), 1)
   .option('--freezes <n>', 'pilots SIGSTOPped until their job runs elsewhere, then SIGCONTed', count(0), 1)
   .option('--matcher-down-sec <s>', 'seconds the matcher stays dead after each SIGKILL', seconds, 2)
   .option('--pause-sec <s>', 'seconds between actions', seconds, 5)
@@ -79,6 +80,7 @@ function describe(report: ChaosReport): string {
   return [
     `${options.jobs} jobs of ${options.jobSec} s on ${options.pilots} pilots × ${options.pilotCores} core (${report.pilotsStarted} pilot processes in all);`,
     `${options.matcherKills} matcher SIGKILLs (${options.matcherDownSec} s down each), ${options.pilotKills} pilot SIGKILLs mid-job,`,
+    `${options.matchedKills} pilot SIGKILLs holding a match not yet started,`,
     `${options.freezes} pilot SIGSTOPped mid-job. Matcher settings: pilot timeout ${matcherSetting(options.pilotTimeoutSec, '30 s')},`,
     `reconnect grace ${matcherSetting(options.reconnectGraceSec, '90 s')}, fault sweep every ${matcherSetting(options.faultSweepIntervalSec, '60 s')},`,
     `reschedule holds ${matcherSetting(options.rescheduleDelaysSec, '60,180,300,600 s')}.`,
@@ -87,6 +89,7 @@ function describe(report: ChaosReport): string {
     '| --- | --- |',
     `| matcher restarted → every live pilot connected again | ${s(report.reconnectMs)} |`,
     `| pilot SIGKILLed → its job running again on another pilot | ${s(report.killedPilotJobBackMs)} |`,
+    `| pilot SIGKILLed holding an unstarted match → that job running on another pilot | ${s(report.matchedKillJobBackMs)} |`,
     `| pilot SIGSTOPped → dropped by the matcher (job Stalled) | ${s(report.freezeDetectedMs)} |`,
     `| pilot SIGSTOPped → its job running again on another pilot | ${s(report.freezeJobBackMs)} |`,
     `| all ${options.jobs} jobs final | ${(report.durationMs / 1000).toFixed(1)} s |`,

@@ -1,7 +1,7 @@
 /**
  * A chaos run: a real matcher process on SQLite and M real pilots work through N jobs while the run
  * SIGKILLs the matcher (and starts it again on the same port), SIGKILLs pilots in the middle of a job
- * (and starts replacements), and freezes pilots (SIGSTOP) beyond the liveness timeout before letting
+ * or holding a match they have not started yet (and starts replacements), and freezes pilots (SIGSTOP) beyond the liveness timeout before letting
  * them go on (SIGCONT). Actions come one after another, each after a pause that lets work move on. The run ends when every job is final, then checks what `verify.ts` describes.
  *
  * Figures: how long after a restart every pilot is connected again, how long a killed pilot's job
@@ -27,6 +27,8 @@ export interface ChaosOptions {
   jobSec: number;
   matcherKills: number;
   pilotKills: number;
+  /** Pilots SIGKILLed holding a match they had not started (the job still Matched at the matcher). */
+  matchedKills: number;
   freezes: number;
   /** How long the matcher stays dead after each SIGKILL, seconds. */
   matcherDownSec: number;
@@ -52,6 +54,8 @@ export interface ChaosReport {
   reconnectMs: number[];
   /** Per pilot SIGKILL: time until its job runs again (a later attempt Running or beyond). */
   killedPilotJobBackMs: number[];
+  /** Per matched-kill: time until the job it held runs again (the matcher learns of no start: only the sweep). */
+  matchedKillJobBackMs: number[];
   /** Per freeze: time until the matcher has dropped the pilot (its job Stalled), and until the job runs again. */
   freezeDetectedMs: number[];
   freezeJobBackMs: number[];
@@ -62,7 +66,7 @@ export interface ChaosReport {
   violations: string[];
 }
 
-type Action = 'matcher-kill' | 'pilot-kill' | 'freeze';
+type Action = 'matcher-kill' | 'pilot-kill' | 'matched-kill' | 'freeze';
 const NON_FINAL = JOB_STATUSES.filter((status) => !FINAL_STATUSES.has(status));
 const RUNNING_AGAIN = new Set(['Running', 'Completing', 'Done']);
 
@@ -79,6 +83,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     pilotsStarted: 0,
     reconnectMs: [],
     killedPilotJobBackMs: [],
+    matchedKillJobBackMs: [],
     freezeDetectedMs: [],
     freezeJobBackMs: [],
     retried: 0,
@@ -106,6 +111,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         progress(`matcher killed and back; pilots reconnected in ${report.reconnectMs.at(-1)} ms`);
       } else if (action === 'pilot-kill') {
         if (!(await killOne(fleet, options, report, startPilot, background))) {
+          report.violations.push(`no job was left running for the ${action} action: make the run longer`);
+          break;
+        }
+      } else if (action === 'matched-kill') {
+        if (!(await killMatchedOne(fleet, options, report, startPilot, background))) {
           report.violations.push(`no job was left running for the ${action} action: make the run longer`);
           break;
         }
@@ -147,7 +157,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 }
 
 function serverArgs(options: ChaosOptions): string[] {
-  const args = ['--max-attempts', String(options.pilotKills + options.freezes + 2)];
+  const args = ['--max-attempts', String(options.pilotKills + options.matchedKills + options.freezes + 2)];
   if (options.pilotTimeoutSec !== undefined) args.push('--pilot-timeout-sec', String(options.pilotTimeoutSec));
   if (options.reconnectGraceSec !== undefined) args.push('--reconnect-grace-sec', String(options.reconnectGraceSec));
   if (options.heartbeatIntervalSec !== undefined) {
@@ -173,10 +183,14 @@ function pilotArgs(options: ChaosOptions): string[] {
  * and the reconnect grace (minutes with the defaults), and the kills need work left to hit.
  */
 function schedule(options: ChaosOptions): Action[] {
-  const left = { 'matcher-kill': options.matcherKills, 'pilot-kill': options.pilotKills };
+  const left = {
+    'matcher-kill': options.matcherKills,
+    'pilot-kill': options.pilotKills,
+    'matched-kill': options.matchedKills,
+  };
   const actions: Action[] = [];
-  while (left['matcher-kill'] + left['pilot-kill'] > 0) {
-    for (const action of ['matcher-kill', 'pilot-kill'] as const) {
+  while (left['matcher-kill'] + left['pilot-kill'] + left['matched-kill'] > 0) {
+    for (const action of ['matcher-kill', 'pilot-kill', 'matched-kill'] as const) {
       if (left[action] > 0) {
         actions.push(action);
         left[action] -= 1;
@@ -232,16 +246,20 @@ async function allFinal(fleet: Fleet): Promise<true | undefined> {
 }
 
 /** A live pilot and a job it is running now; null once every job is final. */
-async function busyPilot(fleet: Fleet): Promise<{ pilot: FleetPilot; job: JobView } | null> {
+/** A live pilot holding a job in this status (Running: mid-job; Matched: taken, its start not yet reported). */
+async function busyPilot(
+  fleet: Fleet,
+  status: 'Running' | 'Matched' = 'Running',
+): Promise<{ pilot: FleetPilot; job: JobView } | null> {
   return waitFor(async () => {
     if (await allFinal(fleet)) return null;
-    const page = await fleet.api('POST', '/api/jobs/search', { status: ['Running'], perPage: 1000 }).catch(() => null);
+    const page = await fleet.api('POST', '/api/jobs/search', { status: [status], perPage: 1000 }).catch(() => null);
     for (const job of (page?.jobs ?? []) as JobView[]) {
       const pilot = fleet.alivePilots().find((candidate) => candidate.stamp === job.pilotId);
       if (pilot) return { pilot, job };
     }
     return undefined;
-  }, 'a pilot running a job');
+  }, `a pilot holding a ${status} job`);
 }
 
 /** When the job is running again in a later attempt (or already further on). */
@@ -315,6 +333,54 @@ async function killOne(
     );
     return true;
   }
+}
+
+/**
+ * SIGKILLs a pilot that holds a match it has not reported started (a pilot holds its first report up
+ * to its coalescing window), starts a replacement. The matcher hears of no start, so only the fault
+ * sweeper can give the job back, once the pilot is gone for the reconnect grace. Another pilot is
+ * tried if the start got through before the kill (the job then went the Stalled way).
+ */
+async function killMatchedOne(
+  fleet: Fleet,
+  options: ChaosOptions,
+  report: ChaosReport,
+  startPilot: () => Promise<unknown>,
+  background: Promise<void>[],
+): Promise<boolean> {
+  for (;;) {
+    const busy = await busyPilot(fleet, 'Matched');
+    if (busy === null) return false;
+    const { pilot, job } = busy;
+    const killedAt = Date.now();
+    await fleet.killPilot(pilot);
+    await startPilot();
+    if ((await matchedAftermath(fleet, job, options.timeoutSec)) === 'missed') continue;
+    options.progress?.(`pilot ${pilot.stamp} killed holding job ${job.id}, not started`);
+    background.push(
+      runningAgain(fleet, job, options).then((at) => void report.matchedKillJobBackMs.push(at - killedAt)),
+    );
+    return true;
+  }
+}
+
+/**
+ * What became of a Matched job whose pilot was killed: `hit` once a later attempt exists and the
+ * killed attempt never ran (no Running in its history), `missed` if its start reached the matcher.
+ */
+async function matchedAftermath(fleet: Fleet, job: JobView, timeoutSec: number): Promise<'hit' | 'missed'> {
+  return waitFor(
+    async () => {
+      const now = (await fleet.api('GET', `/api/jobs/${job.id}`).catch(() => null)) as
+        (JobView & { history: JobHistoryEntry[] }) | null;
+      if (now === null) return undefined;
+      const started = now.history.some((entry) => entry.attempt === job.attempt && entry.status === 'Running');
+      if (started) return 'missed';
+      return now.attempt > job.attempt ? 'hit' : undefined;
+    },
+    `job ${job.id} given back after its pilot died holding it`,
+    timeoutSec * 1000,
+  );
 }
 
 /** SIGSTOPs a pilot in the middle of a job until the job runs elsewhere, then SIGCONTs it. */
