@@ -8,8 +8,9 @@
  *  - the session that claimed finds its socket closed when it goes to send the frame.
  *
  * Either way the attempt ends and the job waits again at once (no hold: it was never the job's
- * fault), instead of staying Matched until the sweeper's Matched timeout (hours). The new attempt
- * counts toward the job's attempts like any rescheduling, so a job can never bounce for ever.
+ * fault). A pilot that never comes back is the fault sweeper's: it gives the job back once the pilot
+ * has been gone for the reconnect grace. The new attempt counts toward the job's attempts like any
+ * rescheduling, so a job can never bounce for ever.
  */
 import { isoNow, type Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/logger.ts';
