@@ -109,13 +109,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (action === 'matcher-kill') {
         await killMatcher(fleet, options, report);
         progress(`matcher killed and back; pilots reconnected in ${report.reconnectMs.at(-1)} ms`);
-      } else if (action === 'pilot-kill') {
-        if (!(await killOne(fleet, options, report, startPilot, background))) {
-          report.violations.push(`no job was left running for the ${action} action: make the run longer`);
-          break;
-        }
-      } else if (action === 'matched-kill') {
-        if (!(await killMatchedOne(fleet, options, report, startPilot, background))) {
+      } else if (action === 'pilot-kill' || action === 'matched-kill') {
+        const [status, figures] =
+          action === 'pilot-kill'
+            ? (['Running', report.killedPilotJobBackMs] as const)
+            : (['Matched', report.matchedKillJobBackMs] as const);
+        if (!(await killOne(fleet, status, options, startPilot, (ms) => void figures.push(ms), background))) {
           report.violations.push(`no job was left running for the ${action} action: make the run longer`);
           break;
         }
@@ -311,55 +310,39 @@ async function aftermath(fleet: Fleet, job: JobView, timeoutSec: number): Promis
   );
 }
 
-/** SIGKILLs a pilot in the middle of a job (another if its job ended first), starts a replacement. */
+/**
+ * SIGKILLs a pilot holding a job in `status`, starts a replacement, and records when the job runs
+ * again. Running: in the middle of a job. Matched: a match it has not reported started (a pilot holds
+ * its first report up to its coalescing window): the matcher hears of no start, so only the fault
+ * sweeper can give the job back, once the pilot is gone for the reconnect grace. Another pilot is
+ * tried when the kill missed (the job ended first; for Matched, its start got through first).
+ */
 async function killOne(
   fleet: Fleet,
+  status: 'Running' | 'Matched',
   options: ChaosOptions,
-  report: ChaosReport,
   startPilot: () => Promise<unknown>,
+  jobBack: (ms: number) => void,
   background: Promise<void>[],
 ): Promise<boolean> {
   for (;;) {
-    const busy = await busyPilot(fleet);
+    const busy = await busyPilot(fleet, status);
     if (busy === null) return false;
     const { pilot, job } = busy;
     const killedAt = Date.now();
     await fleet.killPilot(pilot);
     await startPilot();
-    if ((await aftermath(fleet, job, options.timeoutSec)) === 'missed') continue;
-    options.progress?.(`pilot ${pilot.stamp} killed while running job ${job.id}`);
-    background.push(
-      runningAgain(fleet, job, options).then((at) => void report.killedPilotJobBackMs.push(at - killedAt)),
+    const outcome =
+      status === 'Running'
+        ? await aftermath(fleet, job, options.timeoutSec)
+        : await matchedAftermath(fleet, job, options.timeoutSec);
+    if (outcome === 'missed') continue;
+    options.progress?.(
+      status === 'Running'
+        ? `pilot ${pilot.stamp} killed while running job ${job.id}`
+        : `pilot ${pilot.stamp} killed holding job ${job.id}, not started`,
     );
-    return true;
-  }
-}
-
-/**
- * SIGKILLs a pilot that holds a match it has not reported started (a pilot holds its first report up
- * to its coalescing window), starts a replacement. The matcher hears of no start, so only the fault
- * sweeper can give the job back, once the pilot is gone for the reconnect grace. Another pilot is
- * tried if the start got through before the kill (the job then went the Stalled way).
- */
-async function killMatchedOne(
-  fleet: Fleet,
-  options: ChaosOptions,
-  report: ChaosReport,
-  startPilot: () => Promise<unknown>,
-  background: Promise<void>[],
-): Promise<boolean> {
-  for (;;) {
-    const busy = await busyPilot(fleet, 'Matched');
-    if (busy === null) return false;
-    const { pilot, job } = busy;
-    const killedAt = Date.now();
-    await fleet.killPilot(pilot);
-    await startPilot();
-    if ((await matchedAftermath(fleet, job, options.timeoutSec)) === 'missed') continue;
-    options.progress?.(`pilot ${pilot.stamp} killed holding job ${job.id}, not started`);
-    background.push(
-      runningAgain(fleet, job, options).then((at) => void report.matchedKillJobBackMs.push(at - killedAt)),
-    );
+    background.push(runningAgain(fleet, job, options).then((at) => jobBack(at - killedAt)));
     return true;
   }
 }

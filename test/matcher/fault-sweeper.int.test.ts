@@ -40,8 +40,8 @@ async function rig() {
     jobIds: [jobId],
     taskQueueIds: [tqId],
   } = await store.submitJobs([newJob(alice)], iso());
-  /** A pilot takes the job and reports it Running. */
-  const startOn = async (pilotId: string) => {
+  /** A pilot takes the job (Matched to it); its attempt. */
+  const matchTo = async (pilotId: string) => {
     const claim = await store.claimFromTaskQueue(tqId as number, {
       pilotId,
       site: 'Site.A',
@@ -52,10 +52,25 @@ async function rig() {
       matchingDelaySec: null,
     });
     assert.ok(claim.job, 'the job is claimable');
-    await store.reportStatus(claim.job.id, claim.job.attempt, { status: 'Running', at: iso(), source: 'Pilot' });
-    return claim.job.attempt;
+    return claim.job;
   };
-  return { store, clock, connected, returned, sweeper, jobId: jobId as number, tqId: tqId as number, startOn };
+  /** A pilot takes the job and reports it Running. */
+  const startOn = async (pilotId: string) => {
+    const job = await matchTo(pilotId);
+    await store.reportStatus(job.id, job.attempt, { status: 'Running', at: iso(), source: 'Pilot' });
+    return job.attempt;
+  };
+  return {
+    store,
+    clock,
+    connected,
+    returned,
+    sweeper,
+    jobId: jobId as number,
+    tqId: tqId as number,
+    matchTo,
+    startOn,
+  };
 }
 
 const statusOf = async (store: SqliteJobStore, id: number) => {
@@ -114,16 +129,7 @@ test('a job Matched too long is rescheduled; the last attempt ends Failed instea
   for (let attempt = 1; attempt <= 3; attempt += 1) {
     // Connected all along: only the matched timeout ends the attempt.
     r.connected.add(`p${attempt}`);
-    const claim = await r.store.claimFromTaskQueue(r.tqId, {
-      pilotId: `p${attempt}`,
-      site: 'Site.A',
-      ce: null,
-      at: new Date(r.clock.now).toISOString(),
-      jobType: 'User',
-      maxRunning: null,
-      matchingDelaySec: null,
-    });
-    assert.equal(claim.job?.attempt, attempt);
+    assert.equal((await r.matchTo(`p${attempt}`)).attempt, attempt);
     r.clock.now += 7_201_000;
     const report = await r.sweeper.sweep();
     if (attempt < 3) {
@@ -144,16 +150,7 @@ test('a job Matched too long is rescheduled; the last attempt ends Failed instea
 
 test('a job Matched to a pilot that died before starting it comes back after the reconnect grace', async () => {
   const r = await rig();
-  const claim = await r.store.claimFromTaskQueue(r.tqId, {
-    pilotId: 'p1',
-    site: 'Site.A',
-    ce: null,
-    at: new Date(r.clock.now).toISOString(),
-    jobType: 'User',
-    maxRunning: null,
-    matchingDelaySec: null,
-  });
-  assert.equal(claim.job?.attempt, 1);
+  assert.equal((await r.matchTo('p1')).attempt, 1);
   // p1 was never seen connected again (killed between taking the match and reporting Running).
   r.clock.now += 89_000;
   assert.equal((await r.sweeper.sweep()).rescheduled, 0, 'within the grace the pilot may come back');
@@ -166,16 +163,7 @@ test('a job Matched to a pilot that died before starting it comes back after the
 
   // Matched again, to a pilot that stays connected: left alone until the matched timeout.
   r.connected.add('p2');
-  const again = await r.store.claimFromTaskQueue(r.tqId, {
-    pilotId: 'p2',
-    site: 'Site.A',
-    ce: null,
-    at: new Date(r.clock.now).toISOString(),
-    jobType: 'User',
-    maxRunning: null,
-    matchingDelaySec: null,
-  });
-  assert.equal(again.job?.attempt, 2);
+  assert.equal((await r.matchTo('p2')).attempt, 2);
   r.clock.now += 3_600_000;
   assert.equal((await r.sweeper.sweep()).rescheduled, 0);
   assert.deepEqual(await statusOf(r.store, r.jobId), ['Matched', 2, 'Assigned']);
