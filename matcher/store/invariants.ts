@@ -5,7 +5,8 @@
  *   history-transition   each applied history entry follows DIRAC's state machine from the one before
  *                        (or is a reschedule of a finished job, which DIRAC forces)
  *   history-attempt      attempts only grow, and a new one starts right after Rescheduled
- *   history-current      the last applied entry is the job's status and attempt
+ *   history-current      the last applied entry is the job's status and attempt (a job held after a
+ *                        reschedule: Rescheduled, of the attempt before the one it counts)
  *   running-counter      per (site, job type), the running counter equals the jobs held there
  *   waiting-counter      a task queue's waiting count equals its Waiting jobs
  *   orphan-waiting       every Waiting job belongs to a task queue that exists
@@ -115,7 +116,11 @@ function checkHistory(
     previous = { status: entry.status, attempt: entry.attempt };
   }
   if (previous === null) return;
-  if (previous.status !== job.status || previous.attempt !== job.attempt) {
+  // Held after a reschedule, the job already counts its next attempt; that attempt's first entry is
+  // written when the job waits again. Its last entry is the Rescheduled of the attempt before.
+  const heldReschedule =
+    job.status === 'Rescheduled' && previous.status === 'Rescheduled' && job.attempt === previous.attempt + 1;
+  if (!heldReschedule && (previous.status !== job.status || previous.attempt !== job.attempt)) {
     fail(
       'history-current',
       `job ${job.id} is ${job.status} (attempt ${job.attempt}), its history ends at ${previous.status} (attempt ${previous.attempt})`,

@@ -1,6 +1,6 @@
 /**
  * The store invariant checker (matcher/store/invariants.ts) is itself tested: it passes on a store that
- * went through real flows (match, run, Done, kill, reschedule to attempt 2), and each invariant, broken
+ * went through real flows (match, run, Done, kill, reschedule to attempt 2, a reschedule held), and each invariant, broken
  * on its own, is caught and named: in hand-made snapshots for every invariant, and in a real SQLite
  * file whose counters are corrupted behind the store's back.
  */
@@ -51,6 +51,18 @@ it('invariants - hold after real flows: matched, running, done, killed, reschedu
     await report(5, rescheduled as number, 1, 'Running');
     await report(6, rescheduled as number, 1, 'Failed');
     assert.equal((await m.api('POST', `/api/jobs/${rescheduled}/reschedule`)).status, 200);
+    // Held after a reschedule, as the fault sweeper holds one: attempt 2 is counted, its first history
+    // entry comes when it waits again.
+    const held = await m.matcher.store.rescheduleJob(running as number, 1, {
+      at: new Date().toISOString(),
+      reason: 'held for the test',
+      holdUntil: new Date(Date.now() + 3_600_000).toISOString(),
+      maxAttempts: 4,
+      source: 'FaultSweeper',
+      onLimit: 'fail',
+      allowFinished: false,
+    });
+    assert.equal(held.kind, 'rescheduled');
 
     const snapshot = await readSnapshot(m.matcher.store);
     assert.equal(snapshot.jobs.length, 5);
@@ -65,6 +77,7 @@ it('invariants - each broken invariant is caught and named (hand-made snapshots)
     jobs: [
       { id: 1, status: 'Running', attempt: 1, pilotId: 'p1', site: 'S', jobType: 'User', taskQueueId: 1 },
       { id: 2, status: 'Waiting', attempt: 2, pilotId: null, site: null, jobType: 'User', taskQueueId: 1 },
+      { id: 3, status: 'Rescheduled', attempt: 2, pilotId: null, site: null, jobType: 'User', taskQueueId: 1 },
     ],
     histories: new Map([
       [
@@ -83,6 +96,14 @@ it('invariants - each broken invariant is caught and named (hand-made snapshots)
           { attempt: 1, status: 'Matched', applied: true },
           { attempt: 1, status: 'Rescheduled', applied: true },
           { attempt: 2, status: 'Waiting', applied: true },
+        ],
+      ],
+      [
+        3,
+        [
+          { attempt: 1, status: 'Waiting', applied: true },
+          { attempt: 1, status: 'Matched', applied: true },
+          { attempt: 1, status: 'Rescheduled', applied: true }, // held: attempt 2 begins when it waits again
         ],
       ],
     ]),
@@ -125,6 +146,10 @@ it('invariants - each broken invariant is caught and named (hand-made snapshots)
   );
   assert.deepEqual(
     broken((s) => (s.jobs[0].status = 'Completing')),
+    ['history-current'],
+  );
+  assert.deepEqual(
+    broken((s) => (s.jobs[2].attempt = 3)), // held, but two attempts past its last Rescheduled
     ['history-current'],
   );
   assert.deepEqual(
