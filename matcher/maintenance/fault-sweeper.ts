@@ -18,7 +18,7 @@
  */
 import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/logger.ts';
-import type { JobStore } from '../store/job-store.ts';
+import type { HeldJob, JobStore } from '../store/job-store.ts';
 
 export interface FaultSweeperOptions {
   stalledAfterSec: number;
@@ -89,8 +89,7 @@ export class FaultSweeper {
     }
 
     for (const job of await store.findHeldJobs(['Stalled'], at)) {
-      const pilotGone = job.pilotId === null || !(await this.#deps.isPilotConnected(job.pilotId));
-      const silentSec = Math.floor((nowMs - Date.parse(job.lastSignAt)) / 1000);
+      const { pilotGone, silentSec } = await this.#silence(job, nowMs);
       if (!pilotGone && silentSec < options.stalledAfterSec + options.failStalledAfterSec) continue;
       if (pilotGone && silentSec < pilotGraceSec) continue;
       const reason = pilotGone ? 'Job stalled: pilot not running' : `Stalling for more than ${silentSec} sec`;
@@ -100,8 +99,7 @@ export class FaultSweeper {
     // A live pilot reports Running as soon as it has its match, so a Matched job is looked at after the
     // grace a gone pilot gets (not only after the long matched timeout).
     for (const job of await store.findHeldJobs(['Matched'], ago(Math.min(pilotGraceSec, options.matchedTimeoutSec)))) {
-      const pilotGone = job.pilotId === null || !(await this.#deps.isPilotConnected(job.pilotId));
-      const silentSec = Math.floor((nowMs - Date.parse(job.lastSignAt)) / 1000);
+      const { pilotGone, silentSec } = await this.#silence(job, nowMs);
       if (!pilotGone && silentSec < options.matchedTimeoutSec) continue;
       const reason = pilotGone
         ? 'Job matched: pilot not running'
@@ -115,6 +113,12 @@ export class FaultSweeper {
       await this.#deps.jobsReturned(released.taskQueueIds);
     }
     return report;
+  }
+
+  /** Whether a held job's pilot is gone (from every replica), and how long the job has been silent. */
+  async #silence(job: HeldJob, nowMs: number): Promise<{ pilotGone: boolean; silentSec: number }> {
+    const pilotGone = job.pilotId === null || !(await this.#deps.isPilotConnected(job.pilotId));
+    return { pilotGone, silentSec: Math.floor((nowMs - Date.parse(job.lastSignAt)) / 1000) };
   }
 
   async #endAttempt(

@@ -1,8 +1,8 @@
 /**
  * A chaos run: a real matcher process on SQLite and M real pilots work through N jobs while the run
  * SIGKILLs the matcher (and starts it again on the same port), SIGKILLs pilots in the middle of a job
- * or holding a match they have not started yet (and starts replacements), and freezes pilots (SIGSTOP) beyond the liveness timeout before letting
- * them go on (SIGCONT). Actions come one after another, each after a pause that lets work move on. The run ends when every job is final, then checks what `verify.ts` describes.
+ * or holding a match they have not started yet (and starts replacements), and freezes pilots
+ * (SIGSTOP) beyond the liveness timeout before letting them go on (SIGCONT). Actions come one after another, each after a pause that lets work move on. The run ends when every job is final, then checks what `verify.ts` describes.
  *
  * Figures: how long after a restart every pilot is connected again, how long a killed pilot's job
  * takes to run again elsewhere, how long a frozen pilot takes to be noticed and its job to run again.
@@ -244,8 +244,10 @@ async function allFinal(fleet: Fleet): Promise<true | undefined> {
   return page?.total === 0 ? true : undefined;
 }
 
-/** A live pilot and a job it is running now; null once every job is final. */
-/** A live pilot holding a job in this status (Running: mid-job; Matched: taken, its start not yet reported). */
+/**
+ * A live pilot holding a job in this status (Running: mid-job; Matched: taken, its start not yet
+ * reported); null once every job is final.
+ */
 async function busyPilot(
   fleet: Fleet,
   status: 'Running' | 'Matched' = 'Running',
