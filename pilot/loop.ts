@@ -104,6 +104,8 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
   #fatal: PilothouseError | undefined;
   #offer: OutstandingOffer | null = null;
   #matchSeq = 0;
+  /** Connections welcomed so far: a heartbeat's match count belongs to one of them. */
+  #connections = 0;
   /** Match frames of the last offer still to come (its earlier ones said so). */
   #matchesFollowing = 0;
   readonly #jobs = new Map<string, RunningJob>();
@@ -177,6 +179,7 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
     // The matcher counts matches per connection and drops offers whose matchSeq is behind its count;
     // counting per connection here too keeps that check exact (a higher count would let stale offers in).
     this.#matchSeq = 0;
+    this.#connections += 1;
     this.#timers.every('heartbeat', welcome.heartbeatIntervalMs, () => void this.#sendHeartbeat());
     if (this.#phase === 'running') this.#maybeOffer();
     else this.#checkDone();
@@ -458,10 +461,16 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
   }
 
   async #sendHeartbeat(): Promise<void> {
+    // The jobs and the match count are taken together, before sampling: a match that comes meanwhile
+    // is above the count. A job whose sample failed is left out, and the link then sends no count.
+    const matchSeq = this.#matchSeq;
+    const connection = this.#connections;
     const jobs = await Promise.all([...this.#jobs.values()].map((job) => job.usage().catch(() => null)));
     this.#link.heartbeat(
       jobs.filter((job) => job !== null),
       this.#nodeStatus?.(),
+      // Counted on another connection (it dropped while sampling): not this connection's count.
+      connection === this.#connections ? matchSeq : undefined,
     );
   }
 }

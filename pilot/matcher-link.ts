@@ -88,8 +88,12 @@ export interface MatcherLink extends EventEmitter<LinkEvents> {
   cancelOffer(offerId: string): boolean;
   /** Queues a job status report; it is delivered, in order, across reconnects. */
   report(body: JobStatusBody): void;
-  /** Sent now, or (the latest one) on the next connection. */
-  heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode): void;
+  /**
+   * Sent now, or (the latest one) on the next connection. `matchSeq`: the matches received on this
+   * connection when `jobs` was taken; it is passed on only when `jobs` lists every attempt the pilot
+   * holds (its jobs, and attempts whose reports are not yet acked), never with a heartbeat kept for the next connection.
+   */
+  heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode, matchSeq?: number): void;
   /** Says bye (when connected), closes and stops reconnecting. */
   close(reason: string, stats?: ByeStats): Promise<void>;
   /**
@@ -288,12 +292,23 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     }
   }
 
-  heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode): void {
+  heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode, matchSeq?: number): void {
     if (!this.#welcomed) {
+      // Replayed on the next connection, whose matches it never saw: it vouches for none of them.
       this.#pendingHeartbeat = { jobs, node, at: new Date(this.#options.now()).toISOString() };
       return;
     }
-    this.#sendNow({ type: 'heartbeat', ref: this.#nextRef++, jobs, ...(node === undefined ? {} : { node }) });
+    // The matcher gives back a received match the heartbeat does not list, so the count goes only with
+    // a list of everything held, jobs with reports not yet acked included (a job that just ended).
+    const listed = new Set(jobs.map((job) => `${job.jobId}:${job.attempt}`));
+    const complete = this.#holding().every((job) => listed.has(`${job.jobId}:${job.attempt}`));
+    this.#sendNow({
+      type: 'heartbeat',
+      ref: this.#nextRef++,
+      jobs,
+      ...(matchSeq !== undefined && complete && { matchSeq }),
+      ...(node === undefined ? {} : { node }),
+    });
   }
 
   /** Queues one line of the pilot's own log for the matcher. */

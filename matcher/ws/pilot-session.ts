@@ -27,6 +27,7 @@ import type { ClusterPresence } from '../cluster/presence.ts';
 import type { CommandReceiver, PilotRegistry } from './pilot-registry.ts';
 import { statusReportKey } from './report-key.ts';
 import type { UndeliveredMatches } from './undelivered-matches.ts';
+import { SentMatches } from './sent-matches.ts';
 import type { ConnectionLiveness } from './connection-liveness.ts';
 import { FrameRateLimit, type FrameRateOptions } from './frame-rate-limit.ts';
 
@@ -94,6 +95,8 @@ export class PilotSession implements CommandReceiver {
   #hello: Hello | null = null;
   #pilotId = '';
   #matchesSent = 0;
+  /** Matches sent on this connection that no heartbeat has judged yet (see sent-matches.ts). */
+  readonly #sentMatches = new SentMatches();
   #violations = 0;
   #authorizedUntilMs = 0;
   #chain: Promise<void> = Promise.resolve();
@@ -386,6 +389,7 @@ export class PilotSession implements CommandReceiver {
     if (await gone()) return;
     for (const [index, { job, grant }] of matches.entries()) {
       this.#matchesSent += 1;
+      this.#sentMatches.sent(job.id, job.attempt, this.#matchesSent);
       this.#logger.info({ jobId: job.id, attempt: job.attempt, cores: grant.cores }, 'job matched');
       const following = matches.length - 1 - index;
       this.#send({
@@ -570,8 +574,19 @@ export class PilotSession implements CommandReceiver {
         ? null
         : { at: sampledAt, load1: message.node.load1, diskFreeMB: message.node.diskFreeMB };
     if (node !== null || usage.length > 0) await this.#deps.activity.recordHeartbeat(this.#pilotId, node, usage);
+    if (message.matchSeq !== undefined) await this.#giveBackLostMatches(message.matchSeq, message.jobs);
     this.#send({ type: 'ack', ref: message.ref });
     if (commands.length > 0) this.#send({ type: 'commands', commands });
+  }
+
+  /** Matches this heartbeat covers and does not list: the pilot lost them, and they go back. */
+  async #giveBackLostMatches(matchSeq: number, holding: readonly { jobId: number; attempt: number }[]): Promise<void> {
+    const lost = this.#sentMatches.judge(matchSeq, holding);
+    if (lost.length === 0) return;
+    // The reports this pilot sent before the heartbeat are stored first: a job it ended is no longer Matched.
+    await Promise.all(this.#reportsInFlight);
+    const given = await this.#deps.undelivered.notHeld(this.#pilotId, lost);
+    if (given > 0) this.#logger.warn({ lostMatches: given, matchSeq }, 'pilot does not hold matches it received');
   }
 
   /** The pilot's own log lines: stored once per seq (a replay is acked and changes nothing). */

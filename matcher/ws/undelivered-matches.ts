@@ -1,11 +1,12 @@
 /**
- * Matches that never reached their pilot. A claim is committed before its frame is sent; when the
- * connection dies in between (the pilot's network, or the replica holding it killed), the job sits
- * Matched to a pilot that does not know it. Two moments tell:
+ * Matches that never reached their pilot, or that it lost. A claim is committed before its frame is
+ * sent; when the connection dies in between (the pilot's network, or the replica holding it killed),
+ * the job sits Matched to a pilot that does not know it. Three moments tell:
  *
  *  - the pilot reconnects (to any replica) and lists in its hello the attempts it holds: a job Matched
  *    to it that is not listed never arrived — the old connection is closed, no frame can still come;
- *  - the session that claimed finds its socket closed when it goes to send the frame.
+ *  - the session that claimed finds its socket closed when it goes to send the frame;
+ *  - a heartbeat, sent after the match had reached the pilot, does not list it (sent-matches.ts).
  *
  * Either way the attempt ends and the job waits again at once (no hold: it was never the job's
  * fault). A pilot that never comes back is the fault sweeper's: it gives the job back once the pilot
@@ -50,6 +51,23 @@ export class UndeliveredMatches {
     for (const job of lost) await this.#endAttempt(job.id, job.attempt, 'Match lost: the pilot never received it');
     if (lost.length > 0) await this.#release();
     return lost.length;
+  }
+
+  /**
+   * A heartbeat of the pilot, sent after these matches had reached it, does not list them: the pilot
+   * lost them. Those still Matched to it at that attempt end; any other (it reported on them since,
+   * another replica already gave them back) is left alone. Returns how many were given back.
+   */
+  async notHeld(pilotId: string, lost: readonly { jobId: number; attempt: number }[]): Promise<number> {
+    let given = 0;
+    for (const { jobId, attempt } of lost) {
+      const job = await this.#deps.store.getJob(jobId);
+      if (job?.status !== 'Matched' || job.attempt !== attempt || job.pilotId !== pilotId) continue;
+      await this.#endAttempt(jobId, attempt, 'Match lost: the pilot does not hold it');
+      given += 1;
+    }
+    if (given > 0) await this.#release();
+    return given;
   }
 
   /** The session claimed a job but its pilot's socket is already closed. */

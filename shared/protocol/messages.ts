@@ -225,6 +225,12 @@ const buildPilotMessageSchema = () =>
       v,
       ref: z.int().min(0),
       jobs: z.array(heartbeatJobSchema).max(10_000),
+      /**
+       * The matches received on this connection when `jobs` was taken (the count offers carry too).
+       * Sent only when `jobs` lists every attempt the pilot holds: a job matched to it at or below
+       * this count that `jobs` leaves out is one the pilot lost, and the matcher gives it back.
+       */
+      matchSeq: z.int().min(0).optional(),
       node: heartbeatNodeSchema.optional(),
       /** When the samples were taken, if not now (a heartbeat replayed after a reconnect). */
       at: z.iso.datetime().optional(),

@@ -19,7 +19,7 @@ export type Outbound =
   | { type: 'offer'; offerId: string; matchSeq: number; resources: OfferResources; maxJobs: number }
   | { type: 'offer.cancel'; offerId: string }
   | { type: 'job.status'; body: JobStatusBody }
-  | { type: 'heartbeat'; jobs: HeartbeatJob[]; node?: HeartbeatNode | undefined }
+  | { type: 'heartbeat'; jobs: HeartbeatJob[]; node?: HeartbeatNode | undefined; matchSeq?: number | undefined }
   | { type: 'bye'; reason: string; stats: ByeStats };
 
 /** Records what the loop sends; tests play the matcher by calling welcome/deliver/ack. */
@@ -65,8 +65,8 @@ export class FakeLink extends EventEmitter<LinkEvents> implements MatcherLink {
     if (this.autoAck) queueMicrotask(() => this.ackAll());
   }
 
-  heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode): void {
-    if (this.connected) this.#record({ type: 'heartbeat', jobs, node });
+  heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode, matchSeq?: number): void {
+    if (this.connected) this.#record({ type: 'heartbeat', jobs, node, matchSeq });
   }
 
   async close(reason: string, stats: ByeStats = {}): Promise<void> {

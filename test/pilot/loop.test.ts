@@ -300,6 +300,7 @@ test('heartbeats carry the running jobs at the welcome interval', async () => {
   h.link.deliver({ type: 'match', offerId: 'offer-1', matchSeq: 1, job: matchedJob(3) });
   const beat = await h.link.next('heartbeat');
   assert.deepEqual(beat.jobs, [{ jobId: 3, attempt: 1, cpuSec: 1.5, rssMB: 10, wallSec: 2 }]);
+  assert.equal(beat.matchSeq, 1, 'with the matches received on this connection when the jobs were listed');
   h.loop.terminate();
   h.link.deliver({ type: 'offer.cancelled', offerId: 'offer-2' });
   await exited;

@@ -233,6 +233,52 @@ test('a frame of several attempts: those the ack names as refused are dropped wi
   assert.equal(link.pendingReports, 2);
 });
 
+test('a heartbeat carries its match count only with a list of everything held; a kept one never does', async () => {
+  const { matcher, link } = await setup();
+  let held = [{ jobId: 1, attempt: 1 }];
+  link.setHeldJobs(() => held);
+  const connected = once(link, 'connected');
+  link.start();
+  await connected;
+  const sample = (jobId: number) => ({ jobId, attempt: 1, cpuSec: 1, rssMB: 1, wallSec: 1 });
+
+  let beat = matcher.next('heartbeat');
+  link.heartbeat([sample(1)], undefined, 3);
+  assert.equal((await beat)[0].matchSeq, 3, 'every held job listed: the count goes');
+
+  // Job 1 ended; its Done is not acked yet, so the matcher may not have it: no count.
+  held = [];
+  const done = matcher.next('job.status');
+  link.report({ ...report(1, 'Execution Complete'), status: 'Done' });
+  const [doneFrame, session] = await done;
+  beat = matcher.next('heartbeat');
+  link.heartbeat([], undefined, 3);
+  assert.equal((await beat)[0].matchSeq, undefined, 'a job with an unacked report is not listed');
+  const drained = once(link, 'drained');
+  session.send({ type: 'ack', ref: doneFrame.ref });
+  await drained;
+  beat = matcher.next('heartbeat');
+  link.heartbeat([], undefined, 3);
+  assert.equal((await beat)[0].matchSeq, 3, 'acked: nothing held, nothing unlisted');
+
+  // A job whose sample failed is left out of the list: no count.
+  held = [{ jobId: 2, attempt: 1 }];
+  beat = matcher.next('heartbeat');
+  link.heartbeat([], undefined, 4);
+  assert.equal((await beat)[0].matchSeq, undefined);
+
+  // Taken while disconnected, sent on the next connection: it never vouches for that connection's matches.
+  held = [];
+  const disconnected = once(link, 'disconnected');
+  session.socket.terminate();
+  await disconnected;
+  link.heartbeat([], undefined, 4);
+  beat = matcher.next('heartbeat');
+  const [kept] = await beat;
+  assert.equal(typeof kept.at, 'string', 'the kept heartbeat, with the time it was taken');
+  assert.equal(kept.matchSeq, undefined);
+});
+
 test('a 401 on upgrade is fatal: no reconnect', async () => {
   const { matcher, link } = await setup();
   matcher.refuseWith = 401;
