@@ -81,6 +81,8 @@ export interface RawMatcherConfig extends RawLimits, RawRetentionOptions {
   taskQueueRefreshSec?: number | undefined;
   pilotTimeoutSec?: number | undefined;
   reconnectGraceSec?: number | undefined;
+  /** A job Matched this long to a connected pilot that never starts it is rescheduled (default 7200). */
+  matchedTimeoutSec?: number | undefined;
   /** How often the fault sweeper looks for stalled, stuck and rescheduled jobs (default 60). */
   faultSweepIntervalSec?: number | undefined;
   /** Holds before a rescheduled job waits again, by reschedule count, e.g. "60,180,300,600" (the last repeats). */
@@ -339,6 +341,17 @@ function compileFaultSweeper(raw: RawMatcherConfig, heartbeatIntervalSec: number
       );
     }
     options.reconnectGraceSec = raw.reconnectGraceSec;
+  }
+  if (raw.matchedTimeoutSec !== undefined) {
+    // Shorter would take jobs from healthy pilots still fetching a large input sandbox.
+    if (!Number.isFinite(raw.matchedTimeoutSec) || raw.matchedTimeoutSec < 60) {
+      throw new PilothouseError(
+        'CONFIG_INVALID',
+        `--matched-timeout-sec must be a number of seconds ≥ 60, got ${raw.matchedTimeoutSec}`,
+        { field: 'matchedTimeoutSec' },
+      );
+    }
+    options.matchedTimeoutSec = raw.matchedTimeoutSec;
   }
   if (raw.rescheduleDelaysSec !== undefined) options.rescheduleDelaysSec = parseDelays(raw.rescheduleDelaysSec);
   return options;

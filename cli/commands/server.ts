@@ -48,6 +48,11 @@ export function serverCommand(): Command {
       parseFloat,
     )
     .option(
+      '--matched-timeout-sec <n>',
+      'a job Matched this long to a pilot that stays connected and never starts it is rescheduled (default 7200, at least 60)',
+      parseFloat,
+    )
+    .option(
       '--fault-sweep-interval-sec <n>',
       'how often stalled, stuck and rescheduled jobs are looked for (default 60)',
       parseFloat,
@@ -127,6 +132,7 @@ export function serverCommand(): Command {
         taskQueueRefreshSec?: number;
         pilotTimeoutSec?: number;
         reconnectGraceSec?: number;
+        matchedTimeoutSec?: number;
         faultSweepIntervalSec?: number;
         rescheduleDelaysSec?: string;
         maxSubmitBytes?: string;

@@ -75,13 +75,14 @@ function describe(report: ChaosReport): string {
   const { options } = report;
   const s = (ms: number[]) =>
     ms.length === 0 ? '–' : `${(median(ms) / 1000).toFixed(1)} s (max ${(Math.max(...ms) / 1000).toFixed(1)} s)`;
+  const times = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   const matcherSetting = (value: number | string | undefined, fallback: string) =>
     value === undefined ? `${fallback} (default)` : `${value} s`;
   return [
     `${options.jobs} jobs of ${options.jobSec} s on ${options.pilots} pilots × ${options.pilotCores} core (${report.pilotsStarted} pilot processes in all);`,
-    `${options.matcherKills} matcher SIGKILLs (${options.matcherDownSec} s down each), ${options.pilotKills} pilot SIGKILLs mid-job,`,
-    `${options.matchedKills} pilot SIGKILLs holding a match not yet started,`,
-    `${options.freezes} pilot SIGSTOPped mid-job. Matcher settings: pilot timeout ${matcherSetting(options.pilotTimeoutSec, '30 s')},`,
+    `${times(options.matcherKills, 'matcher SIGKILL')} (${options.matcherDownSec} s down each), ${times(options.pilotKills, 'pilot SIGKILL')} mid-job,`,
+    `${times(options.matchedKills, 'pilot SIGKILL')} holding a match not yet started,`,
+    `${times(options.freezes, 'pilot SIGSTOP')} mid-job. Matcher settings: pilot timeout ${matcherSetting(options.pilotTimeoutSec, '30 s')},`,
     `reconnect grace ${matcherSetting(options.reconnectGraceSec, '90 s')}, fault sweep every ${matcherSetting(options.faultSweepIntervalSec, '60 s')},`,
     `reschedule holds ${matcherSetting(options.rescheduleDelaysSec, '60,180,300,600 s')}.`,
     '',

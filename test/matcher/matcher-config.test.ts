@@ -16,6 +16,19 @@ test('fault sweeper: DIRAC-like defaults unless --stalled-after-sec / --max-atte
   assert.deepEqual([tuned.stalledAfterSec, tuned.maxAttempts], [300, 2]);
 });
 
+test('fault sweeper: the matched timeout is an option, at least a minute', () => {
+  assert.equal(
+    compileMatcherConfig({ dataDir: '/tmp/ph', matchedTimeoutSec: 900 }).faultSweeper.matchedTimeoutSec,
+    900,
+  );
+  for (const matchedTimeoutSec of [59, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(
+      () => compileMatcherConfig({ dataDir: '/tmp/ph', matchedTimeoutSec }),
+      refusedFor('matchedTimeoutSec'),
+    );
+  }
+});
+
 test('fault sweeper: a stall time under three heartbeats, or a non-whole attempt count, is refused by name', () => {
   assert.throws(() => compileMatcherConfig({ dataDir: '/tmp/ph', stalledAfterSec: 89 }), refusedFor('stalledAfterSec'));
   assert.doesNotThrow(() =>
