@@ -332,29 +332,23 @@ function compileFaultSweeper(raw: RawMatcherConfig, heartbeatIntervalSec: number
     }
     options.maxAttempts = raw.maxAttempts;
   }
-  if (raw.reconnectGraceSec !== undefined) {
-    if (!Number.isFinite(raw.reconnectGraceSec) || raw.reconnectGraceSec < 0) {
-      throw new PilothouseError(
-        'CONFIG_INVALID',
-        `--reconnect-grace-sec must be a number of seconds ≥ 0, got ${raw.reconnectGraceSec}`,
-        { field: 'reconnectGraceSec' },
-      );
-    }
-    options.reconnectGraceSec = raw.reconnectGraceSec;
-  }
-  if (raw.matchedTimeoutSec !== undefined) {
-    // Shorter would take jobs from healthy pilots still fetching a large input sandbox.
-    if (!Number.isFinite(raw.matchedTimeoutSec) || raw.matchedTimeoutSec < 60) {
-      throw new PilothouseError(
-        'CONFIG_INVALID',
-        `--matched-timeout-sec must be a number of seconds ≥ 60, got ${raw.matchedTimeoutSec}`,
-        { field: 'matchedTimeoutSec' },
-      );
-    }
-    options.matchedTimeoutSec = raw.matchedTimeoutSec;
-  }
+  options.reconnectGraceSec = secondsAtLeast(raw.reconnectGraceSec, 0, 'reconnectGraceSec', options.reconnectGraceSec);
+  // Shorter would take jobs from healthy pilots still fetching a large input sandbox.
+  options.matchedTimeoutSec = secondsAtLeast(raw.matchedTimeoutSec, 60, 'matchedTimeoutSec', options.matchedTimeoutSec);
   if (raw.rescheduleDelaysSec !== undefined) options.rescheduleDelaysSec = parseDelays(raw.rescheduleDelaysSec);
   return options;
+}
+
+/** A duration option (`field` in camelCase, its flag in kebab-case): its default when not given. */
+function secondsAtLeast(value: number | undefined, min: number, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < min) {
+    const flag = `--${field.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+    throw new PilothouseError('CONFIG_INVALID', `${flag} must be a number of seconds ≥ ${min}, got ${value}`, {
+      field,
+    });
+  }
+  return value;
 }
 
 function parseDelays(raw: string): number[] {
