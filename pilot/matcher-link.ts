@@ -91,7 +91,8 @@ export interface MatcherLink extends EventEmitter<LinkEvents> {
   /**
    * Sent now, or (the latest one) on the next connection. `matchSeq`: the matches received on this
    * connection when `jobs` was taken; it is passed on only when `jobs` lists every attempt the pilot
-   * holds (its jobs, and attempts whose reports are not yet acked), never with a heartbeat kept for the next connection.
+   * holds (its jobs, and attempts whose reports are not yet acked), and never with a heartbeat kept
+   * for the next connection.
    */
   heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode, matchSeq?: number): void;
   /** Says bye (when connected), closes and stops reconnecting. */
