@@ -36,6 +36,7 @@ import { packSandbox, sha256File, unpackSandbox, type UnpackLimits } from './san
 import type { SandboxTransfer } from './sandbox-transfer.ts';
 import { OutputTailReader } from './output-tail.ts';
 import type { OutputTail } from '../shared/protocol/messages.ts';
+import { attemptKey } from '../shared/job/attempt-key.ts';
 
 export const MINOR = {
   initialization: 'Job Initialization',
@@ -279,7 +280,7 @@ class JobExecution implements RunningJob {
     this.jobId = job.jobId;
     this.attempt = job.attempt;
     this.cores = job.cores;
-    this.key = `${job.jobId}:${job.attempt}`;
+    this.key = attemptKey(job.jobId, job.attempt);
     this.#report = onStatus;
     this.#options = options;
     this.#logger = logger.child({ jobId: job.jobId, attempt: job.attempt });

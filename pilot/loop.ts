@@ -29,6 +29,7 @@ import type { JobOutcome, JobRunnerPort, RunningJob } from './job-runner.ts';
 import type { HeartbeatNode, LinkInbound, MatcherLink, WelcomeMessage } from './matcher-link.ts';
 import type { Slot } from './slot.ts';
 import { NamedTimers } from './timers.ts';
+import { attemptKey } from '../shared/job/attempt-key.ts';
 
 export interface LoopConfig {
   idleTimeoutMs: number;
@@ -104,8 +105,6 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
   #fatal: PilothouseError | undefined;
   #offer: OutstandingOffer | null = null;
   #matchSeq = 0;
-  /** Connections welcomed so far: a heartbeat's match count belongs to one of them. */
-  #connections = 0;
   /** Match frames of the last offer still to come (its earlier ones said so). */
   #matchesFollowing = 0;
   readonly #jobs = new Map<string, RunningJob>();
@@ -179,7 +178,6 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
     // The matcher counts matches per connection and drops offers whose matchSeq is behind its count;
     // counting per connection here too keeps that check exact (a higher count would let stale offers in).
     this.#matchSeq = 0;
-    this.#connections += 1;
     this.#timers.every('heartbeat', welcome.heartbeatIntervalMs, () => void this.#sendHeartbeat());
     if (this.#phase === 'running') this.#maybeOffer();
     else this.#checkDone();
@@ -243,7 +241,7 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
         return;
       case 'commands':
         for (const command of message.commands) {
-          const job = this.#jobs.get(jobKey(command.jobId, command.attempt));
+          const job = this.#jobs.get(attemptKey(command.jobId, command.attempt));
           if (job === undefined) {
             this.#logger.warn(
               { jobId: command.jobId, attempt: command.attempt, command: command.command },
@@ -277,7 +275,7 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
   }
 
   #startJob(job: MatchedJob): void {
-    const key = jobKey(job.jobId, job.attempt);
+    const key = attemptKey(job.jobId, job.attempt);
     const logger = this.#logger.child({ jobId: job.jobId, attempt: job.attempt });
     if (this.#jobs.has(key)) {
       logger.warn('duplicate match ignored');
@@ -461,20 +459,13 @@ export class PilotLoop extends EventEmitter<PilotEvents> {
   }
 
   async #sendHeartbeat(): Promise<void> {
-    // The jobs and the match count are taken together, before sampling: a match that comes meanwhile
-    // is above the count. A job whose sample failed is left out, and the link then sends no count.
-    const matchSeq = this.#matchSeq;
-    const connection = this.#connections;
     const jobs = await Promise.all([...this.#jobs.values()].map((job) => job.usage().catch(() => null)));
+    // The count of the connection the heartbeat leaves on. The link sends it only if the list covers
+    // all the pilot holds then: a job matched while sampling, or whose sample failed, voids it.
     this.#link.heartbeat(
       jobs.filter((job) => job !== null),
       this.#nodeStatus?.(),
-      // Counted on another connection (it dropped while sampling): not this connection's count.
-      connection === this.#connections ? matchSeq : undefined,
+      this.#matchSeq,
     );
   }
-}
-
-function jobKey(jobId: number, attempt: number): string {
-  return `${jobId}:${attempt}`;
 }

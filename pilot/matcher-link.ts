@@ -26,6 +26,7 @@ import {
   type OfferResources,
   type PilotMessageBody,
 } from '../shared/protocol/messages.ts';
+import { attemptKey } from '../shared/job/attempt-key.ts';
 
 export type HelloBody = Omit<Extract<PilotMessageBody, { type: 'hello' }>, 'type'>;
 export type JobStatusBody = Omit<Extract<PilotMessageBody, { type: 'job.status' }>, 'type' | 'ref'>;
@@ -90,9 +91,9 @@ export interface MatcherLink extends EventEmitter<LinkEvents> {
   report(body: JobStatusBody): void;
   /**
    * Sent now, or (the latest one) on the next connection. `matchSeq`: the matches received on this
-   * connection when `jobs` was taken; it is passed on only when `jobs` lists every attempt the pilot
-   * holds (its jobs, and attempts whose reports are not yet acked), and never with a heartbeat kept
-   * for the next connection.
+   * connection; it is passed on only when `jobs` lists every attempt the pilot holds as it leaves (its
+   * jobs, and attempts whose reports are not yet acked), and never with a heartbeat kept for the next
+   * connection.
    */
   heartbeat(jobs: HeartbeatJob[], node?: HeartbeatNode, matchSeq?: number): void;
   /** Says bye (when connected), closes and stops reconnecting. */
@@ -270,7 +271,7 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
   /** What the pilot holds: the loop's jobs and every attempt with a report not yet acked. */
   #holding(): HeldJob[] {
     const held = new Map<string, HeldJob>();
-    const add = (jobId: number, attempt: number) => held.set(`${jobId}:${attempt}`, { jobId, attempt });
+    const add = (jobId: number, attempt: number) => held.set(attemptKey(jobId, attempt), { jobId, attempt });
     for (const job of this.#heldJobs()) add(job.jobId, job.attempt);
     for (const entry of this.#outbox) add(entry.body.jobId, entry.body.attempt);
     return [...held.values()];
@@ -301,8 +302,8 @@ export class WsMatcherLink extends EventEmitter<LinkEvents> implements MatcherLi
     }
     // The matcher gives back a received match the heartbeat does not list, so the count goes only with
     // a list of everything held, jobs with reports not yet acked included (a job that just ended).
-    const listed = new Set(jobs.map((job) => `${job.jobId}:${job.attempt}`));
-    const complete = this.#holding().every((job) => listed.has(`${job.jobId}:${job.attempt}`));
+    const listed = new Set(jobs.map((job) => attemptKey(job.jobId, job.attempt)));
+    const complete = this.#holding().every((job) => listed.has(attemptKey(job.jobId, job.attempt)));
     this.#sendNow({
       type: 'heartbeat',
       ref: this.#nextRef++,

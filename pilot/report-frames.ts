@@ -7,6 +7,7 @@
  * attempts and about `maxChars` at most each, so that the matcher stores them in one write and acks once.
  */
 import { MAX_ATTEMPTS_PER_REPORT_FRAME, MAX_EARLIER_REPORTS } from '../shared/protocol/messages.ts';
+import { attemptKey } from '../shared/job/attempt-key.ts';
 
 export interface AttemptReport {
   jobId: number;
@@ -21,7 +22,7 @@ export function groupReportsIntoFrames<T extends { body: AttemptReport }>(
   const openFrame = new Map<string, { reports: T[]; chars: number }>();
   const frames: T[][] = [];
   for (const report of reports) {
-    const key = `${report.body.jobId}:${report.body.attempt}`;
+    const key = attemptKey(report.body.jobId, report.body.attempt);
     const chars = JSON.stringify(report.body).length;
     const open = openFrame.get(key);
     if (open && open.reports.length <= MAX_EARLIER_REPORTS && open.chars + chars <= maxChars) {

@@ -9,6 +9,7 @@
  * the first heartbeat that covers it and then forgotten; a pilot that never says `matchSeq` (an
  * older pilot) is never judged, and only the latest matches are kept for it.
  */
+import { attemptKey } from '../../shared/job/attempt-key.ts';
 
 export interface SentMatch {
   jobId: number;
@@ -23,7 +24,7 @@ export class SentMatches {
   readonly #unjudged = new Map<string, SentMatch & { matchSeq: number }>();
 
   sent(jobId: number, attempt: number, matchSeq: number): void {
-    this.#unjudged.set(keyOf(jobId, attempt), { jobId, attempt, matchSeq });
+    this.#unjudged.set(attemptKey(jobId, attempt), { jobId, attempt, matchSeq });
     if (this.#unjudged.size > MAX_UNJUDGED) {
       const oldest = this.#unjudged.keys().next().value as string;
       this.#unjudged.delete(oldest);
@@ -35,7 +36,7 @@ export class SentMatches {
    * covers that it does not hold. Every match it covers is forgotten.
    */
   judge(matchSeq: number, holding: readonly SentMatch[]): SentMatch[] {
-    const held = new Set(holding.map((job) => keyOf(job.jobId, job.attempt)));
+    const held = new Set(holding.map((job) => attemptKey(job.jobId, job.attempt)));
     const lost: SentMatch[] = [];
     for (const [key, match] of this.#unjudged) {
       if (match.matchSeq > matchSeq) continue;
@@ -48,8 +49,4 @@ export class SentMatches {
   get size(): number {
     return this.#unjudged.size;
   }
-}
-
-function keyOf(jobId: number, attempt: number): string {
-  return `${jobId}:${attempt}`;
 }

@@ -16,6 +16,7 @@
 import { isoNow, type Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { JobStore } from '../store/job-store.ts';
+import { attemptKey } from '../../shared/job/attempt-key.ts';
 
 export interface UndeliveredMatchesDeps {
   store: JobStore;
@@ -39,7 +40,7 @@ export class UndeliveredMatches {
 
   /** After a reconnect: gives back the pilot's Matched jobs it does not hold. Returns how many. */
   async reconcile(pilotId: string, holding: readonly { jobId: number; attempt: number }[]): Promise<number> {
-    const held = new Set(holding.map((job) => `${job.jobId}:${job.attempt}`));
+    const held = new Set(holding.map((job) => attemptKey(job.jobId, job.attempt)));
     const page = await this.#deps.store.searchJobs({
       pilotIds: [pilotId],
       statuses: ['Matched'],
@@ -47,7 +48,7 @@ export class UndeliveredMatches {
       page: 1,
       perPage: MAX_MATCHED_PER_PILOT,
     });
-    const lost = page.jobs.filter((job) => !held.has(`${job.id}:${job.attempt}`));
+    const lost = page.jobs.filter((job) => !held.has(attemptKey(job.id, job.attempt)));
     for (const job of lost) await this.#endAttempt(job.id, job.attempt, 'Match lost: the pilot never received it');
     if (lost.length > 0) await this.#release();
     return lost.length;

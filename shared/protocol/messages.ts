@@ -226,8 +226,8 @@ const buildPilotMessageSchema = () =>
       ref: z.int().min(0),
       jobs: z.array(heartbeatJobSchema).max(10_000),
       /**
-       * The matches received on this connection when `jobs` was taken (the count offers carry too).
-       * Sent only when `jobs` lists every attempt the pilot holds: a job matched to it at or below
+       * The matches received on this connection when the heartbeat left (the count offers carry too).
+       * Sent only when `jobs` lists every attempt the pilot holds then: a job matched to it at or below
        * this count that `jobs` leaves out is one the pilot lost, and the matcher gives it back.
        */
       matchSeq: z.int().min(0).optional(),
