@@ -2,7 +2,9 @@
  * A chaos run: a real matcher process on SQLite and M real pilots work through N jobs while the run
  * SIGKILLs the matcher (and starts it again on the same port), SIGKILLs pilots in the middle of a job
  * or holding a match they have not started yet (and starts replacements), and freezes pilots
- * (SIGSTOP) beyond the liveness timeout before letting them go on (SIGCONT). Actions come one after another, each after a pause that lets work move on. The run ends when every job is final, then checks what `verify.ts` describes.
+ * (SIGSTOP) beyond the liveness timeout before letting them go on (SIGCONT). Actions come one after
+ * another, each after a pause that lets work move on. The run ends when every job is final, then
+ * checks what `verify.ts` describes.
  *
  * Figures: how long after a restart every pilot is connected again, how long a killed pilot's job
  * takes to run again elsewhere, how long a frozen pilot takes to be noticed and its job to run again.

@@ -2,9 +2,8 @@
  * A small chaos run on every test run (`npm run chaos` runs it at any size and writes the figures):
  * 4 real pilots, 120 jobs of 1 s; the matcher SIGKILLed twice, two pilots SIGKILLed in the middle of a
  * job and one holding a match it had not started, one frozen (SIGSTOP) beyond the liveness timeout and
- * resumed. Every job must end Done exactly
- * once, in its final attempt, with that attempt's output; the store's invariants must hold at each
- * crash point and at the end. Liveness timeouts are short so the run takes about a minute.
+ * resumed. Every job must end Done exactly once, in its final attempt, with that attempt's output; the
+ * store's invariants must hold at each crash point and at the end. Liveness timeouts are short so the run takes about a minute.
  */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';

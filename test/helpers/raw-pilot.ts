@@ -1,6 +1,7 @@
 /** A scripted pilot speaking the raw protocol over a real WebSocket: tests await frames, never sleep. */
 import WebSocket from 'ws';
 import { once } from 'node:events';
+import type { JobStatus } from '../../shared/job/status.ts';
 import {
   encodeMessage,
   parseMatcherMessage,
@@ -66,6 +67,11 @@ export class RawPilot {
 
   send(body: PilotMessageBody): void {
     this.ws.send(encodeMessage(body));
+  }
+
+  /** A one-report job.status frame about an attempt, stamped now (its ack is the caller's to await). */
+  sendStatus(ref: number, jobId: number, attempt: number, status: JobStatus): void {
+    this.send({ type: 'job.status', ref, jobId, attempt, at: new Date().toISOString(), status });
   }
 
   sendRaw(frame: string): void {

@@ -65,14 +65,7 @@ it('liveness - a frozen pilot is dropped with its parked offer; an idle one that
     idle.send({ type: 'offer', offerId: 'o2', matchSeq: 0, resources: resources() });
     assert.equal((await idle.next('match')).job.jobId, jobId);
     // Ended here, so that no job of this test is left to a pilot that is gone.
-    idle.send({
-      type: 'job.status',
-      ref: 1,
-      jobId: jobId as number,
-      attempt: 1,
-      at: new Date().toISOString(),
-      status: 'Killed',
-    });
+    idle.sendStatus(1, jobId as number, 1, 'Killed');
     await idle.next('ack');
   } finally {
     await frozen.close();
@@ -89,7 +82,7 @@ it('liveness - the running job of a frozen pilot is Stalled at once, then runs a
   try {
     frozen.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
     assert.equal((await frozen.next('match')).job.jobId, jobId);
-    frozen.send({ type: 'job.status', ref: 1, jobId, attempt: 1, at: new Date().toISOString(), status: 'Running' });
+    frozen.sendStatus(1, jobId, 1, 'Running');
     await frozen.next('ack');
     other.send({ type: 'offer', offerId: 'o2', matchSeq: 0, resources: resources() });
     await other.next('parked');
@@ -113,7 +106,7 @@ it('liveness - the running job of a frozen pilot is Stalled at once, then runs a
     // The frozen pilot, resumed, comes back: it cannot touch attempt 2.
     const resumed = await RawPilot.connect(m.url, token, { stamp: 'frozen-mid-run' });
     try {
-      resumed.send({ type: 'job.status', ref: 2, jobId, attempt: 1, at: new Date().toISOString(), status: 'Done' });
+      resumed.sendStatus(2, jobId, 1, 'Done');
       const refused = await resumed.next('error');
       assert.equal(refused.code, 'FORBIDDEN', 'the job is no longer its to report on');
     } finally {
@@ -121,7 +114,7 @@ it('liveness - the running job of a frozen pilot is Stalled at once, then runs a
     }
     const after = (await m.api('GET', `/api/jobs/${jobId}`)).body;
     assert.deepEqual([after.status, after.attempt, after.pilotId], ['Matched', 2, 'other']);
-    other.send({ type: 'job.status', ref: 1, jobId, attempt: 2, at: new Date().toISOString(), status: 'Killed' });
+    other.sendStatus(1, jobId, 2, 'Killed');
     await other.next('ack');
   } finally {
     await frozen.close();
@@ -136,7 +129,7 @@ it('liveness - a pilot whose connection closes without a bye has its job Stalled
   const cut = await RawPilot.connect(m.url, token, { stamp: 'cut-off' });
   cut.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
   assert.equal((await cut.next('match')).job.jobId, jobId);
-  cut.send({ type: 'job.status', ref: 1, jobId, attempt: 1, at: new Date().toISOString(), status: 'Running' });
+  cut.sendStatus(1, jobId, 1, 'Running');
   await cut.next('ack');
   cut.ws.terminate(); // the process died, or the network failed: no close frame, no bye
 
@@ -154,7 +147,7 @@ it('liveness - a pilot whose connection closes without a bye has its job Stalled
     const job = (await m.api('GET', `/api/jobs/${jobId}`)).body;
     assert.deepEqual([job.status, job.attempt, job.pilotId], ['Running', 1, 'cut-off'], 'the job is still its own');
   } finally {
-    back.send({ type: 'job.status', ref: 3, jobId, attempt: 1, at: new Date().toISOString(), status: 'Killed' });
+    back.sendStatus(3, jobId, 1, 'Killed');
     await back.close();
   }
 });

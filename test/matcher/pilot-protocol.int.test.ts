@@ -379,14 +379,7 @@ describe('pilot protocol', () => {
     const pilot = await connect('p1');
     pilot.send({ type: 'offer', offerId: 'o1', matchSeq: 0, resources: resources() });
     await pilot.next('match');
-    pilot.send({
-      type: 'job.status',
-      ref: 1,
-      jobId: jobId as number,
-      attempt: 1,
-      at: new Date().toISOString(),
-      status: 'Running',
-    });
+    pilot.sendStatus(1, jobId as number, 1, 'Running');
     await pilot.next('ack');
     const kill = await m.api('POST', `/api/jobs/${jobId}/kill`);
     assert.equal(kill.status, 200);
