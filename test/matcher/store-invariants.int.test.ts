@@ -1,8 +1,8 @@
 /**
  * The store invariant checker (matcher/store/invariants.ts) is itself tested: it passes on a store that
- * went through real flows (match, run, Done, kill, reschedule to attempt 2, a reschedule held), and each invariant, broken
- * on its own, is caught and named: in hand-made snapshots for every invariant, and in a real SQLite
- * file whose counters are corrupted behind the store's back.
+ * went through real flows (match, run, Done, kill, reschedule to attempt 2, a reschedule held), and
+ * each invariant, broken on its own, is caught and named: in hand-made snapshots for every invariant,
+ * and in a real SQLite file whose counters are corrupted behind the store's back.
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
